@@ -1,0 +1,309 @@
+package ident
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// DefaultLayout is the ISO 8601 calendar date layout, the output form of
+// [Layout.Normalize]. The zero [Layout] is this layout.
+const DefaultLayout = "YYYY-MM-DD"
+
+// The range of years [Layout.Normalize] accepts. Anything outside is
+// taken for a data-entry error ("2972", "0000").
+const (
+	MinYear = 1800
+	MaxYear = 2200
+)
+
+// maxLayoutLen bounds the length of a layout string.
+const maxLayoutLen = 16
+
+// elem is one element of a Layout.
+type elem uint8
+
+const (
+	elemLit    elem = iota // one literal separator byte
+	elemYear               // YYYY: exactly four digits
+	elemMonth2             // MM: exactly two digits
+	elemMonth              // M: one or two digits
+	elemDay2               // DD: exactly two digits
+	elemDay                // D: one or two digits
+)
+
+type part struct {
+	elem elem
+	lit  byte // the separator, for elemLit
+}
+
+// Layout is a parsed date layout, written with YYYY, MM and DD (or M and D
+// for months and days with an optional leading zero) and separators, for
+// example "MM/DD/YYYY", "DD.MM.YYYY", "YYYYMMDD", "YYYY-MM-DD",
+// "DD-MM-YYYY" or "M/D/YYYY". See [ParseLayout].
+//
+// The zero Layout is [DefaultLayout], "YYYY-MM-DD", and [ParseLayout]
+// returns the zero Layout for it, so Layouts compare with ==. A Layout is
+// an immutable value, safe for concurrent use.
+type Layout struct {
+	parts [maxLayoutLen]part
+	n     uint8 // 0: DefaultLayout
+}
+
+// ParseLayout parses a date layout. Each of YYYY, MM (or M) and DD (or D)
+// appears exactly once; letters are case-insensitive ("yyyy-mm-dd" is
+// "YYYY-MM-DD"). Separators are single ASCII punctuation characters or
+// spaces (not at either end), matched literally. M and D, whose width
+// varies, must be separated from the neighbouring number. A two-digit year
+// (YY) is refused as ambiguous, as is anything else; the error wraps
+// [ErrBadLayout] and quotes s.
+func ParseLayout(s string) (Layout, error) {
+	bad := func(why string) (Layout, error) {
+		return Layout{}, fmt.Errorf("%w %q: %s", ErrBadLayout, truncate(s), why)
+	}
+	if len(s) > maxLayoutLen {
+		return bad(fmt.Sprintf("longer than %d bytes", maxLayoutLen))
+	}
+	if strings.TrimSpace(s) != s {
+		// Normalize trims its input, so these could never match.
+		return bad("leading or trailing space")
+	}
+	var l Layout
+	var seen [elemDay + 1]bool
+	for i := 0; i < len(s); {
+		c := upper(s[i])
+		run := 1
+		for i+run < len(s) && upper(s[i+run]) == c {
+			run++
+		}
+		var e elem
+		switch {
+		case c == 'Y' && run == 4:
+			e = elemYear
+		case c == 'Y' && run == 2:
+			return bad("two-digit year YY is ambiguous, use YYYY")
+		case c == 'M' && run == 2:
+			e = elemMonth2
+		case c == 'M' && run == 1:
+			e = elemMonth
+		case c == 'D' && run == 2:
+			e = elemDay2
+		case c == 'D' && run == 1:
+			e = elemDay
+		case c == 'Y' || c == 'M' || c == 'D':
+			return bad(fmt.Sprintf("%q is not YYYY, MM, M, DD or D", s[i:i+run]))
+		case c == ' ' || (c > ' ' && c < 0x7f && !isAlnum(c)):
+			e, run = elemLit, 1
+		default:
+			return bad(fmt.Sprintf("unexpected %q at byte %d (want YYYY, MM, DD and separators)", s[i], i))
+		}
+		if e != elemLit {
+			k := e
+			if k == elemMonth {
+				k = elemMonth2
+			} else if k == elemDay {
+				k = elemDay2
+			}
+			if seen[k] {
+				return bad(fmt.Sprintf("%s appears twice", elemName(k)))
+			}
+			seen[k] = true
+			if l.n > 0 {
+				prev := l.parts[l.n-1].elem
+				if prev != elemLit && (isVariable(prev) || isVariable(e)) {
+					return bad("M and D need a separator next to another number")
+				}
+			}
+		}
+		l.parts[l.n] = part{elem: e, lit: s[i]}
+		if e != elemLit {
+			l.parts[l.n].lit = 0
+		}
+		l.n++
+		i += run
+	}
+	for _, k := range []elem{elemYear, elemMonth2, elemDay2} {
+		if !seen[k] {
+			return bad("missing " + elemName(k))
+		}
+	}
+	if l.isISO() {
+		return Layout{}, nil
+	}
+	return l, nil
+}
+
+// isISO reports whether l spells YYYY-MM-DD explicitly.
+func (l Layout) isISO() bool {
+	return l.n == 5 &&
+		l.parts[0] == part{elem: elemYear} && l.parts[1] == part{elemLit, '-'} &&
+		l.parts[2] == part{elem: elemMonth2} && l.parts[3] == part{elemLit, '-'} &&
+		l.parts[4] == part{elem: elemDay2}
+}
+
+// String returns the layout in canonical (upper-case) spelling, which
+// [ParseLayout] maps back to l.
+func (l Layout) String() string {
+	if l.n == 0 {
+		return DefaultLayout
+	}
+	var b strings.Builder
+	for _, p := range l.parts[:l.n] {
+		switch p.elem {
+		case elemLit:
+			b.WriteByte(p.lit)
+		default:
+			b.WriteString(elemName(p.elem))
+		}
+	}
+	return b.String()
+}
+
+// Normalize parses s strictly with layout l and returns the date as ISO
+// 8601 "YYYY-MM-DD". Leading and trailing whitespace is ignored; otherwise
+// s must match l exactly, with ASCII digits and the layout's separators (no
+// times, no "T00:00:00"). The date must exist in the proleptic Gregorian
+// calendar ("29-02-2001" and month 13 are refused) and its year must be in
+// [MinYear]..[MaxYear]. Errors wrap [ErrBadDate], quote s and say what was
+// expected. An ISO date given to the zero Layout is returned without
+// allocating. Normalize is safe for concurrent use.
+func (l Layout) Normalize(s string) (string, error) {
+	in := strings.TrimSpace(s)
+	if in == "" {
+		return "", ErrEmpty
+	}
+	var year, month, day int
+	if l.n == 0 {
+		if len(in) != 10 || in[4] != '-' || in[7] != '-' {
+			return "", badDate(s, l)
+		}
+		var ok1, ok2, ok3 bool
+		year, ok1 = digits(in[0:4])
+		month, ok2 = digits(in[5:7])
+		day, ok3 = digits(in[8:10])
+		if !ok1 || !ok2 || !ok3 {
+			return "", badDate(s, l)
+		}
+		if err := checkDate(s, year, month, day); err != nil {
+			return "", err
+		}
+		return in, nil
+	}
+	i := 0
+	for _, p := range l.parts[:l.n] {
+		if p.elem == elemLit {
+			if i >= len(in) || in[i] != p.lit {
+				return "", badDate(s, l)
+			}
+			i++
+			continue
+		}
+		minW, maxW := 2, 2
+		switch p.elem {
+		case elemYear:
+			minW, maxW = 4, 4
+		case elemMonth, elemDay:
+			minW = 1
+		}
+		w := 0
+		for w < maxW && i+w < len(in) && isDigit(in[i+w]) {
+			w++
+		}
+		if w < minW {
+			return "", badDate(s, l)
+		}
+		v, _ := digits(in[i : i+w])
+		i += w
+		switch p.elem {
+		case elemYear:
+			year = v
+		case elemMonth, elemMonth2:
+			month = v
+		default:
+			day = v
+		}
+	}
+	if i != len(in) {
+		return "", badDate(s, l)
+	}
+	if err := checkDate(s, year, month, day); err != nil {
+		return "", err
+	}
+	var out [10]byte
+	put(out[0:4], year)
+	out[4] = '-'
+	put(out[5:7], month)
+	out[7] = '-'
+	put(out[8:10], day)
+	return string(out[:]), nil
+}
+
+// checkDate validates a parsed date; s is the input, for the message.
+func checkDate(s string, year, month, day int) error {
+	switch {
+	case year < MinYear || year > MaxYear:
+		return fmt.Errorf("%w %q: year %d outside %d..%d", ErrBadDate, truncate(s), year, MinYear, MaxYear)
+	case month < 1 || month > 12:
+		return fmt.Errorf("%w %q: month %d outside 1..12", ErrBadDate, truncate(s), month)
+	case day < 1 || day > daysIn(year, month):
+		return fmt.Errorf("%w %q: day %d outside 1..%d for %04d-%02d", ErrBadDate, truncate(s), day, daysIn(year, month), year, month)
+	}
+	return nil
+}
+
+// badDate reports s not matching l.
+func badDate(s string, l Layout) error {
+	return fmt.Errorf("%w %q: does not match layout %s", ErrBadDate, truncate(s), l)
+}
+
+// daysIn returns the number of days of month in year (Gregorian).
+func daysIn(year, month int) int {
+	return time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day()
+}
+
+// digits parses an all-ASCII-digit string.
+func digits(s string) (int, bool) {
+	v := 0
+	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			return 0, false
+		}
+		v = v*10 + int(s[i]-'0')
+	}
+	return v, len(s) > 0
+}
+
+// put writes v in decimal, zero-padded to len(b).
+func put(b []byte, v int) {
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+}
+
+func elemName(e elem) string {
+	switch e {
+	case elemYear:
+		return "YYYY"
+	case elemMonth2:
+		return "MM"
+	case elemMonth:
+		return "M"
+	case elemDay2:
+		return "DD"
+	case elemDay:
+		return "D"
+	}
+	return "?"
+}
+
+func isVariable(e elem) bool { return e == elemMonth || e == elemDay }
+func isDigit(c byte) bool    { return '0' <= c && c <= '9' }
+func isAlnum(c byte) bool    { return isDigit(c) || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' }
+
+func upper(c byte) byte {
+	if 'a' <= c && c <= 'z' {
+		return c - ('a' - 'A')
+	}
+	return c
+}

@@ -1,0 +1,178 @@
+package ident_test
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+
+	"github.com/mpsi-dev/mpsi/psi/ident"
+)
+
+var nameSeeds = []string{
+	"José Álvarez-Núñez", "  MÜLLER  ", "O'Brien", "Zoë", "Ångström", "Straße",
+	"张 伟", "ＺＨＡＮＧ", "ｶﾞﾝﾀﾞﾑ", "Fredric73", "Gómez206", "İlkay", "ǅemal",
+	"أحمد", "महेश", "김 민준", "a\u0301", "カ-\u3099", "\u0301", "Jos\xe9", "",
+	"Ann © ® ™ *", "ⅻ", "①", "ﷺ", "\u1e9b\u0323", "カ\u3099\u0323", "क\u094d\u093c\u0947", "한\u0301국",
+}
+
+// FuzzNormalizeName checks that NormalizeName never panics, returns valid
+// UTF-8, is idempotent, and that the ASCII fast path agrees with the
+// general path.
+func FuzzNormalizeName(f *testing.F) {
+	for _, s := range nameSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ident.NormalizeName(s)
+		if err != nil {
+			if got != "" || !(errors.Is(err, ident.ErrEmpty) || errors.Is(err, ident.ErrInvalidUTF8)) {
+				t.Fatalf("NormalizeName(%q) = %q, %v", s, got, err)
+			}
+			return
+		}
+		if got == "" || !utf8.ValidString(got) {
+			t.Fatalf("NormalizeName(%q) = %q, not valid non-empty UTF-8", s, got)
+		}
+		if strings.HasPrefix(got, " ") || strings.HasSuffix(got, " ") || strings.Contains(got, "  ") {
+			t.Fatalf("NormalizeName(%q) = %q, spaces not collapsed", s, got)
+		}
+		again, err := ident.NormalizeName(got)
+		if err != nil || again != got {
+			t.Fatalf("NormalizeName(%q) = %q, but NormalizeName(%q) = %q, %v", s, got, got, again, err)
+		}
+		if fast, ok := ident.ASCIIName(s); ok && fast != got {
+			t.Fatalf("ASCIIName(%q) = %q, NormalizeName = %q", s, fast, got)
+		}
+		if slow, err := ident.GeneralName(s); err != nil || slow != got {
+			t.Fatalf("GeneralName(%q) = %q, %v, NormalizeName = %q", s, slow, err, got)
+		}
+		if ref, err := ident.ReferenceName(s); err != nil || ref != got {
+			t.Fatalf("ReferenceName(%q) = %q, %v, NormalizeName = %q", s, ref, err, got)
+		}
+	})
+}
+
+// FuzzNormalizeID checks that NormalizeID never panics, returns valid
+// UTF-8 and is idempotent.
+func FuzzNormalizeID(f *testing.F) {
+	for _, s := range append(nameSeeds, "999-12-3456", "９９９－１２", "S99984236") {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ident.NormalizeID(s)
+		if err != nil {
+			if got != "" || !(errors.Is(err, ident.ErrEmpty) || errors.Is(err, ident.ErrInvalidUTF8)) {
+				t.Fatalf("NormalizeID(%q) = %q, %v", s, got, err)
+			}
+			return
+		}
+		if !utf8.ValidString(got) {
+			t.Fatalf("NormalizeID(%q) = %q, not valid UTF-8", s, got)
+		}
+		again, err := ident.NormalizeID(got)
+		if err != nil || again != got {
+			t.Fatalf("NormalizeID(%q) = %q, but NormalizeID(%q) = %q, %v", s, got, got, again, err)
+		}
+	})
+}
+
+// FuzzLayoutNormalize checks that layouts and dates never panic, that an
+// accepted date is a valid ISO date that the default layout accepts as
+// is, and that a layout's String parses back to it.
+func FuzzLayoutNormalize(f *testing.F) {
+	for _, s := range [][2]string{
+		{"YYYY-MM-DD", "1989-05-25"}, {"MM/DD/YYYY", "05/25/1989"},
+		{"DD.MM.YYYY", "29.02.2000"}, {"YYYYMMDD", "20230229"},
+		{"DD-MM-YYYY", "22-12-2972"}, {"M/D/YYYY", "5/3/2020"}, {"DD/MM/YY", "01/01/01"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, layout, s string) {
+		l, err := ident.ParseLayout(layout)
+		if err != nil {
+			if !errors.Is(err, ident.ErrBadLayout) {
+				t.Fatalf("ParseLayout(%q) error %v does not wrap ErrBadLayout", layout, err)
+			}
+			return
+		}
+		if again, err := ident.ParseLayout(l.String()); err != nil || again != l {
+			t.Fatalf("ParseLayout(%q) does not round-trip through %q: %v", layout, l.String(), err)
+		}
+		got, err := l.Normalize(s)
+		if err != nil {
+			if got != "" || !(errors.Is(err, ident.ErrBadDate) || errors.Is(err, ident.ErrEmpty)) {
+				t.Fatalf("Normalize(%q) with %s = %q, %v", s, l, got, err)
+			}
+			return
+		}
+		if iso, err := (ident.Layout{}).Normalize(got); err != nil || iso != got || len(got) != 10 {
+			t.Fatalf("Normalize(%q) with %s = %q, not a valid ISO date: %v", s, l, got, err)
+		}
+	})
+}
+
+// FuzzDecodeKey checks that DecodeKey never panics, that an accepted input
+// re-encodes to identical bytes, and that a rejection returns nil fields
+// and ErrMalformedKey.
+func FuzzDecodeKey(f *testing.F) {
+	f.Add([]byte{ident.KeyVersion})
+	f.Add(ident.AppendKey(nil, []ident.Field{{"given_name", "jose"}, {"birth_date", "1989-05-25"}}))
+	f.Add(ident.AppendKey(nil, []ident.Field{{"", ""}, {strings.Repeat("x", 200), "y"}}))
+	f.Add([]byte{1, 0x80, 0x00, 0})
+	f.Add([]byte{2})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fields, err := ident.DecodeKey(b)
+		if err != nil {
+			if fields != nil || !errors.Is(err, ident.ErrMalformedKey) {
+				t.Fatalf("DecodeKey(%x) = %q, %v", b, fields, err)
+			}
+			return
+		}
+		if re := ident.AppendKey(nil, fields); !bytes.Equal(re, b) {
+			t.Fatalf("DecodeKey(%x) = %q, which encodes to %x", b, fields, re)
+		}
+	})
+}
+
+// TestIdempotentAllRunes checks idempotence of NormalizeName and
+// NormalizeID, and that NormalizeName equals the reference pipeline, on
+// every assigned code point, alone and between a letter and a combining
+// mark, which is where normalisation orders interact.
+func TestIdempotentAllRunes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("exhaustive over all code points")
+	}
+	for r := rune(0); r <= utf8.MaxRune; r++ {
+		// Skip surrogates, private use and unassigned code points, and
+		// sample the large, uniform Han and Hangul blocks (but not the
+		// compatibility ideographs, which decompose).
+		if !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z, unicode.Cc, unicode.Cf) ||
+			r%32 != 0 && unicode.In(r, unicode.Han, unicode.Hangul) && norm.NFKD.PropertiesString(string(r)).Decomposition() == nil {
+			continue
+		}
+		for _, s := range []string{string(r), "a" + string(r) + "\u0301", "カ" + string(r) + "\u3099", "张 " + string(r)} {
+			for _, fn := range []struct {
+				name string
+				f    func(string) (string, error)
+			}{{"NormalizeName", ident.NormalizeName}, {"NormalizeID", ident.NormalizeID}} {
+				got, err := fn.f(s)
+				if err != nil {
+					continue
+				}
+				if again, err := fn.f(got); err != nil || again != got {
+					t.Fatalf("%s(%q) = %q, but %s(%q) = %q, %v", fn.name, s, got, fn.name, got, again, err)
+				}
+			}
+			got, err := ident.NormalizeName(s)
+			ref, refErr := ident.ReferenceName(s)
+			if got != ref || (err == nil) != (refErr == nil) {
+				t.Fatalf("NormalizeName(%q) = %q, %v; ReferenceName = %q, %v", s, got, err, ref, refErr)
+			}
+		}
+	}
+}
