@@ -1,0 +1,40 @@
+// Package session holds what every participant of an mpsi session agrees on:
+// the session [Spec] (parties, logical fields, match fields and mode, the
+// reveal list, the aggregates, min_cell), the [Layout] of the aggregate
+// vector in Z_2^64 that parties fill and the coordinator sums, and the
+// released [Result].
+//
+// # Aggregate semantics
+//
+// Over the patients shared by ALL parties, each party listed in an
+// aggregate's `from` (default: all parties) contributes f(its own value) for
+// each of its shared records; the release is the sum of contributions. An
+// empty cell is no contribution; contributions are counted.
+//
+//	kind       slots in the vector             released
+//	count      1: +1 per shared patient         value (|I|) — contributed once, by the first `from` party;
+//	              (with `field`: +1 per          with a field, the number of non-empty values
+//	              non-empty value)
+//	sum        2: Σv, #contributions            value
+//	mean       2: Σv, #contributions            value = Σv / #, contributions
+//	variance   3: Σv, Σv², #contributions       value = sample variance (n−1), contributions
+//	histogram  len(edges)−1 bin counts          edges, counts; bin k is [edges[k], edges[k+1]), the last bin closed
+//	count_if   1: +1 per matching value         value; `equals` compares the normalised value, `contains`
+//	                                            looks for a code in a separated code list
+//
+// Values are fixed-point: a value v with `scale` s is carried as the integer
+// v·10^s; a value with more decimals than s, or outside [min, max], is an
+// error reported to the party before the protocol starts, never wrapped.
+// The spec is refused when the declared bounds could make a slot overflow
+// 2^63 with max_set_size records per party.
+//
+// # Suppression
+//
+// With min_cell = m, any released count c with 0 < c < m is suppressed, and
+// so is anything computed from fewer than m contributions. When the
+// intersection itself is below m (and not zero), every aggregate and every
+// off-diagonal pairwise overlap is suppressed: they are all derived from it.
+// A suppressed value is absent and "suppressed": true is present; a
+// suppressed histogram bin or pairwise cell is null. The pairwise diagonal
+// (each party's de-duplicated set size) is public and never suppressed.
+package session

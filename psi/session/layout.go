@@ -1,0 +1,201 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/mpsi-dev/mpsi/psi/ident"
+)
+
+// CodeSeparator joins the codes of a codes field in a record's normalised
+// value; loaders split the source column by the mapping's separator and join
+// the trimmed codes with it.
+const CodeSeparator = "\x1f"
+
+// ErrValue reports a record value that cannot contribute: not a number, more
+// decimals than the scale, or outside [min, max]. It is reported to the
+// party that holds the record, never wrapped into the aggregate.
+var ErrValue = errors.New("session: invalid value")
+
+// Layout is the aggregate vector of a session: which slots each aggregate
+// occupies and how a record's values become contributions. It is immutable
+// and safe for concurrent use.
+type Layout struct {
+	spec *Spec
+	aggs []aggLayout
+	n    int
+}
+
+type aggLayout struct {
+	a        *Aggregate
+	off      int
+	slots    int
+	lo, hi   int64   // fixed-point bounds
+	edges    []int64 // fixed-point histogram edges
+	equals   string  // normalised
+	contains string
+	from     []bool // by party index
+	once     int    // for count without field: the party index that contributes
+}
+
+// NewLayout lays out the aggregates of a validated spec.
+func NewLayout(s *Spec) (*Layout, error) {
+	l := &Layout{spec: s}
+	for i := range s.Aggregates {
+		a := &s.Aggregates[i]
+		al := aggLayout{a: a, off: l.n, from: make([]bool, len(s.Parties)), once: -1}
+		for _, p := range a.From {
+			al.from[s.PartyIndex(p)] = true
+		}
+		switch a.Kind {
+		case KindCount, KindCountIf:
+			al.slots = 1
+		case KindSum, KindMean:
+			al.slots = 2
+		case KindVariance:
+			al.slots = 3
+		case KindHistogram:
+			al.slots = len(a.Edges) - 1
+		}
+		if a.Kind == KindCount && a.Field == "" {
+			al.once = s.PartyIndex(a.From[0])
+		}
+		if a.Min != nil {
+			var err error
+			if al.lo, err = FixedFromFloat(*a.Min, a.Scale); err != nil {
+				return nil, err
+			}
+			if al.hi, err = FixedFromFloat(*a.Max, a.Scale); err != nil {
+				return nil, err
+			}
+		}
+		for _, e := range a.Edges {
+			fe, err := FixedFromFloat(e, a.Scale)
+			if err != nil {
+				return nil, fmt.Errorf("%w: aggregates[%d].edges: %v", ErrInvalidSpec, i, err)
+			}
+			al.edges = append(al.edges, fe)
+		}
+		if a.Equals != nil {
+			t, _ := s.FieldType(a.Field)
+			v := strings.TrimSpace(*a.Equals)
+			if t.Matchable() {
+				iso, err := ident.ParseLayout(ident.DefaultLayout)
+				if err != nil {
+					return nil, err
+				}
+				nv, err := ident.Normalize(t, iso, v)
+				if err != nil {
+					return nil, fmt.Errorf("%w: aggregates[%d].equals: %v", ErrInvalidSpec, i, err)
+				}
+				v = nv
+			}
+			al.equals = v
+		}
+		if a.Contains != nil {
+			al.contains = strings.TrimSpace(*a.Contains)
+		}
+		l.aggs = append(l.aggs, al)
+		l.n += al.slots
+	}
+	return l, nil
+}
+
+// Len is the length L of the aggregate vector.
+func (l *Layout) Len() int { return l.n }
+
+// Spec returns the spec the layout was made from.
+func (l *Layout) Spec() *Spec { return l.spec }
+
+// Contribute adds one shared record's contributions by party (an index into
+// the spec's parties) to dst, which has length [Layout.Len]. get returns the
+// record's normalised value of a logical field, "" when empty. On error dst
+// is unchanged. Arithmetic wraps in Z_2^64: negative values are two's
+// complement.
+func (l *Layout) Contribute(party int, get func(field string) string, dst []uint64) error {
+	if len(dst) != l.n {
+		return fmt.Errorf("session: Contribute: vector length %d, want %d", len(dst), l.n)
+	}
+	// Check every aggregate first, then add, so that an error leaves dst
+	// unchanged.
+	for pass := 0; pass < 2; pass++ {
+		for i := range l.aggs {
+			al := &l.aggs[i]
+			if !al.from[party] {
+				continue
+			}
+			var buf [8]uint64
+			add := buf[:0]
+			if al.slots > len(buf) {
+				add = make([]uint64, 0, al.slots)
+			}
+			add = add[:al.slots]
+			ok, err := al.contribution(party, get, add)
+			if err != nil {
+				return fmt.Errorf("%w: aggregate %q, field %q: %v", ErrValue, al.a.Name, al.a.Field, err)
+			}
+			if !ok || pass == 0 {
+				continue
+			}
+			for j, v := range add {
+				dst[al.off+j] += v
+			}
+		}
+	}
+	return nil
+}
+
+// contribution fills add and reports whether the record contributes.
+func (al *aggLayout) contribution(party int, get func(string) string, add []uint64) (bool, error) {
+	a := al.a
+	if a.Kind == KindCount && a.Field == "" {
+		if party != al.once {
+			return false, nil
+		}
+		add[0] = 1
+		return true, nil
+	}
+	raw := get(a.Field)
+	if raw == "" {
+		return false, nil
+	}
+	switch a.Kind {
+	case KindCount:
+		add[0] = 1
+		return true, nil
+	case KindCountIf:
+		if al.contains != "" {
+			if slices.Contains(strings.Split(raw, CodeSeparator), al.contains) {
+				add[0] = 1
+			}
+		} else if raw == al.equals {
+			add[0] = 1
+		}
+		return true, nil
+	}
+	v, err := ParseFixed(raw, a.Scale)
+	if err != nil {
+		return false, err
+	}
+	if v < al.lo || v > al.hi {
+		return false, fmt.Errorf("%s is outside [min, max] = [%v, %v]", raw, *a.Min, *a.Max)
+	}
+	switch a.Kind {
+	case KindSum, KindMean:
+		add[0], add[1] = uint64(v), 1
+	case KindVariance:
+		add[0], add[1], add[2] = uint64(v), uint64(v*v), 1
+	case KindHistogram:
+		k := len(al.edges) - 2 // the last bin is closed
+		for j := 0; j < len(al.edges)-1; j++ {
+			if v < al.edges[j+1] {
+				k = j
+				break
+			}
+		}
+		add[k] = 1
+	}
+	return true, nil
+}

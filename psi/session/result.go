@@ -1,0 +1,246 @@
+package session
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"strconv"
+)
+
+// Result is what a session releases (DESIGN §3, §4.5). Entries absent from
+// the spec's reveal list are omitted. It marshals to the JSON that the CLI
+// prints unchanged.
+type Result struct {
+	Session   string   `json:"session"`
+	Parties   []string `json:"parties"`
+	MatchMode string   `json:"match_mode"`
+	// Intersection is |I|; nil when not revealed or suppressed.
+	Intersection           *int64 `json:"intersection,omitempty"`
+	IntersectionSuppressed bool   `json:"intersection_suppressed,omitempty"`
+	// Pairwise is the n×n overlap matrix; the diagonal holds each party's
+	// set size after de-duplication; suppressed cells are null.
+	Pairwise   [][]*int64 `json:"pairwise,omitempty"`
+	Aggregates Aggregates `json:"aggregates,omitempty"`
+	// Members lists the record_ids of the receiving party's shared rows,
+	// only in that party's own Result and only with reveal: membership.
+	Members []string `json:"members,omitempty"`
+}
+
+// Aggregates are the released aggregates in spec order; they marshal to a
+// JSON object keyed by name.
+type Aggregates []NamedAggregate
+
+// NamedAggregate is one released aggregate.
+type NamedAggregate struct {
+	Name string
+	AggregateResult
+}
+
+// AggregateResult is the release of one aggregate. A suppressed value is
+// absent and Suppressed is true; a suppressed histogram bin is null.
+type AggregateResult struct {
+	Kind          string       `json:"kind"`
+	Value         *json.Number `json:"value,omitempty"`
+	Contributions *int64       `json:"contributions,omitempty"`
+	Edges         []float64    `json:"edges,omitempty"`
+	Counts        []*int64     `json:"counts,omitempty"`
+	Suppressed    bool         `json:"suppressed,omitempty"`
+}
+
+// Get returns the aggregate called name.
+func (as Aggregates) Get(name string) (AggregateResult, bool) {
+	for _, a := range as {
+		if a.Name == name {
+			return a.AggregateResult, true
+		}
+	}
+	return AggregateResult{}, false
+}
+
+// MarshalJSON writes the aggregates as an object in spec order.
+func (as Aggregates) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, a := range as {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, err := json.Marshal(a.Name)
+		if err != nil {
+			return nil, err
+		}
+		v, err := json.Marshal(a.AggregateResult)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// UnmarshalJSON reads an object of aggregates, keeping its order.
+func (as *Aggregates) UnmarshalJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	t, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := t.(json.Delim); !ok || d != '{' {
+		return fmt.Errorf("session: aggregates must be a JSON object")
+	}
+	*as = (*as)[:0]
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		name, _ := t.(string)
+		var r AggregateResult
+		if err := dec.Decode(&r); err != nil {
+			return fmt.Errorf("session: aggregate %q: %w", name, err)
+		}
+		*as = append(*as, NamedAggregate{Name: name, AggregateResult: r})
+	}
+	_, err = dec.Token()
+	return err
+}
+
+// Release turns the summed aggregate vector and the join's counts into the
+// Result, applying the reveal list and min_cell. inter is |I|; pairwise is
+// the n×n overlap matrix (diagonal: set sizes). sum has length [Layout.Len].
+func (l *Layout) Release(inter int, pairwise [][]int, sum []uint64) (*Result, error) {
+	s := l.spec
+	if len(sum) != l.n {
+		return nil, fmt.Errorf("session: Release: vector length %d, want %d", len(sum), l.n)
+	}
+	r := &Result{Session: s.ID, Parties: s.Parties, MatchMode: s.Match.Mode}
+	small := func(c int64) bool { return c > 0 && c < int64(s.MinCell) }
+	interSmall := small(int64(inter))
+	if s.Reveals(RevealCardinality) {
+		if interSmall {
+			r.IntersectionSuppressed = true
+		} else {
+			v := int64(inter)
+			r.Intersection = &v
+		}
+	}
+	if s.Reveals(RevealPairwise) {
+		if len(pairwise) != len(s.Parties) {
+			return nil, fmt.Errorf("session: Release: pairwise matrix has %d rows, want %d", len(pairwise), len(s.Parties))
+		}
+		r.Pairwise = make([][]*int64, len(pairwise))
+		for i, row := range pairwise {
+			if len(row) != len(s.Parties) {
+				return nil, fmt.Errorf("session: Release: pairwise row %d has %d cells", i, len(row))
+			}
+			r.Pairwise[i] = make([]*int64, len(row))
+			for j, c := range row {
+				v := int64(c)
+				if i != j && (small(v) || interSmall) {
+					continue
+				}
+				r.Pairwise[i][j] = &v
+			}
+		}
+	}
+	if s.Reveals(RevealAggregates) {
+		for _, al := range l.aggs {
+			r.Aggregates = append(r.Aggregates, NamedAggregate{Name: al.a.Name, AggregateResult: al.release(sum[al.off:al.off+al.slots], small, interSmall)})
+		}
+	}
+	return r, nil
+}
+
+func (al *aggLayout) release(v []uint64, small func(int64) bool, interSmall bool) AggregateResult {
+	a := al.a
+	out := AggregateResult{Kind: a.Kind}
+	suppress := func(c int64) bool {
+		if interSmall || small(c) {
+			out.Suppressed = true
+			return true
+		}
+		return false
+	}
+	intNum := func(x int64) *json.Number { n := json.Number(strconv.FormatInt(x, 10)); return &n }
+	switch a.Kind {
+	case KindCount, KindCountIf:
+		c := int64(v[0])
+		if !suppress(c) {
+			out.Value = intNum(c)
+		}
+	case KindSum, KindMean:
+		total, c := int64(v[0]), int64(v[1])
+		if a.Kind == KindMean {
+			out.Contributions = &c
+		}
+		if suppress(c) {
+			out.Contributions = nil
+			break
+		}
+		if a.Kind == KindSum {
+			n := json.Number(formatFixed(total, a.Scale))
+			out.Value = &n
+		} else if c > 0 {
+			out.Value = ratNumber(new(big.Rat).SetFrac(big.NewInt(total), new(big.Int).Mul(big.NewInt(c), pow10(a.Scale))))
+		}
+	case KindVariance:
+		total, sq, c := int64(v[0]), int64(v[1]), int64(v[2])
+		out.Contributions = &c
+		if suppress(c) {
+			out.Contributions = nil
+			break
+		}
+		if c >= 2 {
+			// (n·Σv² − (Σv)²) / (n·(n−1)) / 10^(2·scale), exactly.
+			num := new(big.Int).Mul(big.NewInt(c), big.NewInt(sq))
+			num.Sub(num, new(big.Int).Mul(big.NewInt(total), big.NewInt(total)))
+			den := new(big.Int).Mul(big.NewInt(c), big.NewInt(c-1))
+			den.Mul(den, pow10(2*a.Scale))
+			out.Value = ratNumber(new(big.Rat).SetFrac(num, den))
+		}
+	case KindHistogram:
+		out.Edges = a.Edges
+		out.Counts = make([]*int64, len(v))
+		for k, x := range v {
+			c := int64(x)
+			if interSmall || small(c) {
+				continue
+			}
+			out.Counts[k] = &c
+		}
+	}
+	return out
+}
+
+func pow10(n int) *big.Int { return new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n)), nil) }
+
+func ratNumber(r *big.Rat) *json.Number {
+	f, _ := r.Float64()
+	n := json.Number(strconv.FormatFloat(f, 'g', -1, 64))
+	return &n
+}
+
+// formatFixed writes v·10^-scale exactly.
+func formatFixed(v int64, scale int) string {
+	s := strconv.FormatInt(v, 10)
+	if scale == 0 {
+		return s
+	}
+	neg := v < 0
+	if neg {
+		s = s[1:]
+	}
+	for len(s) <= scale {
+		s = "0" + s
+	}
+	s = s[:len(s)-scale] + "." + s[len(s)-scale:]
+	if neg {
+		s = "-" + s
+	}
+	return s
+}

@@ -1,0 +1,146 @@
+package session_test
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mpsi-dev/mpsi/psi/session"
+)
+
+func designLayout(t *testing.T) *session.Layout {
+	s, err := session.LoadSpec("testdata/cohort.json")
+	require.NoError(t, err)
+	l, err := session.NewLayout(s)
+	require.NoError(t, err)
+	return l
+}
+
+// The Result marshals to the shape in the issue, in spec order.
+func TestReleaseJSONShape(t *testing.T) {
+	l := designLayout(t)
+	// shared | visits Σ,# | age Σ,# | bands ×4 | diabetes
+	sum := []uint64{1234, 5678, 3600, 64552, 1234, 0, 120, 600, 514, 7}
+	r, err := l.Release(1234, [][]int{{5000, 2100, 1900}, {2100, 4000, 1500}, {1900, 1500, 3000}}, sum)
+	require.NoError(t, err)
+	b, err := json.Marshal(r)
+	require.NoError(t, err)
+	want := `{"session":"cohort-2026-11","parties":["hospital-a","hospital-b","hospital-c"],"match_mode":"dh","intersection":1234,` +
+		`"pairwise":[[5000,2100,1900],[2100,4000,1500],[1900,1500,3000]],` +
+		`"aggregates":{"shared":{"kind":"count","value":1234},"visits":{"kind":"sum","value":5678},` +
+		`"age":{"kind":"mean","value":52.31118314424636,"contributions":1234},` +
+		`"age_bands":{"kind":"histogram","edges":[0,18,40,65,130],"counts":[0,120,600,514]},` +
+		`"diabetes":{"kind":"count_if","suppressed":true}}}`
+	require.Equal(t, want, string(b))
+
+	var back session.Result
+	require.NoError(t, json.Unmarshal(b, &back))
+	b2, err := json.Marshal(&back)
+	require.NoError(t, err)
+	require.Equal(t, string(b), string(b2), "Result JSON round-trips")
+}
+
+func TestReleaseSuppression(t *testing.T) {
+	l := designLayout(t)
+	pw := [][]int{{50, 10, 20}, {10, 40, 11}, {20, 11, 30}}
+	cases := []struct {
+		name  string
+		inter int
+		sum   []uint64
+		check func(t *testing.T, r *session.Result)
+	}{
+		{"intersection below min_cell suppresses everything derived", 10, []uint64{10, 100, 20, 500, 10, 0, 0, 10, 0, 12}, func(t *testing.T, r *session.Result) {
+			require.Nil(t, r.Intersection)
+			require.True(t, r.IntersectionSuppressed)
+			require.Nil(t, r.Pairwise[0][1])
+			require.Equal(t, int64(50), *r.Pairwise[0][0], "diagonal is public")
+			for _, a := range r.Aggregates {
+				if a.Kind == session.KindHistogram {
+					for _, c := range a.Counts {
+						require.Nil(t, c)
+					}
+					continue
+				}
+				require.True(t, a.Suppressed, a.Name)
+				require.Nil(t, a.Value, a.Name)
+			}
+		}},
+		{"exactly min_cell is released", 11, []uint64{11, 100, 22, 500, 11, 0, 5, 11, 0, 11}, func(t *testing.T, r *session.Result) {
+			require.Equal(t, int64(11), *r.Intersection)
+			require.Nil(t, r.Pairwise[0][1], "overlap 10 < 11")
+			require.Equal(t, int64(11), *r.Pairwise[1][2])
+			d, _ := r.Aggregates.Get("diabetes")
+			require.Equal(t, "11", d.Value.String())
+			v, _ := r.Aggregates.Get("visits")
+			require.Equal(t, "100", v.Value.String())
+			a, _ := r.Aggregates.Get("age")
+			require.Equal(t, "45.45454545454545", a.Value.String())
+			h, _ := r.Aggregates.Get("age_bands")
+			require.Equal(t, int64(0), *h.Counts[0], "zero is not suppressed")
+			require.Nil(t, h.Counts[1], "5 < 11")
+			require.Equal(t, int64(11), *h.Counts[2])
+		}},
+		{"zero intersection is released, mean has no value", 0, make([]uint64, 10), func(t *testing.T, r *session.Result) {
+			require.Equal(t, int64(0), *r.Intersection)
+			a, _ := r.Aggregates.Get("age")
+			require.Nil(t, a.Value)
+			require.False(t, a.Suppressed)
+			require.Equal(t, int64(0), *a.Contributions)
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := l.Release(tc.inter, pw, tc.sum)
+			require.NoError(t, err)
+			tc.check(t, r)
+		})
+	}
+}
+
+func TestReleaseRefusesWrongShapes(t *testing.T) {
+	l := designLayout(t)
+	_, err := l.Release(1, [][]int{{1, 1, 1}, {1, 1, 1}, {1, 1, 1}}, make([]uint64, 3))
+	require.Error(t, err)
+	_, err = l.Release(1, [][]int{{1}}, make([]uint64, l.Len()))
+	require.Error(t, err)
+}
+
+func TestContribute(t *testing.T) {
+	l := designLayout(t)
+	rec := map[string]string{"visits": "12", "age": "70", "condition_codes": "1" + session.CodeSeparator + "44054006"}
+	get := func(f string) string { return rec[f] }
+	// hospital-a: shared(1), visits(12,1), age(70,1), band 65-130, no diabetes (not from).
+	v := make([]uint64, l.Len())
+	require.NoError(t, l.Contribute(0, get, v))
+	require.Equal(t, []uint64{1, 12, 1, 70, 1, 0, 0, 0, 1, 0}, v)
+	// hospital-b: visits and diabetes only.
+	v = make([]uint64, l.Len())
+	require.NoError(t, l.Contribute(1, get, v))
+	require.Equal(t, []uint64{0, 12, 1, 0, 0, 0, 0, 0, 0, 1}, v)
+	// Edges: 130 goes in the last (closed) bin, 18 in the second.
+	for _, tc := range []struct {
+		age string
+		bin int
+	}{{"0", 0}, {"17", 0}, {"18", 1}, {"64", 2}, {"65", 3}, {"130", 3}} {
+		rec["age"] = tc.age
+		v = make([]uint64, l.Len())
+		require.NoError(t, l.Contribute(0, get, v))
+		require.Equal(t, uint64(1), v[5+tc.bin], tc.age)
+	}
+	// Out of range and malformed values are errors and leave v unchanged.
+	for _, bad := range []string{"131", "-1", "12.5", "old"} {
+		rec["age"] = bad
+		v = make([]uint64, l.Len())
+		err := l.Contribute(0, get, v)
+		require.ErrorIs(t, err, session.ErrValue, bad)
+		require.Equal(t, make([]uint64, l.Len()), v)
+	}
+	rec["visits"], rec["age"] = "10001", "1"
+	require.ErrorIs(t, l.Contribute(1, get, make([]uint64, l.Len())), session.ErrValue)
+	// An empty cell is no contribution.
+	rec["visits"], rec["age"] = "", ""
+	v = make([]uint64, l.Len())
+	require.NoError(t, l.Contribute(0, get, v))
+	require.Equal(t, []uint64{1, 0, 0, 0, 0, 0, 0, 0, 0, 0}, v)
+}

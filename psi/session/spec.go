@@ -1,0 +1,510 @@
+package session
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/mpsi-dev/mpsi/psi"
+	"github.com/mpsi-dev/mpsi/psi/ident"
+)
+
+// ErrInvalidSpec is wrapped by every spec validation error. The message
+// names the offending field, e.g. `aggregates[2].from: "hospital-d" is not a party`.
+var ErrInvalidSpec = errors.New("session: invalid spec")
+
+// Match modes.
+const (
+	ModeDH    = "dh"
+	ModeKeyed = "keyed"
+)
+
+// Reveal list entries.
+const (
+	RevealCardinality = "cardinality"
+	RevealPairwise    = "pairwise"
+	RevealAggregates  = "aggregates"
+	RevealMembership  = "membership"
+)
+
+// Aggregate kinds.
+const (
+	KindCount     = "count"
+	KindSum       = "sum"
+	KindMean      = "mean"
+	KindVariance  = "variance"
+	KindHistogram = "histogram"
+	KindCountIf   = "count_if"
+)
+
+// Aggregation modes.
+const (
+	AggregationMasked    = "masked"
+	AggregationEncrypted = "encrypted"
+)
+
+// DefaultMaxSetSize is the largest set a party may declare when the spec does
+// not say. It enters the overflow check on aggregate bounds.
+const DefaultMaxSetSize = 10_000_000
+
+// MaxMaxSetSize bounds max_set_size: positions are 32-bit.
+const MaxMaxSetSize = 1 << 31
+
+// MaxScale is the largest fixed-point scale (decimal digits).
+const MaxScale = 9
+
+// Spec is a session spec as written in the spec file (DESIGN §3). Parse and
+// validate it with [ParseSpec] or [LoadSpec]; a Spec returned by them is
+// valid and must not be modified.
+type Spec struct {
+	ID          string            `json:"id"`
+	Parties     []string          `json:"parties"`
+	Fields      map[string]string `json:"fields"`
+	Match       Match             `json:"match"`
+	Reveal      []string          `json:"reveal"`
+	Aggregates  []Aggregate       `json:"aggregates,omitempty"`
+	MinCell     int               `json:"min_cell"`
+	MaxSetSize  int               `json:"max_set_size,omitempty"`
+	Aggregation string            `json:"aggregation,omitempty"`
+}
+
+// Match says which logical fields form the matching key and how tokens are made.
+type Match struct {
+	Fields []string `json:"fields"`
+	Mode   string   `json:"mode,omitempty"`
+}
+
+// Aggregate is one released statistic.
+type Aggregate struct {
+	Name     string    `json:"name"`
+	Kind     string    `json:"kind"`
+	Field    string    `json:"field,omitempty"`
+	From     []string  `json:"from,omitempty"`
+	Min      *float64  `json:"min,omitempty"`
+	Max      *float64  `json:"max,omitempty"`
+	Scale    int       `json:"scale,omitempty"`
+	Edges    []float64 `json:"edges,omitempty"`
+	Equals   *string   `json:"equals,omitempty"`
+	Contains *string   `json:"contains,omitempty"`
+}
+
+// LoadSpec reads and validates a spec file: JSON, or YAML when the name ends
+// in .yaml or .yml. Errors name the file.
+func LoadSpec(path string) (*Spec, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("session: reading spec: %w", err)
+	}
+	yamlFile := strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")
+	s, err := parse(b, yamlFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
+	}
+	return s, nil
+}
+
+// ParseSpec parses and validates a JSON spec. Unknown fields are refused.
+func ParseSpec(b []byte) (*Spec, error) { return parse(b, false) }
+
+// ParseSpecYAML parses and validates a YAML spec with the same fields.
+func ParseSpecYAML(b []byte) (*Spec, error) { return parse(b, true) }
+
+func parse(b []byte, isYAML bool) (*Spec, error) {
+	if isYAML {
+		var v any
+		if err := yaml.Unmarshal(b, &v); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidSpec, err)
+		}
+		j, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: YAML must be a mapping with string keys: %v", ErrInvalidSpec, err)
+		}
+		b = j
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var s Spec
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrInvalidSpec, describeJSONError(b, err))
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: trailing data after the spec object", ErrInvalidSpec)
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+func describeJSONError(b []byte, err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("line %d: %v", lineOf(b, se.Offset), se)
+	case errors.As(err, &te):
+		return fmt.Sprintf("line %d: %s: expected %s, got %s", lineOf(b, te.Offset), te.Field, te.Type, te.Value)
+	}
+	return err.Error()
+}
+
+func lineOf(b []byte, off int64) int {
+	if off > int64(len(b)) {
+		off = int64(len(b))
+	}
+	return 1 + bytes.Count(b[:off], []byte("\n"))
+}
+
+func specErr(field, format string, a ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalidSpec, field, fmt.Sprintf(format, a...))
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// Validate checks the spec and fills defaults (match mode dh, aggregation
+// masked, max_set_size, from = all parties, histogram min/max from the
+// edges). Every error wraps [ErrInvalidSpec] and names the field.
+func (s *Spec) Validate() error {
+	if s.ID == "" || len(s.ID) > psi.MaxSessionIDSize || !validName(s.ID) {
+		return specErr("id", "%q must be 1 to 64 characters of letters, digits, '-', '_' or '.'", s.ID)
+	}
+	if len(s.Parties) < 2 {
+		return specErr("parties", "need at least 2 parties, have %d", len(s.Parties))
+	}
+	seen := map[string]bool{}
+	for i, p := range s.Parties {
+		if !validName(p) {
+			return specErr(fmt.Sprintf("parties[%d]", i), "%q is not a valid party name", p)
+		}
+		if seen[p] {
+			return specErr(fmt.Sprintf("parties[%d]", i), "duplicate party %q", p)
+		}
+		seen[p] = true
+	}
+	if len(s.Fields) == 0 {
+		return specErr("fields", "no logical fields declared")
+	}
+	for _, name := range slices.Sorted(mapsKeys(s.Fields)) {
+		if !validName(name) {
+			return specErr("fields", "%q is not a valid field name", name)
+		}
+		if _, err := ident.ParseType(s.Fields[name]); err != nil {
+			return specErr("fields."+name, "%v", err)
+		}
+	}
+	if len(s.Match.Fields) == 0 {
+		return specErr("match.fields", "no match fields")
+	}
+	mseen := map[string]bool{}
+	for i, f := range s.Match.Fields {
+		fld := fmt.Sprintf("match.fields[%d]", i)
+		t, ok := s.Fields[f]
+		if !ok {
+			return specErr(fld, "%q is not a declared field", f)
+		}
+		if ty, _ := ident.ParseType(t); !ty.Matchable() {
+			return specErr(fld, "%q has type %s, which cannot be matched on (use name, date, sex or id)", f, t)
+		}
+		if mseen[f] {
+			return specErr(fld, "duplicate match field %q", f)
+		}
+		mseen[f] = true
+	}
+	switch s.Match.Mode {
+	case "":
+		s.Match.Mode = ModeDH
+	case ModeDH, ModeKeyed:
+	default:
+		return specErr("match.mode", "%q is not a mode (dh or keyed)", s.Match.Mode)
+	}
+	if len(s.Reveal) == 0 {
+		return specErr("reveal", "empty: nothing would be released")
+	}
+	rseen := map[string]bool{}
+	for i, r := range s.Reveal {
+		switch r {
+		case RevealCardinality, RevealPairwise, RevealAggregates, RevealMembership:
+		default:
+			return specErr(fmt.Sprintf("reveal[%d]", i), "%q is not one of cardinality, pairwise, aggregates, membership", r)
+		}
+		if rseen[r] {
+			return specErr(fmt.Sprintf("reveal[%d]", i), "duplicate %q", r)
+		}
+		rseen[r] = true
+	}
+	if s.MinCell < 0 {
+		return specErr("min_cell", "must not be negative, is %d", s.MinCell)
+	}
+	switch {
+	case s.MaxSetSize == 0:
+		s.MaxSetSize = DefaultMaxSetSize
+	case s.MaxSetSize < 0 || s.MaxSetSize > MaxMaxSetSize:
+		return specErr("max_set_size", "must be between 1 and %d, is %d", MaxMaxSetSize, s.MaxSetSize)
+	}
+	switch s.Aggregation {
+	case "":
+		s.Aggregation = AggregationMasked
+	case AggregationMasked:
+	case AggregationEncrypted:
+		return specErr("aggregation", "%q is not implemented yet; use %q", s.Aggregation, AggregationMasked)
+	default:
+		return specErr("aggregation", "%q is not an aggregation mode (masked)", s.Aggregation)
+	}
+	if rseen[RevealAggregates] && len(s.Aggregates) == 0 {
+		return specErr("aggregates", "reveal lists aggregates but none are declared")
+	}
+	aseen := map[string]bool{}
+	for i := range s.Aggregates {
+		a := &s.Aggregates[i]
+		if err := s.validateAggregate(fmt.Sprintf("aggregates[%d]", i), a); err != nil {
+			return err
+		}
+		if aseen[a.Name] {
+			return specErr(fmt.Sprintf("aggregates[%d].name", i), "duplicate aggregate %q", a.Name)
+		}
+		aseen[a.Name] = true
+	}
+	return nil
+}
+
+func mapsKeys(m map[string]string) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+func (s *Spec) validateAggregate(at string, a *Aggregate) error {
+	if !validName(a.Name) {
+		return specErr(at+".name", "%q is not a valid aggregate name", a.Name)
+	}
+	at = fmt.Sprintf("%s (%s)", at, a.Name)
+	var fieldType ident.Type
+	if a.Field != "" {
+		t, ok := s.Fields[a.Field]
+		if !ok {
+			return specErr(at+".field", "%q is not a declared field", a.Field)
+		}
+		fieldType, _ = ident.ParseType(t)
+	}
+	numeric := func() error {
+		if a.Field == "" {
+			return specErr(at+".field", "required for kind %s", a.Kind)
+		}
+		if fieldType != ident.TypeNumber {
+			return specErr(at+".field", "%q has type %s; kind %s needs a number field", a.Field, fieldType, a.Kind)
+		}
+		return nil
+	}
+	switch a.Kind {
+	case KindCount:
+	case KindSum, KindMean, KindVariance, KindHistogram:
+		if err := numeric(); err != nil {
+			return err
+		}
+	case KindCountIf:
+		if a.Field == "" {
+			return specErr(at+".field", "required for kind count_if")
+		}
+		if (a.Equals == nil) == (a.Contains == nil) {
+			return specErr(at, "count_if needs exactly one of equals or contains")
+		}
+		if a.Contains != nil && fieldType != ident.TypeCodes {
+			return specErr(at+".contains", "field %q has type %s; contains needs a codes field", a.Field, fieldType)
+		}
+		if a.Contains != nil && strings.TrimSpace(*a.Contains) == "" {
+			return specErr(at+".contains", "empty code")
+		}
+	case "":
+		return specErr(at+".kind", "missing")
+	default:
+		return specErr(at+".kind", "%q is not one of count, sum, mean, variance, histogram, count_if", a.Kind)
+	}
+	if a.Kind != KindCountIf && (a.Equals != nil || a.Contains != nil) {
+		return specErr(at, "equals/contains apply only to count_if")
+	}
+	if a.Kind != KindHistogram && len(a.Edges) > 0 {
+		return specErr(at+".edges", "apply only to histogram")
+	}
+	if len(a.From) == 0 {
+		a.From = slices.Clone(s.Parties)
+	}
+	fseen := map[string]bool{}
+	for j, p := range a.From {
+		if !slices.Contains(s.Parties, p) {
+			return specErr(fmt.Sprintf("%s.from[%d]", at, j), "%q is not a party", p)
+		}
+		if fseen[p] {
+			return specErr(fmt.Sprintf("%s.from[%d]", at, j), "duplicate party %q", p)
+		}
+		fseen[p] = true
+	}
+	if a.Scale < 0 || a.Scale > MaxScale {
+		return specErr(at+".scale", "must be between 0 and %d, is %d", MaxScale, a.Scale)
+	}
+	if a.Kind == KindHistogram {
+		if len(a.Edges) < 2 {
+			return specErr(at+".edges", "need at least 2 edges, have %d", len(a.Edges))
+		}
+		for j := 1; j < len(a.Edges); j++ {
+			if !(a.Edges[j] > a.Edges[j-1]) {
+				return specErr(at+".edges", "must be strictly increasing (edges[%d] = %v, edges[%d] = %v)", j-1, a.Edges[j-1], j, a.Edges[j])
+			}
+		}
+		if a.Min == nil {
+			a.Min = &a.Edges[0]
+		}
+		if a.Max == nil {
+			a.Max = &a.Edges[len(a.Edges)-1]
+		}
+		if a.Edges[0] > *a.Min || a.Edges[len(a.Edges)-1] < *a.Max {
+			return specErr(at+".edges", "[%v, %v] does not cover [min, max] = [%v, %v]", a.Edges[0], a.Edges[len(a.Edges)-1], *a.Min, *a.Max)
+		}
+	}
+	switch a.Kind {
+	case KindSum, KindMean, KindVariance, KindHistogram:
+		if a.Min == nil || a.Max == nil {
+			return specErr(at, "min and max are required for kind %s", a.Kind)
+		}
+		if !(*a.Min <= *a.Max) {
+			return specErr(at, "min %v is greater than max %v", *a.Min, *a.Max)
+		}
+		for _, b := range []struct {
+			name string
+			v    float64
+		}{{"min", *a.Min}, {"max", *a.Max}} {
+			if _, err := FixedFromFloat(b.v, a.Scale); err != nil {
+				return specErr(at+"."+b.name, "%v", err)
+			}
+		}
+		if err := s.checkOverflow(at, a); err != nil {
+			return err
+		}
+	default:
+		if a.Min != nil || a.Max != nil {
+			return specErr(at, "min/max apply only to sum, mean, variance and histogram")
+		}
+	}
+	return nil
+}
+
+// checkOverflow refuses bounds whose largest possible slot total, with every
+// listed party contributing max_set_size values, reaches 2^63.
+func (s *Spec) checkOverflow(at string, a *Aggregate) error {
+	lo, _ := FixedFromFloat(*a.Min, a.Scale)
+	hi, _ := FixedFromFloat(*a.Max, a.Scale)
+	m := new(big.Int).Abs(big.NewInt(lo))
+	if h := new(big.Int).Abs(big.NewInt(hi)); h.Cmp(m) > 0 {
+		m = h
+	}
+	if a.Kind == KindVariance {
+		m.Mul(m, m)
+	}
+	total := new(big.Int).Mul(m, big.NewInt(int64(len(a.From))*int64(s.MaxSetSize)))
+	if total.Cmp(new(big.Int).Lsh(big.NewInt(1), 63)) >= 0 {
+		what := "max(|min|,|max|)·10^scale"
+		if a.Kind == KindVariance {
+			what = "(max(|min|,|max|)·10^scale)²"
+		}
+		return specErr(at, "bounds could overflow 2^63: %s × %d parties × max_set_size %d ≥ 2^63; narrow min/max or lower max_set_size", what, len(a.From), s.MaxSetSize)
+	}
+	return nil
+}
+
+// PartyIndex returns the index of name in Parties, or -1.
+func (s *Spec) PartyIndex(name string) int { return slices.Index(s.Parties, name) }
+
+// Reveals reports whether the reveal list holds r.
+func (s *Spec) Reveals(r string) bool { return slices.Contains(s.Reveal, r) }
+
+// FieldType returns the declared type of a logical field.
+func (s *Spec) FieldType(name string) (ident.Type, bool) {
+	t, ok := s.Fields[name]
+	if !ok {
+		return "", false
+	}
+	ty, err := ident.ParseType(t)
+	return ty, err == nil
+}
+
+// Canonical returns the spec as compact JSON with defaults filled in, used
+// to compare the specs two participants hold and to hash the spec into the
+// audit log.
+func (s *Spec) Canonical() []byte {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic("session: marshalling a validated spec failed: " + err.Error())
+	}
+	return b
+}
+
+var errNotFinite = errors.New("not a finite number")
+
+// FixedFromFloat converts a spec bound or edge to fixed point at scale,
+// refusing values with more decimals than the scale or beyond ±2^62.
+func FixedFromFloat(v float64, scale int) (int64, error) {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, errNotFinite
+	}
+	r, ok := new(big.Rat).SetString(fmt.Sprintf("%v", v))
+	if !ok {
+		return 0, errNotFinite
+	}
+	return ratToFixed(r, scale, fmt.Sprintf("%v", v))
+}
+
+func ratToFixed(r *big.Rat, scale int, orig string) (int64, error) {
+	r = new(big.Rat).Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)))
+	if !r.IsInt() {
+		return 0, fmt.Errorf("%s has more than %d decimal places (the declared scale)", orig, scale)
+	}
+	n := r.Num()
+	if n.CmpAbs(new(big.Int).Lsh(big.NewInt(1), 62)) > 0 {
+		return 0, fmt.Errorf("%s is too large", orig)
+	}
+	return n.Int64(), nil
+}
+
+// ParseFixed parses a decimal value (optional sign, digits, optional
+// fraction; no exponent) to fixed point at scale.
+func ParseFixed(s string, scale int) (int64, error) {
+	if s == "" || len(s) > 40 {
+		return 0, fmt.Errorf("%q is not a number", s)
+	}
+	body := strings.TrimLeft(s, "+-")
+	if len(s)-len(body) > 1 || body == "" || strings.Count(body, ".") > 1 || body[0] == '.' || body[len(body)-1] == '.' {
+		return 0, fmt.Errorf("%q is not a number", s)
+	}
+	for _, c := range body {
+		if (c < '0' || c > '9') && c != '.' {
+			return 0, fmt.Errorf("%q is not a number", s)
+		}
+	}
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return 0, fmt.Errorf("%q is not a number", s)
+	}
+	return ratToFixed(r, scale, fmt.Sprintf("%q", s))
+}

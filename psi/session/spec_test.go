@@ -1,0 +1,227 @@
+package session_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mpsi-dev/mpsi/psi/session"
+)
+
+func TestLoadDesignSpec(t *testing.T) {
+	s, err := session.LoadSpec("testdata/cohort.json")
+	require.NoError(t, err)
+	require.Equal(t, "cohort-2026-11", s.ID)
+	require.Equal(t, session.ModeDH, s.Match.Mode)
+	require.Equal(t, session.AggregationMasked, s.Aggregation)
+	require.Equal(t, s.Parties, s.Aggregates[0].From, "from defaults to all parties")
+	require.Equal(t, 130.0, *s.Aggregates[3].Max, "histogram max defaults to the last edge")
+	l, err := session.NewLayout(s)
+	require.NoError(t, err)
+	require.Equal(t, 1+2+2+4+1, l.Len())
+}
+
+func TestYAMLSpecEqualsJSON(t *testing.T) {
+	j, err := session.LoadSpec("testdata/cohort.json")
+	require.NoError(t, err)
+	y := `
+id: cohort-2026-11
+parties: [hospital-a, hospital-b, hospital-c]
+fields: {given_name: name, family_name: name, birth_date: date, sex: sex, visits: number, age: number, condition_codes: codes}
+match: {fields: [given_name, family_name, birth_date, sex], mode: dh}
+reveal: [cardinality, pairwise, aggregates]
+aggregates:
+  - {name: shared, kind: count}
+  - {name: visits, kind: sum, field: visits, min: 0, max: 10000}
+  - {name: age, kind: mean, field: age, from: [hospital-a], min: 0, max: 130}
+  - {name: age_bands, kind: histogram, field: age, from: [hospital-a], edges: [0, 18, 40, 65, 130]}
+  - {name: diabetes, kind: count_if, field: condition_codes, contains: "44054006", from: [hospital-b]}
+min_cell: 11
+`
+	p := filepath.Join(t.TempDir(), "spec.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(y), 0o644))
+	ys, err := session.LoadSpec(p)
+	require.NoError(t, err)
+	require.JSONEq(t, string(j.Canonical()), string(ys.Canonical()))
+}
+
+// Every bad spec is refused with an error that names the field.
+func TestSpecErrors(t *testing.T) {
+	base, err := os.ReadFile("testdata/cohort.json")
+	require.NoError(t, err)
+	edit := func(f func(m map[string]any)) string {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(base, &m))
+		f(m)
+		b, err := json.Marshal(m)
+		require.NoError(t, err)
+		return string(b)
+	}
+	agg := func(i int, k string, v any) func(m map[string]any) {
+		return func(m map[string]any) {
+			a := m["aggregates"].([]any)[i].(map[string]any)
+			if v == nil {
+				delete(a, k)
+			} else {
+				a[k] = v
+			}
+		}
+	}
+	cases := []struct {
+		name, spec, want string
+	}{
+		{"unknown top-level field", edit(func(m map[string]any) { m["colour"] = "red" }), `unknown field "colour"`},
+		{"unknown aggregate field", edit(agg(1, "weight", 2)), `unknown field "weight"`},
+		{"syntax error names line", "{\n\"id\": \"x\",\n,\n}", "line 3"},
+		{"wrong type", edit(func(m map[string]any) { m["min_cell"] = "eleven" }), "min_cell"},
+		{"duplicate party", edit(func(m map[string]any) { m["parties"] = []string{"a", "b", "a"} }), `parties[2]: duplicate party "a"`},
+		{"one party", edit(func(m map[string]any) { m["parties"] = []string{"a"} }), "parties: need at least 2"},
+		{"from names no party", edit(agg(2, "from", []string{"hospital-d"})), `aggregates[2] (age).from[0]: "hospital-d" is not a party`},
+		{"bounds overflow", edit(agg(1, "max", 1e12)), "aggregates[1] (visits): bounds could overflow 2^63"},
+		{"variance overflow", edit(func(m map[string]any) {
+			m["aggregates"] = append(m["aggregates"].([]any), map[string]any{"name": "v", "kind": "variance", "field": "visits", "min": 0, "max": 1e6})
+		}), "aggregates[5] (v): bounds could overflow"},
+		{"edges do not cover", edit(func(m map[string]any) {
+			a := m["aggregates"].([]any)[3].(map[string]any)
+			a["min"], a["max"] = -1, 130
+		}), "aggregates[3] (age_bands).edges: [0, 130] does not cover [min, max] = [-1, 130]"},
+		{"edges not increasing", edit(agg(3, "edges", []float64{0, 18, 18, 130})), "strictly increasing"},
+		{"min > max", edit(agg(1, "min", 20000)), "min 20000 is greater than max 10000"},
+		{"sum without bounds", edit(agg(1, "max", nil)), "min and max are required"},
+		{"too many decimals", edit(agg(1, "max", 10.5)), "aggregates[1] (visits).max: 10.5 has more than 0 decimal places"},
+		{"unknown kind", edit(agg(0, "kind", "median")), `aggregates[0] (shared).kind: "median" is not one of`},
+		{"sum on a name", edit(agg(1, "field", "given_name")), "needs a number field"},
+		{"unknown field", edit(agg(1, "field", "weight")), `aggregates[1] (visits).field: "weight" is not a declared field`},
+		{"contains on number", edit(agg(4, "field", "visits")), "contains needs a codes field"},
+		{"count_if both", edit(agg(4, "equals", "x")), "exactly one of equals or contains"},
+		{"duplicate aggregate", edit(agg(1, "name", "shared")), `duplicate aggregate "shared"`},
+		{"match on number", edit(func(m map[string]any) { m["match"] = map[string]any{"fields": []string{"visits"}} }), `match.fields[0]: "visits" has type number`},
+		{"match undeclared", edit(func(m map[string]any) { m["match"] = map[string]any{"fields": []string{"ssn"}} }), `match.fields[0]: "ssn" is not a declared field`},
+		{"bad mode", edit(func(m map[string]any) { m["match"].(map[string]any)["mode"] = "fast" }), `match.mode: "fast"`},
+		{"bad reveal", edit(func(m map[string]any) { m["reveal"] = []string{"everything"} }), `reveal[0]: "everything"`},
+		{"empty reveal", edit(func(m map[string]any) { m["reveal"] = []string{} }), "reveal: empty"},
+		{"bad field type", edit(func(m map[string]any) { m["fields"].(map[string]any)["age"] = "integer" }), "fields.age"},
+		{"bad id", edit(func(m map[string]any) { m["id"] = "a b" }), `id: "a b"`},
+		{"negative min_cell", edit(func(m map[string]any) { m["min_cell"] = -1 }), "min_cell: must not be negative"},
+		{"encrypted not yet", edit(func(m map[string]any) { m["aggregation"] = "encrypted" }), `aggregation: "encrypted" is not implemented yet`},
+		{"trailing data", string(base) + "{}", "trailing data"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := session.ParseSpec([]byte(tc.spec))
+			require.ErrorIs(t, err, session.ErrInvalidSpec)
+			require.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestLoadSpecNamesFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "bad.json")
+	require.NoError(t, os.WriteFile(p, []byte(`{"id": 3}`), 0o644))
+	_, err := session.LoadSpec(p)
+	require.Error(t, err)
+	require.True(t, strings.HasPrefix(err.Error(), "bad.json: "), err.Error())
+}
+
+func TestParseFixed(t *testing.T) {
+	cases := []struct {
+		in    string
+		scale int
+		want  int64
+		err   bool
+	}{
+		{"0", 0, 0, false},
+		{"42", 0, 42, false},
+		{"-7", 0, -7, false},
+		{"+7", 0, 7, false},
+		{"3.14", 2, 314, false},
+		{"3.1", 2, 310, false},
+		{"3.140", 2, 314, false},
+		{"3.141", 2, 0, true},
+		{"3.5", 0, 0, true},
+		{"1e3", 0, 0, true},
+		{"", 0, 0, true},
+		{"abc", 0, 0, true},
+		{"1.", 0, 0, true},
+		{".5", 1, 0, true},
+		{"--1", 0, 0, true},
+		{"1 000", 0, 0, true},
+		{"99999999999999999999", 0, 0, true},
+	}
+	for _, tc := range cases {
+		got, err := session.ParseFixed(tc.in, tc.scale)
+		if tc.err {
+			require.Error(t, err, tc.in)
+			continue
+		}
+		require.NoError(t, err, tc.in)
+		require.Equal(t, tc.want, got, tc.in)
+	}
+}
+
+func FuzzParseSpec(f *testing.F) {
+	base, err := os.ReadFile("testdata/cohort.json")
+	require.NoError(f, err)
+	f.Add(base)
+	f.Add([]byte(`{"id":"x","parties":["a","b"],"fields":{"n":"name"},"match":{"fields":["n"]},"reveal":["cardinality"]}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := session.ParseSpec(b)
+		if err != nil {
+			require.Nil(t, s)
+			return
+		}
+		// An accepted spec round-trips through its canonical form and lays out.
+		s2, err := session.ParseSpec(s.Canonical())
+		require.NoError(t, err)
+		require.Equal(t, string(s.Canonical()), string(s2.Canonical()))
+		_, err = session.NewLayout(s)
+		require.NoError(t, err)
+	})
+}
+
+func FuzzParseFixed(f *testing.F) {
+	for _, s := range []string{"0", "-1.25", "99.999", "1e5", ""} {
+		f.Add(s, 2)
+	}
+	f.Fuzz(func(t *testing.T, s string, scale int) {
+		if scale < 0 || scale > session.MaxScale {
+			return
+		}
+		v, err := session.ParseFixed(s, scale)
+		if err != nil {
+			return
+		}
+		// Accepted values re-parse identically from their exact rendering.
+		back := strings.TrimRight(strings.TrimRight(formatAt(v, scale), "0"), ".")
+		if back == "" || back == "-" {
+			back = "0"
+		}
+		v2, err := session.ParseFixed(back, scale)
+		require.NoError(t, err)
+		require.Equal(t, v, v2)
+	})
+}
+
+func formatAt(v int64, scale int) string {
+	neg := v < 0
+	if neg {
+		v = -v
+	}
+	s := []byte(strings.Repeat("0", scale+1) + itoa(v))
+	s = s[len(s)-max(scale+1, len(itoa(v))):]
+	out := string(s[:len(s)-scale])
+	if scale > 0 {
+		out += "." + string(s[len(s)-scale:])
+	}
+	if neg {
+		out = "-" + out
+	}
+	return out
+}
+
+func itoa(v int64) string { b, _ := json.Marshal(v); return string(b) }
