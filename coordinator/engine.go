@@ -1,0 +1,182 @@
+package coordinator
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/mpsi-dev/mpsi/psi/join"
+	"github.com/mpsi-dev/mpsi/psi/session"
+	"github.com/mpsi-dev/mpsi/sharing"
+)
+
+// Sentinel errors of the session state machine. The network layer maps them
+// to gRPC status codes.
+var (
+	// ErrWrongRound reports a message that arrives in a round where it is not
+	// expected, or a second time (a replay).
+	ErrWrongRound = errors.New("coordinator: message not expected in this round")
+	// ErrBadMessage reports a message whose content is inconsistent with the
+	// session (wrong length, unknown party, size over max_set_size).
+	ErrBadMessage = errors.New("coordinator: malformed message")
+)
+
+// Engine is the coordinator's state for one session, without I/O: it takes
+// declared set sizes, token lists, and masked shares, and produces the join,
+// the masks and the released Result. It never sees an identifier, a group
+// key or one party's unmasked vector. It is not safe for concurrent use.
+type Engine struct {
+	spec   *session.Spec
+	layout *session.Layout
+	n      int
+
+	sizes  []int
+	tokens [][]join.Token
+	have   []bool
+	join   *join.Result
+	masks  []sharing.Vector
+	shares []sharing.Vector
+	result *session.Result
+}
+
+// NewEngine starts the state for a validated spec.
+func NewEngine(spec *session.Spec) (*Engine, error) {
+	l, err := session.NewLayout(spec)
+	if err != nil {
+		return nil, err
+	}
+	n := len(spec.Parties)
+	e := &Engine{spec: spec, layout: l, n: n, sizes: make([]int, n), tokens: make([][]join.Token, n), have: make([]bool, n), shares: make([]sharing.Vector, n)}
+	for i := range e.sizes {
+		e.sizes[i] = -1
+	}
+	return e, nil
+}
+
+// Layout returns the session's aggregate vector layout.
+func (e *Engine) Layout() *session.Layout { return e.layout }
+
+// RingTarget is the party that performs hop h (1..n−1) on the list owned by
+// party owner: lists travel owner+1, owner+2, … (mod n).
+func RingTarget(n, owner, hop int) int { return (owner + hop) % n }
+
+func (e *Engine) party(i int) error {
+	if i < 0 || i >= e.n {
+		return fmt.Errorf("%w: no party %d", ErrBadMessage, i)
+	}
+	return nil
+}
+
+// Declare records party i's set size.
+func (e *Engine) Declare(i, size int) error {
+	if err := e.party(i); err != nil {
+		return err
+	}
+	if e.sizes[i] >= 0 {
+		return fmt.Errorf("%w: party %s declared twice", ErrWrongRound, e.spec.Parties[i])
+	}
+	if size < 0 || size > e.spec.MaxSetSize {
+		return fmt.Errorf("%w: party %s declares %d records, max_set_size is %d", ErrBadMessage, e.spec.Parties[i], size, e.spec.MaxSetSize)
+	}
+	e.sizes[i] = size
+	return nil
+}
+
+// Size returns party i's declared set size, or -1.
+func (e *Engine) Size(i int) int { return e.sizes[i] }
+
+// SetTokens records the final token list of party i (aligned with its
+// shuffled positions); its length must equal the declared size.
+func (e *Engine) SetTokens(i int, toks []join.Token) error {
+	if err := e.party(i); err != nil {
+		return err
+	}
+	if e.sizes[i] < 0 || e.have[i] || e.join != nil {
+		return fmt.Errorf("%w: tokens of party %s", ErrWrongRound, e.spec.Parties[i])
+	}
+	if len(toks) != e.sizes[i] {
+		return fmt.Errorf("%w: party %s has %d tokens, declared %d", ErrBadMessage, e.spec.Parties[i], len(toks), e.sizes[i])
+	}
+	e.tokens[i], e.have[i] = toks, true
+	return nil
+}
+
+// Join intersects the token lists once all are in, and drops them.
+func (e *Engine) Join(workers int) (*join.Result, error) {
+	if e.join != nil {
+		return e.join, nil
+	}
+	for i, ok := range e.have {
+		if !ok {
+			return nil, fmt.Errorf("%w: tokens of party %s missing", ErrWrongRound, e.spec.Parties[i])
+		}
+	}
+	r, err := join.Join(e.tokens, join.Options{Pairwise: e.spec.Reveals(session.RevealPairwise), Workers: workers})
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: join: %w", err)
+	}
+	if r.Pairwise == nil {
+		r.Pairwise = make([][]int, e.n)
+		for i := range r.Pairwise {
+			r.Pairwise[i] = make([]int, e.n)
+			r.Pairwise[i][i] = e.sizes[i]
+		}
+	}
+	e.join = r
+	e.tokens = nil
+	return r, nil
+}
+
+// Masks deals the zero-sum masks r_1..r_n once, after the join; masks[i]
+// goes to party i only.
+func (e *Engine) Masks() ([]sharing.Vector, error) {
+	if e.join == nil {
+		return nil, fmt.Errorf("%w: masks before the join", ErrWrongRound)
+	}
+	if e.masks == nil {
+		m, err := sharing.ZeroSumMasks(e.n, e.layout.Len())
+		if err != nil {
+			return nil, err
+		}
+		e.masks = m
+	}
+	return e.masks, nil
+}
+
+// AddShare records party i's masked share z_i.
+func (e *Engine) AddShare(i int, z sharing.Vector) error {
+	if err := e.party(i); err != nil {
+		return err
+	}
+	if e.masks == nil || e.shares[i] != nil {
+		return fmt.Errorf("%w: share of party %s", ErrWrongRound, e.spec.Parties[i])
+	}
+	if len(z) != e.layout.Len() {
+		return fmt.Errorf("%w: share of party %s has length %d, want %d", ErrBadMessage, e.spec.Parties[i], len(z), e.layout.Len())
+	}
+	e.shares[i] = z
+	return nil
+}
+
+// Release sums the shares, which must all be in, and releases the Result.
+// A result missing any party's share is never released.
+func (e *Engine) Release() (*session.Result, error) {
+	if e.result != nil {
+		return e.result, nil
+	}
+	for i, z := range e.shares {
+		if z == nil {
+			return nil, fmt.Errorf("%w: share of party %s missing", ErrWrongRound, e.spec.Parties[i])
+		}
+	}
+	sum, err := sharing.Sum(e.shares)
+	if err != nil {
+		return nil, err
+	}
+	r, err := e.layout.Release(e.join.Intersection, e.join.Pairwise, sum)
+	if err != nil {
+		return nil, err
+	}
+	e.result = r
+	e.masks = nil
+	return r, nil
+}

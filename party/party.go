@@ -1,0 +1,295 @@
+package party
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/mpsi-dev/mpsi/psi"
+	"github.com/mpsi-dev/mpsi/psi/join"
+	"github.com/mpsi-dev/mpsi/psi/session"
+	"github.com/mpsi-dev/mpsi/sharing"
+)
+
+// ErrStateConsumed reports a round run twice on the same Party (for example
+// because a message was replayed). The session must be aborted.
+var ErrStateConsumed = errors.New("party: round already run")
+
+// ErrPositions reports an intersection position list from the coordinator
+// that is not sorted, repeats, or points past the party's set.
+var ErrPositions = errors.New("party: invalid positions")
+
+// Config tunes a Party. The zero value is valid.
+type Config struct {
+	// Workers bounds the goroutines used for token work; 0 means GOMAXPROCS.
+	Workers int
+}
+
+// Party is one participant's protocol state for one session: its records in
+// a secret shuffled order, its dh scalar, its keyed-mode key contribution
+// and its outgoing mask seeds. Its rounds are plain methods over typed
+// values, carried in process by [RunLocal] and over gRPC by the network
+// client; each round may be run once. A Party is not safe for concurrent
+// use, except [Party.Hop], which may run concurrently with itself.
+type Party struct {
+	spec    *session.Spec
+	layout  *session.Layout
+	name    string
+	index   int
+	recs    *Records
+	perm    []int // shuffled position -> record index
+	dh      *psi.DHKey
+	contrib psi.KeyContribution
+	seeds   []sharing.Seed // seeds[j] = s_ij, zero for j = i
+	workers int
+
+	startedRing, keyed, shared bool
+}
+
+// New prepares party name of spec with its loaded records. It draws the
+// per-session secrets (dh scalar, key contribution, mask seeds) and the
+// shuffle from crypto/rand.
+func New(spec *session.Spec, name string, recs *Records, cfg Config) (*Party, error) {
+	idx := spec.PartyIndex(name)
+	if idx < 0 {
+		return nil, fmt.Errorf("party: %q is not a party of session %s", name, spec.ID)
+	}
+	layout, err := session.NewLayout(spec)
+	if err != nil {
+		return nil, err
+	}
+	dh, err := psi.GenerateDHKey()
+	if err != nil {
+		return nil, err
+	}
+	contrib, err := psi.GenerateKeyContribution()
+	if err != nil {
+		return nil, err
+	}
+	seeds := make([]sharing.Seed, len(spec.Parties))
+	for j := range seeds {
+		if j == idx {
+			continue
+		}
+		if seeds[j], err = sharing.NewSeed(); err != nil {
+			return nil, err
+		}
+	}
+	perm, err := shuffle(recs.Len())
+	if err != nil {
+		return nil, err
+	}
+	return &Party{spec: spec, layout: layout, name: name, index: idx, recs: recs, perm: perm,
+		dh: dh, contrib: contrib, seeds: seeds, workers: cfg.Workers}, nil
+}
+
+// shuffle returns a uniformly random permutation of [0,n) (Fisher–Yates with
+// crypto/rand).
+func shuffle(n int) ([]int, error) {
+	p := make([]int, n)
+	for i := range p {
+		p[i] = i
+	}
+	var buf [8]byte
+	for i := n - 1; i > 0; i-- {
+		// Rejection sampling for an unbiased index in [0, i].
+		bound := uint64(i + 1)
+		limit := ^uint64(0) - (^uint64(0) % bound)
+		var r uint64
+		for {
+			if _, err := rand.Read(buf[:]); err != nil {
+				return nil, fmt.Errorf("party: shuffling: %w", err)
+			}
+			r = binary.LittleEndian.Uint64(buf[:])
+			if r < limit {
+				break
+			}
+		}
+		j := int(r % bound)
+		p[i], p[j] = p[j], p[i]
+	}
+	return p, nil
+}
+
+// Name is the party's name in the spec.
+func (p *Party) Name() string { return p.name }
+
+// Index is the party's index in the spec's parties.
+func (p *Party) Index() int { return p.index }
+
+// SetSize is the number of records the party brings (after de-duplication);
+// it is declared to the coordinator at join.
+func (p *Party) SetSize() int { return p.recs.Len() }
+
+// Spec returns the session spec.
+func (p *Party) Spec() *session.Spec { return p.spec }
+
+// StartRing returns H(x)^k_i for the party's records in its secret shuffled
+// order: the list it sends into the dh ring.
+func (p *Party) StartRing() ([]psi.Point, error) {
+	if p.startedRing {
+		return nil, ErrStateConsumed
+	}
+	p.startedRing = true
+	keys := make([][]byte, len(p.perm))
+	for pos, ri := range p.perm {
+		keys[pos] = p.recs.keys[ri]
+	}
+	out := make([]psi.Point, len(keys))
+	if err := p.dh.HashAndBlind(p.spec.ID, keys, out, p.workers); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Hop raises every element of (a batch of) another party's list to the
+// party's scalar, preserving order; in may be reused as the output. Invalid
+// or identity elements fail the whole batch with psi.ErrInvalidPoint.
+func (p *Party) Hop(in []psi.Point) ([]psi.Point, error) {
+	if err := p.dh.Blind(in, in, p.workers); err != nil {
+		return nil, fmt.Errorf("party: ring hop: %w", err)
+	}
+	return in, nil
+}
+
+// KeyContribution is the party's secret share of the keyed-mode group key,
+// to be sealed to every other party.
+func (p *Party) KeyContribution() psi.KeyContribution { return p.contrib }
+
+// KeyedTokens derives the group key from every party's contribution
+// (indexed by party; the party's own entry must be its own contribution) and
+// returns the party's tokens in its shuffled order.
+func (p *Party) KeyedTokens(contribs []psi.KeyContribution) ([]join.Token, error) {
+	if p.keyed {
+		return nil, ErrStateConsumed
+	}
+	if len(contribs) != len(p.spec.Parties) {
+		return nil, fmt.Errorf("%w: have %d, want %d", psi.ErrContributions, len(contribs), len(p.spec.Parties))
+	}
+	if contribs[p.index] != p.contrib {
+		return nil, fmt.Errorf("%w: own contribution altered", psi.ErrContributions)
+	}
+	g, err := psi.DeriveGroupKey(p.spec.ID, contribs)
+	if err != nil {
+		return nil, err
+	}
+	p.keyed = true
+	keys := make([][]byte, len(p.perm))
+	for pos, ri := range p.perm {
+		keys[pos] = p.recs.keys[ri]
+	}
+	out := make([][psi.TokenSize]byte, len(keys))
+	if err := g.KeyedTokens(p.spec.ID, keys, out, p.workers); err != nil {
+		return nil, err
+	}
+	toks := make([]join.Token, len(out))
+	for i := range out {
+		toks[i] = join.Token(out[i])
+	}
+	return toks, nil
+}
+
+// Seed returns s_ij, the seed this party sends (sealed) to party j. The
+// seeds can be sent as soon as the session starts.
+func (p *Party) Seed(j int) (sharing.Seed, error) {
+	if j < 0 || j >= len(p.seeds) || j == p.index {
+		return sharing.Seed{}, fmt.Errorf("party: no seed for party %d", j)
+	}
+	return p.seeds[j], nil
+}
+
+// PRGContext is the domain-separation context of the mask key k_ij that
+// party i derives from the seed it sends to party j.
+func PRGContext(session string, i, j int) []byte {
+	b := make([]byte, 0, len(session)+16)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(session)))
+	b = append(b, session...)
+	b = binary.BigEndian.AppendUint32(b, 4) // round: masked aggregation
+	b = binary.BigEndian.AppendUint32(b, uint32(i))
+	b = binary.BigEndian.AppendUint32(b, uint32(j))
+	return b
+}
+
+// Local computes x_i: the sum of the party's contributions over its records
+// at the given shuffled positions (the coordinator's positions in I).
+func (p *Party) Local(positions []uint32) (sharing.Vector, error) {
+	if err := p.checkPositions(positions); err != nil {
+		return nil, err
+	}
+	x := make(sharing.Vector, p.layout.Len())
+	for _, pos := range positions {
+		ri := p.perm[pos]
+		get := func(field string) string { return p.recs.Value(ri, field) }
+		if err := p.layout.Contribute(p.index, get, x); err != nil {
+			return nil, fmt.Errorf("party: record %s: %w", p.recs.ID(ri), err)
+		}
+	}
+	return x, nil
+}
+
+// Share computes the party's masked share z_i = x_i + k_ii + Σ_{j≠i} k_ji,
+// where k_ii = r_i − Σ_{j≠i} k_ij, from the positions in I, the mask r_i
+// dealt by the coordinator and the seeds s_ji received from every other
+// party (indexed by party; the party's own entry is ignored). It runs once.
+func (p *Party) Share(positions []uint32, mask sharing.Vector, incoming []sharing.Seed) (sharing.Vector, error) {
+	if p.shared {
+		return nil, ErrStateConsumed
+	}
+	L := p.layout.Len()
+	if len(mask) != L {
+		return nil, fmt.Errorf("party: mask has length %d, want %d: %w", len(mask), L, sharing.ErrLengthMismatch)
+	}
+	if len(incoming) != len(p.spec.Parties) {
+		return nil, fmt.Errorf("party: %d incoming seeds, want %d", len(incoming), len(p.spec.Parties))
+	}
+	x, err := p.Local(positions)
+	if err != nil {
+		return nil, err
+	}
+	p.shared = true
+	var out, in []sharing.Vector
+	for j := range p.spec.Parties {
+		if j == p.index {
+			continue
+		}
+		out = append(out, sharing.Expand(p.seeds[j], PRGContext(p.spec.ID, p.index, j), L))
+		in = append(in, sharing.Expand(incoming[j], PRGContext(p.spec.ID, j, p.index), L))
+	}
+	self, err := sharing.SelfKey(mask, out)
+	if err != nil {
+		return nil, err
+	}
+	return sharing.Blind(x, self, in)
+}
+
+// Members returns the record_ids of the party's records at the given
+// shuffled positions, in file order.
+func (p *Party) Members(positions []uint32) ([]string, error) {
+	if err := p.checkPositions(positions); err != nil {
+		return nil, err
+	}
+	idx := make([]int, len(positions))
+	for k, pos := range positions {
+		idx[k] = p.perm[pos]
+	}
+	slices.Sort(idx)
+	ids := make([]string, len(idx))
+	for k, ri := range idx {
+		ids[k] = p.recs.ID(ri)
+	}
+	return ids, nil
+}
+
+func (p *Party) checkPositions(positions []uint32) error {
+	for k, pos := range positions {
+		if int64(pos) >= int64(len(p.perm)) {
+			return fmt.Errorf("%w: position %d beyond set size %d", ErrPositions, pos, len(p.perm))
+		}
+		if k > 0 && pos <= positions[k-1] {
+			return fmt.Errorf("%w: not strictly increasing at index %d", ErrPositions, k)
+		}
+	}
+	return nil
+}

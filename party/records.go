@@ -1,0 +1,376 @@
+package party
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/mpsi-dev/mpsi/psi/ident"
+	"github.com/mpsi-dev/mpsi/psi/session"
+)
+
+// ErrRecords is wrapped by errors about a party's input file as a whole
+// (missing column, no rows, too many rows, bad rows under the strict policy).
+var ErrRecords = errors.New("party: invalid records")
+
+// ErrDuplicateKey is returned under [DuplicatesReject] when two rows have
+// the same normalised match key.
+var ErrDuplicateKey = errors.New("party: duplicate match key")
+
+// Duplicates says what loading does with rows whose match key repeats.
+type Duplicates int
+
+const (
+	// DuplicatesMerge keeps the first row with a key and counts the others.
+	DuplicatesMerge Duplicates = iota
+	// DuplicatesReject fails the load, naming both lines.
+	DuplicatesReject
+)
+
+// LoadOptions controls loading.
+type LoadOptions struct {
+	// Mapping maps logical fields to columns; nil matches by name.
+	Mapping Mapping
+	// Duplicates is the policy for repeated match keys (default merge).
+	Duplicates Duplicates
+	// SkipBadRows, if set, rejects rows that fail to parse (counted and
+	// listed in the report) instead of failing the whole load.
+	SkipBadRows bool
+	// MaxErrors bounds the row errors kept in the report (default 100).
+	MaxErrors int
+}
+
+// RowError is a row that failed to load.
+type RowError struct {
+	Line  int    // 1-based line number in the file, counting the header
+	Field string // logical field, if one is to blame
+	Err   error
+}
+
+// Error implements error.
+func (e *RowError) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("line %d: field %s: %v", e.Line, e.Field, e.Err)
+	}
+	return fmt.Sprintf("line %d: %v", e.Line, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *RowError) Unwrap() error { return e.Err }
+
+// Report counts what loading did. Every row read is accounted for:
+// Rows = Loaded + Rejected + Duplicates + EmptyIdentifier.
+type Report struct {
+	Rows            int        `json:"rows"`
+	Loaded          int        `json:"loaded"`
+	Rejected        int        `json:"rejected"`
+	Duplicates      int        `json:"duplicates"`
+	EmptyIdentifier int        `json:"empty_identifier"`
+	Errors          []RowError `json:"-"`
+}
+
+// Records are a party's loaded, normalised rows. Keys are the unambiguous
+// encodings of the match fields; they are secret and never leave the party.
+// Records are immutable after loading and safe for concurrent reads.
+type Records struct {
+	keys   [][]byte
+	ids    []string
+	fields []string   // attribute fields carried, in order
+	values [][]string // values[i][f] for record i, attribute field f
+	Report Report
+}
+
+// Len is the number of records after de-duplication.
+func (r *Records) Len() int { return len(r.keys) }
+
+// Keys returns the match keys (shared slice: do not modify).
+func (r *Records) Keys() [][]byte { return r.keys }
+
+// ID returns record i's record_id.
+func (r *Records) ID(i int) string { return r.ids[i] }
+
+// Value returns record i's normalised value of a logical attribute field.
+func (r *Records) Value(i int, field string) string {
+	if f := slices.Index(r.fields, field); f >= 0 {
+		return r.values[i][f]
+	}
+	return ""
+}
+
+// LoadCSV reads a party's CSV file for the session spec. It applies the
+// mapping, normalises every field and checks every value the party will
+// contribute (range, scale) before anything is sent. Errors name the file,
+// the line and the field.
+func LoadCSV(path string, spec *session.Spec, partyName string, opt LoadOptions) (*Records, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("party: %w", err)
+	}
+	defer f.Close()
+	r, err := ReadCSV(f, spec, partyName, opt)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
+	}
+	return r, nil
+}
+
+type colSpec struct {
+	field  string
+	typ    ident.Type
+	col    int
+	layout ident.Layout
+	sep    string
+}
+
+// ReadCSV is [LoadCSV] on a reader.
+func ReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOptions) (*Records, error) {
+	pi := spec.PartyIndex(partyName)
+	if pi < 0 {
+		return nil, fmt.Errorf("%w: %q is not a party of session %s", ErrRecords, partyName, spec.ID)
+	}
+	layout, err := session.NewLayout(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := opt.Mapping.check(spec); err != nil {
+		return nil, err
+	}
+	if opt.MaxErrors == 0 {
+		opt.MaxErrors = 100
+	}
+	cr := csv.NewReader(in)
+	cr.ReuseRecord = true
+	cr.FieldsPerRecord = 0
+	header, err := cr.Read()
+	if err == io.EOF {
+		return nil, fmt.Errorf("%w: empty file, expected a header line", ErrRecords)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRecords, err)
+	}
+	header = slices.Clone(header)
+	if len(header) > 0 {
+		header[0] = strings.TrimPrefix(header[0], "\ufeff")
+	}
+	find := func(name string) int {
+		for i, h := range header {
+			if strings.EqualFold(strings.TrimSpace(h), name) {
+				return i
+			}
+		}
+		return -1
+	}
+	iso, _ := ident.ParseLayout(ident.DefaultLayout)
+	resolve := func(field string, required bool) (colSpec, error) {
+		c := colSpec{field: field, col: -1, layout: iso, sep: ";"}
+		name := field
+		if m, ok := opt.Mapping[field]; ok {
+			name = m.Column
+			if m.Format != "" {
+				c.layout, _ = ident.ParseLayout(m.Format)
+			}
+			if m.Separator != "" {
+				c.sep = m.Separator
+			}
+		}
+		c.col = find(name)
+		if c.col < 0 && required {
+			return c, fmt.Errorf("%w: no column %q for field %s in the header (columns: %s)", ErrRecords, name, field, strings.Join(header, ", "))
+		}
+		return c, nil
+	}
+	var match []colSpec
+	for _, f := range spec.Match.Fields {
+		c, err := resolve(f, true)
+		if err != nil {
+			return nil, err
+		}
+		c.typ, _ = spec.FieldType(f)
+		match = append(match, c)
+	}
+	// Attribute fields this party needs: those of aggregates it contributes to.
+	var attrs []colSpec
+	for _, a := range spec.Aggregates {
+		if a.Field == "" || !slices.Contains(a.From, partyName) || slices.ContainsFunc(attrs, func(c colSpec) bool { return c.field == a.Field }) {
+			continue
+		}
+		c, err := resolve(a.Field, true)
+		if err != nil {
+			return nil, err
+		}
+		c.typ, _ = spec.FieldType(a.Field)
+		attrs = append(attrs, c)
+	}
+	idCol, _ := resolve(RecordIDField, false)
+	if _, mapped := opt.Mapping[RecordIDField]; mapped && idCol.col < 0 {
+		return nil, fmt.Errorf("%w: no column %q for record_id in the header", ErrRecords, opt.Mapping[RecordIDField].Column)
+	}
+
+	recs := &Records{}
+	for _, a := range attrs {
+		recs.fields = append(recs.fields, a.field)
+	}
+	rep := &recs.Report
+	seen := map[string]int{} // key -> line
+	kf := make([]ident.Field, len(match))
+	scratch := make([]uint64, layout.Len())
+	fail := func(line int, field string, err error) error {
+		re := RowError{Line: line, Field: field, Err: err}
+		rep.Rejected++
+		if len(rep.Errors) < opt.MaxErrors {
+			rep.Errors = append(rep.Errors, re)
+		}
+		if !opt.SkipBadRows {
+			return &re
+		}
+		return nil
+	}
+	for {
+		row, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var pe *csv.ParseError
+			if !errors.As(err, &pe) {
+				return nil, fmt.Errorf("%w: %v", ErrRecords, err)
+			}
+			if !errors.Is(pe.Err, csv.ErrFieldCount) {
+				return nil, fmt.Errorf("%w: line %d: %v", ErrRecords, pe.Line, pe.Err)
+			}
+			line := pe.Line
+			rep.Rows++
+			if e := fail(line, "", err); e != nil {
+				return nil, fmt.Errorf("%w: %w", ErrRecords, e)
+			}
+			continue
+		}
+		line, _ := cr.FieldPos(0)
+		rep.Rows++
+		if rep.Rows > spec.MaxSetSize {
+			return nil, fmt.Errorf("%w: more than max_set_size = %d rows", ErrRecords, spec.MaxSetSize)
+		}
+		bad := false
+		for i, c := range row {
+			if !utf8.ValidString(c) {
+				if e := fail(line, "", fmt.Errorf("column %d (%s) is not valid UTF-8", i+1, header[i])); e != nil {
+					return nil, fmt.Errorf("%w: %w", ErrRecords, e)
+				}
+				bad = true
+				break
+			}
+		}
+		if bad {
+			continue
+		}
+		empty := false
+		for i, c := range match {
+			raw := strings.TrimSpace(row[c.col])
+			if raw == "" {
+				empty = true
+				break
+			}
+			v, err := ident.Normalize(c.typ, c.layout, raw)
+			if errors.Is(err, ident.ErrEmpty) {
+				empty = true
+				break
+			}
+			if err != nil {
+				if e := fail(line, c.field, err); e != nil {
+					return nil, fmt.Errorf("%w: %w", ErrRecords, e)
+				}
+				bad = true
+				break
+			}
+			kf[i] = ident.Field{Name: c.field, Value: v}
+		}
+		if bad {
+			continue
+		}
+		if empty {
+			rep.EmptyIdentifier++
+			continue
+		}
+		vals := make([]string, len(attrs))
+		for i, c := range attrs {
+			v, err := normalizeAttr(c, row[c.col])
+			if err != nil {
+				if e := fail(line, c.field, err); e != nil {
+					return nil, fmt.Errorf("%w: %w", ErrRecords, e)
+				}
+				bad = true
+				break
+			}
+			vals[i] = v
+		}
+		if bad {
+			continue
+		}
+		get := func(field string) string {
+			if f := slices.Index(recs.fields, field); f >= 0 {
+				return vals[f]
+			}
+			return ""
+		}
+		clear(scratch)
+		if err := layout.Contribute(pi, get, scratch); err != nil {
+			if e := fail(line, "", err); e != nil {
+				return nil, fmt.Errorf("%w: %w", ErrRecords, e)
+			}
+			continue
+		}
+		key := ident.AppendKey(nil, kf)
+		if first, dup := seen[string(key)]; dup {
+			if opt.Duplicates == DuplicatesReject {
+				return nil, fmt.Errorf("%w: line %d repeats the match key of line %d", ErrDuplicateKey, line, first)
+			}
+			rep.Duplicates++
+			continue
+		}
+		seen[string(key)] = line
+		id := strconv.Itoa(line)
+		if idCol.col >= 0 {
+			id = strings.TrimSpace(row[idCol.col])
+		}
+		recs.keys = append(recs.keys, key)
+		recs.ids = append(recs.ids, id)
+		recs.values = append(recs.values, vals)
+		rep.Loaded++
+	}
+	if rep.Loaded == 0 && rep.Rows == 0 {
+		return nil, fmt.Errorf("%w: no data rows", ErrRecords)
+	}
+	return recs, nil
+}
+
+func normalizeAttr(c colSpec, raw string) (string, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return "", nil
+	}
+	switch c.typ {
+	case ident.TypeCodes:
+		var codes []string
+		for _, code := range strings.Split(raw, c.sep) {
+			code = strings.TrimSpace(code)
+			if strings.Contains(code, session.CodeSeparator) {
+				return "", fmt.Errorf("code contains a control character")
+			}
+			if code != "" {
+				codes = append(codes, code)
+			}
+		}
+		return strings.Join(codes, session.CodeSeparator), nil
+	case ident.TypeNumber:
+		return raw, nil
+	default:
+		return ident.Normalize(c.typ, c.layout, raw)
+	}
+}
