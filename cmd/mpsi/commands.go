@@ -1,0 +1,365 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mpsi-dev/mpsi/bench/cohort"
+	"github.com/mpsi-dev/mpsi/internal/devcert"
+	"github.com/mpsi-dev/mpsi/party"
+	"github.com/mpsi-dev/mpsi/psi/session"
+)
+
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("demo", stderr)
+	parties := fs.Int("parties", 3, "number of hospitals (2..26)")
+	records := fs.Int("records", 2000, "records per hospital")
+	overlap := fs.Float64("overlap", 0.3, "fraction of each hospital's records shared by all")
+	mode := fs.String("mode", "dh", "match mode: dh or keyed")
+	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "cohort generator seed")
+	asJSON := fs.Bool("json", false, "print the Result JSON instead of a table")
+	inproc := fs.Bool("inproc", false, "run every party and the coordinator in this process instead of over gRPC")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *mode != session.ModeDH && *mode != session.ModeKeyed {
+		return hintError{fmt.Errorf("--mode %q", *mode), "use --mode dh or --mode keyed"}
+	}
+	pair := 0.1
+	if *overlap+pair > 1 {
+		pair = 1 - *overlap
+	}
+	c, err := cohort.Generate(cohort.Config{Seed: *seed, Parties: *parties, Records: *records, SharedAll: *overlap, SharedPair: pair, Noise: true, Mode: *mode, MinCell: 11, Duplicates: 2})
+	if err != nil {
+		return err
+	}
+	spec, err := session.ParseSpec(c.Spec)
+	if err != nil {
+		return err
+	}
+	if !*inproc {
+		return runNetworkDemo(ctx, c, *asJSON, stdout, stderr)
+	}
+	var ins []party.Input
+	for _, p := range c.Parties {
+		m, err := party.ParseMapping(p.Mapping)
+		if err != nil {
+			return err
+		}
+		recs, err := party.ReadCSV(bytes.NewReader(p.CSV), spec, p.Name, party.LoadOptions{Mapping: m})
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.Name, err)
+		}
+		ins = append(ins, party.Input{Name: p.Name, Records: recs})
+	}
+	fmt.Fprintf(stderr, "mpsi: demo: %d hospitals × %d records, mode %s, in process\n", *parties, *records, *mode)
+	start := time.Now()
+	out, err := party.RunLocal(ctx, spec, ins, party.Config{})
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	if *asJSON {
+		if err := writeJSON(stdout, out.Result); err != nil {
+			return err
+		}
+	} else {
+		printTable(stdout, out.Result)
+		fmt.Fprintf(stdout, "session time: %s\n", elapsed.Round(time.Millisecond))
+	}
+	if err := checkTruth(out.Result, c.Truth, spec.MinCell); err != nil {
+		fmt.Fprintf(stdout, "check against plaintext computation: MISMATCH: %v\n", err)
+		return errors.New("result does not match the plaintext computation")
+	}
+	fmt.Fprintln(stdout, "check against plaintext computation: OK (result matches the ground truth)")
+	return nil
+}
+
+// checkTruth compares a Result with a cohort's ground truth.
+func checkTruth(r *session.Result, t cohort.Truth, minCell int) error {
+	small := func(c int) bool { return c > 0 && c < minCell }
+	if small(t.Intersection) {
+		if !r.IntersectionSuppressed {
+			return fmt.Errorf("intersection %d should be suppressed", t.Intersection)
+		}
+		return nil
+	}
+	if r.Intersection == nil || *r.Intersection != int64(t.Intersection) {
+		got := "none"
+		if r.Intersection != nil {
+			got = fmt.Sprint(*r.Intersection)
+		}
+		return fmt.Errorf("intersection: got %s, want %d", got, t.Intersection)
+	}
+	for i := range t.Pairwise {
+		for j, want := range t.Pairwise[i] {
+			got := r.Pairwise[i][j]
+			if i != j && small(want) {
+				if got != nil {
+					return fmt.Errorf("pairwise[%d][%d] should be suppressed", i, j)
+				}
+				continue
+			}
+			if got == nil || *got != int64(want) {
+				return fmt.Errorf("pairwise[%d][%d]: got %s, want %d", i, j, cell(got), want)
+			}
+		}
+	}
+	eq := func(name string, want float64) error {
+		a, ok := r.Aggregates.Get(name)
+		if !ok {
+			return fmt.Errorf("aggregate %s missing", name)
+		}
+		if a.Suppressed {
+			return nil
+		}
+		got, err := a.Value.Float64()
+		if err != nil || got < want-1e-9*max(1, want) || got > want+1e-9*max(1, want) {
+			return fmt.Errorf("%s: got %v, want %v", name, a.Value.String(), want)
+		}
+		return nil
+	}
+	if err := eq("shared", float64(t.Intersection)); err != nil {
+		return err
+	}
+	if err := eq("visits", float64(t.VisitsSum)); err != nil {
+		return err
+	}
+	if t.Intersection > 0 {
+		if err := eq("age", float64(t.AgeSum)/float64(t.Intersection)); err != nil {
+			return err
+		}
+	}
+	if !small(int(t.Diabetes)) {
+		if err := eq("diabetes", float64(t.Diabetes)); err != nil {
+			return err
+		}
+	}
+	bands, _ := r.Aggregates.Get("age_bands")
+	for b, want := range t.AgeBands {
+		got := bands.Counts[b]
+		if small(int(want)) != (got == nil) || got != nil && *got != want {
+			return fmt.Errorf("age_bands[%d]: got %s, want %d", b, cell(got), want)
+		}
+	}
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	return enc.Encode(v)
+}
+
+func printTable(w io.Writer, r *session.Result) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "session\t%s (%s)\n", r.Session, r.MatchMode)
+	if r.Intersection != nil {
+		fmt.Fprintf(tw, "shared by all\t%d\n", *r.Intersection)
+	} else if r.IntersectionSuppressed {
+		fmt.Fprintf(tw, "shared by all\tsuppressed (below min_cell)\n")
+	}
+	if r.Pairwise != nil {
+		fmt.Fprintf(tw, "pairwise\t%s\n", strings.Join(r.Parties, "  "))
+		for i, row := range r.Pairwise {
+			cells := make([]string, len(row))
+			for j, c := range row {
+				cells[j] = "—"
+				if c != nil {
+					cells[j] = fmt.Sprint(*c)
+				}
+			}
+			fmt.Fprintf(tw, "  %s\t%s\n", r.Parties[i], strings.Join(cells, "  "))
+		}
+	}
+	for _, a := range r.Aggregates {
+		var v string
+		switch {
+		case a.Suppressed && a.Kind != session.KindHistogram:
+			v = "suppressed (below min_cell)"
+		case a.Kind == session.KindHistogram:
+			var parts []string
+			for k, c := range a.Counts {
+				s := "—"
+				if c != nil {
+					s = fmt.Sprint(*c)
+				}
+				parts = append(parts, fmt.Sprintf("[%v,%v%s %s", a.Edges[k], a.Edges[k+1], map[bool]string{true: "]", false: ")"}[k == len(a.Counts)-1], s))
+			}
+			v = strings.Join(parts, "  ")
+		case a.Value == nil:
+			v = "no contributions"
+		default:
+			v = a.Value.String()
+			if a.Contributions != nil {
+				v += fmt.Sprintf(" (%d contributions)", *a.Contributions)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s: %s\n", a.Name, a.Kind, v)
+	}
+	tw.Flush()
+}
+
+// pairFlag collects repeated NAME=FILE flags.
+type pairFlag map[string]string
+
+func (p pairFlag) String() string { return fmt.Sprint(map[string]string(p)) }
+func (p pairFlag) Set(v string) error {
+	name, file, ok := strings.Cut(v, "=")
+	if !ok || name == "" || file == "" {
+		return fmt.Errorf("want NAME=FILE, got %q", v)
+	}
+	if _, dup := p[name]; dup {
+		return fmt.Errorf("%s given twice", name)
+	}
+	p[name] = file
+	return nil
+}
+
+func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("run", stderr)
+	specPath := fs.String("spec", "", "session spec file (JSON or YAML)")
+	data, maps := pairFlag{}, pairFlag{}
+	fs.Var(data, "data", "NAME=FILE: a party's CSV file (repeat for every party)")
+	fs.Var(maps, "map", "NAME=FILE: a party's column mapping (optional)")
+	outPath := fs.String("out", "", "write the Result JSON here instead of stdout")
+	rejectDup := fs.Bool("reject-duplicates", false, "fail on repeated match keys instead of merging them")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *specPath == "" {
+		return hintError{errors.New("--spec is required"), "mpsi gen-cohorts writes an example spec.json"}
+	}
+	spec, err := session.LoadSpec(*specPath)
+	if err != nil {
+		return err
+	}
+	var ins []party.Input
+	for _, name := range spec.Parties {
+		file, ok := data[name]
+		if !ok {
+			return hintError{fmt.Errorf("no --data for party %s", name), "give --data NAME=FILE for every party in the spec"}
+		}
+		opt := party.LoadOptions{}
+		if *rejectDup {
+			opt.Duplicates = party.DuplicatesReject
+		}
+		if m, ok := maps[name]; ok {
+			if opt.Mapping, err = party.LoadMapping(m); err != nil {
+				return err
+			}
+		}
+		recs, err := party.LoadCSV(file, spec, name, opt)
+		if err != nil {
+			return err
+		}
+		rp := recs.Report
+		fmt.Fprintf(stderr, "mpsi: %s: %d rows read, %d loaded, %d rejected, %d duplicates merged, %d with an empty identifier\n", name, rp.Rows, rp.Loaded, rp.Rejected, rp.Duplicates, rp.EmptyIdentifier)
+		ins = append(ins, party.Input{Name: name, Records: recs})
+	}
+	for name := range data {
+		if spec.PartyIndex(name) < 0 {
+			return fmt.Errorf("--data %s: not a party of session %s", name, spec.ID)
+		}
+	}
+	out, err := party.RunLocal(ctx, spec, ins, party.Config{})
+	if err != nil {
+		return err
+	}
+	if *outPath == "" {
+		return writeJSON(stdout, out.Result)
+	}
+	return writeFileAtomic(*outPath, out.Result)
+}
+
+// writeFileAtomic writes v as JSON to a temporary file beside path and
+// renames it into place, so that no partial output is ever visible.
+func writeFileAtomic(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".mpsi-*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+func runGenCohorts(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("gen-cohorts", stderr)
+	out := fs.String("out", "", "directory to write into")
+	parties := fs.Int("parties", 3, "number of hospitals")
+	records := fs.Int("records", 1000, "records per hospital")
+	overlap := fs.Float64("overlap", 0.3, "fraction shared by all")
+	pair := fs.Float64("pair-overlap", 0.1, "fraction shared with exactly one other hospital")
+	seed := fs.Uint64("seed", 1, "generator seed (same seed, same files)")
+	mode := fs.String("mode", "dh", "match mode written into the spec")
+	minCell := fs.Int("min-cell", 11, "min_cell written into the spec")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return errors.New("--out is required")
+	}
+	c, err := cohort.Generate(cohort.Config{Seed: *seed, Parties: *parties, Records: *records, SharedAll: *overlap, SharedPair: *pair, Noise: true, Mode: *mode, MinCell: *minCell})
+	if err != nil {
+		return err
+	}
+	if err := c.WriteDir(*out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %d parties, spec.json and truth.json to %s\n", len(c.Parties), *out)
+	return nil
+}
+
+func runDevCerts(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("dev-certs", stderr)
+	out := fs.String("out", "", "directory to write ca.pem, NAME.pem and NAME-key.pem into")
+	names := fs.String("names", "coordinator,admin,hospital-a,hospital-b,hospital-c", "comma-separated certificate names")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return hintError{errors.New("--out is required"), "mpsi dev-certs --out ./certs"}
+	}
+	list := strings.Split(*names, ",")
+	for i := range list {
+		list[i] = strings.TrimSpace(list[i])
+	}
+	if err := devcert.WriteDir(*out, list); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote ca.pem and certificates for %s to %s (development only)\n", strings.Join(list, ", "), *out)
+	return nil
+}
+
+var _ = flag.ErrHelp
+
+func cell(p *int64) string {
+	if p == nil {
+		return "suppressed"
+	}
+	return fmt.Sprint(*p)
+}

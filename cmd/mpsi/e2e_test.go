@@ -1,0 +1,361 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mpsi-dev/mpsi/bench/cohort"
+	"github.com/mpsi-dev/mpsi/party"
+	"github.com/mpsi-dev/mpsi/psi/session"
+)
+
+// mpsiBin is the real binary, built once by TestMain; end-to-end tests start
+// it as separate processes on 127.0.0.1.
+var mpsiBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mpsi-e2e-bin-")
+	if err != nil {
+		panic(err)
+	}
+	mpsiBin = filepath.Join(dir, "mpsi")
+	if out, err := exec.Command("go", "build", "-o", mpsiBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building mpsi: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// cluster is a coordinator process with its certificates and cohort files.
+type cluster struct {
+	t     *testing.T
+	dir   string
+	certs string
+	db    string
+	addr  string
+	coord *exec.Cmd
+	log   *bytes.Buffer
+	logMu *sync.Mutex
+	c     *cohort.Cohort
+	spec  *session.Spec
+}
+
+func mpsi(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, mpsiBin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+type syncBuf struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (s syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func newCluster(t *testing.T, cfg cohort.Config, extraNames ...string) *cluster {
+	t.Helper()
+	dir := t.TempDir()
+	c, err := cohort.Generate(cfg)
+	require.NoError(t, err)
+	require.NoError(t, c.WriteDir(filepath.Join(dir, "cohort")))
+	spec, err := session.ParseSpec(c.Spec)
+	require.NoError(t, err)
+	names := []string{"coordinator", "admin"}
+	names = append(names, spec.Parties...)
+	names = append(names, extraNames...)
+	cl := &cluster{t: t, dir: dir, certs: filepath.Join(dir, "certs"), db: filepath.Join(dir, "mpsi.db"), c: c, spec: spec, logMu: &sync.Mutex{}}
+	_, stderr, err := mpsi(t, "dev-certs", "--out", cl.certs, "--names", strings.Join(names, ","))
+	require.NoError(t, err, stderr)
+	cl.start()
+	return cl
+}
+
+func (cl *cluster) start() {
+	t := cl.t
+	addrFile := filepath.Join(cl.dir, "addr")
+	os.Remove(addrFile)
+	cl.log = &bytes.Buffer{}
+	cl.coord = exec.Command(mpsiBin, "coordinator", "--listen", "127.0.0.1:0", "--certs", cl.certs, "--db", cl.db,
+		"--addr-file", addrFile, "--round-timeout", "8s")
+	cl.coord.Stdout, cl.coord.Stderr = syncBuf{cl.logMu, cl.log}, syncBuf{cl.logMu, cl.log}
+	require.NoError(t, cl.coord.Start())
+	t.Cleanup(func() { cl.stop(syscall.SIGKILL) })
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(addrFile)
+		if err == nil && len(b) > 0 {
+			cl.addr = string(b)
+			return true
+		}
+		return false
+	}, 20*time.Second, 20*time.Millisecond, "coordinator did not start: %s", cl.logs())
+}
+
+func (cl *cluster) logs() string {
+	cl.logMu.Lock()
+	defer cl.logMu.Unlock()
+	return cl.log.String()
+}
+
+func (cl *cluster) stop(sig syscall.Signal) {
+	if cl.coord == nil || cl.coord.Process == nil {
+		return
+	}
+	_ = cl.coord.Process.Signal(sig)
+	done := make(chan struct{})
+	go func() { _ = cl.coord.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = cl.coord.Process.Kill()
+		<-done
+	}
+	cl.coord = nil
+}
+
+func (cl *cluster) createSession() {
+	out, stderr, err := mpsi(cl.t, "session", "create", "--coordinator", cl.addr, "--certs", cl.certs, "--spec", filepath.Join(cl.dir, "cohort", "spec.json"))
+	require.NoError(cl.t, err, stderr)
+	require.Equal(cl.t, cl.spec.ID, strings.TrimSpace(out))
+}
+
+func (cl *cluster) partyCmd(name, certs string) (*exec.Cmd, *bytes.Buffer, string) {
+	return cl.partyCmdAs(name, certs, cl.spec.ID, name)
+}
+
+// partyCmdAs runs party name in session with dataOf's files.
+func (cl *cluster) partyCmdAs(name, certs, sessionID, dataOf string) (*exec.Cmd, *bytes.Buffer, string) {
+	out := filepath.Join(cl.dir, name+"-"+sessionID+".result.json")
+	cmd := exec.Command(mpsiBin, "party", "--coordinator", cl.addr, "--certs", certs, "--name", name, "--session", sessionID,
+		"--data", filepath.Join(cl.dir, "cohort", dataOf+".csv"), "--map", filepath.Join(cl.dir, "cohort", dataOf+".map.json"), "--out", out)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	return cmd, &errb, out
+}
+
+// runParties runs every party of the spec as a process and waits.
+func (cl *cluster) runParties() map[string]string {
+	t := cl.t
+	type proc struct {
+		cmd  *exec.Cmd
+		errb *bytes.Buffer
+		out  string
+	}
+	procs := map[string]proc{}
+	for _, name := range cl.spec.Parties {
+		cmd, errb, out := cl.partyCmd(name, cl.certs)
+		require.NoError(t, cmd.Start())
+		procs[name] = proc{cmd, errb, out}
+	}
+	results := map[string]string{}
+	for name, p := range procs {
+		require.NoError(t, p.cmd.Wait(), "%s: %s\ncoordinator: %s", name, p.errb.String(), cl.logs())
+		b, err := os.ReadFile(p.out)
+		require.NoError(t, err)
+		results[name] = strings.TrimSpace(string(b))
+	}
+	return results
+}
+
+func (cl *cluster) inProcess() *party.Outcome {
+	var ins []party.Input
+	for _, p := range cl.c.Parties {
+		m, err := party.ParseMapping(p.Mapping)
+		require.NoError(cl.t, err)
+		recs, err := party.ReadCSV(bytes.NewReader(p.CSV), cl.spec, p.Name, party.LoadOptions{Mapping: m})
+		require.NoError(cl.t, err)
+		ins = append(ins, party.Input{Name: p.Name, Records: recs})
+	}
+	out, err := party.RunLocal(context.Background(), cl.spec, ins, party.Config{})
+	require.NoError(cl.t, err)
+	return out
+}
+
+// The built binary as separate processes, a coordinator and three parties on
+// 127.0.0.1, gives the same Result as the in-process runner, in both modes;
+// `session result` serves it, and the audit chain verifies.
+func TestE2EMatchesInProcess(t *testing.T) {
+	for _, mode := range []string{session.ModeDH, session.ModeKeyed} {
+		t.Run(mode, func(t *testing.T) {
+			cl := newCluster(t, cohort.Config{Seed: 21, Parties: 3, Records: 150, SharedAll: 0.4, SharedPair: 0.1, Noise: true, Mode: mode, MinCell: 3})
+			cl.createSession()
+			results := cl.runParties()
+			want := cl.inProcess()
+			for name, got := range results {
+				wb, err := json.Marshal(want.Parties[name])
+				require.NoError(t, err)
+				require.JSONEq(t, string(wb), got, name)
+			}
+			out, stderr, err := mpsi(t, "session", "result", "--coordinator", cl.addr, "--certs", cl.certs, "--session", cl.spec.ID)
+			require.NoError(t, err, stderr)
+			wb, _ := json.Marshal(want.Result)
+			require.JSONEq(t, string(wb), out)
+			cl.stop(syscall.SIGTERM)
+			out, stderr, err = mpsi(t, "audit", "verify", "--db", cl.db)
+			require.NoError(t, err, stderr)
+			require.Contains(t, out, "verified")
+		})
+	}
+}
+
+// A party with a certificate from another CA, or with a name not in the
+// spec, is refused with the reason, and writes no output file.
+func TestE2ERefusals(t *testing.T) {
+	cl := newCluster(t, cohort.Config{Seed: 22, Parties: 2, Records: 40, SharedAll: 0.5, MinCell: 1}, "hospital-z")
+	cl.createSession()
+	rogue := filepath.Join(cl.dir, "rogue")
+	_, stderr, err := mpsi(t, "dev-certs", "--out", rogue, "--names", "hospital-a")
+	require.NoError(t, err, stderr)
+
+	cmd, errb, out := cl.partyCmd("hospital-a", rogue)
+	require.Error(t, cmd.Run())
+	require.Contains(t, errb.String(), "mpsi: error:")
+	require.Contains(t, errb.String(), "certificate")
+	require.NoFileExists(t, out)
+
+	cmd, errb, out = cl.partyCmdAs("hospital-z", cl.certs, cl.spec.ID, "hospital-a")
+	require.Error(t, cmd.Run())
+	require.Contains(t, errb.String(), `"hospital-z" is not a party of session`)
+	require.NoFileExists(t, out)
+
+	// A non-admin certificate cannot create sessions.
+	_, stderr, err = mpsi(t, "session", "create", "--coordinator", cl.addr, "--certs", cl.certs, "--name", "hospital-a", "--spec", filepath.Join(cl.dir, "cohort", "spec.json"))
+	require.Error(t, err)
+	require.Contains(t, stderr, "PermissionDenied")
+}
+
+// A party killed in the middle of the ring makes the session abort for the
+// others, with a reason, within the round deadline; nothing is released.
+func TestE2EPartyKilledMidRing(t *testing.T) {
+	cl := newCluster(t, cohort.Config{Seed: 23, Parties: 3, Records: 6000, SharedAll: 0.3, MinCell: 1})
+	cl.createSession()
+	var cmds []*exec.Cmd
+	var errs []*bytes.Buffer
+	for _, name := range cl.spec.Parties {
+		cmd, errb, _ := cl.partyCmd(name, cl.certs)
+		if name == "hospital-b" {
+			pr, pw, err := os.Pipe()
+			require.NoError(t, err)
+			cmd.Stderr = pw
+			require.NoError(t, cmd.Start())
+			pw.Close()
+			go func() {
+				sc := bufio.NewScanner(pr)
+				for sc.Scan() {
+					if strings.Contains(sc.Text(), "roster verified") {
+						time.Sleep(300 * time.Millisecond) // into the ring
+						_ = cmd.Process.Kill()
+					}
+				}
+			}()
+		} else {
+			require.NoError(t, cmd.Start())
+		}
+		cmds = append(cmds, cmd)
+		errs = append(errs, errb)
+	}
+	start := time.Now()
+	for i, cmd := range cmds {
+		err := cmd.Wait()
+		require.Error(t, err, "party %s must fail", cl.spec.Parties[i])
+		if cl.spec.Parties[i] != "hospital-b" {
+			require.Contains(t, errs[i].String(), "session aborted")
+			require.Contains(t, errs[i].String(), "hospital-b")
+		}
+	}
+	require.Less(t, time.Since(start), 30*time.Second)
+	_, stderr, err := mpsi(t, "session", "result", "--coordinator", cl.addr, "--certs", cl.certs, "--session", cl.spec.ID)
+	require.Error(t, err)
+	require.Contains(t, stderr, "aborted")
+	require.Contains(t, stderr, "hospital-b")
+}
+
+// A coordinator killed and restarted still serves completed results, reports
+// the interrupted session as aborted, and its audit chain verifies.
+func TestE2ECoordinatorRestart(t *testing.T) {
+	cl := newCluster(t, cohort.Config{Seed: 24, Parties: 2, Records: 60, SharedAll: 0.5, MinCell: 1, Mode: session.ModeKeyed})
+	cl.createSession()
+	results := cl.runParties()
+	// A second session, interrupted: created, one party joined, then SIGKILL.
+	spec2 := strings.Replace(string(cl.c.Spec), cl.spec.ID, "interrupted", 1)
+	p2 := filepath.Join(cl.dir, "spec2.json")
+	require.NoError(t, os.WriteFile(p2, []byte(spec2), 0o644))
+	_, stderr, err := mpsi(t, "session", "create", "--coordinator", cl.addr, "--certs", cl.certs, "--spec", p2)
+	require.NoError(t, err, stderr)
+	cmd, _, _ := cl.partyCmdAs("hospital-a", cl.certs, "interrupted", "hospital-a")
+	require.NoError(t, cmd.Start())
+	require.Eventually(t, func() bool { return strings.Contains(cl.logs(), "session=interrupted party=hospital-a") }, 20*time.Second, 20*time.Millisecond)
+	cl.stop(syscall.SIGKILL)
+	_ = cmd.Wait()
+
+	cl.start()
+	out, stderr, err := mpsi(t, "session", "result", "--coordinator", cl.addr, "--certs", cl.certs, "--session", cl.spec.ID)
+	require.NoError(t, err, stderr)
+	var r session.Result
+	require.NoError(t, json.Unmarshal([]byte(out), &r))
+	var pr session.Result
+	require.NoError(t, json.Unmarshal([]byte(results["hospital-a"]), &pr))
+	require.Equal(t, *pr.Intersection, *r.Intersection)
+	_, stderr, err = mpsi(t, "session", "result", "--coordinator", cl.addr, "--certs", cl.certs, "--session", "interrupted")
+	require.Error(t, err)
+	require.Contains(t, stderr, "aborted")
+	require.Contains(t, stderr, "restarted")
+	cl.stop(syscall.SIGTERM)
+	out, stderr, err = mpsi(t, "audit", "verify", "--db", cl.db)
+	require.NoError(t, err, stderr)
+	require.Contains(t, out, "verified")
+}
+
+func TestCLIUsageErrors(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{nil, "mpsi: hint: try: mpsi demo"},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"demo", "--mode", "fast"}, "use --mode dh or --mode keyed"},
+		{[]string{"coordinator"}, "mpsi dev-certs --out"},
+		{[]string{"run", "--spec", "/nonexistent.json"}, "no such file"},
+		{[]string{"party", "--name", "x"}, "is required"},
+		{[]string{"demo", "stray"}, `unexpected argument "stray"`},
+	}
+	for _, tc := range cases {
+		_, stderr, err := mpsi(t, tc.args...)
+		require.Error(t, err, tc.args)
+		require.Contains(t, stderr, tc.want, tc.args)
+	}
+}
+
+// The default demo path works end to end (small size for test time).
+func TestDemoRuns(t *testing.T) {
+	out, stderr, err := mpsi(t, "demo", "--records", "200", "--seed", "3")
+	require.NoError(t, err, stderr+out)
+	require.Contains(t, out, "check against plaintext computation: OK")
+	out, stderr, err = mpsi(t, "demo", "--inproc", "--records", "200", "--seed", "3", "--mode", "keyed", "--json")
+	require.NoError(t, err, stderr+out)
+	require.Contains(t, out, `"match_mode":"keyed"`)
+}

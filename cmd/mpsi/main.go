@@ -1,0 +1,120 @@
+// Command mpsi runs secure multi-party private set intersection sessions
+// with aggregate statistics. See README.md for the walk-through.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+const usage = `mpsi: secure multi-party private set intersection with aggregate statistics
+
+Usage:
+    mpsi demo [--parties N] [--records N] [--overlap F] [--mode dh|keyed] [--json]
+    mpsi run --spec FILE --data NAME=FILE [--data NAME=FILE ...] [--map NAME=FILE ...] [--out FILE]
+    mpsi gen-cohorts --out DIR [--parties N] [--records N] [--overlap F] [--seed N] [--mode dh|keyed]
+    mpsi dev-certs --out DIR --names coordinator,hospital-a,hospital-b,...
+    mpsi version
+
+Commands:
+    demo         generate cohorts, run a whole session in process, print the
+                 result and whether it matches the plaintext ground truth
+    run          run a session in process over local CSV files (every party's
+                 data on one machine: for trials and research, not for
+                 hospitals that must not share files)
+    gen-cohorts  write reproducible synthetic cohorts: CSV and mapping per
+                 party, spec.json and truth.json
+    dev-certs    write a throwaway CA and certificates (development only)
+
+Example:
+    mpsi gen-cohorts --out /tmp/c --parties 3 --records 1000
+    mpsi run --spec /tmp/c/spec.json \
+        --data hospital-a=/tmp/c/hospital-a.csv --map hospital-a=/tmp/c/hospital-a.map.json \
+        --data hospital-b=/tmp/c/hospital-b.csv --map hospital-b=/tmp/c/hospital-b.map.json \
+        --data hospital-c=/tmp/c/hospital-c.csv --map hospital-c=/tmp/c/hospital-c.map.json
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		var he hintError
+		if errors.As(err, &he) {
+			fmt.Fprintf(os.Stderr, "mpsi: error: %s\nmpsi: hint: %s\n", he.err, he.hint)
+		} else if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(os.Stderr, "mpsi: error: %v\n", err)
+		}
+		os.Exit(1)
+	}
+}
+
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (h hintError) Error() string { return h.err.Error() + " (" + h.hint + ")" }
+func (h hintError) Unwrap() error { return h.err }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return hintError{errors.New("no command given"), "try: mpsi demo"}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "demo":
+		return runDemo(ctx, rest, stdout, stderr)
+	case "run":
+		return runLocal(ctx, rest, stdout, stderr)
+	case "coordinator":
+		return runCoordinator(ctx, rest, stdout, stderr)
+	case "session":
+		return runSession(ctx, rest, stdout, stderr)
+	case "party":
+		return runParty(ctx, rest, stdout, stderr)
+	case "audit":
+		return runAudit(ctx, rest, stdout, stderr)
+	case "gen-cohorts":
+		return runGenCohorts(rest, stdout, stderr)
+	case "dev-certs":
+		return runDevCerts(rest, stdout, stderr)
+	case "version", "-version", "--version":
+		v := "(devel)"
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+			v = bi.Main.Version
+		}
+		fmt.Fprintln(stdout, "mpsi", v)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return hintError{fmt.Errorf("unknown command %q", cmd), "run mpsi help for the list of commands"}
+	}
+}
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("mpsi "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseFlags parses and refuses stray positional arguments.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return hintError{fmt.Errorf("unexpected argument %q", fs.Arg(0)), "flags are written --name value; see mpsi help"}
+	}
+	return nil
+}

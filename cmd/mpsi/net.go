@@ -1,0 +1,328 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	mpsiv1 "github.com/mpsi-dev/mpsi/api/mpsi/v1"
+	"github.com/mpsi-dev/mpsi/coordinator"
+	"github.com/mpsi-dev/mpsi/coordinator/store"
+	"github.com/mpsi-dev/mpsi/internal/devcert"
+	"github.com/mpsi-dev/mpsi/party"
+	"github.com/mpsi-dev/mpsi/psi/session"
+)
+
+func newLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("coordinator", stderr)
+	listen := fs.String("listen", "127.0.0.1:7443", "gRPC listen address")
+	certs := fs.String("certs", "", "directory with ca.pem, coordinator.pem, coordinator-key.pem")
+	name := fs.String("name", "coordinator", "certificate name of this coordinator")
+	dbPath := fs.String("db", "mpsi.db", "SQLite database file")
+	metrics := fs.String("metrics", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9090)")
+	addrFile := fs.String("addr-file", "", "write the bound gRPC address to this file once listening")
+	roundTimeout := fs.Duration("round-timeout", coordinator.DefaultRoundTimeout, "deadline for every protocol round")
+	admins := fs.String("admin", coordinator.DefaultAdminName, "comma-separated certificate names allowed to create sessions")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *certs == "" {
+		return hintError{errors.New("--certs is required"), "make development certificates with: mpsi dev-certs --out ./certs"}
+	}
+	log := newLogger(stderr)
+	pool, cert, err := devcert.LoadDir(*certs, *name)
+	if err != nil {
+		return err
+	}
+	signer, ok := cert.PrivateKey.(crypto.Signer)
+	if !ok {
+		return errors.New("coordinator key cannot sign")
+	}
+	st, err := store.Open(ctx, *dbPath)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	reg := prometheus.NewRegistry()
+	srv, err := coordinator.New(coordinator.Config{Store: st, Signer: signer, Logger: log, RoundTimeout: *roundTimeout,
+		AdminNames: splitNames(*admins), Metrics: coordinator.NewMetrics(reg)})
+	if err != nil {
+		return err
+	}
+	if ids, err := srv.Recover(ctx); err != nil {
+		return err
+	} else if len(ids) > 0 {
+		log.Warn("aborted sessions interrupted by the last shutdown", "sessions", ids)
+	}
+	if n, err := st.VerifyAudit(ctx); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	} else {
+		log.Info("audit chain verified", "events", n)
+	}
+	tcfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
+	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(tcfg)),
+		grpc.MaxRecvMsgSize(coordinator.MaxMessageSize), grpc.MaxSendMsgSize(coordinator.MaxMessageSize),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.ConnectionTimeout(10*time.Second))
+	srv.Register(g)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(g, hs)
+	hs.SetServingStatus(mpsiv1.Coordinator_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	lis, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	if *addrFile != "" {
+		if err := writeFileAtomicBytes(*addrFile, []byte(lis.Addr().String())); err != nil {
+			return err
+		}
+	}
+	var msrv *http.Server
+	if *metrics != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		ml, err := net.Listen("tcp", *metrics)
+		if err != nil {
+			return err
+		}
+		msrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = msrv.Serve(ml) }()
+		log.Info("metrics", "addr", ml.Addr().String())
+	}
+	log.Info("coordinator listening", "addr", lis.Addr().String(), "db", *dbPath)
+	errc := make(chan error, 1)
+	go func() { errc <- g.Serve(lis) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	hs.Shutdown()
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	stopped := make(chan struct{})
+	go func() { g.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-sctx.Done():
+		g.Stop()
+	}
+	if msrv != nil {
+		_ = msrv.Close()
+	}
+	return nil
+}
+
+func splitNames(s string) []string {
+	var out []string
+	for _, n := range filepathSplitList(s) {
+		if n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func filepathSplitList(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == ',' {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return out
+}
+
+func dialAdmin(certs, name, addr string) (*grpc.ClientConn, error) {
+	pool, cert, err := devcert.LoadDir(certs, name)
+	if err != nil {
+		return nil, err
+	}
+	tcfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool}
+	return grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tcfg)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(coordinator.MaxMessageSize)))
+}
+
+func runSession(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return hintError{errors.New("session needs a subcommand"), "mpsi session create ... or mpsi session result ..."}
+	}
+	sub, args := args[0], args[1:]
+	fs := newFlags("session "+sub, stderr)
+	addr := fs.String("coordinator", "127.0.0.1:7443", "coordinator address")
+	certs := fs.String("certs", "", "certificate directory")
+	name := fs.String("name", coordinator.DefaultAdminName, "certificate name to authenticate with")
+	spec := fs.String("spec", "", "session spec file (create)")
+	id := fs.String("session", "", "session id (result)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *certs == "" {
+		return errors.New("--certs is required")
+	}
+	cc, err := dialAdmin(*certs, *name, *addr)
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	cl := mpsiv1.NewCoordinatorClient(cc)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	switch sub {
+	case "create":
+		if *spec == "" {
+			return errors.New("--spec is required")
+		}
+		s, err := session.LoadSpec(*spec)
+		if err != nil {
+			return err
+		}
+		resp, err := cl.CreateSession(ctx, &mpsiv1.CreateSessionRequest{SpecJson: s.Canonical()})
+		if err != nil {
+			return statusErr(err)
+		}
+		fmt.Fprintln(stdout, resp.GetSessionId())
+		return nil
+	case "result":
+		if *id == "" {
+			return errors.New("--session is required")
+		}
+		resp, err := cl.GetResult(ctx, &mpsiv1.GetResultRequest{SessionId: *id})
+		if err != nil {
+			return statusErr(err)
+		}
+		switch resp.GetState() {
+		case store.StateCompleted:
+			_, err := stdout.Write(append(resp.GetResultJson(), '\n'))
+			return err
+		case store.StateAborted:
+			return fmt.Errorf("session %s was aborted: %s", *id, resp.GetReason())
+		default:
+			return fmt.Errorf("session %s is %s: no result yet", *id, resp.GetState())
+		}
+	default:
+		return hintError{fmt.Errorf("unknown session subcommand %q", sub), "use create or result"}
+	}
+}
+
+func statusErr(err error) error {
+	st := status.Convert(err)
+	return fmt.Errorf("coordinator: %s: %s", st.Code(), st.Message())
+}
+
+func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("party", stderr)
+	addr := fs.String("coordinator", "127.0.0.1:7443", "coordinator address")
+	certs := fs.String("certs", "", "certificate directory with ca.pem, NAME.pem, NAME-key.pem")
+	name := fs.String("name", "", "this party's name (its certificate name)")
+	id := fs.String("session", "", "session id")
+	data := fs.String("data", "", "CSV file with this party's records")
+	mapPath := fs.String("map", "", "column mapping file (optional)")
+	policyPath := fs.String("policy", "", "local policy file (optional)")
+	out := fs.String("out", "", "write the Result JSON here (atomically) instead of stdout")
+	rejectDup := fs.Bool("reject-duplicates", false, "fail on repeated match keys instead of merging them")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	for f, v := range map[string]string{"--certs": *certs, "--name": *name, "--session": *id, "--data": *data} {
+		if v == "" {
+			return fmt.Errorf("%s is required", f)
+		}
+	}
+	log := newLogger(stderr).With("party", *name)
+	pool, cert, err := devcert.LoadDir(*certs, *name)
+	if err != nil {
+		return err
+	}
+	opt := party.LoadOptions{}
+	if *rejectDup {
+		opt.Duplicates = party.DuplicatesReject
+	}
+	if *mapPath != "" {
+		if opt.Mapping, err = party.LoadMapping(*mapPath); err != nil {
+			return err
+		}
+	}
+	var pol *party.Policy
+	if *policyPath != "" {
+		if pol, err = party.LoadPolicy(*policyPath); err != nil {
+			return err
+		}
+	}
+	res, err := party.RunRemote(ctx, party.RemoteConfig{
+		Address: *addr,
+		TLS:     &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool},
+		Session: *id,
+		Load: func(s *session.Spec) (*party.Records, error) {
+			return party.LoadCSV(*data, s, *name, opt)
+		},
+		Policy: pol,
+		Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		return writeJSON(stdout, res)
+	}
+	return writeFileAtomic(*out, res)
+}
+
+func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "verify" {
+		return hintError{errors.New("audit needs a subcommand"), "mpsi audit verify --db mpsi.db"}
+	}
+	fs := newFlags("audit verify", stderr)
+	dbPath := fs.String("db", "mpsi.db", "SQLite database file")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if _, err := os.Stat(*dbPath); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, *dbPath)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	n, err := st.VerifyAudit(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "audit chain of %s verified: %d events\n", filepath.Base(*dbPath), n)
+	return nil
+}
+
+func writeFileAtomicBytes(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,106 @@
+package coordinator
+
+import (
+	"context"
+	"crypto/x509"
+	"sync"
+	"time"
+
+	mpsiv1 "github.com/mpsi-dev/mpsi/api/mpsi/v1"
+	"github.com/mpsi-dev/mpsi/psi/join"
+	"github.com/mpsi-dev/mpsi/psi/session"
+)
+
+// TestSession drives one session's state machine synchronously, without
+// the network and without its goroutine: every party is attached up front
+// and messages go straight to handle. For white-box and fuzz tests. The
+// session must already exist in the store.
+type TestSession struct{ l *live }
+
+// NewTestLive builds a live session exactly as start does, but does not
+// start its goroutine nor register it with the server.
+func (s *Server) newTestLive(spec *session.Spec) (*live, error) {
+	eng, err := NewEngine(spec)
+	if err != nil {
+		return nil, err
+	}
+	return &live{
+		srv: s, spec: spec, eng: eng, n: len(spec.Parties),
+		events: make(chan event, 64), done: make(chan struct{}), abortCh: make(chan string, 1),
+		conns: make([]*conn, len(spec.Parties)),
+	}, nil
+}
+
+// NewTestSession returns a session whose parties are all attached with the
+// given certificates (one per party), in the join round.
+func (s *Server) NewTestSession(spec *session.Spec, certs []*x509.Certificate) (*TestSession, error) {
+	l, err := s.newTestLive(spec)
+	if err != nil {
+		return nil, err
+	}
+	// The state run() initialises before its loop.
+	l.ready = make([]*mpsiv1.Ready, l.n)
+	l.envSeen = map[[3]uint32]bool{}
+	l.streams = map[[2]uint32]*listState{}
+	l.tokens = make([][]join.Token, l.n)
+	l.tokDone = make([]bool, l.n)
+	l.setRound("join")
+	for i := range l.conns {
+		c := &conn{cert: certs[i]}
+		c.cond = sync.NewCond(&c.mu)
+		l.conns[i] = c
+	}
+	return &TestSession{l: l}, nil
+}
+
+// Attach delivers the "party attached" event for party i (sends Welcome).
+func (t *TestSession) Attach(ctx context.Context, i int) error {
+	_, err := t.l.handle(ctx, event{from: i})
+	return err
+}
+
+// Handle feeds one message from party i to the session's handle function.
+func (t *TestSession) Handle(ctx context.Context, i int, m *mpsiv1.PartyMessage) (finished bool, err error) {
+	return t.l.handle(ctx, event{from: i, msg: m})
+}
+
+// Drain returns and removes the messages queued for party i.
+func (t *TestSession) Drain(i int) []*mpsiv1.CoordinatorMessage {
+	c := t.l.conns[i]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q := c.q
+	c.q = nil
+	return q
+}
+
+// Round is the session's current round name.
+func (t *TestSession) Round() string { return t.l.round }
+
+// WaitingFor is what the deadline reason would name now.
+func (t *TestSession) WaitingFor() string { return t.l.waitingFor() }
+
+// AttachDuringFullQueue reproduces a party attaching while the session's
+// event queue is full: it fills the queue with events from party from (each
+// carrying m), starts attach(idx) in a goroutine (which blocks on the full
+// queue), waits until attach holds the session lock, then runs the session
+// goroutine. It returns a channel closed when run returns.
+func (s *Server) AttachDuringFullQueue(spec *session.Spec, from int, m *mpsiv1.PartyMessage, idx int, cert *x509.Certificate) (<-chan struct{}, error) {
+	l, err := s.newTestLive(spec)
+	if err != nil {
+		return nil, err
+	}
+	for len(l.events) < cap(l.events) {
+		l.events <- event{from: from, msg: m}
+	}
+	go func() { _, _ = l.attach(idx, cert) }()
+	// Wait until attach holds l.mu: with the queue full it can only be
+	// blocked sending the attach event, lock held.
+	for l.mu.TryLock() {
+		l.mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+	done := make(chan struct{})
+	go func() { l.run(); close(done) }()
+	return done, nil
+}

@@ -1,0 +1,304 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	// The pure-Go SQLite driver registers itself as "sqlite". This blank
+	// import is allowed in this package only.
+	_ "modernc.org/sqlite"
+)
+
+// SchemaVersion is the schema version this package writes and reads, kept in
+// PRAGMA user_version.
+const SchemaVersion = 1
+
+// DefaultBusyTimeout is how long a connection waits for a lock held by
+// another connection before failing with SQLITE_BUSY.
+const DefaultBusyTimeout = 10 * time.Second
+
+var (
+	// ErrNotFound reports that the session or result does not exist. Check
+	// with errors.Is; it is not worth retrying.
+	ErrNotFound = errors.New("store: not found")
+	// ErrExists reports that a session with that ID already exists. Check
+	// with errors.Is; choose another ID.
+	ErrExists = errors.New("store: already exists")
+	// ErrTampered reports that the audit log or chain head does not verify:
+	// the database was modified outside this package, or is corrupt. The
+	// error names the first bad sequence number. Do not retry; investigate.
+	ErrTampered = errors.New("store: audit log tampered")
+	// ErrState reports a session state transition that is not allowed, such
+	// as completing a session that is not running or aborting a completed
+	// one. Check with errors.Is; the session is unchanged.
+	ErrState = errors.New("store: invalid state transition")
+	// ErrSchemaVersion reports a database written by a newer version of this
+	// package (or not by this package at all). Open refuses it; upgrade the
+	// binary.
+	ErrSchemaVersion = errors.New("store: unsupported schema version")
+)
+
+// Store is the coordinator's database. It is safe for concurrent use by
+// multiple goroutines. Reads run concurrently; writes are serialized (SQLite
+// allows one writer at a time).
+type Store struct {
+	db *sql.DB
+
+	// writer holds a token while one of this Store's write transactions
+	// runs, so that writers queue here (and give up when their context is
+	// done) rather than in SQLite's busy handler, which polls with sleeps.
+	// BEGIN IMMEDIATE and the busy timeout still order them against other
+	// connections to the same file.
+	writer chan struct{}
+}
+
+// Open opens the database at path, creating the file and the schema if they
+// are absent. It refuses a database whose schema version is newer than
+// [SchemaVersion] with an error wrapping [ErrSchemaVersion].
+//
+// path is a file name; it must not be empty, ":memory:", start with "file:"
+// or contain '?'. The caller must Close the Store.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") || strings.ContainsRune(path, '?') {
+		return nil, fmt.Errorf("store: open %q: unsupported path", path)
+	}
+	db, err := sql.Open("sqlite", dsn(path))
+	if err != nil {
+		return nil, fmt.Errorf("store: open %q: %w", path, err)
+	}
+	s := &Store{db: db, writer: make(chan struct{}, 1)}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %q: %w", path, err)
+	}
+	return s, nil
+}
+
+// dsn builds the driver's data source name: a plain file name followed by
+// the query parameters documented by modernc.org/sqlite. _txlock=immediate
+// makes every read-write transaction take the write lock at BEGIN, so two
+// writers never deadlock on a lock upgrade; read-only transactions stay
+// deferred.
+func dsn(path string) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Set("_txlock", "immediate")
+	return path + "?" + q.Encode()
+}
+
+// schema is version 1 of the database schema. Times are TEXT in RFC 3339
+// with nanoseconds, UTC.
+const schema = `
+CREATE TABLE sessions (
+	id      TEXT PRIMARY KEY NOT NULL,
+	spec    BLOB NOT NULL,
+	state   TEXT NOT NULL CHECK (state IN ('created', 'running', 'completed', 'aborted')),
+	reason  TEXT NOT NULL DEFAULT '',
+	created TEXT NOT NULL,
+	updated TEXT NOT NULL
+) STRICT;
+
+CREATE INDEX sessions_state ON sessions(state);
+
+-- Completed and aborted are final.
+CREATE TRIGGER sessions_final BEFORE UPDATE ON sessions
+WHEN OLD.state IN ('completed', 'aborted')
+BEGIN
+	SELECT RAISE(ABORT, 'session is final');
+END;
+
+CREATE TABLE results (
+	session   TEXT PRIMARY KEY NOT NULL REFERENCES sessions(id),
+	result    BLOB NOT NULL,
+	signature BLOB NOT NULL,
+	created   TEXT NOT NULL
+) STRICT;
+
+CREATE TRIGGER results_no_update BEFORE UPDATE ON results
+BEGIN
+	SELECT RAISE(ABORT, 'results are immutable');
+END;
+
+CREATE TRIGGER results_no_delete BEFORE DELETE ON results
+BEGIN
+	SELECT RAISE(ABORT, 'results are immutable');
+END;
+
+CREATE TABLE audit (
+	seq     INTEGER PRIMARY KEY,
+	time    TEXT NOT NULL,
+	kind    TEXT NOT NULL,
+	session TEXT NOT NULL,
+	actor   TEXT NOT NULL,
+	detail  TEXT NOT NULL,
+	prev    BLOB NOT NULL,
+	hash    BLOB NOT NULL
+) STRICT;
+
+CREATE INDEX audit_session ON audit(session);
+
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN
+	SELECT RAISE(ABORT, 'audit log is append-only');
+END;
+
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN
+	SELECT RAISE(ABORT, 'audit log is append-only');
+END;
+
+CREATE TABLE audit_head (
+	id   INTEGER PRIMARY KEY CHECK (id = 1),
+	seq  INTEGER NOT NULL,
+	hash BLOB NOT NULL
+) STRICT;
+
+INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, zeroblob(32));
+
+-- Events are appended in sequence, and the head only moves forward by one.
+CREATE TRIGGER audit_in_sequence BEFORE INSERT ON audit
+WHEN NEW.seq IS NOT (SELECT seq + 1 FROM audit_head WHERE id = 1)
+BEGIN
+	SELECT RAISE(ABORT, 'audit event out of sequence');
+END;
+
+CREATE TRIGGER audit_head_forward BEFORE UPDATE ON audit_head
+WHEN NEW.seq IS NOT OLD.seq + 1 OR NEW.id IS NOT OLD.id
+BEGIN
+	SELECT RAISE(ABORT, 'audit head only moves forward');
+END;
+
+CREATE TRIGGER audit_head_no_delete BEFORE DELETE ON audit_head
+BEGIN
+	SELECT RAISE(ABORT, 'audit head cannot be deleted');
+END;
+`
+
+// migrate creates the schema in a new database and checks the version of an
+// existing one.
+func (s *Store) migrate(ctx context.Context) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var v int
+		if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+			return fmt.Errorf("reading schema version: %w", err)
+		}
+		switch {
+		case v == SchemaVersion:
+			return nil
+		case v != 0:
+			return fmt.Errorf("database has version %d, this build supports %d: %w", v, SchemaVersion, ErrSchemaVersion)
+		}
+		if _, err := tx.ExecContext(ctx, schema); err != nil {
+			return fmt.Errorf("creating schema: %w", err)
+		}
+		// PRAGMA takes no bound parameters; SchemaVersion is a constant.
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion)); err != nil {
+			return fmt.Errorf("setting schema version: %w", err)
+		}
+		return nil
+	})
+}
+
+// Close closes the database. Calls in flight may fail.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// Backup writes a consistent copy of the database to path with VACUUM INTO,
+// while the Store stays in use. path must not exist yet (or be an empty
+// file). The copy is synced to disk before Backup returns; it can be opened
+// with [Open].
+func (s *Store) Backup(ctx context.Context, path string) error {
+	if path == "" {
+		return errors.New("store: backup: empty path")
+	}
+	if _, err := s.db.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
+		return fmt.Errorf("store: backup to %q: %w", path, err)
+	}
+	if err := syncFile(path); err != nil {
+		return fmt.Errorf("store: backup to %q: %w", path, err)
+	}
+	return nil
+}
+
+// syncFile flushes path and its directory to stable storage.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	// Syncing a directory is not supported everywhere; the file itself is
+	// durable at this point.
+	_ = d.Sync()
+	return nil
+}
+
+// inTx runs fn in a read-write (IMMEDIATE) transaction and commits it if fn
+// returns nil; otherwise it rolls back and returns fn's error.
+func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	select {
+	case s.writer <- struct{}{}:
+		defer func() { <-s.writer }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// formatTime is the one time encoding in the database: RFC 3339 with
+// nanoseconds, UTC.
+func formatTime(t time.Time) string {
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// parseTime parses a time written by formatTime and reports whether it is
+// in canonical form.
+func parseTime(s string) (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, false
+	}
+	t = t.UTC()
+	return t, formatTime(t) == s
+}
+
+// now returns the current time in UTC without a monotonic reading.
+func now() time.Time {
+	return time.Now().UTC().Round(0)
+}

@@ -1,0 +1,196 @@
+// Package envelope seals party-to-party payloads with HPKE (RFC 9180,
+// circl) bound to (session, round, sender, recipient), and signs and
+// verifies session keys and released Results with TLS identity keys, so
+// that the coordinator can relay payloads it cannot read or alter.
+package envelope
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cloudflare/circl/hpke"
+	"github.com/cloudflare/circl/kem"
+)
+
+// The HPKE suite for party-to-party envelopes: DHKEM(X25519, HKDF-SHA256),
+// HKDF-SHA256, ChaCha20-Poly1305 (RFC 9180).
+var envelopeSuite = hpke.NewSuite(hpke.KEM_X25519_HKDF_SHA256, hpke.KDF_HKDF_SHA256, hpke.AEAD_ChaCha20Poly1305)
+
+// Domain-separation labels.
+const (
+	labelEnvelopeInfo = "mpsi/v1/envelope"
+	labelHPKEKeySig   = "mpsi/v1/session-hpke-key"
+)
+
+// Envelope size limits: X25519 enc and a 32-byte payload plus the tag.
+const (
+	EncSize           = 32
+	MaxEnvelopePlain  = 64
+	MaxEnvelopeSealed = MaxEnvelopePlain + 16
+)
+
+// ErrEnvelope reports an envelope that does not open: forged, corrupted,
+// replayed into another round, or re-addressed to another party.
+var ErrEnvelope = errors.New("envelope: does not open")
+
+// ErrRoster reports a roster entry whose certificate or signature over its
+// session key does not check out.
+var ErrRoster = errors.New("envelope: invalid roster")
+
+// SessionKey is a party's HPKE key pair for one session. The private half
+// never leaves the party.
+type SessionKey struct {
+	sk kem.PrivateKey
+	pk []byte
+}
+
+// GenerateSessionKey draws a fresh X25519 key pair.
+func GenerateSessionKey() (*SessionKey, error) {
+	pk, sk, err := hpke.KEM_X25519_HKDF_SHA256.Scheme().GenerateKeyPair()
+	if err != nil {
+		return nil, fmt.Errorf("envelope: session key: %w", err)
+	}
+	b, err := pk.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return &SessionKey{sk: sk, pk: b}, nil
+}
+
+// Public returns the encoded public key.
+func (k *SessionKey) Public() []byte { return k.pk }
+
+// envelopeAD binds an envelope to (session, round, sender, recipient).
+func envelopeAD(session string, round, from, to uint32) []byte {
+	b := make([]byte, 0, 16+len(session))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(session)))
+	b = append(b, session...)
+	b = binary.BigEndian.AppendUint32(b, round)
+	b = binary.BigEndian.AppendUint32(b, from)
+	b = binary.BigEndian.AppendUint32(b, to)
+	return b
+}
+
+// Seal encrypts msg to the recipient's session public key, bound to
+// (session, round, from, to).
+func Seal(recipientPK []byte, session string, round, from, to uint32, msg []byte) (enc, ct []byte, err error) {
+	if len(msg) > MaxEnvelopePlain {
+		return nil, nil, fmt.Errorf("envelope: envelope payload of %d bytes is too large", len(msg))
+	}
+	pk, err := hpke.KEM_X25519_HKDF_SHA256.Scheme().UnmarshalBinaryPublicKey(recipientPK)
+	if err != nil {
+		return nil, nil, fmt.Errorf("envelope: recipient key: %w", err)
+	}
+	s, err := envelopeSuite.NewSender(pk, []byte(labelEnvelopeInfo))
+	if err != nil {
+		return nil, nil, err
+	}
+	enc, sealer, err := s.Setup(rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	ct, err = sealer.Seal(msg, envelopeAD(session, round, from, to))
+	return enc, ct, err
+}
+
+// Open decrypts an envelope addressed to this key. Any mismatch of session,
+// round, sender or recipient, or any change to enc or ct, gives ErrEnvelope.
+func (k *SessionKey) Open(session string, round, from, to uint32, enc, ct []byte) ([]byte, error) {
+	if len(enc) != EncSize || len(ct) < 16 || len(ct) > MaxEnvelopeSealed {
+		return nil, fmt.Errorf("%w: bad lengths", ErrEnvelope)
+	}
+	r, err := envelopeSuite.NewReceiver(k.sk, []byte(labelEnvelopeInfo))
+	if err != nil {
+		return nil, err
+	}
+	o, err := r.Setup(enc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrEnvelope, err)
+	}
+	pt, err := o.Open(ct, envelopeAD(session, round, from, to))
+	if err != nil {
+		return nil, ErrEnvelope
+	}
+	return pt, nil
+}
+
+func keySigMessage(session, name string, pk []byte) []byte {
+	b := []byte(labelHPKEKeySig)
+	for _, f := range [][]byte{[]byte(session), []byte(name), pk} {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
+		b = append(b, f...)
+	}
+	return b
+}
+
+// SignSessionKey signs the party's session public key with its TLS identity
+// key (ECDSA or Ed25519), bound to the session and the party's name.
+func SignSessionKey(signer crypto.Signer, session, name string, pk []byte) ([]byte, error) {
+	msg := keySigMessage(session, name, pk)
+	switch signer.Public().(type) {
+	case ed25519.PublicKey:
+		return signer.Sign(rand.Reader, msg, crypto.Hash(0))
+	case *ecdsa.PublicKey:
+		h := sha256.Sum256(msg)
+		return signer.Sign(rand.Reader, h[:], crypto.SHA256)
+	default:
+		return nil, fmt.Errorf("envelope: identity key type %T is not supported (use ECDSA or Ed25519)", signer.Public())
+	}
+}
+
+// VerifySessionKey checks a roster entry: cert must chain to roots, carry
+// name as its common name, and have signed pk for the session.
+func VerifySessionKey(roots *x509.CertPool, certDER []byte, session, name string, pk, sig []byte) error {
+	cert, err := x509.ParseCertificate(certDER)
+	if err != nil {
+		return fmt.Errorf("%w: %s: certificate: %v", ErrRoster, name, err)
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return fmt.Errorf("%w: %s: certificate does not chain to our CA: %v", ErrRoster, name, err)
+	}
+	if cert.Subject.CommonName != name {
+		return fmt.Errorf("%w: certificate of %q names %q", ErrRoster, name, cert.Subject.CommonName)
+	}
+	return verifyWithCert(cert, keySigMessage(session, name, pk), sig, fmt.Sprintf("%s: session key signature", name))
+}
+
+func verifyWithCert(cert *x509.Certificate, msg, sig []byte, what string) error {
+	switch pub := cert.PublicKey.(type) {
+	case ed25519.PublicKey:
+		if !ed25519.Verify(pub, msg, sig) {
+			return fmt.Errorf("%w: %s does not verify", ErrRoster, what)
+		}
+	case *ecdsa.PublicKey:
+		h := sha256.Sum256(msg)
+		if !ecdsa.VerifyASN1(pub, h[:], sig) {
+			return fmt.Errorf("%w: %s does not verify", ErrRoster, what)
+		}
+	default:
+		return fmt.Errorf("%w: %s: unsupported key type %T", ErrRoster, what, pub)
+	}
+	return nil
+}
+
+const labelResultSig = "mpsi/v1/result"
+
+// ResultSigMessage is what the coordinator signs for a released Result.
+func ResultSigMessage(session string, resultJSON []byte) []byte {
+	return keySigMessage(session, labelResultSig, resultJSON)
+}
+
+// SignResult signs a released Result JSON with the coordinator's key.
+func SignResult(signer crypto.Signer, session string, resultJSON []byte) ([]byte, error) {
+	return SignSessionKey(signer, session, labelResultSig, resultJSON)
+}
+
+// VerifyResult checks the coordinator's signature over a Result JSON.
+func VerifyResult(coordinatorCert *x509.Certificate, session string, resultJSON, sig []byte) error {
+	return verifyWithCert(coordinatorCert, ResultSigMessage(session, resultJSON), sig, "result signature")
+}
