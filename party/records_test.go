@@ -1,0 +1,142 @@
+package party_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mpsi-dev/mpsi/party"
+	"github.com/mpsi-dev/mpsi/psi/session"
+)
+
+const recSpec = `{"id":"r","parties":["a","b"],"fields":{"given":"name","dob":"date","sex":"sex","nid":"id","visits":"number","dx":"codes"},
+"match":{"fields":["given","dob","sex","nid"]},"reveal":["cardinality","aggregates"],
+"aggregates":[{"name":"v","kind":"sum","field":"visits","min":0,"max":100},{"name":"d","kind":"count_if","field":"dx","contains":"E11","from":["a"]}]}`
+
+func recSpecT(t *testing.T) *session.Spec {
+	s, err := session.ParseSpec([]byte(recSpec))
+	require.NoError(t, err)
+	return s
+}
+
+// Bad input gets an error naming the file, line and field; nothing is
+// returned half-loaded.
+func TestReadCSVErrors(t *testing.T) {
+	spec := recSpecT(t)
+	hdr := "given,dob,sex,nid,visits,dx\n"
+	cases := []struct {
+		name, csv, mapping, want string
+		wantErr                  error
+	}{
+		{"missing mapped column", "given,dob,sex,visits,dx\nAda,1815-12-10,F,3,\n", "", `no column "nid" for field nid`, party.ErrRecords},
+		{"mapped column absent", hdr + "Ada,1815-12-10,F,1,3,\n", `{"given":{"column":"FIRST"}}`, `no column "FIRST" for field given`, party.ErrRecords},
+		{"non-UTF-8 row", hdr + "Ada,1815-12-10,F,1,3,\nB\xffob,1815-12-10,M,2,3,\n", "", "line 3: column 1 (given) is not valid UTF-8", party.ErrRecords},
+		{"date not in the declared layout", hdr + "Ada,10/12/1815,F,1,3,\n", `{"dob":{"column":"dob","format":"DD.MM.YYYY"}}`, "line 2: field dob", party.ErrRecords},
+		{"date in wrong default layout", hdr + "Ada,12/10/1815,F,1,3,\n", "", "line 2: field dob", party.ErrRecords},
+		{"out of range value", hdr + "Ada,1815-12-10,F,1,101,\n", "", "line 2: ", session.ErrValue},
+		{"not a number", hdr + "Ada,1815-12-10,F,1,three,\n", "", `aggregate "v", field "visits"`, session.ErrValue},
+		{"bad sex", hdr + "Ada,1815-12-10,Q,1,3,\n", "", "line 2: field sex", party.ErrRecords},
+		{"wrong field count", hdr + "Ada,1815-12-10,F\n", "", "line 2", party.ErrRecords},
+		{"bare quote", hdr + "A\"da,1815-12-10,F,1,3,\n", "", "line 2", party.ErrRecords},
+		{"empty file", "", "", "empty file", party.ErrRecords},
+		{"header only", hdr, "", "no data rows", party.ErrRecords},
+		{"duplicate rejected", hdr + "Ada,1815-12-10,F,1,3,\nADA,1815-12-10,f,1,4,\n", "reject", "line 3 repeats the match key of line 2", party.ErrDuplicateKey},
+		{"mapping names an unknown field", hdr + "Ada,1815-12-10,F,1,3,\n", `{"weight":{"column":"w"}}`, `"weight" is not a field`, party.ErrMapping},
+		{"format on a non-date", hdr + "Ada,1815-12-10,F,1,3,\n", `{"given":{"column":"given","format":"YYYY"}}`, "format", party.ErrMapping},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			opt := party.LoadOptions{}
+			if tc.mapping == "reject" {
+				opt.Duplicates = party.DuplicatesReject
+			} else if tc.mapping != "" {
+				m, err := party.ParseMapping([]byte(tc.mapping))
+				if err != nil {
+					require.ErrorIs(t, err, tc.wantErr)
+					require.Contains(t, err.Error(), tc.want)
+					return
+				}
+				opt.Mapping = m
+			}
+			recs, err := party.ReadCSV(strings.NewReader(tc.csv), spec, "a", opt)
+			require.Error(t, err)
+			require.Nil(t, recs)
+			require.ErrorIs(t, err, tc.wantErr)
+			require.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestLoadCSVNamesFileAndCounts(t *testing.T) {
+	spec := recSpecT(t)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "hospital.csv")
+	require.NoError(t, os.WriteFile(p, []byte("given,dob,sex,nid,visits,dx\nAda,1815-12-10,F,1,3,\n,1815-12-10,F,2,3,\nBob,1815-12-10,X,3,oops,\n"), 0o644))
+	_, err := party.LoadCSV(p, spec, "a", party.LoadOptions{})
+	require.Error(t, err)
+	require.True(t, strings.HasPrefix(err.Error(), "hospital.csv: "), err.Error())
+	require.Contains(t, err.Error(), "line 4")
+
+	// With SkipBadRows, the bad row is rejected, counted and listed.
+	recs, err := party.LoadCSV(p, spec, "a", party.LoadOptions{SkipBadRows: true})
+	require.NoError(t, err)
+	rp := recs.Report
+	require.Equal(t, party.Report{Rows: 3, Loaded: 1, Rejected: 1, EmptyIdentifier: 1, Errors: rp.Errors}, rp)
+	require.Len(t, rp.Errors, 1)
+	require.Equal(t, 4, rp.Errors[0].Line)
+	require.True(t, errors.Is(&rp.Errors[0], session.ErrValue))
+}
+
+// Mapping with formats, separators, a BOM and case-insensitive headers.
+func TestReadCSVMapping(t *testing.T) {
+	spec := recSpecT(t)
+	m, err := party.ParseMapping([]byte(`{"record_id":{"column":"MRN"},"given":{"column":"FIRST"},"dob":{"column":"BIRTHDATE","format":"MM/DD/YYYY"},
+	"sex":{"column":"GENDER"},"nid":{"column":"SSN"},"visits":{"column":"N"},"dx":{"column":"CODES","separator":"|"}}`))
+	require.NoError(t, err)
+	csv := "\ufeffmrn,First,BirthDate,gender,ssn,n,codes\nM1, José ,12/10/1815,female,999-12-3456,7,I10| E11 \nM2,Zoë,01/02/1990,male,999123457,,\n"
+	recs, err := party.ReadCSV(strings.NewReader(csv), spec, "a", party.LoadOptions{Mapping: m})
+	require.NoError(t, err)
+	require.Equal(t, 2, recs.Len())
+	require.Equal(t, "M1", recs.ID(0))
+	require.Equal(t, "I10"+session.CodeSeparator+"E11", recs.Value(0, "dx"))
+	require.Equal(t, "", recs.Value(1, "visits"))
+	// The same person exported differently gives the same key.
+	other := "given,dob,sex,nid,visits,dx\nJOSE,1815-12-10,F,999 12 3456,1,\n"
+	r2, err := party.ReadCSV(strings.NewReader(other), spec, "b", party.LoadOptions{})
+	require.NoError(t, err)
+	require.Equal(t, recs.Keys()[0], r2.Keys()[0])
+}
+
+func FuzzParseMapping(f *testing.F) {
+	f.Add([]byte(`{"record_id":{"column":"MRN"},"dob":{"column":"B","format":"MM/DD/YYYY"}}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"x":{"column":""}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := party.ParseMapping(b)
+		if err != nil {
+			require.Nil(t, m)
+		}
+	})
+}
+
+func FuzzReadCSV(f *testing.F) {
+	f.Add("given,dob,sex,nid,visits,dx\nAda,1815-12-10,F,1,3,E11\n")
+	f.Add("given,dob,sex,nid,visits,dx\n\"a\nb\",1815-12-10,F,1,3,\n")
+	f.Add("x\n")
+	f.Fuzz(func(t *testing.T, csv string) {
+		spec, err := session.ParseSpec([]byte(recSpec))
+		require.NoError(t, err)
+		recs, err := party.ReadCSV(strings.NewReader(csv), spec, "a", party.LoadOptions{SkipBadRows: true})
+		if err != nil {
+			require.Nil(t, recs)
+			return
+		}
+		rp := recs.Report
+		require.Equal(t, rp.Rows, rp.Loaded+rp.Rejected+rp.Duplicates+rp.EmptyIdentifier, "every row is accounted for")
+		require.Equal(t, recs.Len(), rp.Loaded)
+	})
+}
