@@ -349,3 +349,51 @@ func FuzzEventHash(f *testing.F) {
 		}
 	})
 }
+
+func TestTimeFormats(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	times := []time.Time{
+		base,
+		base.Add(time.Nanosecond),
+		base.Add(100 * time.Millisecond),
+		base.Add(120 * time.Millisecond),
+		base.Add(time.Second),
+	}
+	for i, tm := range times {
+		got, ok := parseTime(formatTime(tm))
+		require.True(t, ok)
+		require.True(t, tm.Equal(got))
+		got, ok = parseSortable(formatSortable(tm.In(time.FixedZone("X", -7200))))
+		require.True(t, ok)
+		require.True(t, tm.Equal(got))
+		if i > 0 {
+			require.Less(t, formatSortable(times[i-1]), formatSortable(tm), "sortable text order")
+		}
+	}
+	_, ok := parseTime("2026-01-02T03:04:05.100Z")
+	require.False(t, ok, "trailing zeros are not canonical")
+	_, ok = parseSortable("2026-01-02T03:04:05.1Z")
+	require.False(t, ok)
+	_, ok = parseTime("2026-01-02T05:04:05+02:00")
+	require.False(t, ok, "non-UTC offset is not canonical")
+}
+
+func TestPragmas(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "mpsi.db"))
+	require.NoError(t, err)
+	defer s.Close()
+	for pragma, want := range map[string]string{
+		"busy_timeout": fmt.Sprint(DefaultBusyTimeout.Milliseconds()),
+		"journal_mode": "wal",
+		"foreign_keys": "1",
+		"synchronous":  "2", // FULL
+		"user_version": fmt.Sprint(SchemaVersion),
+	} {
+		var got string
+		require.NoError(t, s.db.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got))
+		if got != want {
+			t.Errorf("PRAGMA %s = %s, want %s", pragma, got, want)
+		}
+	}
+}

@@ -74,7 +74,7 @@ func (s *Store) CreateSession(ctx context.Context, id string, spec []byte, actor
 		t := now()
 		if _, err := tx.ExecContext(ctx,
 			"INSERT INTO sessions (id, spec, state, reason, created, updated) VALUES (?, ?, ?, '', ?, ?)",
-			id, spec, StateCreated, formatTime(t), formatTime(t)); err != nil {
+			id, spec, StateCreated, formatSortable(t), formatSortable(t)); err != nil {
 			return err
 		}
 		_, err = appendTx(ctx, tx, t, KindSessionCreated, id, actor, digest(spec))
@@ -132,8 +132,8 @@ func scanSession(row interface{ Scan(...any) error }) (*Session, error) {
 		return nil, err
 	}
 	var ok1, ok2 bool
-	ss.Created, ok1 = parseTime(created)
-	ss.Updated, ok2 = parseTime(updated)
+	ss.Created, ok1 = parseSortable(created)
+	ss.Updated, ok2 = parseSortable(updated)
 	if !ok1 || !ok2 {
 		return nil, fmt.Errorf("session %q: malformed time", ss.ID)
 	}
@@ -159,7 +159,7 @@ func transition(ctx context.Context, tx *sql.Tx, t time.Time, id string, from []
 	}
 	_, err = tx.ExecContext(ctx,
 		"UPDATE sessions SET state = ?, reason = ?, updated = ? WHERE id = ?",
-		to, reason, formatTime(t), id)
+		to, reason, formatSortable(t), id)
 	return err
 }
 
@@ -220,7 +220,7 @@ func (s *Store) Complete(ctx context.Context, id string, result, signature []byt
 		}
 		if _, err := tx.ExecContext(ctx,
 			"INSERT INTO results (session, result, signature, created) VALUES (?, ?, ?, ?)",
-			id, result, signature, formatTime(t)); err != nil {
+			id, result, signature, formatSortable(t)); err != nil {
 			return err
 		}
 		_, err := appendTx(ctx, tx, t, KindSessionReleased, id, ActorCoordinator, digest(result))

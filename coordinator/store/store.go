@@ -40,8 +40,7 @@ var (
 	// one. Check with errors.Is; the session is unchanged.
 	ErrState = errors.New("store: invalid state transition")
 	// ErrSchemaVersion reports a database written by a newer version of this
-	// package (or not by this package at all). Open refuses it; upgrade the
-	// binary.
+	// package. Open refuses it; upgrade the binary.
 	ErrSchemaVersion = errors.New("store: unsupported schema version")
 )
 
@@ -66,7 +65,7 @@ type Store struct {
 // path is a file name; it must not be empty, ":memory:", start with "file:"
 // or contain '?'. The caller must Close the Store.
 func Open(ctx context.Context, path string) (*Store, error) {
-	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") || strings.ContainsRune(path, '?') {
+	if !plainPath(path) {
 		return nil, fmt.Errorf("store: open %q: unsupported path", path)
 	}
 	db, err := sql.Open("sqlite", dsn(path))
@@ -79,6 +78,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("store: open %q: %w", path, err)
 	}
 	return s, nil
+}
+
+// plainPath reports whether path is a file name that SQLite and the driver
+// take literally: not empty, not in-memory, not a URI and without a query.
+func plainPath(path string) bool {
+	return path != "" && path != ":memory:" && !strings.HasPrefix(path, "file:") && !strings.ContainsRune(path, '?')
 }
 
 // dsn builds the driver's data source name: a plain file name followed by
@@ -96,8 +101,8 @@ func dsn(path string) string {
 	return path + "?" + q.Encode()
 }
 
-// schema is version 1 of the database schema. Times are TEXT in RFC 3339
-// with nanoseconds, UTC.
+// schema is version 1 of the database schema. Times are TEXT in RFC 3339,
+// UTC; see sortableLayout.
 const schema = `
 CREATE TABLE sessions (
 	id      TEXT PRIMARY KEY NOT NULL,
@@ -219,11 +224,11 @@ func (s *Store) Close() error {
 
 // Backup writes a consistent copy of the database to path with VACUUM INTO,
 // while the Store stays in use. path must not exist yet (or be an empty
-// file). The copy is synced to disk before Backup returns; it can be opened
-// with [Open].
+// file), and the same restrictions as for [Open] apply to it. The copy is
+// synced to disk before Backup returns; it can be opened with [Open].
 func (s *Store) Backup(ctx context.Context, path string) error {
-	if path == "" {
-		return errors.New("store: backup: empty path")
+	if !plainPath(path) {
+		return fmt.Errorf("store: backup to %q: unsupported path", path)
 	}
 	if _, err := s.db.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
 		return fmt.Errorf("store: backup to %q: %w", path, err)
@@ -281,21 +286,41 @@ func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return nil
 }
 
-// formatTime is the one time encoding in the database: RFC 3339 with
-// nanoseconds, UTC.
+// Times are stored as TEXT, always in UTC. Audit event times use
+// time.RFC3339Nano, as hashed into the chain (see the package documentation).
+// Session and result times use sortableLayout, RFC 3339 with exactly nine
+// fractional digits, so that ORDER BY on the text is chronological.
+const sortableLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// formatTime formats an audit event time.
 func formatTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
 // parseTime parses a time written by formatTime and reports whether it is
-// in canonical form.
+// in that canonical form.
 func parseTime(s string) (time.Time, bool) {
+	return parseLayout(time.RFC3339Nano, s)
+}
+
+// formatSortable formats a session or result time.
+func formatSortable(t time.Time) string {
+	return t.UTC().Format(sortableLayout)
+}
+
+// parseSortable parses a time written by formatSortable and reports whether
+// it is in that canonical form.
+func parseSortable(s string) (time.Time, bool) {
+	return parseLayout(sortableLayout, s)
+}
+
+func parseLayout(layout, s string) (time.Time, bool) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}, false
 	}
 	t = t.UTC()
-	return t, formatTime(t) == s
+	return t, t.Format(layout) == s
 }
 
 // now returns the current time in UTC without a monotonic reading.

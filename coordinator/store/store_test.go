@@ -382,19 +382,6 @@ func TestSchemaVersion(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrSchemaVersion)
 }
 
-func TestPragmas(t *testing.T) {
-	ctx := t.Context()
-	s, path := openTemp(t)
-	require.NoError(t, s.Append(ctx, "k", "", "", ""))
-	// journal_mode is persistent in the file.
-	db, err := sql.Open("sqlite", path)
-	require.NoError(t, err)
-	defer db.Close()
-	var mode string
-	require.NoError(t, db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode))
-	require.Equal(t, "wal", mode)
-}
-
 func TestAppendOnlyTriggers(t *testing.T) {
 	ctx := t.Context()
 	s, path := openTemp(t)
@@ -492,4 +479,22 @@ func TestBackup(t *testing.T) {
 	data, err := os.ReadFile(other)
 	require.NoError(t, err)
 	require.Equal(t, "keep me", string(data))
+}
+
+func TestSessionsOrder(t *testing.T) {
+	ctx := t.Context()
+	s, _ := openTemp(t)
+	var want []string
+	for i := range 12 {
+		id := fmt.Sprintf("z%02d", 12-i) // creation order is the reverse of id order
+		require.NoError(t, s.CreateSession(ctx, id, nil, "a"))
+		want = append(want, id)
+	}
+	all, err := s.Sessions(ctx)
+	require.NoError(t, err)
+	var got []string
+	for _, ss := range all {
+		got = append(got, ss.ID)
+	}
+	require.Equal(t, want, got)
 }
