@@ -748,15 +748,17 @@ func (l *live) maybeJoin() error {
 		}
 	}
 	l.setRound("join-tokens")
+	joinStart := time.Now()
 	jr, err := l.eng.Join(l.srv.cfg.Workers)
 	if err != nil {
 		return err
 	}
+	joinTime := time.Since(joinStart)
 	masks, err := l.eng.Masks()
 	if err != nil {
 		return err
 	}
-	l.srv.log.Info("intersection computed", "session", l.spec.ID, "size", jr.Intersection)
+	l.srv.log.Info("intersection computed", "session", l.spec.ID, "size", jr.Intersection, "join_seconds", joinTime.Seconds())
 	for i := 0; i < l.n; i++ {
 		c := l.conn(i)
 		pos := jr.Positions[i]

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	mpsiv1 "github.com/mpsi-dev/mpsi/api/mpsi/v1"
 	"github.com/mpsi-dev/mpsi/internal/envelope"
@@ -52,6 +53,27 @@ type RemoteConfig struct {
 	Progress func(phase string, done, total int)
 	// Workers bounds token-work goroutines; 0 means GOMAXPROCS.
 	Workers int
+	// Stats, if set, is filled with phase timings and byte counts.
+	Stats *Stats
+}
+
+// Stats are a party's measurements of one session, for benchmarks.
+type Stats struct {
+	// Load is reading, normalising and checking the records.
+	Load time.Duration `json:"load_ns"`
+	// Tokens is computing the party's own list (hash-to-group and the first
+	// exponentiation in dh mode; the keyed tokens in keyed mode).
+	Tokens time.Duration `json:"tokens_ns"`
+	// Ring is from the roster until the party's positions arrive: the other
+	// parties' hops on its list, its own hops, and the coordinator's join.
+	Ring time.Duration `json:"ring_ns"`
+	// Aggregate is from the mask deal to the released Result.
+	Aggregate time.Duration `json:"aggregate_ns"`
+	// Total is the whole session from Hello to the Result.
+	Total         time.Duration `json:"total_ns"`
+	BytesSent     int64         `json:"bytes_sent"`
+	BytesReceived int64         `json:"bytes_received"`
+	Records       int           `json:"records"`
 }
 
 // RunRemote takes part in a session over gRPC and returns the party's own
@@ -108,6 +130,13 @@ func RunRemote(ctx context.Context, cfg RemoteConfig) (*session.Result, error) {
 		return nil, mapStatus(err)
 	}
 	c := &client{cfg: cfg, log: log, name: name, signer: signer, stream: stream, roots: tcfg.RootCAs}
+	start := time.Now()
+	defer func() {
+		if cfg.Stats != nil {
+			c.st.Total = time.Since(start)
+			*cfg.Stats = c.st
+		}
+	}()
 	coordinatorCert := func() *x509.Certificate {
 		coordMu.Lock()
 		defer coordMu.Unlock()
@@ -159,6 +188,7 @@ type client struct {
 	signer crypto.Signer
 	stream grpc.BidiStreamingClient[mpsiv1.PartyMessage, mpsiv1.CoordinatorMessage]
 	roots  *x509.CertPool
+	st     Stats
 
 	spec     *session.Spec
 	p        *Party
@@ -168,6 +198,7 @@ type client struct {
 }
 
 func (c *client) send(m *mpsiv1.PartyMessage) error {
+	c.st.BytesSent += int64(proto.Size(m))
 	if err := c.stream.Send(m); err != nil {
 		return c.recvErr(err)
 	}
@@ -193,6 +224,9 @@ func (c *client) recvErr(err error) error {
 
 func (c *client) recv() (*mpsiv1.CoordinatorMessage, error) {
 	m, err := c.stream.Recv()
+	if err == nil {
+		c.st.BytesReceived += int64(proto.Size(m))
+	}
 	if errors.Is(err, io.EOF) {
 		return nil, errors.New("party: coordinator ended the session without a result")
 	}
@@ -231,7 +265,9 @@ func (c *client) run(ctx context.Context, pr func() *x509.Certificate) (*session
 	if c.maxBatch <= 0 || c.maxBatch > 1<<20 {
 		return nil, fmt.Errorf("party: coordinator's batch limit %d is out of range", c.maxBatch)
 	}
+	loadStart := time.Now()
 	recs, err := c.cfg.Load(spec)
+	c.st.Load = time.Since(loadStart)
 	if err != nil {
 		return nil, err
 	}
@@ -296,6 +332,8 @@ func (c *client) seal(round mpsiv1.Round, to int, msg []byte) error {
 func (c *client) rounds(ctx context.Context, pr func() *x509.Certificate) (*session.Result, error) {
 	n, me := len(c.spec.Parties), c.p.Index()
 	keyed := c.spec.Match.Mode == session.ModeKeyed
+	ringStart := time.Now()
+	var aggStart time.Time
 	// Mask seeds (and keyed-mode contributions) to every other party.
 	for j := 0; j < n; j++ {
 		if j == me {
@@ -316,7 +354,9 @@ func (c *client) rounds(ctx context.Context, pr func() *x509.Certificate) (*sess
 		}
 	}
 	if !keyed {
+		t0 := time.Now()
 		own, err := c.p.StartRing()
+		c.st.Tokens = time.Since(t0)
 		if err != nil {
 			return nil, err
 		}
@@ -370,7 +410,9 @@ func (c *client) rounds(ctx context.Context, pr func() *x509.Certificate) (*sess
 				return nil, fmt.Errorf("party: envelope for unknown round %d", e.GetRound())
 			}
 			if keyed && !sentTokens && all(haveContrib) {
+				t0 := time.Now()
 				toks, err := c.p.KeyedTokens(contribs)
+				c.st.Tokens = time.Since(t0)
 				if err != nil {
 					return nil, err
 				}
@@ -415,6 +457,9 @@ func (c *client) rounds(ctx context.Context, pr func() *x509.Certificate) (*sess
 					c.progress("ring", len(hopsDone)+1, n)
 				}
 			case mpsiv1.BatchKind_BATCH_KIND_POSITIONS:
+				if c.st.Ring == 0 {
+					c.st.Ring = time.Since(ringStart)
+				}
 				data := b.GetData()
 				if len(data)%4 != 0 || b.GetOffset() != uint64(len(positions)) || b.GetTotal() > uint64(c.p.SetSize()) {
 					return nil, errors.New("party: malformed positions batch")
@@ -426,6 +471,10 @@ func (c *client) rounds(ctx context.Context, pr func() *x509.Certificate) (*sess
 				return nil, fmt.Errorf("party: unexpected batch kind %v", b.GetKind())
 			}
 		case *mpsiv1.CoordinatorMessage_Mask:
+			if c.st.Ring == 0 {
+				c.st.Ring = time.Since(ringStart)
+			}
+			aggStart = time.Now()
 			if mask != nil {
 				return nil, errors.New("party: mask dealt twice")
 			}
@@ -458,6 +507,8 @@ func (c *client) rounds(ctx context.Context, pr func() *x509.Certificate) (*sess
 			if err := json.Unmarshal(x.Result.GetResultJson(), &r); err != nil {
 				return nil, fmt.Errorf("party: result: %w", err)
 			}
+			c.st.Aggregate = time.Since(aggStart)
+			c.st.Records = c.p.SetSize()
 			return c.p.OwnResult(&r, positions)
 		default:
 			return nil, fmt.Errorf("party: unexpected message %T", m.Msg)

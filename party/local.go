@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/mpsi-dev/mpsi/coordinator"
 	"github.com/mpsi-dev/mpsi/psi"
@@ -61,6 +62,7 @@ func RunLocal(ctx context.Context, spec *session.Spec, inputs []Input, cfg Confi
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	t := time.Now()
 	switch spec.Match.Mode {
 	case session.ModeDH:
 		lists := make([][]psi.Point, n)
@@ -69,6 +71,7 @@ func RunLocal(ctx context.Context, spec *session.Spec, inputs []Input, cfg Confi
 				return nil, err
 			}
 		}
+		t = cfg.phase("tokens", t)
 		for hop := 1; hop < n; hop++ {
 			if err := ctx.Err(); err != nil {
 				return nil, err
@@ -79,6 +82,7 @@ func RunLocal(ctx context.Context, spec *session.Spec, inputs []Input, cfg Confi
 				}
 			}
 		}
+		t = cfg.phase("ring", t)
 		for i, l := range lists {
 			toks := make([]join.Token, len(l))
 			for k := range l {
@@ -102,6 +106,7 @@ func RunLocal(ctx context.Context, spec *session.Spec, inputs []Input, cfg Confi
 				return nil, err
 			}
 		}
+		t = cfg.phase("tokens", t)
 	default:
 		return nil, fmt.Errorf("party: unknown match mode %q", spec.Match.Mode)
 	}
@@ -112,6 +117,7 @@ func RunLocal(ctx context.Context, spec *session.Spec, inputs []Input, cfg Confi
 	if err != nil {
 		return nil, err
 	}
+	t = cfg.phase("join", t)
 	masks, err := eng.Masks()
 	if err != nil {
 		return nil, err
@@ -135,10 +141,12 @@ func RunLocal(ctx context.Context, spec *session.Spec, inputs []Input, cfg Confi
 			return nil, err
 		}
 	}
+	t = cfg.phase("aggregation", t)
 	res, err := eng.Release()
 	if err != nil {
 		return nil, err
 	}
+	cfg.phase("release", t)
 	out := &Outcome{Result: res, Parties: map[string]*session.Result{}}
 	for i, p := range parties {
 		r, err := p.OwnResult(res, jr.Positions[i])

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/mpsi-dev/mpsi/psi"
 	"github.com/mpsi-dev/mpsi/psi/join"
@@ -25,6 +26,17 @@ var ErrPositions = errors.New("party: invalid positions")
 type Config struct {
 	// Workers bounds the goroutines used for token work; 0 means GOMAXPROCS.
 	Workers int
+	// Phase, if set, is called by [RunLocal] as each phase ends ("tokens",
+	// "ring", "join", "aggregation", "release") with its duration.
+	Phase func(name string, d time.Duration)
+}
+
+func (c Config) phase(name string, start time.Time) time.Time {
+	now := time.Now()
+	if c.Phase != nil {
+		c.Phase(name, now.Sub(start))
+	}
+	return now
 }
 
 // Party is one participant's protocol state for one session: its records in

@@ -19,13 +19,27 @@ const usage = `mpsi: secure multi-party private set intersection with aggregate 
 Usage:
     mpsi demo [--parties N] [--records N] [--overlap F] [--mode dh|keyed] [--json]
     mpsi run --spec FILE --data NAME=FILE [--data NAME=FILE ...] [--map NAME=FILE ...] [--out FILE]
+    mpsi coordinator --listen ADDR --certs DIR [--db FILE] [--metrics ADDR]
+    mpsi session create --coordinator ADDR --certs DIR --spec FILE
+    mpsi session result --coordinator ADDR --certs DIR --session ID
+    mpsi party --coordinator ADDR --certs DIR --name NAME --session ID --data FILE [--map FILE] [--policy FILE] [--out FILE]
+    mpsi audit verify --db FILE
+    mpsi bench [--parties 2,3,5] [--records 10k,100k,1m] [--mode dh,keyed] [--inproc] [--json]
     mpsi gen-cohorts --out DIR [--parties N] [--records N] [--overlap F] [--seed N] [--mode dh|keyed]
     mpsi dev-certs --out DIR --names coordinator,hospital-a,hospital-b,...
     mpsi version
 
 Commands:
-    demo         generate cohorts, run a whole session in process, print the
-                 result and whether it matches the plaintext ground truth
+    demo         generate cohorts, run a coordinator and every hospital as
+                 separate processes over gRPC and mutual TLS, print the result
+                 and whether it matches the plaintext ground truth
+                 (--inproc: the same rounds in one process)
+    coordinator  serve sessions until SIGINT/SIGTERM
+    session      register a session (admin) or fetch its stored result
+    party        take part in a session with one hospital's CSV file
+    audit        verify the coordinator's hash-chained audit log
+    bench        end-to-end benchmarks on generated cohorts, checked against
+                 the ground truth
     run          run a session in process over local CSV files (every party's
                  data on one machine: for trials and research, not for
                  hospitals that must not share files)
@@ -82,6 +96,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runParty(ctx, rest, stdout, stderr)
 	case "audit":
 		return runAudit(ctx, rest, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, stdout, stderr)
 	case "gen-cohorts":
 		return runGenCohorts(rest, stdout, stderr)
 	case "dev-certs":

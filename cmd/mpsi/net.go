@@ -247,6 +247,7 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	policyPath := fs.String("policy", "", "local policy file (optional)")
 	out := fs.String("out", "", "write the Result JSON here (atomically) instead of stdout")
 	rejectDup := fs.Bool("reject-duplicates", false, "fail on repeated match keys instead of merging them")
+	statsPath := fs.String("stats", "", "write phase timings and byte counts (JSON) here")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -275,7 +276,9 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
+	var stats party.Stats
 	res, err := party.RunRemote(ctx, party.RemoteConfig{
+		Stats:   &stats,
 		Address: *addr,
 		TLS:     &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool},
 		Session: *id,
@@ -287,6 +290,11 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	})
 	if err != nil {
 		return err
+	}
+	if *statsPath != "" {
+		if err := writeFileAtomic(*statsPath, stats); err != nil {
+			return err
+		}
 	}
 	if *out == "" {
 		return writeJSON(stdout, res)

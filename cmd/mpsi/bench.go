@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mpsi-dev/mpsi/bench/cohort"
+	"github.com/mpsi-dev/mpsi/party"
+	"github.com/mpsi-dev/mpsi/psi/session"
+)
+
+// benchRow is one end-to-end benchmark run.
+type benchRow struct {
+	Parties      int     `json:"parties"`
+	Records      int     `json:"records_per_party"`
+	Mode         string  `json:"mode"`
+	Inproc       bool    `json:"inproc"`
+	LoadS        float64 `json:"load_s"`
+	TokensS      float64 `json:"tokens_s"`
+	RingS        float64 `json:"ring_s"`
+	JoinS        float64 `json:"join_s"`
+	AggregationS float64 `json:"aggregation_s"`
+	TotalS       float64 `json:"total_s"`
+	ElemPerS     float64 `json:"elements_per_s"`
+	WireBPerElem float64 `json:"wire_bytes_per_element"`
+	CoordRSS     int64   `json:"coordinator_peak_rss"`
+	PartyRSS     int64   `json:"party_peak_rss"`
+	Correct      bool    `json:"correct"`
+	Error        string  `json:"error,omitempty"`
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(strings.ToLower(f))
+		mult := 1
+		switch {
+		case strings.HasSuffix(f, "k"):
+			mult, f = 1000, strings.TrimSuffix(f, "k")
+		case strings.HasSuffix(f, "m"):
+			mult, f = 1000000, strings.TrimSuffix(f, "m")
+		}
+		v, err := strconv.Atoi(f)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("%q is not a positive count", f)
+		}
+		out = append(out, v*mult)
+	}
+	return out, nil
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench", stderr)
+	partiesF := fs.String("parties", "3", "comma-separated party counts, e.g. 2,3,5")
+	recordsF := fs.String("records", "10k", "comma-separated records per party, e.g. 10k,100k,1m")
+	modesF := fs.String("mode", "dh", "comma-separated modes: dh, keyed")
+	overlap := fs.Float64("overlap", 0.3, "fraction of records shared by all")
+	seed := fs.Uint64("seed", 1, "cohort seed")
+	inproc := fs.Bool("inproc", false, "run in this process instead of separate processes over gRPC")
+	asJSON := fs.Bool("json", false, "print one JSON object per run")
+	timeout := fs.Duration("round-timeout", 30*time.Minute, "coordinator round deadline")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ps, err := parseInts(*partiesF)
+	if err != nil {
+		return fmt.Errorf("--parties: %w", err)
+	}
+	rs, err := parseInts(*recordsF)
+	if err != nil {
+		return fmt.Errorf("--records: %w", err)
+	}
+	var rows []benchRow
+	for _, mode := range strings.Split(*modesF, ",") {
+		if mode != session.ModeDH && mode != session.ModeKeyed {
+			return hintError{fmt.Errorf("--mode %q", mode), "use dh, keyed or dh,keyed"}
+		}
+		for _, n := range ps {
+			for _, r := range rs {
+				fmt.Fprintf(stderr, "mpsi: bench: n=%d records=%d mode=%s: generating cohort\n", n, r, mode)
+				c, err := cohort.Generate(cohort.Config{Seed: *seed, Parties: n, Records: r, SharedAll: *overlap, SharedPair: min(0.1, 1-*overlap), Noise: true, Mode: mode, MinCell: 0})
+				if err != nil {
+					return err
+				}
+				var row benchRow
+				if *inproc {
+					row, err = benchInproc(ctx, c, stderr)
+				} else {
+					row, err = benchCluster(ctx, c, stderr, *timeout)
+				}
+				row.Parties, row.Records, row.Mode, row.Inproc = n, r, mode, *inproc
+				if err != nil {
+					row.Error = err.Error()
+					fmt.Fprintf(stderr, "mpsi: bench: run failed: %v\n", err)
+				}
+				if row.TotalS > 0 {
+					row.ElemPerS = float64(n*r) / row.TotalS
+				}
+				rows = append(rows, row)
+				if *asJSON {
+					if err := writeJSON(stdout, row); err != nil {
+						return err
+					}
+				}
+				fmt.Fprintf(stderr, "mpsi: bench: n=%d records=%d mode=%s: %.2fs, correct=%v\n", n, r, mode, row.TotalS, row.Correct)
+			}
+		}
+	}
+	if !*asJSON {
+		printBench(stdout, rows)
+	}
+	for _, r := range rows {
+		if !r.Correct {
+			return fmt.Errorf("a run failed or did not match the ground truth")
+		}
+	}
+	return nil
+}
+
+func benchCluster(ctx context.Context, c *cohort.Cohort, stderr io.Writer, timeout time.Duration) (benchRow, error) {
+	var row benchRow
+	run, err := runCluster(ctx, c, stderr, timeout)
+	if err != nil {
+		return row, err
+	}
+	spec, err := session.ParseSpec(c.Spec)
+	if err != nil {
+		return row, err
+	}
+	var bytesOnWire int64
+	n := float64(len(run.Stats))
+	for _, st := range run.Stats {
+		row.LoadS += st.Load.Seconds() / n
+		row.TokensS += st.Tokens.Seconds() / n
+		row.RingS += st.Ring.Seconds() / n
+		row.AggregationS += st.Aggregate.Seconds() / n
+		bytesOnWire += st.BytesSent + st.BytesReceived
+	}
+	row.JoinS = run.JoinTime.Seconds()
+	row.TotalS = run.Elapsed.Seconds()
+	row.WireBPerElem = float64(bytesOnWire) / float64(len(c.Parties)*recordsOf(c))
+	row.CoordRSS = run.CoordRSS
+	for _, r := range run.PartyRSS {
+		row.PartyRSS = max(row.PartyRSS, r)
+	}
+	row.Correct = checkTruth(run.Results[c.Parties[0].Name], c.Truth, spec.MinCell) == nil
+	return row, nil
+}
+
+func recordsOf(c *cohort.Cohort) int {
+	return bytes.Count(c.Parties[0].CSV, []byte("\n")) - 1
+}
+
+func benchInproc(ctx context.Context, c *cohort.Cohort, stderr io.Writer) (benchRow, error) {
+	var row benchRow
+	spec, err := session.ParseSpec(c.Spec)
+	if err != nil {
+		return row, err
+	}
+	start := time.Now()
+	var ins []party.Input
+	for _, p := range c.Parties {
+		m, err := party.ParseMapping(p.Mapping)
+		if err != nil {
+			return row, err
+		}
+		recs, err := party.ReadCSV(bytes.NewReader(p.CSV), spec, p.Name, party.LoadOptions{Mapping: m})
+		if err != nil {
+			return row, err
+		}
+		ins = append(ins, party.Input{Name: p.Name, Records: recs})
+	}
+	row.LoadS = time.Since(start).Seconds()
+	cfg := party.Config{Phase: func(name string, d time.Duration) {
+		switch name {
+		case "tokens":
+			row.TokensS += d.Seconds()
+		case "ring":
+			row.RingS += d.Seconds()
+		case "join":
+			row.JoinS += d.Seconds()
+		case "aggregation", "release":
+			row.AggregationS += d.Seconds()
+		}
+		fmt.Fprintf(stderr, "mpsi: bench: phase %s done in %s\n", name, d.Round(time.Millisecond))
+	}}
+	out, err := party.RunLocal(ctx, spec, ins, cfg)
+	if err != nil {
+		return row, err
+	}
+	row.TotalS = time.Since(start).Seconds()
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		row.CoordRSS = ru.Maxrss * 1024
+	}
+	row.Correct = checkTruth(out.Result, c.Truth, spec.MinCell) == nil
+	return row, nil
+}
+
+func printBench(w io.Writer, rows []benchRow) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "n\trecords/party\tmode\tload s\ttokens s\tring+join s\tjoin s\tagg s\ttotal s\telem/s\twire B/elem\tcoord RSS MiB\tparty RSS MiB\tcorrect\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.3f\t%.2f\t%.0f\t%.1f\t%.0f\t%.0f\t%v\t\n", r.Parties, r.Records, r.Mode,
+			r.LoadS, r.TokensS, r.RingS, r.JoinS, r.AggregationS, r.TotalS, r.ElemPerS, r.WireBPerElem,
+			float64(r.CoordRSS)/(1<<20), float64(r.PartyRSS)/(1<<20), r.Correct)
+	}
+	tw.Flush()
+}

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mpsi-dev/mpsi/bench/cohort"
+	"github.com/mpsi-dev/mpsi/internal/devcert"
+	"github.com/mpsi-dev/mpsi/party"
+	"github.com/mpsi-dev/mpsi/psi/session"
+)
+
+// clusterRun is the outcome of a session run by separate processes of this
+// binary: a coordinator and one process per party, on 127.0.0.1.
+type clusterRun struct {
+	Results   map[string]*session.Result
+	Stats     map[string]party.Stats
+	Elapsed   time.Duration // from starting the parties to the last exit
+	JoinTime  time.Duration // the coordinator's join, from its log
+	CoordRSS  int64         // peak resident set, bytes
+	PartyRSS  map[string]int64
+	CoordLogs string
+}
+
+var joinRe = regexp.MustCompile(`join_seconds=([0-9.e+-]+)`)
+
+// runCluster starts a coordinator and every party of c as processes of this
+// binary, runs one session and collects results and measurements.
+func runCluster(ctx context.Context, c *cohort.Cohort, stderr io.Writer, roundTimeout time.Duration) (*clusterRun, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "mpsi-cluster-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	spec, err := session.ParseSpec(c.Spec)
+	if err != nil {
+		return nil, err
+	}
+	names := append([]string{"coordinator", "admin"}, spec.Parties...)
+	certs := filepath.Join(dir, "certs")
+	if err := devcert.WriteDir(certs, names); err != nil {
+		return nil, err
+	}
+	data := filepath.Join(dir, "cohort")
+	if err := c.WriteDir(data); err != nil {
+		return nil, err
+	}
+	addrFile := filepath.Join(dir, "addr")
+	coordLogPath := filepath.Join(dir, "coordinator.log")
+	coordLog, err := os.Create(coordLogPath)
+	if err != nil {
+		return nil, err
+	}
+	defer coordLog.Close()
+	coord := exec.CommandContext(ctx, exe, "coordinator", "--listen", "127.0.0.1:0", "--certs", certs,
+		"--db", filepath.Join(dir, "mpsi.db"), "--addr-file", addrFile, "--round-timeout", roundTimeout.String())
+	coord.Stdout, coord.Stderr = coordLog, coordLog
+	if err := coord.Start(); err != nil {
+		return nil, err
+	}
+	coordDone := false
+	stopCoord := func() {
+		if coordDone {
+			return
+		}
+		coordDone = true
+		_ = coord.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = coord.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = coord.Process.Kill()
+			<-done
+		}
+	}
+	defer stopCoord()
+	var addr string
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		b, err := os.ReadFile(addrFile)
+		if err == nil && len(b) > 0 {
+			addr = string(b)
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("coordinator did not start: %s", tail(coordLogPath))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	fmt.Fprintf(stderr, "mpsi: coordinator on %s (TLS 1.3, mutual authentication), %d hospital processes\n", addr, len(c.Parties))
+	create := exec.CommandContext(ctx, exe, "session", "create", "--coordinator", addr, "--certs", certs, "--name", "admin", "--spec", filepath.Join(data, "spec.json"))
+	var createErr bytes.Buffer
+	create.Stdout, create.Stderr = io.Discard, &createErr
+	if err := create.Run(); err != nil {
+		return nil, fmt.Errorf("session create: %w: %s", err, createErr.String())
+	}
+	start := time.Now()
+	procs := make([]*exec.Cmd, len(c.Parties))
+	for i, p := range c.Parties {
+		lf, err := os.Create(filepath.Join(dir, p.Name+".log"))
+		if err != nil {
+			return nil, err
+		}
+		defer lf.Close()
+		procs[i] = exec.CommandContext(ctx, exe, "party", "--coordinator", addr, "--certs", certs, "--name", p.Name,
+			"--session", spec.ID, "--data", filepath.Join(data, p.Name+".csv"), "--map", filepath.Join(data, p.Name+".map.json"),
+			"--out", filepath.Join(dir, p.Name+".result.json"), "--stats", filepath.Join(dir, p.Name+".stats.json"))
+		procs[i].Stdout, procs[i].Stderr = lf, lf
+		if err := procs[i].Start(); err != nil {
+			return nil, err
+		}
+	}
+	run := &clusterRun{Results: map[string]*session.Result{}, Stats: map[string]party.Stats{}, PartyRSS: map[string]int64{}}
+	var failed []string
+	for i, p := range procs {
+		name := c.Parties[i].Name
+		if err := p.Wait(); err != nil {
+			failed = append(failed, fmt.Sprintf("%s: %v\n%s", name, err, tail(filepath.Join(dir, name+".log"))))
+			continue
+		}
+		run.PartyRSS[name] = maxRSS(p.ProcessState)
+	}
+	run.Elapsed = time.Since(start)
+	stopCoord()
+	run.CoordRSS = maxRSS(coord.ProcessState)
+	run.CoordLogs = tail(coordLogPath)
+	if len(failed) > 0 {
+		return nil, fmt.Errorf("parties failed:\n%s\ncoordinator log:\n%s", strings.Join(failed, "\n"), run.CoordLogs)
+	}
+	if m := joinRe.FindStringSubmatch(readAll(coordLogPath)); m != nil {
+		if f, err := strconv.ParseFloat(m[1], 64); err == nil {
+			run.JoinTime = time.Duration(f * float64(time.Second))
+		}
+	}
+	for _, p := range c.Parties {
+		var r session.Result
+		if err := readJSON(filepath.Join(dir, p.Name+".result.json"), &r); err != nil {
+			return nil, err
+		}
+		run.Results[p.Name] = &r
+		var st party.Stats
+		if err := readJSON(filepath.Join(dir, p.Name+".stats.json"), &st); err != nil {
+			return nil, err
+		}
+		run.Stats[p.Name] = st
+	}
+	return run, nil
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+func readAll(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
+
+// maxRSS is a finished process's peak resident set size in bytes (Linux
+// reports kilobytes).
+func maxRSS(ps *os.ProcessState) int64 {
+	if ps == nil {
+		return 0
+	}
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		return ru.Maxrss * 1024
+	}
+	return 0
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 3000 {
+		b = b[len(b)-3000:]
+	}
+	return string(b)
+}
