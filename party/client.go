@@ -188,6 +188,7 @@ type client struct {
 	signer crypto.Signer
 	stream grpc.BidiStreamingClient[mpsiv1.PartyMessage, mpsiv1.CoordinatorMessage]
 	roots  *x509.CertPool
+	sendMu sync.Mutex // guards stream.Send and st.BytesSent
 	st     Stats
 
 	spec     *session.Spec
@@ -197,9 +198,14 @@ type client struct {
 	maxBatch int
 }
 
+// send is safe for concurrent use: the own-list sender and the main loop
+// share the stream.
 func (c *client) send(m *mpsiv1.PartyMessage) error {
+	c.sendMu.Lock()
 	c.st.BytesSent += int64(proto.Size(m))
-	if err := c.stream.Send(m); err != nil {
+	err := c.stream.Send(m)
+	c.sendMu.Unlock()
+	if err != nil {
 		return c.recvErr(err)
 	}
 	return nil
@@ -353,17 +359,20 @@ func (c *client) rounds(ctx context.Context, pr func() *x509.Certificate) (*sess
 			}
 		}
 	}
+	// dh: the own list is computed and sent batch by batch by a goroutine,
+	// so that the next party starts its hop at once, while this loop serves
+	// the hops asked of this party.
+	ownErr := make(chan error, 1)
+	ownDone := keyed
 	if !keyed {
-		t0 := time.Now()
-		own, err := c.p.StartRing()
-		c.st.Tokens = time.Since(t0)
-		if err != nil {
-			return nil, err
-		}
-		if err := c.sendList(mpsiv1.BatchKind_BATCH_KIND_RING, me, 0, pointsBytes(own)); err != nil {
-			return nil, err
-		}
-		c.progress("ring", 1, n)
+		ownCtx, stopOwn := context.WithCancel(ctx)
+		go func() { ownErr <- c.sendOwnList(ownCtx) }()
+		defer func() {
+			stopOwn()
+			if !ownDone {
+				<-ownErr
+			}
+		}()
 	}
 	seeds := make([]sharing.Seed, n)
 	haveSeed := make([]bool, n)
@@ -377,6 +386,16 @@ func (c *client) rounds(ctx context.Context, pr func() *x509.Certificate) (*sess
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if !ownDone {
+			select {
+			case err := <-ownErr:
+				ownDone = true
+				if err != nil {
+					return nil, err
+				}
+			default:
+			}
 		}
 		m, err := c.recv()
 		if err != nil {
@@ -471,6 +490,12 @@ func (c *client) rounds(ctx context.Context, pr func() *x509.Certificate) (*sess
 				return nil, fmt.Errorf("party: unexpected batch kind %v", b.GetKind())
 			}
 		case *mpsiv1.CoordinatorMessage_Mask:
+			if !ownDone {
+				if err := <-ownErr; err != nil {
+					return nil, err
+				}
+				ownDone = true
+			}
 			if c.st.Ring == 0 {
 				c.st.Ring = time.Since(ringStart)
 			}
@@ -546,6 +571,41 @@ func (c *client) sendList(kind mpsiv1.BatchKind, owner, hop int, data []byte) er
 			c.log.Info("sending list", "sent", end, "total", total)
 		}
 	}
+	return nil
+}
+
+// sendOwnList computes the party's own dh list in batches and sends each
+// as soon as it is ready.
+func (c *client) sendOwnList(ctx context.Context) error {
+	t0 := time.Now()
+	total := c.p.SetSize()
+	buf := make([]psi.Point, c.maxBatch)
+	last := time.Now()
+	for off := 0; off < total || off == 0; off += c.maxBatch {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		end := min(off+c.maxBatch, total)
+		out := buf[:end-off]
+		if err := c.p.StartRingBatch(off, out); err != nil {
+			return err
+		}
+		if len(out) == 0 {
+			break
+		}
+		if err := c.send(&mpsiv1.PartyMessage{Msg: &mpsiv1.PartyMessage_Batch{Batch: &mpsiv1.Batch{
+			Kind: mpsiv1.BatchKind_BATCH_KIND_RING, Owner: uint32(c.p.Index()), Hop: 0, Offset: uint64(off), Total: uint64(total), Data: pointsBytes(out)}}}); err != nil {
+			return err
+		}
+		if time.Since(last) > 5*time.Second {
+			last = time.Now()
+			c.log.Info("own list", "sent", end, "total", total)
+			c.progress("own list", end, total)
+		}
+	}
+	c.sendMu.Lock()
+	c.st.Tokens = time.Since(t0)
+	c.sendMu.Unlock()
 	return nil
 }
 

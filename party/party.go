@@ -141,19 +141,32 @@ func (p *Party) Spec() *session.Spec { return p.spec }
 // StartRing returns H(x)^k_i for the party's records in its secret shuffled
 // order: the list it sends into the dh ring.
 func (p *Party) StartRing() ([]psi.Point, error) {
-	if p.startedRing {
-		return nil, ErrStateConsumed
-	}
-	p.startedRing = true
-	keys := make([][]byte, len(p.perm))
-	for pos, ri := range p.perm {
-		keys[pos] = p.recs.keys[ri]
-	}
-	out := make([]psi.Point, len(keys))
-	if err := p.dh.HashAndBlind(p.spec.ID, keys, out, p.workers); err != nil {
+	out := make([]psi.Point, p.SetSize())
+	if err := p.StartRingBatch(0, out); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// StartRingBatch computes positions [offset, offset+len(out)) of the list
+// that [Party.StartRing] returns, so that a party can stream its list into
+// the ring while computing it. Batches may come in any order but each
+// position must be computed once; the first call consumes the round.
+func (p *Party) StartRingBatch(offset int, out []psi.Point) error {
+	if offset == 0 {
+		if p.startedRing {
+			return ErrStateConsumed
+		}
+		p.startedRing = true
+	}
+	if offset < 0 || offset+len(out) > len(p.perm) {
+		return fmt.Errorf("party: ring batch [%d, %d) beyond set size %d", offset, offset+len(out), len(p.perm))
+	}
+	keys := make([][]byte, len(out))
+	for k := range out {
+		keys[k] = p.recs.keys[p.perm[offset+k]]
+	}
+	return p.dh.HashAndBlind(p.spec.ID, keys, out, p.workers)
 }
 
 // Hop raises every element of (a batch of) another party's list to the
