@@ -1,0 +1,125 @@
+package envelope
+
+import (
+	"crypto"
+	"crypto/x509"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mpsi-dev/mpsi/internal/devcert"
+)
+
+func TestSealOpen(t *testing.T) {
+	k, err := GenerateSessionKey()
+	require.NoError(t, err)
+	msg := []byte("0123456789abcdef0123456789abcdef")
+	enc, ct, err := Seal(k.Public(), "s1", 4, 0, 1, msg)
+	require.NoError(t, err)
+	got, err := k.Open("s1", 4, 0, 1, enc, ct)
+	require.NoError(t, err)
+	require.Equal(t, msg, got)
+
+	other, err := GenerateSessionKey()
+	require.NoError(t, err)
+	flip := func(b []byte, i int) []byte { c := append([]byte(nil), b...); c[i] ^= 1; return c }
+	cases := []struct {
+		name          string
+		key           *SessionKey
+		session       string
+		round, fr, to uint32
+		enc, ct       []byte
+	}{
+		{"other session", k, "s2", 4, 0, 1, enc, ct},
+		{"other round (replayed into key round)", k, "s1", 2, 0, 1, enc, ct},
+		{"re-addressed sender", k, "s1", 4, 2, 1, enc, ct},
+		{"re-addressed recipient", k, "s1", 4, 0, 2, enc, ct},
+		{"wrong recipient key", other, "s1", 4, 0, 1, enc, ct},
+		{"flipped enc", k, "s1", 4, 0, 1, flip(enc, 3), ct},
+		{"flipped ciphertext", k, "s1", 4, 0, 1, enc, flip(ct, 5)},
+		{"flipped tag", k, "s1", 4, 0, 1, enc, flip(ct, len(ct)-1)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.key.Open(tc.session, tc.round, tc.fr, tc.to, tc.enc, tc.ct)
+			require.ErrorIs(t, err, ErrEnvelope)
+		})
+	}
+	// Every truncation and extension of enc and ciphertext is refused.
+	for i := 0; i < len(enc); i++ {
+		_, err := k.Open("s1", 4, 0, 1, enc[:i], ct)
+		require.ErrorIs(t, err, ErrEnvelope)
+	}
+	_, err = k.Open("s1", 4, 0, 1, append(append([]byte(nil), enc...), 0), ct)
+	require.ErrorIs(t, err, ErrEnvelope)
+	for i := 0; i < len(ct); i++ {
+		_, err := k.Open("s1", 4, 0, 1, enc, ct[:i])
+		require.ErrorIs(t, err, ErrEnvelope)
+	}
+	_, err = k.Open("s1", 4, 0, 1, enc, append(append([]byte(nil), ct...), 0))
+	require.ErrorIs(t, err, ErrEnvelope)
+	// Oversized payloads are refused before sealing.
+	_, _, err = Seal(k.Public(), "s1", 4, 0, 1, make([]byte, MaxEnvelopePlain+1))
+	require.Error(t, err)
+	_, _, err = Seal([]byte("short"), "s1", 4, 0, 1, msg)
+	require.Error(t, err)
+}
+
+func TestSessionKeySignatures(t *testing.T) {
+	ca, err := devcert.NewCA("ca")
+	require.NoError(t, err)
+	leaf, err := ca.Issue("hospital-a")
+	require.NoError(t, err)
+	cert, err := leaf.TLSCertificate()
+	require.NoError(t, err)
+	signer := cert.PrivateKey.(crypto.Signer)
+	k, err := GenerateSessionKey()
+	require.NoError(t, err)
+	sig, err := SignSessionKey(signer, "s", "hospital-a", k.Public())
+	require.NoError(t, err)
+	der := cert.Certificate[0]
+	require.NoError(t, VerifySessionKey(ca.Pool(), der, "s", "hospital-a", k.Public(), sig))
+
+	rogueCA, err := devcert.NewCA("rogue")
+	require.NoError(t, err)
+	other, err := GenerateSessionKey()
+	require.NoError(t, err)
+	for name, err := range map[string]error{
+		"other session":       VerifySessionKey(ca.Pool(), der, "s2", "hospital-a", k.Public(), sig),
+		"other name":          VerifySessionKey(ca.Pool(), der, "s", "hospital-b", k.Public(), sig),
+		"substituted key":     VerifySessionKey(ca.Pool(), der, "s", "hospital-a", other.Public(), sig),
+		"untrusted CA":        VerifySessionKey(rogueCA.Pool(), der, "s", "hospital-a", k.Public(), sig),
+		"garbage certificate": VerifySessionKey(ca.Pool(), []byte{1, 2, 3}, "s", "hospital-a", k.Public(), sig),
+		"truncated signature": VerifySessionKey(ca.Pool(), der, "s", "hospital-a", k.Public(), sig[:len(sig)-1]),
+	} {
+		require.ErrorIs(t, err, ErrRoster, name)
+	}
+
+	// Result signatures.
+	res := []byte(`{"session":"s","intersection":3}`)
+	rs, err := SignResult(signer, "s", res)
+	require.NoError(t, err)
+	c, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	require.NoError(t, VerifyResult(c, "s", res, rs))
+	require.Error(t, VerifyResult(c, "s", []byte(`{"session":"s","intersection":4}`), rs))
+	require.Error(t, VerifyResult(c, "t", res, rs))
+	// A result signature is not a session-key signature, and vice versa.
+	require.Error(t, VerifySessionKey(ca.Pool(), der, "s", labelResultSig, res, sig))
+}
+
+func FuzzOpen(f *testing.F) {
+	k, err := GenerateSessionKey()
+	require.NoError(f, err)
+	enc, ct, err := Seal(k.Public(), "s", 4, 0, 1, make([]byte, 32))
+	require.NoError(f, err)
+	f.Add(enc, ct, uint32(4), uint32(0), uint32(1))
+	f.Add([]byte{}, []byte{}, uint32(0), uint32(0), uint32(0))
+	f.Fuzz(func(t *testing.T, enc, ct []byte, round, from, to uint32) {
+		pt, err := k.Open("s", round, from, to, enc, ct)
+		if err != nil {
+			require.ErrorIs(t, err, ErrEnvelope)
+			require.Nil(t, pt)
+		}
+	})
+}
