@@ -468,6 +468,7 @@ func (c *client) rounds(ctx context.Context, pr func() *x509.Certificate) (*sess
 					return nil, err
 				}
 				hopsDone[owner] += uint64(len(pts))
+				c.progress(fmt.Sprintf("hop on %s", c.spec.Parties[owner]), int(hopsDone[owner]), int(b.GetTotal()))
 				if err := c.send(&mpsiv1.PartyMessage{Msg: &mpsiv1.PartyMessage_Batch{Batch: &mpsiv1.Batch{
 					Kind: mpsiv1.BatchKind_BATCH_KIND_RING, Owner: uint32(owner), Hop: uint32(hop), Offset: b.GetOffset(), Total: b.GetTotal(), Data: pointsBytes(pts)}}}); err != nil {
 					return nil, err
@@ -549,8 +550,12 @@ func (c *client) verifyResult(pr func() *x509.Certificate, r *mpsiv1.Result) err
 	return envelope.VerifyResult(cert, c.spec.ID, r.GetResultJson(), r.GetSignature())
 }
 
+// progress reports advancing work to the Progress callback, and to the log
+// when a phase completes.
 func (c *client) progress(phase string, done, total int) {
-	c.log.Info("progress", "phase", phase, "done", done, "total", total)
+	if done >= total {
+		c.log.Info("progress", "phase", phase, "done", done, "total", total)
+	}
 	if c.cfg.Progress != nil {
 		c.cfg.Progress(phase, done, total)
 	}
@@ -600,8 +605,8 @@ func (c *client) sendOwnList(ctx context.Context) error {
 		if time.Since(last) > 5*time.Second {
 			last = time.Now()
 			c.log.Info("own list", "sent", end, "total", total)
-			c.progress("own list", end, total)
 		}
+		c.progress("own list", end, total)
 	}
 	c.sendMu.Lock()
 	c.st.Tokens = time.Since(t0)

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -277,11 +278,26 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	var stats party.Stats
+	var progress func(string, int, int)
+	if f, ok := stderr.(*os.File); ok && isTerminal(f) {
+		progress = func(phase string, done, total int) {
+			const width = 30
+			filled := 0
+			if total > 0 {
+				filled = width * done / total
+			}
+			fmt.Fprintf(f, "\r%-10s [%s%s] %d/%d", phase, strings.Repeat("#", filled), strings.Repeat(".", width-filled), done, total)
+			if done >= total {
+				fmt.Fprintln(f)
+			}
+		}
+	}
 	res, err := party.RunRemote(ctx, party.RemoteConfig{
-		Stats:   &stats,
-		Address: *addr,
-		TLS:     &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool},
-		Session: *id,
+		Progress: progress,
+		Stats:    &stats,
+		Address:  *addr,
+		TLS:      &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool},
+		Session:  *id,
 		Load: func(s *session.Spec) (*party.Records, error) {
 			return party.LoadCSV(*data, s, *name, opt)
 		},
@@ -325,6 +341,13 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "audit chain of %s verified: %d events\n", filepath.Base(*dbPath), n)
 	return nil
+}
+
+// isTerminal reports whether f is a character device (a terminal): the
+// party then draws a progress bar; otherwise it writes log lines only.
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func writeFileAtomicBytes(path string, b []byte) error {
