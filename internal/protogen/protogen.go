@@ -35,7 +35,7 @@ import (
 var plugins = []string{"protoc-gen-go", "protoc-gen-go-grpc"}
 
 // FindProtos lists the .proto files under root (slash-separated, relative to
-// root), skipping hidden directories and testdata.
+// root), skipping hidden directories, testdata and node_modules.
 func FindProtos(root string) ([]string, error) {
 	var out []string
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -43,7 +43,7 @@ func FindProtos(root string) ([]string, error) {
 			return err
 		}
 		name := d.Name()
-		if d.IsDir() && p != root && (strings.HasPrefix(name, ".") || name == "testdata") {
+		if d.IsDir() && p != root && (strings.HasPrefix(name, ".") || name == "testdata" || name == "node_modules") {
 			return filepath.SkipDir
 		}
 		if !d.IsDir() && strings.HasSuffix(name, ".proto") {

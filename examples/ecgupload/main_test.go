@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mpsi-dev/mpsi/examples/ecgupload/upload"
+)
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDemo runs the whole flow of `go run ./examples/ecgupload`.
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole demo")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	var stdout, stderr syncBuffer
+	store := t.TempDir()
+	err := run(ctx, []string{"demo", "-v=false", "--store", store}, &stdout, &stderr)
+	require.NoError(t, err, "stderr:\n%s", stderr.String())
+	out := stdout.String()
+	t.Log(out)
+
+	entries, err := os.ReadDir(store)
+	require.NoError(t, err)
+	want := 4 // the shared records 100, 100s and s0010_re plus the Holter recording
+	if _, ok := upload.SharedDataDir("."); !ok {
+		t.Log("shared ECG data absent: the demo used generated recordings")
+		want = 3
+	}
+	require.Len(t, entries, want)
+	require.Equal(t, want, strings.Count(out, "byte-for-byte identical"))
+	require.Equal(t, want, strings.Count(out, "checksums match the header"))
+	require.Contains(t, out, "forged credential refused; key epoch 1 -> 2")
+	require.Contains(t, out, "ecgupload_preemptions_total 1")
+	require.Contains(t, out, "preempted 1 time(s)")
+	require.Contains(t, out, " unary ")
+	require.Contains(t, out, " stream ")
+}
+
+func freePort(t *testing.T) string {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := lis.Addr().String()
+	require.NoError(t, lis.Close())
+	return addr
+}
+
+// TestServerAndClientApart runs the server and client commands separately.
+func TestServerAndClientApart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	certs, store, data := filepath.Join(dir, "certs"), filepath.Join(dir, "store"), filepath.Join(dir, "data")
+	require.NoError(t, os.MkdirAll(data, 0o755))
+	recs := []*upload.Recording{upload.SyntheticECG("small", 30), upload.SyntheticECG("large", 600)}
+	for _, r := range recs {
+		for _, f := range r.Files {
+			require.NoError(t, os.WriteFile(filepath.Join(data, f.Name), f.Data, 0o644))
+		}
+	}
+	addr := freePort(t)
+
+	sctx, stop := context.WithCancel(ctx)
+	var sout, serr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(sctx, []string{"server", "--listen", addr, "--store", store, "--certs", certs, "-v=false"}, &sout, &serr)
+	}()
+	require.Eventually(t, func() bool { return strings.Contains(sout.String(), "serving on") }, 20*time.Second, 10*time.Millisecond,
+		"server did not start: %s", serr.String())
+
+	var cout, cerr syncBuffer
+	err := run(ctx, []string{"client", "--server", addr, "--certs", certs, "--data", data, "--threshold", "262144", "--chunk", "65536"}, &cout, &cerr)
+	require.NoError(t, err, "client stderr:\n%s", cerr.String())
+	require.Contains(t, cout.String(), "uploaded 2 recordings")
+	require.Contains(t, cout.String(), " stream ")
+	require.Contains(t, cout.String(), " unary ")
+
+	// A client whose token is wrong is refused.
+	require.NoError(t, os.WriteFile(filepath.Join(certs, "bad.token"), []byte(strings.Repeat("ab", 32)), 0o600))
+	err = run(ctx, []string{"client", "--server", addr, "--certs", certs, "--data", data, "--token", filepath.Join(certs, "bad.token")}, &cout, &cerr)
+	require.ErrorIs(t, err, upload.ErrRejected)
+
+	stop()
+	require.NoError(t, <-done)
+	entries, err := os.ReadDir(store)
+	require.NoError(t, err)
+	require.Len(t, entries, 2)
+	for _, e := range entries {
+		_, rec, err := upload.ReadStored(store, e.Name())
+		require.NoError(t, err)
+		for _, want := range recs {
+			if want.Name == rec.Name {
+				for i := range want.Files {
+					require.Equal(t, want.Files[i].Data, rec.Files[i].Data)
+				}
+			}
+		}
+	}
+}
+
+func TestCommandErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown command", []string{"frobnicate"}, "unknown command"},
+		{"server without store", []string{"server", "--certs", "x"}, "--store and --certs are required"},
+		{"client without certs", []string{"client"}, "--certs is required"},
+		{"non-loopback listen", []string{"server", "--listen", "0.0.0.0:0", "--store", "STORE", "--certs", "CERTS"}, "not a loopback address"},
+		{"urgency too high", []string{"client", "--certs", "x", "--urgency", "10"}, "--urgency must be at most 9"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			args := make([]string, len(tc.args))
+			for i, a := range tc.args {
+				args[i] = strings.NewReplacer("STORE", filepath.Join(dir, "s"), "CERTS", filepath.Join(dir, "c")).Replace(a)
+			}
+			var out, errb syncBuffer
+			err := run(t.Context(), args, &out, &errb)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestParseCredentials(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     int
+		wantErr  string
+	}{
+		{"two clients", "# comment\na " + strings.Repeat("00", 32) + "\n\nb " + strings.Repeat("ff", 16) + "\n", 2, ""},
+		{"not hex", "a zz\n", 0, "not hex"},
+		{"three fields", "a 00 00\n", 0, "want"},
+		{"duplicate", "a 00\na 01\n", 0, "duplicate"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseCredentials("creds", []byte(tc.in))
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Len(t, got, tc.want)
+		})
+	}
+}
+
+func FuzzParseCredentials(f *testing.F) {
+	f.Add([]byte("client " + strings.Repeat("ab", 32) + "\n"))
+	f.Add([]byte("# x\n\na 00\nb 0\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := parseCredentials("fuzz", data)
+		if err != nil {
+			if got != nil {
+				t.Fatal("credentials returned with an error")
+			}
+			return
+		}
+		for id := range got {
+			if id == "" || strings.ContainsAny(id, " \t\n") {
+				t.Fatalf("bad client id %q", id)
+			}
+		}
+	})
+}
