@@ -80,11 +80,12 @@ func (t *TestSession) Round() string { return t.l.round }
 // WaitingFor is what the deadline reason would name now.
 func (t *TestSession) WaitingFor() string { return t.l.waitingFor() }
 
-// AttachDuringFullQueue reproduces a party attaching while the session's
-// event queue is full: it fills the queue with events from party from (each
-// carrying m), starts attach(idx) in a goroutine (which blocks on the full
-// queue), waits until attach holds the session lock, then runs the session
-// goroutine. It returns a channel closed when run returns.
+// AttachDuringFullQueue reproduces a party attaching while another party
+// floods the session's event queue: it fills the queue with events from
+// party from (each carrying m) and keeps a sender blocked on it, as Run's
+// reader goroutine is; starts attach(idx) in a goroutine (which blocks on
+// the full queue), waits until attach holds the session lock, then runs the
+// session goroutine. It returns a channel closed when run returns.
 func (s *Server) AttachDuringFullQueue(spec *session.Spec, from int, m *mpsiv1.PartyMessage, idx int, cert *x509.Certificate) (<-chan struct{}, error) {
 	l, err := s.newTestLive(spec)
 	if err != nil {
@@ -93,11 +94,27 @@ func (s *Server) AttachDuringFullQueue(spec *session.Spec, from int, m *mpsiv1.P
 	for len(l.events) < cap(l.events) {
 		l.events <- event{from: from, msg: m}
 	}
+	// Like Run's reader goroutine for a party that keeps sending: blocked on
+	// the full queue before attach (blocked senders are served in order).
+	go func() {
+		for {
+			select {
+			case l.events <- event{from: from, msg: m}:
+			case <-l.done:
+				return
+			}
+		}
+	}()
+	time.Sleep(20 * time.Millisecond)
 	go func() { _, _ = l.attach(idx, cert) }()
-	// Wait until attach holds l.mu: with the queue full it can only be
-	// blocked sending the attach event, lock held.
+	// Wait until attach is blocked on the full queue: either holding l.mu
+	// (TryLock fails), or having registered its conn and let go of l.mu.
 	for l.mu.TryLock() {
+		attached := l.conns[idx] != nil
 		l.mu.Unlock()
+		if attached {
+			break
+		}
 		time.Sleep(time.Millisecond)
 	}
 	done := make(chan struct{})

@@ -249,6 +249,9 @@ func (s *Server) Run(stream grpc.BidiStreamingServer[mpsiv1.PartyMessage, mpsiv1
 		if err != nil {
 			return s.toStatus(fmt.Errorf("%w: %q", ErrUnknownSession, hello.GetSessionId()))
 		}
+		if spec, err := session.ParseSpec(rec.Spec); err != nil || spec.PartyIndex(name) < 0 {
+			return s.toStatus(fmt.Errorf("%w: certificate name %q is not a party of session %s", ErrForbidden, name, rec.ID))
+		}
 		return s.toStatus(fmt.Errorf("%w: session %s is %s %s", ErrSessionOver, rec.ID, rec.State, rec.Reason))
 	}
 	idx := l.spec.PartyIndex(name)
@@ -271,6 +274,12 @@ func (s *Server) Run(stream grpc.BidiStreamingServer[mpsiv1.PartyMessage, mpsiv1
 		for {
 			m, err := stream.Recv()
 			if err != nil {
+				// Through the session's queue, after the party's last
+				// messages (an Abort it sent just before closing).
+				select {
+				case l.events <- event{from: idx, gone: err}:
+				case <-l.done:
+				}
 				readErr <- err
 				return
 			}
@@ -284,12 +293,7 @@ func (s *Server) Run(stream grpc.BidiStreamingServer[mpsiv1.PartyMessage, mpsiv1
 		}
 	}()
 	select {
-	case err := <-readErr:
-		if err != nil && !errors.Is(err, io.EOF) {
-			l.abortAsync(fmt.Sprintf("party %s disconnected: %v", name, status.Convert(err).Message()))
-		} else if err != nil {
-			l.abortAsync(fmt.Sprintf("party %s closed its stream before the end", name))
-		}
+	case <-readErr:
 		// Let the sender flush a final Result or Abort.
 		select {
 		case err := <-sendErr:
@@ -298,6 +302,9 @@ func (s *Server) Run(stream grpc.BidiStreamingServer[mpsiv1.PartyMessage, mpsiv1
 			return nil
 		}
 	case err := <-sendErr:
+		if err != nil {
+			l.abortAsync(fmt.Sprintf("party %s disconnected: %v", name, status.Convert(err).Message()))
+		}
 		return err
 	}
 }
@@ -382,6 +389,14 @@ func (c *conn) pump(stream grpc.BidiStreamingServer[mpsiv1.PartyMessage, mpsiv1.
 type event struct {
 	from int
 	msg  *mpsiv1.PartyMessage
+	gone error // the party's stream ended with this error
+}
+
+func goneReason(name string, err error) string {
+	if errors.Is(err, io.EOF) {
+		return fmt.Sprintf("party %s closed its stream before the end", name)
+	}
+	return fmt.Sprintf("party %s disconnected: %v", name, status.Convert(err).Message())
 }
 
 // live is a running session, owned by its run goroutine.
@@ -418,18 +433,21 @@ type listState struct {
 
 func (l *live) attach(idx int, cert *x509.Certificate) (*conn, error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	select {
 	case <-l.done:
+		l.mu.Unlock()
 		return nil, fmt.Errorf("%w: session %s", ErrSessionOver, l.spec.ID)
 	default:
 	}
 	if l.conns[idx] != nil {
+		l.mu.Unlock()
 		return nil, fmt.Errorf("%w: party %s is already connected", ErrWrongRound, l.spec.Parties[idx])
 	}
 	c := &conn{cert: cert}
 	c.cond = sync.NewCond(&c.mu)
 	l.conns[idx] = c
+	// Not under l.mu: the session goroutine needs it to drain the queue.
+	l.mu.Unlock()
 	// The session goroutine sends Welcome when it sees the party.
 	select {
 	case l.events <- event{from: idx}:
@@ -500,6 +518,10 @@ func (l *live) run() {
 			abort(fmt.Sprintf("deadline exceeded in round %s after %s (waiting for %s)", l.round, l.srv.cfg.RoundTimeout, l.waitingFor()))
 			return
 		case ev := <-l.events:
+			if ev.gone != nil {
+				abort(goneReason(l.spec.Parties[ev.from], ev.gone))
+				return
+			}
 			prevRound := l.round
 			finished, err := l.handle(ctx, ev)
 			if err != nil {
@@ -541,7 +563,7 @@ func (l *live) waitingFor() string {
 				w = append(w, p)
 			}
 		case "tokens":
-			if !l.tokDone[i] {
+			if l.owesTokens(i) {
 				w = append(w, p)
 			}
 		case "shares":
@@ -554,6 +576,43 @@ func (l *live) waitingFor() string {
 		return "parties"
 	}
 	return fmt.Sprint(w)
+}
+
+// owesTokens reports whether party i has not yet sent something the token
+// round is waiting for: its envelopes to every other party, or the next hop
+// of a list (dh) or its own token list (keyed).
+func (l *live) owesTokens(i int) bool {
+	keyed := l.spec.Match.Mode == session.ModeKeyed
+	for to := 0; to < l.n; to++ {
+		if to == i {
+			continue
+		}
+		if !l.envSeen[[3]uint32{uint32(mpsiv1.Round_ROUND_MASK_SEED), uint32(i), uint32(to)}] {
+			return true
+		}
+		if keyed && !l.envSeen[[3]uint32{uint32(mpsiv1.Round_ROUND_KEY_CONTRIBUTION), uint32(i), uint32(to)}] {
+			return true
+		}
+	}
+	hops := l.n
+	if keyed {
+		hops = 1
+	}
+	for owner := 0; owner < l.n; owner++ {
+		if l.tokDone[owner] {
+			continue
+		}
+		for hop := 0; hop < hops; hop++ {
+			st := l.streams[[2]uint32{uint32(owner), uint32(hop)}]
+			if st == nil || st.next < st.total {
+				if RingTarget(l.n, owner, hop) == i {
+					return true
+				}
+				break
+			}
+		}
+	}
+	return false
 }
 
 func (l *live) handle(ctx context.Context, ev event) (bool, error) {
@@ -704,6 +763,11 @@ func (l *live) onBatch(i int, b *mpsiv1.Batch) error {
 	if b.GetOffset() != st.next || st.next+cnt > st.total {
 		return fmt.Errorf("%w: batch at offset %d, expected %d of %d", ErrBadMessage, b.GetOffset(), st.next, st.total)
 	}
+	if hop > 0 {
+		if in := l.streams[[2]uint32{uint32(owner), uint32(hop - 1)}]; in == nil || st.next+cnt > in.next {
+			return fmt.Errorf("%w: ring batch (owner %d, hop %d) ahead of its input", ErrWrongRound, owner, hop)
+		}
+	}
 	st.next += cnt
 	l.srv.cfg.Metrics.elements(int(cnt))
 	final := b.GetKind() == mpsiv1.BatchKind_BATCH_KIND_TOKENS || hop == l.n-1
@@ -714,7 +778,7 @@ func (l *live) onBatch(i int, b *mpsiv1.Batch) error {
 		return nil
 	}
 	if l.tokens[owner] == nil {
-		l.tokens[owner] = make([]join.Token, 0, size)
+		l.tokens[owner] = make([]join.Token, 0, min(size, uint64(l.srv.cfg.MaxBatch)))
 	}
 	for k := 0; k < len(data); k += want {
 		l.tokens[owner] = append(l.tokens[owner], join.Token(data[k:k+want]))

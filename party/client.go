@@ -147,6 +147,21 @@ func RunRemote(ctx context.Context, cfg RemoteConfig) (*session.Result, error) {
 		// Tell the coordinator why, so that the others learn it.
 		_ = stream.Send(&mpsiv1.PartyMessage{Msg: &mpsiv1.PartyMessage_Abort{Abort: &mpsiv1.Abort{Reason: truncate(err.Error(), 300)}}})
 		_ = stream.CloseSend()
+		// Cancelling now could reset the stream before the coordinator
+		// reads the Abort: wait (briefly) for it to end the stream.
+		drained := make(chan struct{})
+		go func() {
+			defer close(drained)
+			for {
+				if _, rerr := stream.Recv(); rerr != nil {
+					return
+				}
+			}
+		}()
+		select {
+		case <-drained:
+		case <-time.After(5 * time.Second):
+		}
 		return nil, err
 	}
 	_ = stream.CloseSend()
@@ -209,6 +224,16 @@ func (c *client) send(m *mpsiv1.PartyMessage) error {
 		return c.recvErr(err)
 	}
 	return nil
+}
+
+// sendNoRecv sends without reading the stream on failure, for goroutines
+// other than the receive loop (only one goroutine may call Recv); a failed
+// send returns io.EOF and the receive loop surfaces the Abort or status.
+func (c *client) sendNoRecv(m *mpsiv1.PartyMessage) error {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	c.st.BytesSent += int64(proto.Size(m))
+	return c.stream.Send(m)
 }
 
 // recvErr surfaces why a send failed: an Abort the coordinator queued
@@ -391,7 +416,9 @@ func (c *client) rounds(ctx context.Context, pr func() *x509.Certificate) (*sess
 			select {
 			case err := <-ownErr:
 				ownDone = true
-				if err != nil {
+				// io.EOF: the coordinator ended the stream; recv below
+				// returns its Abort or status.
+				if err != nil && !errors.Is(err, io.EOF) {
 					return nil, err
 				}
 			default:
@@ -465,7 +492,10 @@ func (c *client) rounds(ctx context.Context, pr func() *x509.Certificate) (*sess
 					copy(pts[k][:], data[k*psi.PointSize:])
 				}
 				if _, err := c.p.Hop(pts); err != nil {
-					return nil, err
+					// Name who produced the bad elements: the owner (hop 1) or
+					// the party that did the previous hop.
+					from := c.spec.Parties[(owner+hop-1)%n]
+					return nil, fmt.Errorf("party: list of %s as sent by %s: %w", c.spec.Parties[owner], from, err)
 				}
 				hopsDone[owner] += uint64(len(pts))
 				c.progress(fmt.Sprintf("hop on %s", c.spec.Parties[owner]), int(hopsDone[owner]), int(b.GetTotal()))
@@ -598,7 +628,7 @@ func (c *client) sendOwnList(ctx context.Context) error {
 		if len(out) == 0 {
 			break
 		}
-		if err := c.send(&mpsiv1.PartyMessage{Msg: &mpsiv1.PartyMessage_Batch{Batch: &mpsiv1.Batch{
+		if err := c.sendNoRecv(&mpsiv1.PartyMessage{Msg: &mpsiv1.PartyMessage_Batch{Batch: &mpsiv1.Batch{
 			Kind: mpsiv1.BatchKind_BATCH_KIND_RING, Owner: uint32(c.p.Index()), Hop: 0, Offset: uint64(off), Total: uint64(total), Data: pointsBytes(out)}}}); err != nil {
 			return err
 		}
