@@ -74,6 +74,9 @@ type Stats struct {
 	BytesSent     int64         `json:"bytes_sent"`
 	BytesReceived int64         `json:"bytes_received"`
 	Records       int           `json:"records"`
+	// PeakRSS is the process's peak resident set size in bytes, filled by
+	// the caller (the mpsi command reads VmHWM on Linux).
+	PeakRSS int64 `json:"peak_rss"`
 }
 
 // RunRemote takes part in a session over gRPC and returns the party's own

@@ -33,7 +33,10 @@ type clusterRun struct {
 	CoordLogs string
 }
 
-var joinRe = regexp.MustCompile(`join_seconds=([0-9.e+-]+)`)
+var (
+	joinRe = regexp.MustCompile(`join_seconds=([0-9.e+-]+)`)
+	rssRe  = regexp.MustCompile(`peak_rss_bytes=([0-9]+)`)
+)
 
 // runCluster starts a coordinator and every party of c as processes of this
 // binary, runs one session and collects results and measurements.
@@ -133,14 +136,15 @@ func runCluster(ctx context.Context, c *cohort.Cohort, stderr io.Writer, roundTi
 			failed = append(failed, fmt.Sprintf("%s: %v\n%s", name, err, tail(filepath.Join(dir, name+".log"))))
 			continue
 		}
-		run.PartyRSS[name] = maxRSS(p.ProcessState)
 	}
 	run.Elapsed = time.Since(start)
 	stopCoord()
-	run.CoordRSS = maxRSS(coord.ProcessState)
 	run.CoordLogs = tail(coordLogPath)
 	if len(failed) > 0 {
 		return nil, fmt.Errorf("parties failed:\n%s\ncoordinator log:\n%s", strings.Join(failed, "\n"), run.CoordLogs)
+	}
+	if m := rssRe.FindStringSubmatch(readAll(coordLogPath)); m != nil {
+		run.CoordRSS, _ = strconv.ParseInt(m[1], 10, 64)
 	}
 	if m := joinRe.FindStringSubmatch(readAll(coordLogPath)); m != nil {
 		if f, err := strconv.ParseFloat(m[1], 64); err == nil {
@@ -158,6 +162,7 @@ func runCluster(ctx context.Context, c *cohort.Cohort, stderr io.Writer, roundTi
 			return nil, err
 		}
 		run.Stats[p.Name] = st
+		run.PartyRSS[p.Name] = st.PeakRSS
 	}
 	return run, nil
 }
@@ -173,18 +178,6 @@ func readJSON(path string, v any) error {
 func readAll(path string) string {
 	b, _ := os.ReadFile(path)
 	return string(b)
-}
-
-// maxRSS is a finished process's peak resident set size in bytes (Linux
-// reports kilobytes).
-func maxRSS(ps *os.ProcessState) int64 {
-	if ps == nil {
-		return 0
-	}
-	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-		return ru.Maxrss * 1024
-	}
-	return 0
 }
 
 func tail(path string) string {

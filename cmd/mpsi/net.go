@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -135,7 +136,31 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	if msrv != nil {
 		_ = msrv.Close()
 	}
+	log.Info("stopped", "peak_rss_bytes", peakRSS())
 	return nil
+}
+
+// peakRSS is this process's peak resident set size in bytes (VmHWM from
+// /proc/self/status; 0 where that is not available). Unlike the rusage a
+// parent gets from wait4, it does not include the parent's memory at the
+// time of the fork.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(rest)
+			if len(f) >= 1 {
+				kb, err := strconv.ParseInt(f[0], 10, 64)
+				if err == nil {
+					return kb * 1024
+				}
+			}
+		}
+	}
+	return 0
 }
 
 func splitNames(s string) []string {
@@ -308,6 +333,7 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if *statsPath != "" {
+		stats.PeakRSS = peakRSS()
 		if err := writeFileAtomic(*statsPath, stats); err != nil {
 			return err
 		}
