@@ -233,9 +233,27 @@ func (s *Server) Run(stream grpc.BidiStreamingServer[mpsiv1.PartyMessage, mpsiv1
 	if err != nil {
 		return s.toStatus(err)
 	}
-	first, err := stream.Recv()
-	if err != nil {
-		return err
+	// The first message must come within a round's time.
+	type recvd struct {
+		m   *mpsiv1.PartyMessage
+		err error
+	}
+	firstc := make(chan recvd, 1)
+	go func() {
+		m, err := stream.Recv()
+		firstc <- recvd{m, err}
+	}()
+	var first *mpsiv1.PartyMessage
+	select {
+	case r := <-firstc:
+		if r.err != nil {
+			return r.err
+		}
+		first = r.m
+	case <-time.After(s.cfg.RoundTimeout):
+		return status.Error(codes.DeadlineExceeded, "no Hello within the round deadline")
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	hello := first.GetHello()
 	if hello == nil {
@@ -247,7 +265,7 @@ func (s *Server) Run(stream grpc.BidiStreamingServer[mpsiv1.PartyMessage, mpsiv1
 	if l == nil {
 		rec, err := s.cfg.Store.Session(ctx, hello.GetSessionId())
 		if err != nil {
-			return s.toStatus(fmt.Errorf("%w: %q", ErrUnknownSession, hello.GetSessionId()))
+			return s.toStatus(fmt.Errorf("%w: %q", ErrUnknownSession, truncate(hello.GetSessionId(), 140)))
 		}
 		if spec, err := session.ParseSpec(rec.Spec); err != nil || spec.PartyIndex(name) < 0 {
 			return s.toStatus(fmt.Errorf("%w: certificate name %q is not a party of session %s", ErrForbidden, name, rec.ID))
@@ -667,11 +685,20 @@ func (l *live) onReady(ctx context.Context, i int, r *mpsiv1.Ready) error {
 	if err := l.eng.Declare(i, int(r.GetSetSize())); err != nil {
 		return err
 	}
+	if len(r.GetNormalization()) > 100 {
+		return fmt.Errorf("%w: Ready: normalization version too long", ErrBadMessage)
+	}
 	l.ready[i] = r
-	_ = l.srv.cfg.Store.Append(ctx, "party.ready", l.spec.ID, l.spec.Parties[i], fmt.Sprintf("set_size=%d", r.GetSetSize()))
+	_ = l.srv.cfg.Store.Append(ctx, "party.ready", l.spec.ID, l.spec.Parties[i], fmt.Sprintf("set_size=%d normalization=%q", r.GetSetSize(), r.GetNormalization()))
 	for _, x := range l.ready {
 		if x == nil {
 			return nil
+		}
+	}
+	for j, x := range l.ready {
+		if x.GetNormalization() != l.ready[0].GetNormalization() {
+			return fmt.Errorf("%w: parties normalise identifiers differently (%s: %q, %s: %q); equal identifiers could fail to match — upgrade to the same mpsi version",
+				ErrBadMessage, l.spec.Parties[0], l.ready[0].GetNormalization(), l.spec.Parties[j], x.GetNormalization())
 		}
 	}
 	roster := &mpsiv1.Roster{}

@@ -37,6 +37,7 @@ import (
 	"github.com/mpsi-dev/mpsi/internal/envelope"
 	"github.com/mpsi-dev/mpsi/party"
 	"github.com/mpsi-dev/mpsi/psi"
+	"github.com/mpsi-dev/mpsi/psi/ident"
 	"github.com/mpsi-dev/mpsi/psi/session"
 	"github.com/mpsi-dev/mpsi/sharing"
 )
@@ -441,7 +442,8 @@ func (a *adversary) trySend(m *mpsiv1.PartyMessage) { _ = a.stream.Send(m) }
 func (a *adversary) readyMsg(h *harness, setSize uint64) *mpsiv1.PartyMessage {
 	sig, err := envelope.SignSessionKey(h.pki.signer(a.t, a.name), a.spec.ID, a.name, a.key.Public())
 	require.NoError(a.t, err)
-	return &mpsiv1.PartyMessage{Msg: &mpsiv1.PartyMessage_Ready{Ready: &mpsiv1.Ready{SetSize: setSize, HpkePublicKey: a.key.Public(), Signature: sig}}}
+	return &mpsiv1.PartyMessage{Msg: &mpsiv1.PartyMessage_Ready{Ready: &mpsiv1.Ready{SetSize: setSize, HpkePublicKey: a.key.Public(), Signature: sig,
+		Normalization: ident.NormalizationVersion()}}}
 }
 
 // ready declares the adversary's real set size and reads the roster.
@@ -894,6 +896,11 @@ func TestMalformedMessages(t *testing.T) {
 			a.send(a.readyMsg(h, uint64(a.p.SetSize())))
 			a.send(a.readyMsg(h, uint64(a.p.SetSize())))
 		}, reason: []string{"party hospital-a", "Ready sent twice"}},
+		{name: "different normalisation version", preRoster: func(t *testing.T, h *harness, a *adversary) {
+			m := a.readyMsg(h, uint64(a.p.SetSize()))
+			m.GetReady().Normalization = "ident/0 unicode/9.0.0"
+			a.send(m)
+		}, reason: []string{"parties normalise identifiers differently", `"ident/0 unicode/9.0.0"`}},
 		{name: "Ready after the roster", act: func(t *testing.T, h *harness, a *adversary) {
 			a.send(a.readyMsg(h, 1))
 		}, reason: []string{"Ready sent twice"}},
@@ -1318,4 +1325,17 @@ func readyAll(t testing.TB, ts *coordinator.TestSession, sizes []uint64) {
 		require.NoError(t, err)
 	}
 	require.Equal(t, "tokens", ts.Round())
+}
+
+// A stream that never sends Hello is ended with DeadlineExceeded after the
+// round deadline instead of holding a handler for ever.
+func TestSilentStreamWithoutHello(t *testing.T) {
+	h := newHarness(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*testRoundTimeout)
+	defer cancel()
+	stream, err := h.client(t, "hospital-a").Run(ctx)
+	require.NoError(t, err)
+	start := time.Now()
+	requireStatus(t, recvStatus(stream), codes.DeadlineExceeded, "no Hello within the round deadline")
+	require.Less(t, time.Since(start), testRoundTimeout+2*time.Second)
 }

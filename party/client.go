@@ -23,6 +23,7 @@ import (
 	mpsiv1 "github.com/mpsi-dev/mpsi/api/mpsi/v1"
 	"github.com/mpsi-dev/mpsi/internal/envelope"
 	"github.com/mpsi-dev/mpsi/psi"
+	"github.com/mpsi-dev/mpsi/psi/ident"
 	"github.com/mpsi-dev/mpsi/psi/session"
 	"github.com/mpsi-dev/mpsi/sharing"
 )
@@ -318,7 +319,8 @@ func (c *client) run(ctx context.Context, pr func() *x509.Certificate) (*session
 		return nil, err
 	}
 	if err := c.send(&mpsiv1.PartyMessage{Msg: &mpsiv1.PartyMessage_Ready{Ready: &mpsiv1.Ready{
-		SetSize: uint64(c.p.SetSize()), HpkePublicKey: c.key.Public(), Signature: sig}}}); err != nil {
+		SetSize: uint64(c.p.SetSize()), HpkePublicKey: c.key.Public(), Signature: sig,
+		Normalization: ident.NormalizationVersion()}}}); err != nil {
 		return nil, err
 	}
 	if m, err = c.recv(); err != nil {

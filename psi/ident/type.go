@@ -66,3 +66,11 @@ func truncate(s string) string {
 	}
 	return s[:max] + "..."
 }
+
+// NormalizationVersion names the normalisation rules and Unicode tables in
+// force, for example "ident/1 unicode/15.0.0". Parties of one session must
+// agree on it: the coordinator refuses a session whose parties report
+// different versions, since equal identifiers could then fail to match.
+func NormalizationVersion() string {
+	return fmt.Sprintf("ident/%d unicode/%s", KeyVersion, UnicodeVersion)
+}

@@ -769,6 +769,10 @@ type Ready struct {
 	SetSize       uint64                 `protobuf:"varint,1,opt,name=set_size,json=setSize,proto3" json:"set_size,omitempty"`
 	HpkePublicKey []byte                 `protobuf:"bytes,2,opt,name=hpke_public_key,json=hpkePublicKey,proto3" json:"hpke_public_key,omitempty"`
 	Signature     []byte                 `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	// The party's identifier normalisation version (key encoding and Unicode
+	// tables); every party of a session must report the same, or equal
+	// identifiers could silently fail to match.
+	Normalization string `protobuf:"bytes,4,opt,name=normalization,proto3" json:"normalization,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -822,6 +826,13 @@ func (x *Ready) GetSignature() []byte {
 		return x.Signature
 	}
 	return nil
+}
+
+func (x *Ready) GetNormalization() string {
+	if x != nil {
+		return x.Normalization
+	}
+	return ""
 }
 
 // Roster lists every party once all are ready.
@@ -1350,11 +1361,12 @@ const file_api_mpsi_v1_coordinator_proto_rawDesc = "" +
 	"\tspec_json\x18\x01 \x01(\fR\bspecJson\x12\x1f\n" +
 	"\vparty_index\x18\x02 \x01(\rR\n" +
 	"partyIndex\x12\x1b\n" +
-	"\tmax_batch\x18\x03 \x01(\rR\bmaxBatch\"h\n" +
+	"\tmax_batch\x18\x03 \x01(\rR\bmaxBatch\"\x8e\x01\n" +
 	"\x05Ready\x12\x19\n" +
 	"\bset_size\x18\x01 \x01(\x04R\asetSize\x12&\n" +
 	"\x0fhpke_public_key\x18\x02 \x01(\fR\rhpkePublicKey\x12\x1c\n" +
-	"\tsignature\x18\x03 \x01(\fR\tsignature\"8\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\x12$\n" +
+	"\rnormalization\x18\x04 \x01(\tR\rnormalization\"8\n" +
 	"\x06Roster\x12.\n" +
 	"\aparties\x18\x01 \x03(\v2\x14.mpsi.v1.RosterEntryR\aparties\"\xa4\x01\n" +
 	"\vRosterEntry\x12\x12\n" +
