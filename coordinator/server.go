@@ -188,6 +188,11 @@ func (s *Server) CreateSession(ctx context.Context, req *mpsiv1.CreateSessionReq
 	if err != nil {
 		return nil, s.toStatus(err)
 	}
+	if spec.Aggregation != session.AggregationMasked {
+		// Running it as masked would hand parties their positions, which the
+		// encrypted mode promises never happens.
+		return nil, s.toStatus(fmt.Errorf("%w: aggregation %q is not supported over the network yet (use party.RunLocal, or masked)", session.ErrInvalidSpec, spec.Aggregation))
+	}
 	if err := s.cfg.Store.CreateSession(ctx, spec.ID, spec.Canonical(), name); err != nil {
 		return nil, s.toStatus(err)
 	}

@@ -1339,3 +1339,13 @@ func TestSilentStreamWithoutHello(t *testing.T) {
 	requireStatus(t, recvStatus(stream), codes.DeadlineExceeded, "no Hello within the round deadline")
 	require.Less(t, time.Since(start), testRoundTimeout+2*time.Second)
 }
+
+// An encrypted-aggregation spec is refused over the network (it would
+// otherwise run as masked and hand parties their positions).
+func TestEncryptedSpecRefusedOverNetwork(t *testing.T) {
+	h := newHarness(t)
+	c := getCohort(t, session.ModeKeyed)
+	spec := specJSON(t, c, newSessionID("enc"), func(m map[string]any) { m["aggregation"] = "encrypted" })
+	_, err := h.client(t, "admin").CreateSession(context.Background(), &mpsiv1.CreateSessionRequest{SpecJson: spec})
+	requireStatus(t, err, codes.InvalidArgument, `aggregation "encrypted" is not supported over the network yet`)
+}

@@ -293,6 +293,9 @@ func (c *client) run(ctx context.Context, pr func() *x509.Certificate) (*session
 	if spec.ID != c.cfg.Session || spec.PartyIndex(c.name) != int(w.GetPartyIndex()) {
 		return nil, fmt.Errorf("party: coordinator sent a spec for session %q with us at index %d", spec.ID, w.GetPartyIndex())
 	}
+	if spec.Aggregation != session.AggregationMasked {
+		return nil, fmt.Errorf("party: aggregation %q is not supported over the network yet; refusing rather than revealing positions", spec.Aggregation)
+	}
 	if err := c.cfg.Policy.Check(spec); err != nil {
 		return nil, err
 	}

@@ -29,7 +29,8 @@ type Outcome struct {
 // RunLocal runs a whole session in one process: every party and the
 // coordinator, through the same rounds the network layer carries (dh ring
 // or keyed tokens, join, masked aggregation with coordinator-dealt
-// zero-sum masks and pairwise seeds, release). inputs must name every party
+// zero-sum masks and pairwise seeds — or, with aggregation encrypted,
+// multiparty BGV (see [EncryptedParty]) — release). inputs must name every party
 // of the spec once. It stops between rounds when ctx is done.
 func RunLocal(ctx context.Context, spec *session.Spec, inputs []Input, cfg Config) (*Outcome, error) {
 	n := len(spec.Parties)
@@ -118,6 +119,10 @@ func RunLocal(ctx context.Context, spec *session.Spec, inputs []Input, cfg Confi
 		return nil, err
 	}
 	t = cfg.phase("join", t)
+	if spec.Aggregation == session.AggregationEncrypted {
+		// Step 4 without positions for the parties: see runEncrypted.
+		return runEncrypted(ctx, parties, eng, cfg, t)
+	}
 	masks, err := eng.Masks()
 	if err != nil {
 		return nil, err

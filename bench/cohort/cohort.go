@@ -43,6 +43,9 @@ type Config struct {
 	MinCell int
 	// Duplicates adds this many exact duplicate rows to each party's file.
 	Duplicates int
+	// Aggregation is written into the spec when set ("masked" or
+	// "encrypted").
+	Aggregation string
 }
 
 // Party is one party's generated input.
@@ -243,6 +246,9 @@ func Generate(cfg Config) (*Cohort, error) {
 			{"name": "diabetes", "kind": "count_if", "field": "condition_codes", "contains": DiabetesCode, "from": []string{names[1]}},
 		},
 		"min_cell": cfg.MinCell,
+	}
+	if cfg.Aggregation != "" {
+		spec["aggregation"] = cfg.Aggregation
 	}
 	var err error
 	if c.Spec, err = json.MarshalIndent(spec, "", "  "); err != nil {

@@ -29,8 +29,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "cohort generator seed")
 	asJSON := fs.Bool("json", false, "print the Result JSON instead of a table")
 	inproc := fs.Bool("inproc", false, "run every party and the coordinator in this process instead of over gRPC")
+	aggregation := fs.String("aggregation", session.AggregationMasked, "aggregation mode: masked or encrypted (encrypted runs in process only, for now)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *aggregation == session.AggregationEncrypted && !*inproc {
+		return hintError{errors.New("--aggregation encrypted is not available over the network yet"), "add --inproc to run it in one process"}
 	}
 	if *mode != session.ModeDH && *mode != session.ModeKeyed {
 		return hintError{fmt.Errorf("--mode %q", *mode), "use --mode dh or --mode keyed"}
@@ -39,7 +43,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *overlap+pair > 1 {
 		pair = 1 - *overlap
 	}
-	c, err := cohort.Generate(cohort.Config{Seed: *seed, Parties: *parties, Records: *records, SharedAll: *overlap, SharedPair: pair, Noise: true, Mode: *mode, MinCell: 11, Duplicates: 2})
+	c, err := cohort.Generate(cohort.Config{Seed: *seed, Parties: *parties, Records: *records, SharedAll: *overlap, SharedPair: pair, Noise: true, Mode: *mode, MinCell: 11, Duplicates: 2, Aggregation: *aggregation})
 	if err != nil {
 		return err
 	}
@@ -62,7 +66,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		ins = append(ins, party.Input{Name: p.Name, Records: recs})
 	}
-	fmt.Fprintf(stderr, "mpsi: demo: %d hospitals × %d records, mode %s, in process\n", *parties, *records, *mode)
+	fmt.Fprintf(stderr, "mpsi: demo: %d hospitals × %d records, mode %s, %s aggregation, in process\n", *parties, *records, *mode, *aggregation)
 	start := time.Now()
 	out, err := party.RunLocal(ctx, spec, ins, party.Config{})
 	if err != nil {

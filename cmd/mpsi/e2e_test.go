@@ -359,3 +359,14 @@ func TestDemoRuns(t *testing.T) {
 	require.NoError(t, err, stderr+out)
 	require.Contains(t, out, `"match_mode":"keyed"`)
 }
+
+// The encrypted aggregation mode runs in process and matches the truth; over
+// the network it is refused with a hint until it is carried there.
+func TestDemoEncryptedInProcess(t *testing.T) {
+	out, stderr, err := mpsi(t, "demo", "--inproc", "--aggregation", "encrypted", "--records", "300", "--seed", "5")
+	require.NoError(t, err, stderr+out)
+	require.Contains(t, out, "check against plaintext computation: OK")
+	_, stderr, err = mpsi(t, "demo", "--aggregation", "encrypted")
+	require.Error(t, err)
+	require.Contains(t, stderr, "mpsi: hint: add --inproc")
+}

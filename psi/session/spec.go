@@ -62,6 +62,29 @@ const MaxMaxSetSize = 1 << 31
 // MaxScale is the largest fixed-point scale (decimal digits).
 const MaxScale = 9
 
+// Limits of aggregation encrypted. They mirror package sharing/mhe (its
+// plaintext modulus and parameter limits; a test in package party checks
+// that they agree), so that a spec the encrypted mode cannot run is refused
+// here, with an error naming the field, and this package does not depend on
+// lattigo.
+const (
+	// EncryptedPlaintextModulus is T, the BGV plaintext modulus (≈ 2^55) in
+	// which the encrypted aggregate is computed. Every slot total must stay
+	// below T/2 in absolute value: 2 · parties · max_set_size ·
+	// max|contribution| < T.
+	EncryptedPlaintextModulus uint64 = 36028797019389953
+	// EncryptedMaxParties is the largest number of parties.
+	EncryptedMaxParties = 256
+	// EncryptedMaxThreshold is the largest threshold t (the number of
+	// parties in the key switch): their smudging noise must stay below the
+	// decryption bound of the ciphertext modulus.
+	EncryptedMaxThreshold = 64
+	// EncryptedMaxSetSize is the largest max_set_size.
+	EncryptedMaxSetSize = 1 << 26
+	// EncryptedMaxSlots is the largest aggregate vector length L.
+	EncryptedMaxSlots = 256
+)
+
 // Spec is a session spec as written in the spec file (DESIGN §3). Parse and
 // validate it with [ParseSpec] or [LoadSpec]; a Spec returned by them is
 // valid and must not be modified.
@@ -75,6 +98,11 @@ type Spec struct {
 	MinCell     int               `json:"min_cell"`
 	MaxSetSize  int               `json:"max_set_size,omitempty"`
 	Aggregation string            `json:"aggregation,omitempty"`
+	// Threshold is t for aggregation encrypted: any t parties can switch
+	// the encrypted aggregate to the recipient's key (the secret key is
+	// t-of-n shared). Absent or 0 means n-of-n; [Spec.Validate] then fills
+	// in the number of parties. It must be absent with aggregation masked.
+	Threshold int `json:"threshold,omitempty"`
 }
 
 // Match says which logical fields form the matching key and how tokens are made.
@@ -265,9 +293,15 @@ func (s *Spec) Validate() error {
 		s.Aggregation = AggregationMasked
 	case AggregationMasked:
 	case AggregationEncrypted:
-		return specErr("aggregation", "%q is not implemented yet; use %q", s.Aggregation, AggregationMasked)
 	default:
-		return specErr("aggregation", "%q is not an aggregation mode (masked)", s.Aggregation)
+		return specErr("aggregation", "%q is not an aggregation mode (masked or encrypted)", s.Aggregation)
+	}
+	if s.Aggregation == AggregationEncrypted {
+		if err := s.validateEncryptedSetup(); err != nil {
+			return err
+		}
+	} else if s.Threshold != 0 {
+		return specErr("threshold", "applies only to aggregation %q (masked aggregation needs every party)", AggregationEncrypted)
 	}
 	if rseen[RevealAggregates] && len(s.Aggregates) == 0 {
 		return specErr("aggregates", "reveal lists aggregates but none are declared")
@@ -283,7 +317,116 @@ func (s *Spec) Validate() error {
 		}
 		aseen[a.Name] = true
 	}
+	if s.Aggregation == AggregationEncrypted {
+		return s.checkEncryptedBounds()
+	}
 	return nil
+}
+
+// validateEncryptedSetup checks what aggregation encrypted needs of the
+// parties, the reveal list, max_set_size and threshold, and fills in the
+// default threshold (n-of-n).
+func (s *Spec) validateEncryptedSetup() error {
+	n := len(s.Parties)
+	if n > EncryptedMaxParties {
+		return specErr("parties", "aggregation %q supports at most %d parties, have %d", AggregationEncrypted, EncryptedMaxParties, n)
+	}
+	for i, r := range s.Reveal {
+		if r == RevealMembership {
+			return specErr(fmt.Sprintf("reveal[%d]", i), "%q cannot be used with aggregation %q: in that mode no party learns which of its records are shared", r, AggregationEncrypted)
+		}
+	}
+	if s.MaxSetSize > EncryptedMaxSetSize {
+		return specErr("max_set_size", "at most %d with aggregation %q, is %d", EncryptedMaxSetSize, AggregationEncrypted, s.MaxSetSize)
+	}
+	switch {
+	case s.Threshold == 0:
+		if n > EncryptedMaxThreshold {
+			return specErr("threshold", "absent means all %d parties take part in the key switch, more than %d; set a threshold between 2 and %d", n, EncryptedMaxThreshold, EncryptedMaxThreshold)
+		}
+		s.Threshold = n
+	case s.Threshold < 2 || s.Threshold > n:
+		return specErr("threshold", "must be between 2 and %d (the number of parties), is %d", n, s.Threshold)
+	case s.Threshold > EncryptedMaxThreshold:
+		return specErr("threshold", "at most %d parties can take part in the key switch, is %d", EncryptedMaxThreshold, s.Threshold)
+	}
+	return nil
+}
+
+// checkEncryptedBounds refuses aggregates whose largest possible slot total
+// does not fit the plaintext modulus of aggregation encrypted, and aggregate
+// vectors longer than [EncryptedMaxSlots]. Run it on a validated spec.
+func (s *Spec) checkEncryptedBounds() error {
+	slots := s.slotBounds()
+	if len(slots) > EncryptedMaxSlots {
+		return specErr("aggregates", "the aggregate vector has %d slots, more than %d with aggregation %q; use fewer aggregates or histogram bins", len(slots), EncryptedMaxSlots, AggregationEncrypted)
+	}
+	n := len(s.Parties)
+	limit := new(big.Int).SetUint64(EncryptedPlaintextModulus)
+	for _, sl := range slots {
+		total := new(big.Int).SetUint64(sl.bound)
+		total.Mul(total, big.NewInt(2*int64(n)*int64(s.MaxSetSize)))
+		if total.Cmp(limit) >= 0 {
+			return specErr(fmt.Sprintf("aggregates[%d] (%s)", sl.agg, s.Aggregates[sl.agg].Name),
+				"bounds do not fit the plaintext modulus of aggregation %q: 2 × %s × %d parties × max_set_size %d ≥ T ≈ 2^55; narrow min/max or lower max_set_size",
+				AggregationEncrypted, sl.what, n, s.MaxSetSize)
+		}
+	}
+	return nil
+}
+
+type slotBound struct {
+	agg   int    // index of the aggregate in the spec
+	bound uint64 // largest |contribution| of one record
+	what  string // how the bound is derived, for errors
+}
+
+// slotBounds lists the slots of the aggregate vector of a valid spec in
+// [Layout] order, with the largest absolute value one record contributes.
+func (s *Spec) slotBounds() []slotBound {
+	var out []slotBound
+	for i := range s.Aggregates {
+		a := &s.Aggregates[i]
+		switch a.Kind {
+		case KindSum, KindMean, KindVariance:
+			lo, _ := FixedFromFloat(*a.Min, a.Scale)
+			hi, _ := FixedFromFloat(*a.Max, a.Scale)
+			m := max(absInt64(lo), absInt64(hi))
+			out = append(out, slotBound{i, m, "max(|min|,|max|)·10^scale"})
+			if a.Kind == KindVariance {
+				out = append(out, slotBound{i, m * m, "(max(|min|,|max|)·10^scale)²"})
+			}
+			out = append(out, slotBound{i, 1, "1 (a contribution count)"})
+		case KindHistogram:
+			for range len(a.Edges) - 1 {
+				out = append(out, slotBound{i, 1, "1 (a bin count)"})
+			}
+		default:
+			out = append(out, slotBound{i, 1, "1 (a count)"})
+		}
+	}
+	return out
+}
+
+// ContributionBounds returns, for each slot of the aggregate vector in
+// [Layout] order, the largest absolute value one record can contribute to
+// it: max(|min|, |max|)·10^scale for a sum of values, its square for a sum
+// of squares, and 1 for a count, a contribution count or a histogram bin.
+// Aggregation encrypted declares them in its parameters. s must be valid.
+func (s *Spec) ContributionBounds() []uint64 {
+	slots := s.slotBounds()
+	out := make([]uint64, len(slots))
+	for j, sl := range slots {
+		out[j] = sl.bound
+	}
+	return out
+}
+
+func absInt64(v int64) uint64 {
+	if v < 0 {
+		return uint64(-v)
+	}
+	return uint64(v)
 }
 
 func mapsKeys(m map[string]string) func(func(string) bool) {

@@ -71,6 +71,14 @@ func TestSpecErrors(t *testing.T) {
 			}
 		}
 	}
+	encrypted := func(threshold int) func(m map[string]any) {
+		return func(m map[string]any) {
+			m["aggregation"] = "encrypted"
+			if threshold != 0 {
+				m["threshold"] = threshold
+			}
+		}
+	}
 	cases := []struct {
 		name, spec, want string
 	}{
@@ -107,7 +115,37 @@ func TestSpecErrors(t *testing.T) {
 		{"bad field type", edit(func(m map[string]any) { m["fields"].(map[string]any)["age"] = "integer" }), "fields.age"},
 		{"bad id", edit(func(m map[string]any) { m["id"] = "a b" }), `id: "a b"`},
 		{"negative min_cell", edit(func(m map[string]any) { m["min_cell"] = -1 }), "min_cell: must not be negative"},
-		{"encrypted not yet", edit(func(m map[string]any) { m["aggregation"] = "encrypted" }), `aggregation: "encrypted" is not implemented yet`},
+		{"unknown aggregation", edit(func(m map[string]any) { m["aggregation"] = "homomorphic" }), `aggregation: "homomorphic" is not an aggregation mode`},
+		{"threshold without encrypted", edit(func(m map[string]any) { m["threshold"] = 2 }), `threshold: applies only to aggregation "encrypted"`},
+		{"threshold with masked", edit(func(m map[string]any) { m["aggregation"], m["threshold"] = "masked", 3 }), `threshold: applies only to aggregation "encrypted"`},
+		{"threshold negative", edit(encrypted(-1)), "threshold: must be between 2 and 3 (the number of parties), is -1"},
+		{"threshold one", edit(encrypted(1)), "threshold: must be between 2 and 3 (the number of parties), is 1"},
+		{"threshold above n", edit(encrypted(4)), "threshold: must be between 2 and 3 (the number of parties), is 4"},
+		{"membership with encrypted", edit(func(m map[string]any) {
+			encrypted(0)(m)
+			m["reveal"] = []string{"cardinality", "membership"}
+		}), `reveal[1]: "membership" cannot be used with aggregation "encrypted"`},
+		{"encrypted bounds", edit(func(m map[string]any) {
+			encrypted(0)(m)
+			m["max_set_size"] = 1 << 26
+			agg(1, "max", 1e8)(m)
+		}), `aggregates[1] (visits): bounds do not fit the plaintext modulus of aggregation "encrypted": 2 × max(|min|,|max|)·10^scale × 3 parties × max_set_size 67108864`},
+		{"encrypted variance bounds", edit(func(m map[string]any) {
+			encrypted(0)(m)
+			m["aggregates"] = append(m["aggregates"].([]any), map[string]any{"name": "v", "kind": "variance", "field": "visits", "min": 0, "max": 1e5})
+		}), `aggregates[5] (v): bounds do not fit the plaintext modulus of aggregation "encrypted": 2 × (max(|min|,|max|)·10^scale)²`},
+		{"encrypted max_set_size", edit(func(m map[string]any) {
+			encrypted(0)(m)
+			m["max_set_size"] = 1<<26 + 1
+		}), `max_set_size: at most 67108864 with aggregation "encrypted"`},
+		{"encrypted too many slots", edit(func(m map[string]any) {
+			encrypted(0)(m)
+			edges := make([]float64, 300)
+			for i := range edges {
+				edges[i] = float64(i)
+			}
+			agg(3, "edges", edges)(m)
+		}), `aggregates: the aggregate vector has 305 slots, more than 256`},
 		{"trailing data", string(base) + "{}", "trailing data"},
 	}
 	for _, tc := range cases {
@@ -117,6 +155,49 @@ func TestSpecErrors(t *testing.T) {
 			require.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+// Aggregation encrypted is accepted; the threshold defaults to n-of-n and
+// appears in the canonical form, which a masked spec leaves unchanged.
+func TestEncryptedSpec(t *testing.T) {
+	base, err := os.ReadFile("testdata/cohort.json")
+	require.NoError(t, err)
+	masked, err := session.ParseSpec(base)
+	require.NoError(t, err)
+	require.Zero(t, masked.Threshold)
+	require.NotContains(t, string(masked.Canonical()), "threshold")
+
+	for _, tc := range []struct {
+		extra string
+		want  int
+	}{{``, 3}, {`,"threshold":2`, 2}, {`,"threshold":3`, 3}} {
+		b := strings.Replace(string(base), `"min_cell"`, `"aggregation":"encrypted"`+tc.extra+`,"min_cell"`, 1)
+		s, err := session.ParseSpec([]byte(b))
+		require.NoError(t, err, tc.extra)
+		require.Equal(t, session.AggregationEncrypted, s.Aggregation)
+		require.Equal(t, tc.want, s.Threshold)
+		s2, err := session.ParseSpec(s.Canonical())
+		require.NoError(t, err)
+		require.Equal(t, string(s.Canonical()), string(s2.Canonical()))
+	}
+}
+
+// ContributionBounds has one entry per slot of the Layout: the largest
+// |contribution| of one record.
+func TestContributionBounds(t *testing.T) {
+	s, err := session.LoadSpec("testdata/cohort.json")
+	require.NoError(t, err)
+	l, err := session.NewLayout(s)
+	require.NoError(t, err)
+	// shared (count), visits (sum: Σv, #), age (mean: Σv, #), age_bands (4 bins), diabetes (count_if).
+	want := []uint64{1, 10000, 1, 130, 1, 1, 1, 1, 1, 1}
+	require.Equal(t, want, s.ContributionBounds())
+	require.Len(t, s.ContributionBounds(), l.Len())
+
+	v, err := session.ParseSpec([]byte(`{"id":"x","parties":["a","b"],"fields":{"n":"name","w":"number"},"match":{"fields":["n"]},
+"reveal":["aggregates"],"aggregates":[{"name":"w","kind":"variance","field":"w","min":-2.5,"max":1.25,"scale":2}]}`))
+	require.NoError(t, err)
+	require.Equal(t, []uint64{250, 62500, 1}, v.ContributionBounds())
 }
 
 func TestLoadSpecNamesFile(t *testing.T) {
