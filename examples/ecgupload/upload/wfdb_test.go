@@ -25,7 +25,8 @@ func record100(t *testing.T) *Recording {
 		}
 	}
 	t.Log("MIT-BIH record 100 not found under <module root>/../shared/data/ecg/mitdb; using a generated 212-format record")
-	return SyntheticECG("100", 60)
+	// Ten minutes: large enough (≈ 650 kB) to take the chunked stream path.
+	return SyntheticECG("100", 600)
 }
 
 func fileOf(t *testing.T, r *Recording, suffix string) []byte {
