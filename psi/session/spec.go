@@ -631,23 +631,65 @@ func ratToFixed(r *big.Rat, scale int, orig string) (int64, error) {
 }
 
 // ParseFixed parses a decimal value (optional sign, digits, optional
-// fraction; no exponent) to fixed point at scale.
+// fraction; no exponent) to fixed point at scale: exactly, with integer
+// arithmetic (it runs once per value per record). Extra fraction digits are
+// accepted only when they are zeros; |result| must not exceed 2^62.
 func ParseFixed(s string, scale int) (int64, error) {
-	if s == "" || len(s) > 40 {
-		return 0, fmt.Errorf("%q is not a number", s)
+	bad := func() (int64, error) { return 0, fmt.Errorf("%q is not a number", s) }
+	if s == "" || len(s) > 40 || scale < 0 || scale > MaxScale {
+		return bad()
 	}
-	body := strings.TrimLeft(s, "+-")
-	if len(s)-len(body) > 1 || body == "" || strings.Count(body, ".") > 1 || body[0] == '.' || body[len(body)-1] == '.' {
-		return 0, fmt.Errorf("%q is not a number", s)
+	body := s
+	neg := false
+	switch body[0] {
+	case '-':
+		neg, body = true, body[1:]
+	case '+':
+		body = body[1:]
 	}
-	for _, c := range body {
-		if (c < '0' || c > '9') && c != '.' {
-			return 0, fmt.Errorf("%q is not a number", s)
+	intPart, frac, hasDot := strings.Cut(body, ".")
+	if intPart == "" || (hasDot && frac == "") {
+		return bad()
+	}
+	const limit = uint64(1) << 62
+	var v uint64
+	digit := func(c byte) (uint64, bool) { return uint64(c - '0'), c >= '0' && c <= '9' }
+	overflow := false
+	mulAdd := func(d uint64) {
+		if v > (limit-d)/10 {
+			overflow = true
+			return
 		}
+		v = v*10 + d
 	}
-	r, ok := new(big.Rat).SetString(s)
-	if !ok {
-		return 0, fmt.Errorf("%q is not a number", s)
+	for i := 0; i < len(intPart); i++ {
+		d, ok := digit(intPart[i])
+		if !ok {
+			return bad()
+		}
+		mulAdd(d)
 	}
-	return ratToFixed(r, scale, fmt.Sprintf("%q", s))
+	for i := 0; i < len(frac); i++ {
+		d, ok := digit(frac[i])
+		if !ok {
+			return bad()
+		}
+		if i >= scale {
+			if d != 0 {
+				return 0, fmt.Errorf("%q has more than %d decimal places (the declared scale)", s, scale)
+			}
+			continue
+		}
+		mulAdd(d)
+	}
+	for i := len(frac); i < scale; i++ {
+		mulAdd(0)
+	}
+	if overflow || v > limit {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	if neg {
+		return -int64(v), nil
+	}
+	return int64(v), nil
 }

@@ -2,6 +2,8 @@ package session_test
 
 import (
 	"encoding/json"
+	"math/big"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -306,3 +308,49 @@ func formatAt(v int64, scale int) string {
 }
 
 func itoa(v int64) string { b, _ := json.Marshal(v); return string(b) }
+
+// parseFixedRat is the straightforward math/big reference for ParseFixed.
+func parseFixedRat(s string, scale int) (int64, bool) {
+	body := strings.TrimLeft(s, "+-")
+	if s == "" || len(s)-len(body) > 1 || body == "" || strings.Count(body, ".") > 1 || body[0] == '.' || body[len(body)-1] == '.' {
+		return 0, false
+	}
+	for _, c := range body {
+		if (c < '0' || c > '9') && c != '.' {
+			return 0, false
+		}
+	}
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return 0, false
+	}
+	r.Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)))
+	if !r.IsInt() || r.Num().CmpAbs(new(big.Int).Lsh(big.NewInt(1), 62)) > 0 {
+		return 0, false
+	}
+	return r.Num().Int64(), true
+}
+
+// ParseFixed agrees with the math/big reference on random decimals.
+func TestParseFixedMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3)) // test inputs only
+	alphabet := "0123456789.-+"
+	for i := 0; i < 200000; i++ {
+		n := 1 + rng.IntN(22)
+		b := make([]byte, n)
+		for j := range b {
+			if rng.IntN(8) == 0 {
+				b[j] = alphabet[10+rng.IntN(3)]
+			} else {
+				b[j] = alphabet[rng.IntN(10)]
+			}
+		}
+		s, scale := string(b), rng.IntN(session.MaxScale+1)
+		got, err := session.ParseFixed(s, scale)
+		want, ok := parseFixedRat(s, scale)
+		require.Equal(t, ok, err == nil, "%q scale %d: %v", s, scale, err)
+		if ok {
+			require.Equal(t, want, got, "%q scale %d", s, scale)
+		}
+	}
+}
