@@ -328,6 +328,9 @@ func TestE2ECoordinatorRestart(t *testing.T) {
 	out, stderr, err = mpsi(t, "audit", "verify", "--db", cl.db)
 	require.NoError(t, err, stderr)
 	require.Contains(t, out, "verified")
+	out, stderr, err = mpsi(t, "audit", "head", "--db", cl.db)
+	require.NoError(t, err, stderr)
+	require.Regexp(t, `^[0-9]+ [0-9a-f]{64}\n$`, out)
 }
 
 func TestCLIUsageErrors(t *testing.T) {

@@ -23,7 +23,7 @@ Usage:
     mpsi session create --coordinator ADDR --certs DIR --spec FILE
     mpsi session result --coordinator ADDR --certs DIR --session ID
     mpsi party --coordinator ADDR --certs DIR --name NAME --session ID --data FILE [--map FILE] [--policy FILE] [--out FILE]
-    mpsi audit verify --db FILE
+    mpsi audit verify|head --db FILE
     mpsi bench [--parties 2,3,5] [--records 10k,100k,1m] [--mode dh,keyed] [--inproc] [--json]
     mpsi gen-cohorts --out DIR [--parties N] [--records N] [--overlap F] [--seed N] [--mode dh|keyed]
     mpsi dev-certs --out DIR --names coordinator,hospital-a,hospital-b,...

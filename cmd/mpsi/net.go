@@ -345,10 +345,10 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "verify" {
-		return hintError{errors.New("audit needs a subcommand"), "mpsi audit verify --db mpsi.db"}
+	if len(args) == 0 || (args[0] != "verify" && args[0] != "head") {
+		return hintError{errors.New("audit needs a subcommand"), "mpsi audit verify --db mpsi.db, or mpsi audit head --db mpsi.db"}
 	}
-	fs := newFlags("audit verify", stderr)
+	fs := newFlags("audit "+args[0], stderr)
 	dbPath := fs.String("db", "mpsi.db", "SQLite database file")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
@@ -364,6 +364,17 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	n, err := st.VerifyAudit(ctx)
 	if err != nil {
 		return err
+	}
+	if args[0] == "head" {
+		// The chain head, to publish or countersign outside the database:
+		// anyone able to rewrite the file could otherwise rewrite the whole
+		// chain consistently.
+		seq, hash, err := st.Head(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%d %x\n", seq, hash)
+		return nil
 	}
 	fmt.Fprintf(stdout, "audit chain of %s verified: %d events\n", filepath.Base(*dbPath), n)
 	return nil
