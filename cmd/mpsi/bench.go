@@ -65,6 +65,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	inproc := fs.Bool("inproc", false, "run in this process instead of separate processes over gRPC")
 	asJSON := fs.Bool("json", false, "print one JSON object per run")
 	timeout := fs.Duration("round-timeout", 30*time.Minute, "coordinator round deadline")
+	profileDir := fs.String("profile-dir", "", "write pprof CPU profiles of the coordinator and every party here")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -92,7 +93,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				if *inproc {
 					row, err = benchInproc(ctx, c, stderr)
 				} else {
-					row, err = benchCluster(ctx, c, stderr, *timeout)
+					row, err = benchCluster(ctx, c, stderr, *timeout, *profileDir)
 				}
 				row.Parties, row.Records, row.Mode, row.Inproc = n, r, mode, *inproc
 				if err != nil {
@@ -123,9 +124,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-func benchCluster(ctx context.Context, c *cohort.Cohort, stderr io.Writer, timeout time.Duration) (benchRow, error) {
+func benchCluster(ctx context.Context, c *cohort.Cohort, stderr io.Writer, timeout time.Duration, profileDir string) (benchRow, error) {
 	var row benchRow
-	run, err := runCluster(ctx, c, stderr, timeout)
+	run, err := runCluster(ctx, c, stderr, timeout, profileDir)
 	if err != nil {
 		return row, err
 	}

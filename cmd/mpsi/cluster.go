@@ -40,7 +40,7 @@ var (
 
 // runCluster starts a coordinator and every party of c as processes of this
 // binary, runs one session and collects results and measurements.
-func runCluster(ctx context.Context, c *cohort.Cohort, stderr io.Writer, roundTimeout time.Duration) (*clusterRun, error) {
+func runCluster(ctx context.Context, c *cohort.Cohort, stderr io.Writer, roundTimeout time.Duration, profileDir string) (*clusterRun, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -70,8 +70,12 @@ func runCluster(ctx context.Context, c *cohort.Cohort, stderr io.Writer, roundTi
 		return nil, err
 	}
 	defer coordLog.Close()
-	coord := exec.CommandContext(ctx, exe, "coordinator", "--listen", "127.0.0.1:0", "--certs", certs,
-		"--db", filepath.Join(dir, "mpsi.db"), "--addr-file", addrFile, "--round-timeout", roundTimeout.String())
+	coordArgs := []string{"coordinator", "--listen", "127.0.0.1:0", "--certs", certs,
+		"--db", filepath.Join(dir, "mpsi.db"), "--addr-file", addrFile, "--round-timeout", roundTimeout.String()}
+	if profileDir != "" {
+		coordArgs = append(coordArgs, "--cpuprofile", filepath.Join(profileDir, "coordinator.cpu.pprof"))
+	}
+	coord := exec.CommandContext(ctx, exe, coordArgs...)
 	coord.Stdout, coord.Stderr = coordLog, coordLog
 	if err := coord.Start(); err != nil {
 		return nil, err
@@ -120,9 +124,13 @@ func runCluster(ctx context.Context, c *cohort.Cohort, stderr io.Writer, roundTi
 			return nil, err
 		}
 		defer lf.Close()
-		procs[i] = exec.CommandContext(ctx, exe, "party", "--coordinator", addr, "--certs", certs, "--name", p.Name,
+		pargs := []string{"party", "--coordinator", addr, "--certs", certs, "--name", p.Name,
 			"--session", spec.ID, "--data", filepath.Join(data, p.Name+".csv"), "--map", filepath.Join(data, p.Name+".map.json"),
-			"--out", filepath.Join(dir, p.Name+".result.json"), "--stats", filepath.Join(dir, p.Name+".stats.json"))
+			"--out", filepath.Join(dir, p.Name+".result.json"), "--stats", filepath.Join(dir, p.Name+".stats.json")}
+		if profileDir != "" {
+			pargs = append(pargs, "--cpuprofile", filepath.Join(profileDir, p.Name+".cpu.pprof"))
+		}
+		procs[i] = exec.CommandContext(ctx, exe, pargs...)
 		procs[i].Stdout, procs[i].Stderr = lf, lf
 		if err := procs[i].Start(); err != nil {
 			return nil, err

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -47,9 +48,15 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	addrFile := fs.String("addr-file", "", "write the bound gRPC address to this file once listening")
 	roundTimeout := fs.Duration("round-timeout", coordinator.DefaultRoundTimeout, "deadline for every protocol round")
 	admins := fs.String("admin", coordinator.DefaultAdminName, "comma-separated certificate names allowed to create sessions")
+	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	if *certs == "" {
 		return hintError{errors.New("--certs is required"), "make development certificates with: mpsi dev-certs --out ./certs"}
 	}
@@ -274,9 +281,15 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	out := fs.String("out", "", "write the Result JSON here (atomically) instead of stdout")
 	rejectDup := fs.Bool("reject-duplicates", false, "fail on repeated match keys instead of merging them")
 	statsPath := fs.String("stats", "", "write phase timings and byte counts (JSON) here")
+	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	for f, v := range map[string]string{"--certs": *certs, "--name": *name, "--session": *id, "--data": *data} {
 		if v == "" {
 			return fmt.Errorf("%s is required", f)
@@ -378,6 +391,23 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "audit chain of %s verified: %d events\n", filepath.Base(*dbPath), n)
 	return nil
+}
+
+// startCPUProfile starts a pprof CPU profile into path ("" does nothing)
+// and returns the function that stops it.
+func startCPUProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // isTerminal reports whether f is a character device (a terminal): the
