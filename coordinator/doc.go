@@ -6,6 +6,13 @@
 // runner ([github.com/mpsi-dev/mpsi/party.RunLocal]) and the gRPC service
 // drive the same Engine.
 //
+// In the encrypted aggregation mode ([Engine.StartEncrypted], in process
+// only for now) the coordinator aggregates the parties' key shares, multiplies
+// their ciphertexts by each party's 0/1 intersection indicator, sums them and
+// asks t parties to switch the total to the recipient's key; it never holds a
+// secret-key share. The gRPC service refuses encrypted specs until the mode
+// is carried over the network.
+//
 // # Security model
 //
 // The coordinator holds no records and no identifiers. It sees token lists

@@ -28,6 +28,19 @@
 // The spec is refused when the declared bounds could make a slot overflow
 // 2^63 with max_set_size records per party.
 //
+// # Aggregation modes
+//
+// With "aggregation": "masked" (the default) each party adds up its own
+// contributions over its records in the intersection and blinds the sum
+// with zero-sum masks ([github.com/mpsi-dev/mpsi/sharing]). With
+// "aggregation": "encrypted" (and an optional "threshold": t) the parties
+// encrypt the contributions of all their records under a collective BGV key
+// and the coordinator selects the intersection homomorphically
+// ([github.com/mpsi-dev/mpsi/sharing/mhe]); no party learns which of its
+// records are shared, so "membership" is refused, and the spec is refused
+// when the declared bounds cannot fit the plaintext modulus. Both modes
+// release the same vector through [Layout.Release].
+//
 // # Suppression
 //
 // With min_cell = m, any released count c with 0 < c < m is suppressed, and
