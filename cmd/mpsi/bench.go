@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -20,6 +21,7 @@ type benchRow struct {
 	Parties      int     `json:"parties"`
 	Records      int     `json:"records_per_party"`
 	Mode         string  `json:"mode"`
+	Aggregation  string  `json:"aggregation"`
 	Inproc       bool    `json:"inproc"`
 	LoadS        float64 `json:"load_s"`
 	TokensS      float64 `json:"tokens_s"`
@@ -66,6 +68,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	asJSON := fs.Bool("json", false, "print one JSON object per run")
 	timeout := fs.Duration("round-timeout", 30*time.Minute, "coordinator round deadline")
 	profileDir := fs.String("profile-dir", "", "write pprof CPU profiles of the coordinator and every party here")
+	aggregation := fs.String("aggregation", session.AggregationMasked, "comma-separated aggregation modes: masked, encrypted (encrypted needs --inproc for now)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -77,39 +80,50 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("--records: %w", err)
 	}
-	var rows []benchRow
-	for _, mode := range strings.Split(*modesF, ",") {
-		if mode != session.ModeDH && mode != session.ModeKeyed {
-			return hintError{fmt.Errorf("--mode %q", mode), "use dh, keyed or dh,keyed"}
+	aggs := strings.Split(*aggregation, ",")
+	for _, a := range aggs {
+		if a != session.AggregationMasked && a != session.AggregationEncrypted {
+			return hintError{fmt.Errorf("--aggregation %q", a), "use masked, encrypted or masked,encrypted"}
 		}
-		for _, n := range ps {
-			for _, r := range rs {
-				fmt.Fprintf(stderr, "mpsi: bench: n=%d records=%d mode=%s: generating cohort\n", n, r, mode)
-				c, err := cohort.Generate(cohort.Config{Seed: *seed, Parties: n, Records: r, SharedAll: *overlap, SharedPair: min(0.1, 1-*overlap), Noise: true, Mode: mode, MinCell: 0})
-				if err != nil {
-					return err
-				}
-				var row benchRow
-				if *inproc {
-					row, err = benchInproc(ctx, c, stderr)
-				} else {
-					row, err = benchCluster(ctx, c, stderr, *timeout, *profileDir)
-				}
-				row.Parties, row.Records, row.Mode, row.Inproc = n, r, mode, *inproc
-				if err != nil {
-					row.Error = err.Error()
-					fmt.Fprintf(stderr, "mpsi: bench: run failed: %v\n", err)
-				}
-				if row.TotalS > 0 {
-					row.ElemPerS = float64(n*r) / row.TotalS
-				}
-				rows = append(rows, row)
-				if *asJSON {
-					if err := writeJSON(stdout, row); err != nil {
+		if a == session.AggregationEncrypted && !*inproc {
+			return hintError{errors.New("--aggregation encrypted is not available over the network yet"), "add --inproc"}
+		}
+	}
+	var rows []benchRow
+	for _, agg := range aggs {
+		for _, mode := range strings.Split(*modesF, ",") {
+			if mode != session.ModeDH && mode != session.ModeKeyed {
+				return hintError{fmt.Errorf("--mode %q", mode), "use dh, keyed or dh,keyed"}
+			}
+			for _, n := range ps {
+				for _, r := range rs {
+					fmt.Fprintf(stderr, "mpsi: bench: n=%d records=%d mode=%s: generating cohort\n", n, r, mode)
+					c, err := cohort.Generate(cohort.Config{Seed: *seed, Parties: n, Records: r, SharedAll: *overlap, SharedPair: min(0.1, 1-*overlap), Noise: true, Mode: mode, MinCell: 0, Aggregation: agg})
+					if err != nil {
 						return err
 					}
+					var row benchRow
+					if *inproc {
+						row, err = benchInproc(ctx, c, stderr)
+					} else {
+						row, err = benchCluster(ctx, c, stderr, *timeout, *profileDir)
+					}
+					row.Parties, row.Records, row.Mode, row.Inproc, row.Aggregation = n, r, mode, *inproc, agg
+					if err != nil {
+						row.Error = err.Error()
+						fmt.Fprintf(stderr, "mpsi: bench: run failed: %v\n", err)
+					}
+					if row.TotalS > 0 {
+						row.ElemPerS = float64(n*r) / row.TotalS
+					}
+					rows = append(rows, row)
+					if *asJSON {
+						if err := writeJSON(stdout, row); err != nil {
+							return err
+						}
+					}
+					fmt.Fprintf(stderr, "mpsi: bench: n=%d records=%d mode=%s: %.2fs, correct=%v\n", n, r, mode, row.TotalS, row.Correct)
 				}
-				fmt.Fprintf(stderr, "mpsi: bench: n=%d records=%d mode=%s: %.2fs, correct=%v\n", n, r, mode, row.TotalS, row.Correct)
 			}
 		}
 	}
@@ -203,9 +217,9 @@ func benchInproc(ctx context.Context, c *cohort.Cohort, stderr io.Writer) (bench
 
 func printBench(w io.Writer, rows []benchRow) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "n\trecords/party\tmode\tload s\ttokens s\tring+join s\tjoin s\tagg s\ttotal s\telem/s\twire B/elem\tcoord RSS MiB\tparty RSS MiB\tcorrect\t")
+	fmt.Fprintln(tw, "n\trecords/party\tmode\taggregation\tload s\ttokens s\tring+join s\tjoin s\tagg s\ttotal s\telem/s\twire B/elem\tcoord RSS MiB\tparty RSS MiB\tcorrect\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.3f\t%.2f\t%.0f\t%.1f\t%.0f\t%.0f\t%v\t\n", r.Parties, r.Records, r.Mode,
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.3f\t%.2f\t%.0f\t%.1f\t%.0f\t%.0f\t%v\t\n", r.Parties, r.Records, r.Mode, r.Aggregation,
 			r.LoadS, r.TokensS, r.RingS, r.JoinS, r.AggregationS, r.TotalS, r.ElemPerS, r.WireBPerElem,
 			float64(r.CoordRSS)/(1<<20), float64(r.PartyRSS)/(1<<20), r.Correct)
 	}

@@ -373,3 +373,23 @@ func TestDemoEncryptedInProcess(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, stderr, "mpsi: hint: add --inproc")
 }
+
+// mpsi bench checks every run against the ground truth, in both aggregation
+// modes in process and over the network.
+func TestBenchRuns(t *testing.T) {
+	out, stderr, err := mpsi(t, "bench", "--inproc", "--parties", "2", "--records", "300", "--mode", "keyed", "--aggregation", "masked,encrypted", "--json")
+	require.NoError(t, err, stderr)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 2)
+	for _, l := range lines {
+		var row benchRow
+		require.NoError(t, json.Unmarshal([]byte(l), &row))
+		require.True(t, row.Correct, l)
+	}
+	out, stderr, err = mpsi(t, "bench", "--parties", "2", "--records", "300", "--mode", "dh")
+	require.NoError(t, err, stderr)
+	require.Contains(t, out, "true")
+	_, stderr, err = mpsi(t, "bench", "--aggregation", "encrypted")
+	require.Error(t, err)
+	require.Contains(t, stderr, "add --inproc")
+}
