@@ -98,6 +98,9 @@ func (e *Engine) StartEncrypted() (*Encrypted, error) {
 	if e.spec.Aggregation != session.AggregationEncrypted {
 		return nil, fmt.Errorf("%w: session %s uses aggregation %q", ErrWrongRound, e.spec.ID, e.spec.Aggregation)
 	}
+	if e.encStarted {
+		return nil, fmt.Errorf("%w: encrypted aggregation already started", ErrWrongRound)
+	}
 	largest := 0
 	for i, s := range e.sizes {
 		if s < 0 {
@@ -113,6 +116,7 @@ func (e *Engine) StartEncrypted() (*Encrypted, error) {
 	if err != nil {
 		return nil, err
 	}
+	e.encStarted = true
 	return &Encrypted{e: e, params: params, session: id, coord: c}, nil
 }
 

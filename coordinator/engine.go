@@ -36,6 +36,8 @@ type Engine struct {
 	masks  []sharing.Vector
 	shares []sharing.Vector
 	result *session.Result
+	// encStarted: the encrypted-aggregation state was handed out (once).
+	encStarted bool
 }
 
 // NewEngine starts the state for a validated spec.
@@ -131,6 +133,10 @@ func (e *Engine) Join(workers int) (*join.Result, error) {
 func (e *Engine) Masks() ([]sharing.Vector, error) {
 	if e.join == nil {
 		return nil, fmt.Errorf("%w: masks before the join", ErrWrongRound)
+	}
+	if e.spec.Aggregation != session.AggregationMasked {
+		// Dealing masks would lead parties to compute on their positions.
+		return nil, fmt.Errorf("%w: no masks in %s aggregation", ErrWrongRound, e.spec.Aggregation)
 	}
 	if e.masks == nil {
 		m, err := sharing.ZeroSumMasks(e.n, e.layout.Len())

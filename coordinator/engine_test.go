@@ -1,0 +1,34 @@
+package coordinator_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mpsi-dev/mpsi/coordinator"
+	"github.com/mpsi-dev/mpsi/psi/join"
+	"github.com/mpsi-dev/mpsi/psi/session"
+)
+
+// In encrypted aggregation the engine deals no masks (they would lead
+// parties to compute on their positions) and starts the encrypted state once.
+func TestEngineEncryptedModeGuards(t *testing.T) {
+	spec, err := session.ParseSpec([]byte(`{"id":"e","parties":["a","b"],"fields":{"n":"name","v":"number"},
+	"match":{"fields":["n"]},"reveal":["aggregates"],"aggregation":"encrypted",
+	"aggregates":[{"name":"s","kind":"sum","field":"v","min":0,"max":10}]}`))
+	require.NoError(t, err)
+	e, err := coordinator.NewEngine(spec)
+	require.NoError(t, err)
+	for i := 0; i < 2; i++ {
+		require.NoError(t, e.Declare(i, 1))
+		require.NoError(t, e.SetTokens(i, []join.Token{{byte(i)}}))
+	}
+	_, err = e.Join(1)
+	require.NoError(t, err)
+	_, err = e.Masks()
+	require.ErrorIs(t, err, coordinator.ErrWrongRound)
+	_, err = e.StartEncrypted()
+	require.NoError(t, err)
+	_, err = e.StartEncrypted()
+	require.ErrorIs(t, err, coordinator.ErrWrongRound)
+}
