@@ -3,11 +3,9 @@ package coordinator
 import (
 	"context"
 	"crypto/x509"
-	"sync"
 	"time"
 
 	mpsiv1 "github.com/mpsi-dev/mpsi/api/mpsi/v1"
-	"github.com/mpsi-dev/mpsi/psi/join"
 	"github.com/mpsi-dev/mpsi/psi/session"
 )
 
@@ -19,36 +17,15 @@ type TestSession struct{ l *live }
 
 // NewTestLive builds a live session exactly as start does, but does not
 // start its goroutine nor register it with the server.
-func (s *Server) newTestLive(spec *session.Spec) (*live, error) {
-	eng, err := NewEngine(spec)
-	if err != nil {
-		return nil, err
-	}
-	return &live{
-		srv: s, spec: spec, eng: eng, n: len(spec.Parties),
-		events: make(chan event, 64), done: make(chan struct{}), abortCh: make(chan string, 1),
-		conns: make([]*conn, len(spec.Parties)),
-	}, nil
-}
-
 // NewTestSession returns a session whose parties are all attached with the
 // given certificates (one per party), in the join round.
 func (s *Server) NewTestSession(spec *session.Spec, certs []*x509.Certificate) (*TestSession, error) {
-	l, err := s.newTestLive(spec)
+	l, err := s.newLive(spec)
 	if err != nil {
 		return nil, err
 	}
-	// The state run() initialises before its loop.
-	l.ready = make([]*mpsiv1.Ready, l.n)
-	l.envSeen = map[[3]uint32]bool{}
-	l.streams = map[[2]uint32]*listState{}
-	l.tokens = make([][]join.Token, l.n)
-	l.tokDone = make([]bool, l.n)
-	l.setRound("join")
 	for i := range l.conns {
-		c := &conn{cert: certs[i]}
-		c.cond = sync.NewCond(&c.mu)
-		l.conns[i] = c
+		l.conns[i] = newConn(certs[i])
 	}
 	return &TestSession{l: l}, nil
 }
@@ -87,7 +64,7 @@ func (t *TestSession) WaitingFor() string { return t.l.waitingFor() }
 // the full queue), waits until attach holds the session lock, then runs the
 // session goroutine. It returns a channel closed when run returns.
 func (s *Server) AttachDuringFullQueue(spec *session.Spec, from int, m *mpsiv1.PartyMessage, idx int, cert *x509.Certificate) (<-chan struct{}, error) {
-	l, err := s.newTestLive(spec)
+	l, err := s.newLive(spec)
 	if err != nil {
 		return nil, err
 	}

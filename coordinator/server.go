@@ -334,14 +334,9 @@ func (s *Server) Run(stream grpc.BidiStreamingServer[mpsiv1.PartyMessage, mpsiv1
 
 // start creates the live session and its goroutine.
 func (s *Server) start(spec *session.Spec) error {
-	eng, err := NewEngine(spec)
+	l, err := s.newLive(spec)
 	if err != nil {
 		return err
-	}
-	l := &live{
-		srv: s, spec: spec, eng: eng, n: len(spec.Parties),
-		events: make(chan event, 64), done: make(chan struct{}), abortCh: make(chan string, 1),
-		conns: make([]*conn, len(spec.Parties)),
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -358,6 +353,34 @@ func (s *Server) start(spec *session.Spec) error {
 		s.mu.Unlock()
 	}()
 	return nil
+}
+
+// newLive makes a session's state in the join round; its run goroutine is
+// not started.
+func (s *Server) newLive(spec *session.Spec) (*live, error) {
+	eng, err := NewEngine(spec)
+	if err != nil {
+		return nil, err
+	}
+	n := len(spec.Parties)
+	l := &live{
+		srv: s, spec: spec, eng: eng, n: n,
+		events: make(chan event, 64), done: make(chan struct{}), abortCh: make(chan string, 1),
+		conns:   make([]*conn, n),
+		ready:   make([]*mpsiv1.Ready, n),
+		envSeen: map[[3]uint32]bool{},
+		streams: map[[2]uint32]*listState{},
+		tokens:  make([][]join.Token, n),
+		tokDone: make([]bool, n),
+	}
+	l.setRound("join")
+	return l, nil
+}
+
+func newConn(cert *x509.Certificate) *conn {
+	c := &conn{cert: cert}
+	c.cond = sync.NewCond(&c.mu)
+	return c
 }
 
 // conn is the coordinator's side of one party's stream. Messages to the
@@ -466,8 +489,7 @@ func (l *live) attach(idx int, cert *x509.Certificate) (*conn, error) {
 		l.mu.Unlock()
 		return nil, fmt.Errorf("%w: party %s is already connected", ErrWrongRound, l.spec.Parties[idx])
 	}
-	c := &conn{cert: cert}
-	c.cond = sync.NewCond(&c.mu)
+	c := newConn(cert)
 	l.conns[idx] = c
 	// Not under l.mu: the session goroutine needs it to drain the queue.
 	l.mu.Unlock()
@@ -515,12 +537,6 @@ func (l *live) run() {
 	}()
 	ctx := context.Background()
 	log := l.srv.log.With("session", l.spec.ID)
-	l.ready = make([]*mpsiv1.Ready, l.n)
-	l.envSeen = map[[3]uint32]bool{}
-	l.streams = map[[2]uint32]*listState{}
-	l.tokens = make([][]join.Token, l.n)
-	l.tokDone = make([]bool, l.n)
-	l.setRound("join")
 	// The join round waits for parties for as long as a round may take.
 	timer := time.NewTimer(l.srv.cfg.RoundTimeout)
 	defer timer.Stop()
