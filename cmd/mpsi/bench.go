@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -106,7 +105,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 					if *inproc {
 						row, err = benchInproc(ctx, c, stderr)
 					} else {
-						row, err = benchCluster(ctx, c, stderr, *timeout, *profileDir)
+						row, err = benchCluster(ctx, c, r, stderr, *timeout, *profileDir)
 					}
 					row.Parties, row.Records, row.Mode, row.Inproc, row.Aggregation = n, r, mode, *inproc, agg
 					if err != nil {
@@ -138,7 +137,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-func benchCluster(ctx context.Context, c *cohort.Cohort, stderr io.Writer, timeout time.Duration, profileDir string) (benchRow, error) {
+func benchCluster(ctx context.Context, c *cohort.Cohort, records int, stderr io.Writer, timeout time.Duration, profileDir string) (benchRow, error) {
 	var row benchRow
 	run, err := runCluster(ctx, c, stderr, timeout, profileDir)
 	if err != nil {
@@ -159,17 +158,13 @@ func benchCluster(ctx context.Context, c *cohort.Cohort, stderr io.Writer, timeo
 	}
 	row.JoinS = run.JoinTime.Seconds()
 	row.TotalS = run.Elapsed.Seconds()
-	row.WireBPerElem = float64(bytesOnWire) / float64(len(c.Parties)*recordsOf(c))
+	row.WireBPerElem = float64(bytesOnWire) / float64(len(c.Parties)*records)
 	row.CoordRSS = run.CoordRSS
 	for _, r := range run.PartyRSS {
 		row.PartyRSS = max(row.PartyRSS, r)
 	}
 	row.Correct = checkTruth(run.Results[c.Parties[0].Name], c.Truth, spec.MinCell) == nil
 	return row, nil
-}
-
-func recordsOf(c *cohort.Cohort) int {
-	return bytes.Count(c.Parties[0].CSV, []byte("\n")) - 1
 }
 
 func benchInproc(ctx context.Context, c *cohort.Cohort, stderr io.Writer) (benchRow, error) {
@@ -179,17 +174,9 @@ func benchInproc(ctx context.Context, c *cohort.Cohort, stderr io.Writer) (bench
 		return row, err
 	}
 	start := time.Now()
-	var ins []party.Input
-	for _, p := range c.Parties {
-		m, err := party.ParseMapping(p.Mapping)
-		if err != nil {
-			return row, err
-		}
-		recs, err := party.ReadCSV(bytes.NewReader(p.CSV), spec, p.Name, party.LoadOptions{Mapping: m})
-		if err != nil {
-			return row, err
-		}
-		ins = append(ins, party.Input{Name: p.Name, Records: recs})
+	ins, err := cohortInputs(c, spec)
+	if err != nil {
+		return row, err
 	}
 	row.LoadS = time.Since(start).Seconds()
 	cfg := party.Config{Phase: func(name string, d time.Duration) {

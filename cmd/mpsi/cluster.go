@@ -151,11 +151,12 @@ func runCluster(ctx context.Context, c *cohort.Cohort, stderr io.Writer, roundTi
 	if len(failed) > 0 {
 		return nil, fmt.Errorf("parties failed:\n%s\ncoordinator log:\n%s", strings.Join(failed, "\n"), run.CoordLogs)
 	}
-	if m := rssRe.FindStringSubmatch(readAll(coordLogPath)); m != nil {
-		run.CoordRSS, _ = strconv.ParseInt(m[1], 10, 64)
+	coordLogText, _ := os.ReadFile(coordLogPath)
+	if m := rssRe.FindSubmatch(coordLogText); m != nil {
+		run.CoordRSS, _ = strconv.ParseInt(string(m[1]), 10, 64)
 	}
-	if m := joinRe.FindStringSubmatch(readAll(coordLogPath)); m != nil {
-		if f, err := strconv.ParseFloat(m[1], 64); err == nil {
+	if m := joinRe.FindSubmatch(coordLogText); m != nil {
+		if f, err := strconv.ParseFloat(string(m[1]), 64); err == nil {
 			run.JoinTime = time.Duration(f * float64(time.Second))
 		}
 	}
@@ -181,11 +182,6 @@ func readJSON(path string, v any) error {
 		return err
 	}
 	return json.Unmarshal(b, v)
-}
-
-func readAll(path string) string {
-	b, _ := os.ReadFile(path)
-	return string(b)
 }
 
 func tail(path string) string {

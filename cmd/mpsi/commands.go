@@ -54,17 +54,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if !*inproc {
 		return runNetworkDemo(ctx, c, *asJSON, stdout, stderr)
 	}
-	var ins []party.Input
-	for _, p := range c.Parties {
-		m, err := party.ParseMapping(p.Mapping)
-		if err != nil {
-			return err
-		}
-		recs, err := party.ReadCSV(bytes.NewReader(p.CSV), spec, p.Name, party.LoadOptions{Mapping: m})
-		if err != nil {
-			return fmt.Errorf("%s: %w", p.Name, err)
-		}
-		ins = append(ins, party.Input{Name: p.Name, Records: recs})
+	ins, err := cohortInputs(c, spec)
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(stderr, "mpsi: demo: %d hospitals × %d records, mode %s, %s aggregation, in process\n", *parties, *records, *mode, *aggregation)
 	start := time.Now()
@@ -285,19 +277,42 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return writeFileAtomic(*outPath, out.Result)
 }
 
-// writeFileAtomic writes v as JSON to a temporary file beside path and
-// renames it into place, so that no partial output is ever visible.
+// cohortInputs loads every party of a generated cohort with its mapping.
+func cohortInputs(c *cohort.Cohort, spec *session.Spec) ([]party.Input, error) {
+	var ins []party.Input
+	for _, p := range c.Parties {
+		m, err := party.ParseMapping(p.Mapping)
+		if err != nil {
+			return nil, err
+		}
+		recs, err := party.ReadCSV(bytes.NewReader(p.CSV), spec, p.Name, party.LoadOptions{Mapping: m})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p.Name, err)
+		}
+		ins = append(ins, party.Input{Name: p.Name, Records: recs})
+	}
+	return ins, nil
+}
+
+// writeFileAtomic writes v as JSON (and a newline) atomically, see
+// writeBytesAtomic.
 func writeFileAtomic(path string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
+	return writeBytesAtomic(path, append(b, '\n'))
+}
+
+// writeBytesAtomic writes b to a temporary file beside path, syncs it and
+// renames it into place, so that no partial output is ever visible.
+func writeBytesAtomic(path string, b []byte) error {
 	f, err := os.CreateTemp(filepath.Dir(path), ".mpsi-*.tmp")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(f.Name())
-	if _, err := f.Write(append(b, '\n')); err != nil {
+	if _, err := f.Write(b); err != nil {
 		f.Close()
 		return err
 	}

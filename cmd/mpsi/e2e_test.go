@@ -182,14 +182,8 @@ func (cl *cluster) runParties() map[string]string {
 }
 
 func (cl *cluster) inProcess() *party.Outcome {
-	var ins []party.Input
-	for _, p := range cl.c.Parties {
-		m, err := party.ParseMapping(p.Mapping)
-		require.NoError(cl.t, err)
-		recs, err := party.ReadCSV(bytes.NewReader(p.CSV), cl.spec, p.Name, party.LoadOptions{Mapping: m})
-		require.NoError(cl.t, err)
-		ins = append(ins, party.Input{Name: p.Name, Records: recs})
-	}
+	ins, err := cohortInputs(cl.c, cl.spec)
+	require.NoError(cl.t, err)
 	out, err := party.RunLocal(context.Background(), cl.spec, ins, party.Config{})
 	require.NoError(cl.t, err)
 	return out

@@ -104,7 +104,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	if *addrFile != "" {
-		if err := writeFileAtomicBytes(*addrFile, []byte(lis.Addr().String())); err != nil {
+		if err := writeBytesAtomic(*addrFile, []byte(lis.Addr().String())); err != nil {
 			return err
 		}
 	}
@@ -170,23 +170,12 @@ func peakRSS() int64 {
 	return 0
 }
 
+// splitNames splits a comma-separated list, dropping empty entries.
 func splitNames(s string) []string {
 	var out []string
-	for _, n := range filepathSplitList(s) {
-		if n != "" {
+	for _, n := range strings.Split(s, ",") {
+		if n = strings.TrimSpace(n); n != "" {
 			out = append(out, n)
-		}
-	}
-	return out
-}
-
-func filepathSplitList(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i <= len(s); i++ {
-		if i == len(s) || s[i] == ',' {
-			out = append(out, s[start:i])
-			start = i + 1
 		}
 	}
 	return out
@@ -415,12 +404,4 @@ func startCPUProfile(path string) (func(), error) {
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-func writeFileAtomicBytes(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
