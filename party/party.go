@@ -162,11 +162,17 @@ func (p *Party) StartRingBatch(offset int, out []psi.Point) error {
 	if offset < 0 || offset+len(out) > len(p.perm) {
 		return fmt.Errorf("party: ring batch [%d, %d) beyond set size %d", offset, offset+len(out), len(p.perm))
 	}
-	keys := make([][]byte, len(out))
-	for k := range out {
+	return p.dh.HashAndBlind(p.spec.ID, p.shuffledKeys(offset, len(out)), out, p.workers)
+}
+
+// shuffledKeys returns the match keys at shuffled positions
+// [offset, offset+n) (shared slices: not copied).
+func (p *Party) shuffledKeys(offset, n int) [][]byte {
+	keys := make([][]byte, n)
+	for k := range keys {
 		keys[k] = p.recs.keys[p.perm[offset+k]]
 	}
-	return p.dh.HashAndBlind(p.spec.ID, keys, out, p.workers)
+	return keys
 }
 
 // Hop raises every element of (a batch of) another party's list to the
@@ -201,10 +207,7 @@ func (p *Party) KeyedTokens(contribs []psi.KeyContribution) ([]join.Token, error
 		return nil, err
 	}
 	p.keyed = true
-	keys := make([][]byte, len(p.perm))
-	for pos, ri := range p.perm {
-		keys[pos] = p.recs.keys[ri]
-	}
+	keys := p.shuffledKeys(0, len(p.perm))
 	out := make([][psi.TokenSize]byte, len(keys))
 	if err := g.KeyedTokens(p.spec.ID, keys, out, p.workers); err != nil {
 		return nil, err
