@@ -149,6 +149,9 @@ type Accumulator struct {
 	indicators [][]bool
 	counts     []int
 	seen       [][]bool
+	left       []int              // ciphertexts still expected per party
+	part       []*rlwe.Ciphertext // per-party partial sums until complete
+	dropped    []bool
 	acc        *rlwe.Ciphertext
 	eval       *bgv.Evaluator
 	ecd        *bgv.Encoder
@@ -170,7 +173,8 @@ func (c *Coordinator) NewAccumulator(indicators [][]bool) (*Accumulator, error) 
 	if len(indicators) != n {
 		return nil, fmt.Errorf("%w: %d indicators, want one per party (%d)", ErrInvalidArgument, len(indicators), n)
 	}
-	a := &Accumulator{c: c, indicators: make([][]bool, n), counts: make([]int, n), seen: make([][]bool, n)}
+	a := &Accumulator{c: c, indicators: make([][]bool, n), counts: make([]int, n), seen: make([][]bool, n),
+		left: make([]int, n), part: make([]*rlwe.Ciphertext, n), dropped: make([]bool, n)}
 	for i, ind := range indicators {
 		if len(ind) > c.params.MaxRecords() {
 			return nil, fmt.Errorf("%w: indicator of party %d has %d positions, more than max_records = %d", ErrInvalidArgument, i, len(ind), c.params.MaxRecords())
@@ -178,6 +182,7 @@ func (c *Coordinator) NewAccumulator(indicators [][]bool) (*Accumulator, error) 
 		a.indicators[i] = append([]bool(nil), ind...)
 		a.counts[i] = c.params.CiphertextCount(len(ind))
 		a.seen[i] = make([]bool, a.counts[i])
+		a.left[i] = a.counts[i]
 	}
 	bp := c.params.bgv
 	a.acc = c.params.newCiphertext(bp.MaxLevel(), bp.DefaultScale())
@@ -191,9 +196,11 @@ func (c *Coordinator) NewAccumulator(indicators [][]bool) (*Accumulator, error) 
 
 // Add multiplies one contribution ciphertext by its party's 0/1 indicator
 // plaintext Σ_s ind_s X^s (coefficients 0/1, so the noise grows only
-// additively) and adds it to the accumulator. It rejects a message from
-// another session, a chunk count that disagrees with the party's indicator,
-// and a chunk already added.
+// additively) and adds it to the party's partial sum; once every ciphertext
+// of the party is in, the partial sum joins the aggregate (see
+// [Accumulator.Drop]). It rejects a message from another session, a chunk
+// count that disagrees with the party's indicator, a chunk already added and
+// a party that was dropped.
 func (a *Accumulator) Add(m *CiphertextMsg) error {
 	if a.done {
 		return fmt.Errorf("%w: accumulator already finalized", ErrWrongState)
@@ -219,6 +226,9 @@ func (a *Accumulator) Add(m *CiphertextMsg) error {
 	if a.seen[i][m.Index] {
 		return &PeerError{Party: m.From, Round: "contribute", Err: fmt.Errorf("%w: ciphertext %d", ErrDuplicateSender, m.Index)}
 	}
+	if a.dropped[i] {
+		return &PeerError{Party: m.From, Round: "contribute", Err: fmt.Errorf("%w: party was left out", ErrWrongState)}
+	}
 
 	// Use the agreed metadata, whatever the message carries.
 	ct := pr.newCiphertext(pr.bgv.MaxLevel(), pr.bgv.DefaultScale())
@@ -239,10 +249,46 @@ func (a *Accumulator) Add(m *CiphertextMsg) error {
 	if err := a.ecd.Encode(a.vals, a.pt); err != nil {
 		return fmt.Errorf("mhe: encode indicator: %v", err)
 	}
-	if err := a.eval.MulThenAdd(ct, a.pt, a.acc); err != nil {
+	if a.part[i] == nil {
+		a.part[i] = pr.newCiphertext(pr.bgv.MaxLevel(), pr.bgv.DefaultScale())
+	}
+	if err := a.eval.MulThenAdd(ct, a.pt, a.part[i]); err != nil {
 		return fmt.Errorf("mhe: evaluate: %v", err)
 	}
 	a.seen[i][m.Index] = true
+	a.left[i]--
+	if a.left[i] == 0 {
+		if err := a.eval.Add(a.acc, a.part[i], a.acc); err != nil {
+			return fmt.Errorf("mhe: evaluate: %v", err)
+		}
+		a.part[i] = nil
+	}
+	return nil
+}
+
+// Complete reports whether every ciphertext of party i has been added: its
+// contributions count in the aggregate from then on.
+func (a *Accumulator) Complete(i PartyID) bool {
+	return int(i) < len(a.left) && !a.dropped[i] && a.left[i] == 0
+}
+
+// Drop leaves party i out of the aggregate: the ciphertexts it has sent so
+// far are discarded (they were kept apart from the others' until the party
+// was complete) and [Accumulator.Finalize] no longer waits for it. A party
+// that is already complete cannot be dropped (its contributions count).
+// This is the dropout rule "leave out" of a threshold session: the party
+// vanished before sending all its ciphertexts.
+func (a *Accumulator) Drop(i PartyID) error {
+	if a.done {
+		return fmt.Errorf("%w: accumulator already finalized", ErrWrongState)
+	}
+	if int(i) >= len(a.left) {
+		return fmt.Errorf("%w: party %d out of range", ErrInvalidArgument, i)
+	}
+	if a.left[i] == 0 && !a.dropped[i] {
+		return fmt.Errorf("%w: party %d is complete; its contributions count", ErrWrongState, i)
+	}
+	a.dropped[i], a.part[i] = true, nil
 	return nil
 }
 
@@ -257,6 +303,9 @@ func (a *Accumulator) Finalize() (*Aggregate, error) {
 		return nil, fmt.Errorf("%w: accumulator already finalized", ErrWrongState)
 	}
 	for i, s := range a.seen {
+		if a.dropped[i] {
+			continue
+		}
 		for k, ok := range s {
 			if !ok {
 				return nil, &PeerError{Party: PartyID(i), Round: "contribute", Err: fmt.Errorf("%w: ciphertext %d of %d not received", ErrMissingParty, k, len(s))}

@@ -259,3 +259,57 @@ func TestCoordinatorHoldsNoSecret(t *testing.T) {
 	walk(reflect.ValueOf(s.coord), "Coordinator")
 	walk(reflect.ValueOf(agg), "Aggregate")
 }
+
+// TestDropBeforeComplete leaves out a party that vanished half-way through
+// its ciphertexts: the aggregate is that of the others, exactly; a complete
+// party cannot be dropped, and a dropped one cannot add more.
+func TestDropBeforeComplete(t *testing.T) {
+	r := newTestRand(6)
+	params0, err := mhe.NewParams(testLiteral(mhe.ProfileB(), 3, 2, 1))
+	require.NoError(t, err)
+	m := 2*params0.PositionsPerCiphertext() + 3 // three ciphertexts per party
+	s := newSession(t, testLiteral(mhe.ProfileB(), 3, 2, m))
+	params := s.params
+	require.Greater(t, params.CiphertextCount(m), 1, "the test needs several ciphertexts per party")
+	contribs := make([][][]uint64, 3)
+	inds := make([][]bool, 3)
+	cts := make([][]*mhe.CiphertextMsg, 3)
+	for i, p := range s.parties {
+		contribs[i] = randomContribs(r, m)
+		inds[i] = randomIndicator(r, m)
+		cts[i], err = p.EncryptContributions(s.cpk, contribs[i])
+		require.NoError(t, err)
+	}
+	acc, err := s.coord.NewAccumulator(inds)
+	require.NoError(t, err)
+	for i := 0; i < 2; i++ {
+		for _, c := range cts[i] {
+			require.NoError(t, acc.Add(c))
+		}
+		require.True(t, acc.Complete(mhe.PartyID(i)))
+	}
+	require.NoError(t, acc.Add(cts[2][0])) // then party 2 vanishes
+	require.False(t, acc.Complete(2))
+	require.ErrorIs(t, acc.Drop(0), mhe.ErrWrongState, "a complete party counts")
+	require.NoError(t, acc.Drop(2))
+	require.ErrorIs(t, acc.Add(cts[2][1]), mhe.ErrWrongState, "a dropped party adds nothing")
+	agg, err := acc.Finalize()
+	require.NoError(t, err)
+
+	rec, rkey, err := mhe.NewRecipient(params, s.id)
+	require.NoError(t, err)
+	active := []mhe.PartyID{0, 1}
+	req, err := agg.PCKSRequest(active)
+	require.NoError(t, err)
+	var shares []*mhe.PCKSShareMsg
+	for _, a := range active {
+		sh, err := s.parties[a].GenPCKSShare(req, rkey)
+		require.NoError(t, err)
+		shares = append(shares, sh)
+	}
+	res, err := agg.KeySwitch(active, shares)
+	require.NoError(t, err)
+	got, err := rec.Decrypt(res)
+	require.NoError(t, err)
+	require.Equal(t, plainAggregate(contribs[:2], inds[:2]), got)
+}
