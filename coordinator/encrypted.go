@@ -174,14 +174,11 @@ func (x *Encrypted) AddCiphertext(i int, m *mhe.CiphertextMsg) error {
 	if m == nil || m.From != mhe.PartyID(i) {
 		return fmt.Errorf("%w: ciphertext of party %s names another sender", ErrBadMessage, x.e.spec.Parties[i])
 	}
-	if x.acc == nil {
-		acc, err := x.coord.NewAccumulator(x.e.indicators())
-		if err != nil {
-			return err
-		}
-		x.acc = acc
+	acc, err := x.accumulator()
+	if err != nil {
+		return err
 	}
-	if err := x.acc.Add(m); err != nil {
+	if err := acc.Add(m); err != nil {
 		return fmt.Errorf("coordinator: ciphertext of party %s: %w", x.e.spec.Parties[i], err)
 	}
 	return nil
@@ -238,8 +235,10 @@ func (x *Encrypted) KeySwitch(shares []*mhe.PCKSShareMsg) (*mhe.ResultMsg, error
 // from the decrypted aggregate vector sum (the L totals in Z_2^64, as
 // [mhe.Recipient.Decrypt] returns them) and the join's counts, applying the
 // reveal list and min_cell exactly as [Engine.Release] does in masked mode.
-// Afterwards Release returns the same Result.
-func (e *Engine) ReleaseDecrypted(sum []uint64) (*session.Result, error) {
+// leftOut lists the parties (spec indices) left out of the aggregate under
+// the dropout rule leave_out; the Result names them. Afterwards Release
+// returns the same Result.
+func (e *Engine) ReleaseDecrypted(sum []uint64, leftOut []int) (*session.Result, error) {
 	if e.result != nil {
 		return nil, fmt.Errorf("%w: result already released", ErrWrongRound)
 	}
@@ -249,10 +248,76 @@ func (e *Engine) ReleaseDecrypted(sum []uint64) (*session.Result, error) {
 	if len(sum) != e.layout.Len() {
 		return nil, fmt.Errorf("%w: decrypted aggregate has length %d, want %d", ErrBadMessage, len(sum), e.layout.Len())
 	}
+	var names []string
+	for _, i := range leftOut {
+		if err := e.party(i); err != nil {
+			return nil, err
+		}
+		names = append(names, e.spec.Parties[i])
+	}
+	if len(names) > 0 && e.spec.Dropout != session.DropoutLeaveOut {
+		return nil, fmt.Errorf("%w: parties left out under dropout rule %q", ErrWrongRound, e.spec.Dropout)
+	}
 	r, err := e.layout.Release(e.join.Intersection, e.join.Pairwise, sum)
 	if err != nil {
 		return nil, err
 	}
+	r.LeftOut = names
 	e.result = r
 	return r, nil
+}
+
+// AggregatesReleased reports whether the release will show any aggregate
+// derived from the decrypted sum: the spec reveals aggregates, declares
+// some, I is not empty and min_cell does not suppress it. It needs the join. When it is
+// false, aggregation encrypted decrypts nothing ([Engine.ReleaseDecrypted]
+// with a zero vector).
+func (e *Engine) AggregatesReleased() bool {
+	if e.join == nil || !e.spec.Reveals(session.RevealAggregates) || e.layout.Len() == 0 {
+		return false
+	}
+	// With I empty every total is 0: nothing to decrypt either.
+	return e.join.Intersection > 0 && e.join.Intersection >= e.spec.MinCell
+}
+
+// Drop leaves party i out of the encrypted aggregate (dropout rule
+// leave_out): it vanished before all its ciphertexts were in.
+func (x *Encrypted) Drop(i int) error {
+	if err := x.e.party(i); err != nil {
+		return err
+	}
+	if x.e.spec.Dropout != session.DropoutLeaveOut {
+		return fmt.Errorf("%w: dropout rule is %q", ErrWrongRound, x.e.spec.Dropout)
+	}
+	if x.agg != nil {
+		return fmt.Errorf("%w: the aggregate is already evaluated", ErrWrongRound)
+	}
+	acc, err := x.accumulator()
+	if err != nil {
+		return err
+	}
+	return acc.Drop(mhe.PartyID(i))
+}
+
+// Complete reports whether every ciphertext of party i is in (false before
+// the keys and the join).
+func (x *Encrypted) Complete(i int) bool {
+	acc, err := x.accumulator()
+	return err == nil && acc.Complete(mhe.PartyID(i))
+}
+
+// accumulator returns the accumulator, made on first use once the keys and
+// the join are done.
+func (x *Encrypted) accumulator() (*mhe.Accumulator, error) {
+	if x.acc == nil {
+		if !x.keyed || x.e.join == nil || x.agg != nil {
+			return nil, fmt.Errorf("%w: ciphertexts before the keys and the join, or after the evaluation", ErrWrongRound)
+		}
+		acc, err := x.coord.NewAccumulator(x.e.indicators())
+		if err != nil {
+			return nil, err
+		}
+		x.acc = acc
+	}
+	return x.acc, nil
 }

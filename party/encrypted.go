@@ -143,7 +143,7 @@ func runEncrypted(ctx context.Context, parties []*Party, eng *coordinator.Engine
 		}
 	}
 	t = cfg.phase("aggregation", t)
-	res, err := eng.ReleaseDecrypted(sum)
+	res, err := eng.ReleaseDecrypted(sum, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -224,6 +224,11 @@ func encryptedAggregate(ctx context.Context, parties []*Party, eng *coordinator.
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if !eng.AggregatesReleased() {
+		// I is empty or below min_cell: nothing derived from the sum is
+		// released, so nothing is decrypted.
+		return make([]uint64, eng.Layout().Len()), nil
 	}
 	// Key switch by t parties to the recipient's key; the recipient decrypts.
 	recipient, rk, err := mhe.NewRecipient(x.Params(), x.Session())

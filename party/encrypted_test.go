@@ -279,7 +279,7 @@ func TestEncryptedThresholdDropout(t *testing.T) {
 	require.NoError(t, err)
 	sum, err := recipient.Decrypt(res)
 	require.NoError(t, err)
-	r, err := eng.ReleaseDecrypted(sum)
+	r, err := eng.ReleaseDecrypted(sum, nil)
 	require.NoError(t, err)
 	require.Equal(t, resultJSON(t, want.Result), resultJSON(t, r))
 	again, err := eng.Release()

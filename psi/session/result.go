@@ -22,6 +22,11 @@ type Result struct {
 	// set size after de-duplication; suppressed cells are null.
 	Pairwise   [][]*int64 `json:"pairwise,omitempty"`
 	Aggregates Aggregates `json:"aggregates,omitempty"`
+	// LeftOut names the parties left out of the aggregates under the
+	// dropout rule leave_out (aggregation encrypted): they vanished before
+	// all their ciphertexts were in. Their records count in the intersection
+	// and the pairwise matrix (computed before), not in any aggregate.
+	LeftOut []string `json:"left_out,omitempty"`
 	// Members lists the record_ids of the receiving party's shared rows,
 	// only in that party's own Result and only with reveal: membership.
 	Members []string `json:"members,omitempty"`

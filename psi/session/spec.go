@@ -52,6 +52,19 @@ const (
 	AggregationEncrypted = "encrypted"
 )
 
+// Dropout rules of aggregation encrypted with a threshold: what happens to a
+// party that vanishes after the keys are made but before all its
+// ciphertexts are in.
+const (
+	// DropoutAbort aborts the session, naming the party (the default).
+	DropoutAbort = "abort"
+	// DropoutLeaveOut completes the session without the party's
+	// contributions (its records still count in the intersection, which was
+	// computed before), as long as t parties remain; the Result lists it in
+	// left_out.
+	DropoutLeaveOut = "leave_out"
+)
+
 // DefaultMaxSetSize is the largest set a party may declare when the spec does
 // not say. It enters the overflow check on aggregate bounds.
 const DefaultMaxSetSize = 10_000_000
@@ -103,6 +116,11 @@ type Spec struct {
 	// t-of-n shared). Absent or 0 means n-of-n; [Spec.Validate] then fills
 	// in the number of parties. It must be absent with aggregation masked.
 	Threshold int `json:"threshold,omitempty"`
+	// Dropout is the dropout rule of aggregation encrypted with a threshold
+	// t < n: DropoutAbort (absent) or DropoutLeaveOut. A party that vanishes
+	// after sending all its ciphertexts never aborts such a session (its
+	// contributions count) as long as t parties remain for the key switch.
+	Dropout string `json:"dropout,omitempty"`
 }
 
 // Match says which logical fields form the matching key and how tokens are made.
@@ -302,6 +320,8 @@ func (s *Spec) Validate() error {
 		}
 	} else if s.Threshold != 0 {
 		return specErr("threshold", "applies only to aggregation %q (masked aggregation needs every party)", AggregationEncrypted)
+	} else if s.Dropout != "" {
+		return specErr("dropout", "applies only to aggregation %q with a threshold", AggregationEncrypted)
 	}
 	if rseen[RevealAggregates] && len(s.Aggregates) == 0 {
 		return specErr("aggregates", "reveal lists aggregates but none are declared")
@@ -349,6 +369,18 @@ func (s *Spec) validateEncryptedSetup() error {
 		return specErr("threshold", "must be between 2 and %d (the number of parties), is %d", n, s.Threshold)
 	case s.Threshold > EncryptedMaxThreshold:
 		return specErr("threshold", "at most %d parties can take part in the key switch, is %d", EncryptedMaxThreshold, s.Threshold)
+	}
+	switch s.Dropout {
+	case "":
+		if s.Threshold < n {
+			s.Dropout = DropoutAbort
+		}
+	case DropoutAbort, DropoutLeaveOut:
+		if s.Threshold == n {
+			return specErr("dropout", "needs a threshold below the number of parties (%d): with n-of-n keys every party must take part in the key switch", n)
+		}
+	default:
+		return specErr("dropout", "%q is not a dropout rule (%s or %s)", s.Dropout, DropoutAbort, DropoutLeaveOut)
 	}
 	return nil
 }

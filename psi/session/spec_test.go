@@ -123,6 +123,9 @@ func TestSpecErrors(t *testing.T) {
 		{"threshold negative", edit(encrypted(-1)), "threshold: must be between 2 and 3 (the number of parties), is -1"},
 		{"threshold one", edit(encrypted(1)), "threshold: must be between 2 and 3 (the number of parties), is 1"},
 		{"threshold above n", edit(encrypted(4)), "threshold: must be between 2 and 3 (the number of parties), is 4"},
+		{"dropout with masked", edit(func(m map[string]any) { m["dropout"] = "leave_out" }), `dropout: applies only to aggregation "encrypted" with a threshold`},
+		{"dropout n-of-n", edit(func(m map[string]any) { encrypted(0)(m); m["dropout"] = "leave_out" }), "dropout: needs a threshold below the number of parties (3)"},
+		{"dropout unknown", edit(func(m map[string]any) { encrypted(2)(m); m["dropout"] = "ignore" }), `dropout: "ignore" is not a dropout rule (abort or leave_out)`},
 		{"membership with encrypted", edit(func(m map[string]any) {
 			encrypted(0)(m)
 			m["reveal"] = []string{"cardinality", "membership"}
@@ -170,14 +173,17 @@ func TestEncryptedSpec(t *testing.T) {
 	require.NotContains(t, string(masked.Canonical()), "threshold")
 
 	for _, tc := range []struct {
-		extra string
-		want  int
-	}{{``, 3}, {`,"threshold":2`, 2}, {`,"threshold":3`, 3}} {
+		extra   string
+		want    int
+		dropout string
+	}{{``, 3, ``}, {`,"threshold":2`, 2, session.DropoutAbort}, {`,"threshold":3`, 3, ``},
+		{`,"threshold":2,"dropout":"leave_out"`, 2, session.DropoutLeaveOut}} {
 		b := strings.Replace(string(base), `"min_cell"`, `"aggregation":"encrypted"`+tc.extra+`,"min_cell"`, 1)
 		s, err := session.ParseSpec([]byte(b))
 		require.NoError(t, err, tc.extra)
 		require.Equal(t, session.AggregationEncrypted, s.Aggregation)
 		require.Equal(t, tc.want, s.Threshold)
+		require.Equal(t, tc.dropout, s.Dropout)
 		s2, err := session.ParseSpec(s.Canonical())
 		require.NoError(t, err)
 		require.Equal(t, string(s.Canonical()), string(s2.Canonical()))
