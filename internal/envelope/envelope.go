@@ -34,6 +34,10 @@ const (
 	EncSize           = 32
 	MaxEnvelopePlain  = 64
 	MaxEnvelopeSealed = MaxEnvelopePlain + 16
+	// MaxBulkPlain bounds a bulk envelope ([SealBulk]): a secret share of
+	// an encryption key (aggregation encrypted's threshold round).
+	MaxBulkPlain  = 8 << 20
+	MaxBulkSealed = MaxBulkPlain + 16
 )
 
 // ErrEnvelope reports an envelope that does not open: forged, corrupted,
@@ -78,10 +82,20 @@ func envelopeAD(session string, round, from, to uint32) []byte {
 	return b
 }
 
-// Seal encrypts msg to the recipient's session public key, bound to
-// (session, round, from, to).
+// Seal encrypts msg (at most [MaxEnvelopePlain] bytes) to the recipient's
+// session public key, bound to (session, round, from, to).
 func Seal(recipientPK []byte, session string, round, from, to uint32, msg []byte) (enc, ct []byte, err error) {
-	if len(msg) > MaxEnvelopePlain {
+	return seal(MaxEnvelopePlain, recipientPK, session, round, from, to, msg)
+}
+
+// SealBulk is [Seal] for payloads of up to [MaxBulkPlain] bytes; open it with
+// [SessionKey.OpenBulk].
+func SealBulk(recipientPK []byte, session string, round, from, to uint32, msg []byte) (enc, ct []byte, err error) {
+	return seal(MaxBulkPlain, recipientPK, session, round, from, to, msg)
+}
+
+func seal(limit int, recipientPK []byte, session string, round, from, to uint32, msg []byte) (enc, ct []byte, err error) {
+	if len(msg) > limit {
 		return nil, nil, fmt.Errorf("envelope: envelope payload of %d bytes is too large", len(msg))
 	}
 	pk, err := hpke.KEM_X25519_HKDF_SHA256.Scheme().UnmarshalBinaryPublicKey(recipientPK)
@@ -103,7 +117,16 @@ func Seal(recipientPK []byte, session string, round, from, to uint32, msg []byte
 // Open decrypts an envelope addressed to this key. Any mismatch of session,
 // round, sender or recipient, or any change to enc or ct, gives ErrEnvelope.
 func (k *SessionKey) Open(session string, round, from, to uint32, enc, ct []byte) ([]byte, error) {
-	if len(enc) != EncSize || len(ct) < 16 || len(ct) > MaxEnvelopeSealed {
+	return k.open(MaxEnvelopeSealed, session, round, from, to, enc, ct)
+}
+
+// OpenBulk opens an envelope made by [SealBulk].
+func (k *SessionKey) OpenBulk(session string, round, from, to uint32, enc, ct []byte) ([]byte, error) {
+	return k.open(MaxBulkSealed, session, round, from, to, enc, ct)
+}
+
+func (k *SessionKey) open(limit int, session string, round, from, to uint32, enc, ct []byte) ([]byte, error) {
+	if len(enc) != EncSize || len(ct) < 16 || len(ct) > limit {
 		return nil, fmt.Errorf("%w: bad lengths", ErrEnvelope)
 	}
 	r, err := envelopeSuite.NewReceiver(k.sk, []byte(labelEnvelopeInfo))

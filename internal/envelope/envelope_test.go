@@ -65,6 +65,32 @@ func TestSealOpen(t *testing.T) {
 	require.Error(t, err)
 }
 
+// Bulk envelopes carry up to MaxBulkPlain bytes; a bulk envelope is not a
+// small one (Open refuses its length) and the limits are enforced both ways.
+func TestSealOpenBulk(t *testing.T) {
+	k, err := GenerateSessionKey()
+	require.NoError(t, err)
+	msg := make([]byte, 600_000)
+	for i := range msg {
+		msg[i] = byte(i * 7)
+	}
+	enc, ct, err := SealBulk(k.Public(), "s1", 6, 1, 0, msg)
+	require.NoError(t, err)
+	got, err := k.OpenBulk("s1", 6, 1, 0, enc, ct)
+	require.NoError(t, err)
+	require.Equal(t, msg, got)
+	_, err = k.Open("s1", 6, 1, 0, enc, ct)
+	require.ErrorIs(t, err, ErrEnvelope, "too long for a small envelope")
+	_, err = k.OpenBulk("s1", 6, 0, 1, enc, ct)
+	require.ErrorIs(t, err, ErrEnvelope, "re-addressed")
+	_, err = k.OpenBulk("s1", 6, 1, 0, enc, ct[:len(ct)-1])
+	require.ErrorIs(t, err, ErrEnvelope, "truncated")
+	_, _, err = SealBulk(k.Public(), "s1", 6, 1, 0, make([]byte, MaxBulkPlain+1))
+	require.Error(t, err)
+	_, err = k.OpenBulk("s1", 6, 1, 0, enc, make([]byte, MaxBulkSealed+1))
+	require.ErrorIs(t, err, ErrEnvelope, "oversized")
+}
+
 func TestSessionKeySignatures(t *testing.T) {
 	ca, err := devcert.NewCA("ca")
 	require.NoError(t, err)

@@ -34,6 +34,10 @@ const (
 	Round_ROUND_KEY_CONTRIBUTION Round = 2
 	// Mask-seed s_ij for masked aggregation (32 bytes each).
 	Round_ROUND_MASK_SEED Round = 4
+	// Aggregation encrypted with a threshold: party i's Shamir share of its
+	// BGV secret-key share for party j (sharing/mhe ThresholdShareMsg), in a
+	// bulk envelope.
+	Round_ROUND_THRESHOLD_SHARE Round = 6
 )
 
 // Enum value maps for Round.
@@ -42,11 +46,13 @@ var (
 		0: "ROUND_UNSPECIFIED",
 		2: "ROUND_KEY_CONTRIBUTION",
 		4: "ROUND_MASK_SEED",
+		6: "ROUND_THRESHOLD_SHARE",
 	}
 	Round_value = map[string]int32{
 		"ROUND_UNSPECIFIED":      0,
 		"ROUND_KEY_CONTRIBUTION": 2,
 		"ROUND_MASK_SEED":        4,
+		"ROUND_THRESHOLD_SHARE":  6,
 	}
 )
 
@@ -131,6 +137,84 @@ func (x BatchKind) Number() protoreflect.EnumNumber {
 // Deprecated: Use BatchKind.Descriptor instead.
 func (BatchKind) EnumDescriptor() ([]byte, []int) {
 	return file_api_mpsi_v1_coordinator_proto_rawDescGZIP(), []int{1}
+}
+
+// Kinds of aggregation-encrypted messages (package sharing/mhe, its own
+// canonical encoding; every one has a length fixed by the session's
+// parameters, which both sides derive from the spec and the declared set
+// sizes).
+type MheKind int32
+
+const (
+	MheKind_MHE_KIND_UNSPECIFIED MheKind = 0
+	// Party to coordinator: the party's share of the collective public key.
+	MheKind_MHE_KIND_CKG_SHARE MheKind = 1
+	// Party to coordinator: the party's shares of the Galois keys.
+	MheKind_MHE_KIND_GALOIS_SHARES MheKind = 2
+	// Coordinator to party: the collective public key, sent once the keys are
+	// made and the intersection is computed; the party then encrypts.
+	MheKind_MHE_KIND_PUBLIC_KEY MheKind = 3
+	// Party to coordinator: contribution ciphertext number index.
+	MheKind_MHE_KIND_CIPHERTEXT MheKind = 4
+	// Coordinator to party: the recipient's public key (the release step's
+	// key pair, held by the coordinator), sent before the first request.
+	MheKind_MHE_KIND_RECIPIENT_KEY MheKind = 5
+	// Coordinator to party: key-switch request number index, naming its
+	// active set.
+	MheKind_MHE_KIND_PCKS_REQUEST MheKind = 6
+	// Party to coordinator: the key-switch share answering request index.
+	MheKind_MHE_KIND_PCKS_SHARE MheKind = 7
+)
+
+// Enum value maps for MheKind.
+var (
+	MheKind_name = map[int32]string{
+		0: "MHE_KIND_UNSPECIFIED",
+		1: "MHE_KIND_CKG_SHARE",
+		2: "MHE_KIND_GALOIS_SHARES",
+		3: "MHE_KIND_PUBLIC_KEY",
+		4: "MHE_KIND_CIPHERTEXT",
+		5: "MHE_KIND_RECIPIENT_KEY",
+		6: "MHE_KIND_PCKS_REQUEST",
+		7: "MHE_KIND_PCKS_SHARE",
+	}
+	MheKind_value = map[string]int32{
+		"MHE_KIND_UNSPECIFIED":   0,
+		"MHE_KIND_CKG_SHARE":     1,
+		"MHE_KIND_GALOIS_SHARES": 2,
+		"MHE_KIND_PUBLIC_KEY":    3,
+		"MHE_KIND_CIPHERTEXT":    4,
+		"MHE_KIND_RECIPIENT_KEY": 5,
+		"MHE_KIND_PCKS_REQUEST":  6,
+		"MHE_KIND_PCKS_SHARE":    7,
+	}
+)
+
+func (x MheKind) Enum() *MheKind {
+	p := new(MheKind)
+	*p = x
+	return p
+}
+
+func (x MheKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MheKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_mpsi_v1_coordinator_proto_enumTypes[2].Descriptor()
+}
+
+func (MheKind) Type() protoreflect.EnumType {
+	return &file_api_mpsi_v1_coordinator_proto_enumTypes[2]
+}
+
+func (x MheKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MheKind.Descriptor instead.
+func (MheKind) EnumDescriptor() ([]byte, []int) {
+	return file_api_mpsi_v1_coordinator_proto_rawDescGZIP(), []int{2}
 }
 
 type CreateSessionRequest struct {
@@ -357,6 +441,7 @@ type PartyMessage struct {
 	//	*PartyMessage_Batch
 	//	*PartyMessage_Share
 	//	*PartyMessage_Abort
+	//	*PartyMessage_Mhe
 	Msg           isPartyMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -453,6 +538,15 @@ func (x *PartyMessage) GetAbort() *Abort {
 	return nil
 }
 
+func (x *PartyMessage) GetMhe() *MheChunk {
+	if x != nil {
+		if x, ok := x.Msg.(*PartyMessage_Mhe); ok {
+			return x.Mhe
+		}
+	}
+	return nil
+}
+
 type isPartyMessage_Msg interface {
 	isPartyMessage_Msg()
 }
@@ -481,6 +575,10 @@ type PartyMessage_Abort struct {
 	Abort *Abort `protobuf:"bytes,6,opt,name=abort,proto3,oneof"`
 }
 
+type PartyMessage_Mhe struct {
+	Mhe *MheChunk `protobuf:"bytes,7,opt,name=mhe,proto3,oneof"`
+}
+
 func (*PartyMessage_Hello) isPartyMessage_Msg() {}
 
 func (*PartyMessage_Ready) isPartyMessage_Msg() {}
@@ -493,6 +591,8 @@ func (*PartyMessage_Share) isPartyMessage_Msg() {}
 
 func (*PartyMessage_Abort) isPartyMessage_Msg() {}
 
+func (*PartyMessage_Mhe) isPartyMessage_Msg() {}
+
 type CoordinatorMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -504,6 +604,7 @@ type CoordinatorMessage struct {
 	//	*CoordinatorMessage_Mask
 	//	*CoordinatorMessage_Result
 	//	*CoordinatorMessage_Abort
+	//	*CoordinatorMessage_Mhe
 	Msg           isCoordinatorMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -609,6 +710,15 @@ func (x *CoordinatorMessage) GetAbort() *Abort {
 	return nil
 }
 
+func (x *CoordinatorMessage) GetMhe() *MheChunk {
+	if x != nil {
+		if x, ok := x.Msg.(*CoordinatorMessage_Mhe); ok {
+			return x.Mhe
+		}
+	}
+	return nil
+}
+
 type isCoordinatorMessage_Msg interface {
 	isCoordinatorMessage_Msg()
 }
@@ -641,6 +751,10 @@ type CoordinatorMessage_Abort struct {
 	Abort *Abort `protobuf:"bytes,7,opt,name=abort,proto3,oneof"`
 }
 
+type CoordinatorMessage_Mhe struct {
+	Mhe *MheChunk `protobuf:"bytes,8,opt,name=mhe,proto3,oneof"`
+}
+
 func (*CoordinatorMessage_Welcome) isCoordinatorMessage_Msg() {}
 
 func (*CoordinatorMessage_Roster) isCoordinatorMessage_Msg() {}
@@ -654,6 +768,8 @@ func (*CoordinatorMessage_Mask) isCoordinatorMessage_Msg() {}
 func (*CoordinatorMessage_Result) isCoordinatorMessage_Msg() {}
 
 func (*CoordinatorMessage_Abort) isCoordinatorMessage_Msg() {}
+
+func (*CoordinatorMessage_Mhe) isCoordinatorMessage_Msg() {}
 
 // Hello opens a party's stream for a session.
 type Hello struct {
@@ -1218,6 +1334,86 @@ func (x *Share) GetVector() []byte {
 	return nil
 }
 
+// MheChunk is a slice of one aggregation-encrypted message: bytes
+// [offset, offset+len(data)) of a message of total bytes. Chunks of a
+// message arrive in order; total must equal the message's length under the
+// session's parameters.
+type MheChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          MheKind                `protobuf:"varint,1,opt,name=kind,proto3,enum=mpsi.v1.MheKind" json:"kind,omitempty"`
+	Index         uint32                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	Offset        uint64                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Total         uint64                 `protobuf:"varint,4,opt,name=total,proto3" json:"total,omitempty"`
+	Data          []byte                 `protobuf:"bytes,5,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MheChunk) Reset() {
+	*x = MheChunk{}
+	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MheChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MheChunk) ProtoMessage() {}
+
+func (x *MheChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MheChunk.ProtoReflect.Descriptor instead.
+func (*MheChunk) Descriptor() ([]byte, []int) {
+	return file_api_mpsi_v1_coordinator_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *MheChunk) GetKind() MheKind {
+	if x != nil {
+		return x.Kind
+	}
+	return MheKind_MHE_KIND_UNSPECIFIED
+}
+
+func (x *MheChunk) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *MheChunk) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *MheChunk) GetTotal() uint64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *MheChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 // Result is the released Result JSON and the coordinator's signature.
 type Result struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1229,7 +1425,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[15]
+	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1241,7 +1437,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[15]
+	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1254,7 +1450,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_api_mpsi_v1_coordinator_proto_rawDescGZIP(), []int{15}
+	return file_api_mpsi_v1_coordinator_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Result) GetResultJson() []byte {
@@ -1281,7 +1477,7 @@ type Abort struct {
 
 func (x *Abort) Reset() {
 	*x = Abort{}
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[16]
+	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1293,7 +1489,7 @@ func (x *Abort) String() string {
 func (*Abort) ProtoMessage() {}
 
 func (x *Abort) ProtoReflect() protoreflect.Message {
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[16]
+	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1306,7 +1502,7 @@ func (x *Abort) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Abort.ProtoReflect.Descriptor instead.
 func (*Abort) Descriptor() ([]byte, []int) {
-	return file_api_mpsi_v1_coordinator_proto_rawDescGZIP(), []int{16}
+	return file_api_mpsi_v1_coordinator_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Abort) GetReason() string {
@@ -1336,15 +1532,16 @@ const file_api_mpsi_v1_coordinator_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1f\n" +
 	"\vresult_json\x18\x04 \x01(\fR\n" +
 	"resultJson\x12\x1c\n" +
-	"\tsignature\x18\x05 \x01(\fR\tsignature\"\x8e\x02\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature\"\xb5\x02\n" +
 	"\fPartyMessage\x12&\n" +
 	"\x05hello\x18\x01 \x01(\v2\x0e.mpsi.v1.HelloH\x00R\x05hello\x12&\n" +
 	"\x05ready\x18\x02 \x01(\v2\x0e.mpsi.v1.ReadyH\x00R\x05ready\x12/\n" +
 	"\benvelope\x18\x03 \x01(\v2\x11.mpsi.v1.EnvelopeH\x00R\benvelope\x12&\n" +
 	"\x05batch\x18\x04 \x01(\v2\x0e.mpsi.v1.BatchH\x00R\x05batch\x12&\n" +
 	"\x05share\x18\x05 \x01(\v2\x0e.mpsi.v1.ShareH\x00R\x05share\x12&\n" +
-	"\x05abort\x18\x06 \x01(\v2\x0e.mpsi.v1.AbortH\x00R\x05abortB\x05\n" +
-	"\x03msg\"\xc9\x02\n" +
+	"\x05abort\x18\x06 \x01(\v2\x0e.mpsi.v1.AbortH\x00R\x05abort\x12%\n" +
+	"\x03mhe\x18\a \x01(\v2\x11.mpsi.v1.MheChunkH\x00R\x03mheB\x05\n" +
+	"\x03msg\"\xf0\x02\n" +
 	"\x12CoordinatorMessage\x12,\n" +
 	"\awelcome\x18\x01 \x01(\v2\x10.mpsi.v1.WelcomeH\x00R\awelcome\x12)\n" +
 	"\x06roster\x18\x02 \x01(\v2\x0f.mpsi.v1.RosterH\x00R\x06roster\x12/\n" +
@@ -1352,7 +1549,8 @@ const file_api_mpsi_v1_coordinator_proto_rawDesc = "" +
 	"\x05batch\x18\x04 \x01(\v2\x0e.mpsi.v1.BatchH\x00R\x05batch\x12'\n" +
 	"\x04mask\x18\x05 \x01(\v2\x11.mpsi.v1.MaskDealH\x00R\x04mask\x12)\n" +
 	"\x06result\x18\x06 \x01(\v2\x0f.mpsi.v1.ResultH\x00R\x06result\x12&\n" +
-	"\x05abort\x18\a \x01(\v2\x0e.mpsi.v1.AbortH\x00R\x05abortB\x05\n" +
+	"\x05abort\x18\a \x01(\v2\x0e.mpsi.v1.AbortH\x00R\x05abort\x12%\n" +
+	"\x03mhe\x18\b \x01(\v2\x11.mpsi.v1.MheChunkH\x00R\x03mheB\x05\n" +
 	"\x03msg\"&\n" +
 	"\x05Hello\x12\x1d\n" +
 	"\n" +
@@ -1393,22 +1591,38 @@ const file_api_mpsi_v1_coordinator_proto_rawDesc = "" +
 	"\bMaskDeal\x12\x12\n" +
 	"\x04mask\x18\x01 \x01(\fR\x04mask\"\x1f\n" +
 	"\x05Share\x12\x16\n" +
-	"\x06vector\x18\x01 \x01(\fR\x06vector\"G\n" +
+	"\x06vector\x18\x01 \x01(\fR\x06vector\"\x88\x01\n" +
+	"\bMheChunk\x12$\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x10.mpsi.v1.MheKindR\x04kind\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\rR\x05index\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x04R\x06offset\x12\x14\n" +
+	"\x05total\x18\x04 \x01(\x04R\x05total\x12\x12\n" +
+	"\x04data\x18\x05 \x01(\fR\x04data\"G\n" +
 	"\x06Result\x12\x1f\n" +
 	"\vresult_json\x18\x01 \x01(\fR\n" +
 	"resultJson\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\"\x1f\n" +
 	"\x05Abort\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason*O\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason*j\n" +
 	"\x05Round\x12\x15\n" +
 	"\x11ROUND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ROUND_KEY_CONTRIBUTION\x10\x02\x12\x13\n" +
-	"\x0fROUND_MASK_SEED\x10\x04*m\n" +
+	"\x0fROUND_MASK_SEED\x10\x04\x12\x19\n" +
+	"\x15ROUND_THRESHOLD_SHARE\x10\x06*m\n" +
 	"\tBatchKind\x12\x1a\n" +
 	"\x16BATCH_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fBATCH_KIND_RING\x10\x01\x12\x15\n" +
 	"\x11BATCH_KIND_TOKENS\x10\x02\x12\x18\n" +
-	"\x14BATCH_KIND_POSITIONS\x10\x032\xe0\x01\n" +
+	"\x14BATCH_KIND_POSITIONS\x10\x03*\xd9\x01\n" +
+	"\aMheKind\x12\x18\n" +
+	"\x14MHE_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12MHE_KIND_CKG_SHARE\x10\x01\x12\x1a\n" +
+	"\x16MHE_KIND_GALOIS_SHARES\x10\x02\x12\x17\n" +
+	"\x13MHE_KIND_PUBLIC_KEY\x10\x03\x12\x17\n" +
+	"\x13MHE_KIND_CIPHERTEXT\x10\x04\x12\x1a\n" +
+	"\x16MHE_KIND_RECIPIENT_KEY\x10\x05\x12\x19\n" +
+	"\x15MHE_KIND_PCKS_REQUEST\x10\x06\x12\x17\n" +
+	"\x13MHE_KIND_PCKS_SHARE\x10\a2\xe0\x01\n" +
 	"\vCoordinator\x12N\n" +
 	"\rCreateSession\x12\x1d.mpsi.v1.CreateSessionRequest\x1a\x1e.mpsi.v1.CreateSessionResponse\x12B\n" +
 	"\tGetResult\x12\x19.mpsi.v1.GetResultRequest\x1a\x1a.mpsi.v1.GetResultResponse\x12=\n" +
@@ -1426,57 +1640,62 @@ func file_api_mpsi_v1_coordinator_proto_rawDescGZIP() []byte {
 	return file_api_mpsi_v1_coordinator_proto_rawDescData
 }
 
-var file_api_mpsi_v1_coordinator_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_api_mpsi_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_api_mpsi_v1_coordinator_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_api_mpsi_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_api_mpsi_v1_coordinator_proto_goTypes = []any{
 	(Round)(0),                    // 0: mpsi.v1.Round
 	(BatchKind)(0),                // 1: mpsi.v1.BatchKind
-	(*CreateSessionRequest)(nil),  // 2: mpsi.v1.CreateSessionRequest
-	(*CreateSessionResponse)(nil), // 3: mpsi.v1.CreateSessionResponse
-	(*GetResultRequest)(nil),      // 4: mpsi.v1.GetResultRequest
-	(*GetResultResponse)(nil),     // 5: mpsi.v1.GetResultResponse
-	(*PartyMessage)(nil),          // 6: mpsi.v1.PartyMessage
-	(*CoordinatorMessage)(nil),    // 7: mpsi.v1.CoordinatorMessage
-	(*Hello)(nil),                 // 8: mpsi.v1.Hello
-	(*Welcome)(nil),               // 9: mpsi.v1.Welcome
-	(*Ready)(nil),                 // 10: mpsi.v1.Ready
-	(*Roster)(nil),                // 11: mpsi.v1.Roster
-	(*RosterEntry)(nil),           // 12: mpsi.v1.RosterEntry
-	(*Envelope)(nil),              // 13: mpsi.v1.Envelope
-	(*Batch)(nil),                 // 14: mpsi.v1.Batch
-	(*MaskDeal)(nil),              // 15: mpsi.v1.MaskDeal
-	(*Share)(nil),                 // 16: mpsi.v1.Share
-	(*Result)(nil),                // 17: mpsi.v1.Result
-	(*Abort)(nil),                 // 18: mpsi.v1.Abort
+	(MheKind)(0),                  // 2: mpsi.v1.MheKind
+	(*CreateSessionRequest)(nil),  // 3: mpsi.v1.CreateSessionRequest
+	(*CreateSessionResponse)(nil), // 4: mpsi.v1.CreateSessionResponse
+	(*GetResultRequest)(nil),      // 5: mpsi.v1.GetResultRequest
+	(*GetResultResponse)(nil),     // 6: mpsi.v1.GetResultResponse
+	(*PartyMessage)(nil),          // 7: mpsi.v1.PartyMessage
+	(*CoordinatorMessage)(nil),    // 8: mpsi.v1.CoordinatorMessage
+	(*Hello)(nil),                 // 9: mpsi.v1.Hello
+	(*Welcome)(nil),               // 10: mpsi.v1.Welcome
+	(*Ready)(nil),                 // 11: mpsi.v1.Ready
+	(*Roster)(nil),                // 12: mpsi.v1.Roster
+	(*RosterEntry)(nil),           // 13: mpsi.v1.RosterEntry
+	(*Envelope)(nil),              // 14: mpsi.v1.Envelope
+	(*Batch)(nil),                 // 15: mpsi.v1.Batch
+	(*MaskDeal)(nil),              // 16: mpsi.v1.MaskDeal
+	(*Share)(nil),                 // 17: mpsi.v1.Share
+	(*MheChunk)(nil),              // 18: mpsi.v1.MheChunk
+	(*Result)(nil),                // 19: mpsi.v1.Result
+	(*Abort)(nil),                 // 20: mpsi.v1.Abort
 }
 var file_api_mpsi_v1_coordinator_proto_depIdxs = []int32{
-	8,  // 0: mpsi.v1.PartyMessage.hello:type_name -> mpsi.v1.Hello
-	10, // 1: mpsi.v1.PartyMessage.ready:type_name -> mpsi.v1.Ready
-	13, // 2: mpsi.v1.PartyMessage.envelope:type_name -> mpsi.v1.Envelope
-	14, // 3: mpsi.v1.PartyMessage.batch:type_name -> mpsi.v1.Batch
-	16, // 4: mpsi.v1.PartyMessage.share:type_name -> mpsi.v1.Share
-	18, // 5: mpsi.v1.PartyMessage.abort:type_name -> mpsi.v1.Abort
-	9,  // 6: mpsi.v1.CoordinatorMessage.welcome:type_name -> mpsi.v1.Welcome
-	11, // 7: mpsi.v1.CoordinatorMessage.roster:type_name -> mpsi.v1.Roster
-	13, // 8: mpsi.v1.CoordinatorMessage.envelope:type_name -> mpsi.v1.Envelope
-	14, // 9: mpsi.v1.CoordinatorMessage.batch:type_name -> mpsi.v1.Batch
-	15, // 10: mpsi.v1.CoordinatorMessage.mask:type_name -> mpsi.v1.MaskDeal
-	17, // 11: mpsi.v1.CoordinatorMessage.result:type_name -> mpsi.v1.Result
-	18, // 12: mpsi.v1.CoordinatorMessage.abort:type_name -> mpsi.v1.Abort
-	12, // 13: mpsi.v1.Roster.parties:type_name -> mpsi.v1.RosterEntry
-	0,  // 14: mpsi.v1.Envelope.round:type_name -> mpsi.v1.Round
-	1,  // 15: mpsi.v1.Batch.kind:type_name -> mpsi.v1.BatchKind
-	2,  // 16: mpsi.v1.Coordinator.CreateSession:input_type -> mpsi.v1.CreateSessionRequest
-	4,  // 17: mpsi.v1.Coordinator.GetResult:input_type -> mpsi.v1.GetResultRequest
-	6,  // 18: mpsi.v1.Coordinator.Run:input_type -> mpsi.v1.PartyMessage
-	3,  // 19: mpsi.v1.Coordinator.CreateSession:output_type -> mpsi.v1.CreateSessionResponse
-	5,  // 20: mpsi.v1.Coordinator.GetResult:output_type -> mpsi.v1.GetResultResponse
-	7,  // 21: mpsi.v1.Coordinator.Run:output_type -> mpsi.v1.CoordinatorMessage
-	19, // [19:22] is the sub-list for method output_type
-	16, // [16:19] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	9,  // 0: mpsi.v1.PartyMessage.hello:type_name -> mpsi.v1.Hello
+	11, // 1: mpsi.v1.PartyMessage.ready:type_name -> mpsi.v1.Ready
+	14, // 2: mpsi.v1.PartyMessage.envelope:type_name -> mpsi.v1.Envelope
+	15, // 3: mpsi.v1.PartyMessage.batch:type_name -> mpsi.v1.Batch
+	17, // 4: mpsi.v1.PartyMessage.share:type_name -> mpsi.v1.Share
+	20, // 5: mpsi.v1.PartyMessage.abort:type_name -> mpsi.v1.Abort
+	18, // 6: mpsi.v1.PartyMessage.mhe:type_name -> mpsi.v1.MheChunk
+	10, // 7: mpsi.v1.CoordinatorMessage.welcome:type_name -> mpsi.v1.Welcome
+	12, // 8: mpsi.v1.CoordinatorMessage.roster:type_name -> mpsi.v1.Roster
+	14, // 9: mpsi.v1.CoordinatorMessage.envelope:type_name -> mpsi.v1.Envelope
+	15, // 10: mpsi.v1.CoordinatorMessage.batch:type_name -> mpsi.v1.Batch
+	16, // 11: mpsi.v1.CoordinatorMessage.mask:type_name -> mpsi.v1.MaskDeal
+	19, // 12: mpsi.v1.CoordinatorMessage.result:type_name -> mpsi.v1.Result
+	20, // 13: mpsi.v1.CoordinatorMessage.abort:type_name -> mpsi.v1.Abort
+	18, // 14: mpsi.v1.CoordinatorMessage.mhe:type_name -> mpsi.v1.MheChunk
+	13, // 15: mpsi.v1.Roster.parties:type_name -> mpsi.v1.RosterEntry
+	0,  // 16: mpsi.v1.Envelope.round:type_name -> mpsi.v1.Round
+	1,  // 17: mpsi.v1.Batch.kind:type_name -> mpsi.v1.BatchKind
+	2,  // 18: mpsi.v1.MheChunk.kind:type_name -> mpsi.v1.MheKind
+	3,  // 19: mpsi.v1.Coordinator.CreateSession:input_type -> mpsi.v1.CreateSessionRequest
+	5,  // 20: mpsi.v1.Coordinator.GetResult:input_type -> mpsi.v1.GetResultRequest
+	7,  // 21: mpsi.v1.Coordinator.Run:input_type -> mpsi.v1.PartyMessage
+	4,  // 22: mpsi.v1.Coordinator.CreateSession:output_type -> mpsi.v1.CreateSessionResponse
+	6,  // 23: mpsi.v1.Coordinator.GetResult:output_type -> mpsi.v1.GetResultResponse
+	8,  // 24: mpsi.v1.Coordinator.Run:output_type -> mpsi.v1.CoordinatorMessage
+	22, // [22:25] is the sub-list for method output_type
+	19, // [19:22] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_api_mpsi_v1_coordinator_proto_init() }
@@ -1491,6 +1710,7 @@ func file_api_mpsi_v1_coordinator_proto_init() {
 		(*PartyMessage_Batch)(nil),
 		(*PartyMessage_Share)(nil),
 		(*PartyMessage_Abort)(nil),
+		(*PartyMessage_Mhe)(nil),
 	}
 	file_api_mpsi_v1_coordinator_proto_msgTypes[5].OneofWrappers = []any{
 		(*CoordinatorMessage_Welcome)(nil),
@@ -1500,14 +1720,15 @@ func file_api_mpsi_v1_coordinator_proto_init() {
 		(*CoordinatorMessage_Mask)(nil),
 		(*CoordinatorMessage_Result)(nil),
 		(*CoordinatorMessage_Abort)(nil),
+		(*CoordinatorMessage_Mhe)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_mpsi_v1_coordinator_proto_rawDesc), len(file_api_mpsi_v1_coordinator_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   17,
+			NumEnums:      3,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
