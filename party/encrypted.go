@@ -99,18 +99,31 @@ func (e *EncryptedParty) AggregateThresholdShares(in []*mhe.ThresholdShareMsg) e
 // session's common reference string). It runs once; the plaintext
 // contributions are dropped afterwards.
 func (e *EncryptedParty) EncryptContributions(pk *mhe.PublicKeyMsg) ([]*mhe.CiphertextMsg, error) {
+	var cts []*mhe.CiphertextMsg
+	err := e.EncryptContributionsFunc(pk, func(m *mhe.CiphertextMsg) error {
+		cts = append(cts, m)
+		return nil
+	})
+	return cts, err
+}
+
+// EncryptContributionsFunc is [EncryptedParty.EncryptContributions] handing
+// each ciphertext to emit as soon as it is made (see
+// [mhe.Party.EncryptContributionsFunc]); the network client sends them one
+// by one rather than holding them all.
+func (e *EncryptedParty) EncryptContributionsFunc(pk *mhe.PublicKeyMsg, emit func(*mhe.CiphertextMsg) error) error {
 	if e.contribs == nil {
-		return nil, ErrStateConsumed
+		return ErrStateConsumed
 	}
-	cts, err := e.mp.EncryptContributions(pk, e.contribs)
-	if err != nil {
-		return nil, fmt.Errorf("party: %s: encrypting contributions: %w", e.name, err)
-	}
+	err := e.mp.EncryptContributionsFunc(pk, e.contribs, emit)
 	for _, c := range e.contribs {
 		clear(c)
 	}
 	e.contribs = nil
-	return cts, nil
+	if err != nil {
+		return fmt.Errorf("party: %s: encrypting contributions: %w", e.name, err)
+	}
+	return nil
 }
 
 // GenPCKSShare returns the party's share of the switch of the aggregate to

@@ -221,21 +221,38 @@ func (p *Party) verifyPublicKey(cpk *PublicKeyMsg) error {
 // indicator Σ_s ind_s X^s puts Σ_s ind_s c_{s,j} at coefficient j·B. It
 // returns ⌈len(contribs)/B⌉ ciphertexts (at least one).
 func (p *Party) EncryptContributions(cpk *PublicKeyMsg, contribs [][]uint64) ([]*CiphertextMsg, error) {
-	if err := p.verifyPublicKey(cpk); err != nil {
+	var out []*CiphertextMsg
+	err := p.EncryptContributionsFunc(cpk, contribs, func(m *CiphertextMsg) error {
+		out = append(out, m)
+		return nil
+	})
+	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// EncryptContributionsFunc is [Party.EncryptContributions] handing each
+// ciphertext to emit as soon as it is made, in index order, so that the
+// party never holds all of them (about 800 bytes per record in Profile A).
+// It stops at emit's first error and returns it. The inputs are all checked
+// before the first ciphertext is emitted.
+func (p *Party) EncryptContributionsFunc(cpk *PublicKeyMsg, contribs [][]uint64, emit func(*CiphertextMsg) error) error {
+	if err := p.verifyPublicKey(cpk); err != nil {
+		return err
 	}
 	pr := p.params
 	L, T := pr.Components(), pr.lit.PlaintextModulus
 	if len(contribs) > pr.MaxRecords() {
-		return nil, fmt.Errorf("%w: %d records, more than max_records = %d", ErrInvalidArgument, len(contribs), pr.MaxRecords())
+		return fmt.Errorf("%w: %d records, more than max_records = %d", ErrInvalidArgument, len(contribs), pr.MaxRecords())
 	}
 	for pos, row := range contribs {
 		if len(row) != L {
-			return nil, fmt.Errorf("%w: contribution %d has length %d, want %d", ErrInvalidArgument, pos, len(row), L)
+			return fmt.Errorf("%w: contribution %d has length %d, want %d", ErrInvalidArgument, pos, len(row), L)
 		}
 		for j, u := range row {
 			if absInt64(u) > pr.lit.MaxAbs[j] {
-				return nil, fmt.Errorf("%w: contribution %d, component %d exceeds max_abs[%d] = %d", ErrInvalidArgument, pos, j, j, pr.lit.MaxAbs[j])
+				return fmt.Errorf("%w: contribution %d, component %d exceeds max_abs[%d] = %d", ErrInvalidArgument, pos, j, j, pr.lit.MaxAbs[j])
 			}
 		}
 	}
@@ -247,7 +264,6 @@ func (p *Party) EncryptContributions(cpk *PublicKeyMsg, contribs [][]uint64) ([]
 	pt := bgv.NewPlaintext(pr.bgv, pr.bgv.MaxLevel())
 	pt.IsBatched = false
 	vals := make([]uint64, N)
-	out := make([]*CiphertextMsg, count)
 	for c := 0; c < count; c++ {
 		clear(vals)
 		for s := 0; s < B; s++ {
@@ -269,17 +285,20 @@ func (p *Party) EncryptContributions(cpk *PublicKeyMsg, contribs [][]uint64) ([]
 			}
 		}
 		if err := ecd.Encode(vals, pt); err != nil {
-			return nil, fmt.Errorf("mhe: encode: %v", err)
+			return fmt.Errorf("mhe: encode: %v", err)
 		}
 		m := &CiphertextMsg{Session: p.session, From: p.id, Index: uint32(c), Count: uint32(count), params: pr}
 		m.Ct = pr.newCiphertext(pr.bgv.MaxLevel(), pr.bgv.DefaultScale())
 		if err := enc.Encrypt(pt, m.Ct); err != nil {
-			return nil, fmt.Errorf("mhe: encrypt: %v", err)
+			return fmt.Errorf("mhe: encrypt: %v", err)
 		}
-		out[c] = m
+		if err := emit(m); err != nil {
+			clear(vals)
+			return err
+		}
 	}
 	clear(vals)
-	return out, nil
+	return nil
 }
 
 // GenPCKSShare returns the party's share of the public-key switch of the
