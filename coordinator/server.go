@@ -188,11 +188,6 @@ func (s *Server) CreateSession(ctx context.Context, req *mpsiv1.CreateSessionReq
 	if err != nil {
 		return nil, s.toStatus(err)
 	}
-	if spec.Aggregation != session.AggregationMasked {
-		// Running it as masked would hand parties their positions, which the
-		// encrypted mode promises never happens.
-		return nil, s.toStatus(fmt.Errorf("%w: aggregation %q is not supported over the network yet (use party.RunLocal, or masked)", session.ErrInvalidSpec, spec.Aggregation))
-	}
 	if err := s.cfg.Store.CreateSession(ctx, spec.ID, spec.Canonical(), name); err != nil {
 		return nil, s.toStatus(err)
 	}
@@ -326,7 +321,11 @@ func (s *Server) Run(stream grpc.BidiStreamingServer[mpsiv1.PartyMessage, mpsiv1
 		}
 	case err := <-sendErr:
 		if err != nil {
-			l.abortAsync(fmt.Sprintf("party %s disconnected: %v", name, status.Convert(err).Message()))
+			// The session decides what a vanished party means.
+			select {
+			case l.events <- event{from: idx, gone: err}:
+			case <-l.done:
+			}
 		}
 		return err
 	}
@@ -465,7 +464,8 @@ type live struct {
 	streams  map[[2]uint32]*listState // (owner, hop done) -> progress
 	tokens   [][]join.Token
 	tokDone  []bool
-	dealt    bool
+	dealt    bool // token round over: masks dealt, or (encrypted) joined
+	enc      *encState
 	running  bool
 	round    string
 	started  time.Time
@@ -557,15 +557,24 @@ func (l *live) run() {
 			abort(fmt.Sprintf("deadline exceeded in round %s after %s (waiting for %s)", l.round, l.srv.cfg.RoundTimeout, l.waitingFor()))
 			return
 		case ev := <-l.events:
-			if ev.gone != nil {
-				abort(goneReason(l.spec.Parties[ev.from], ev.gone))
-				return
-			}
 			prevRound := l.round
-			finished, err := l.handle(ctx, ev)
-			if err != nil {
-				abort(fmt.Sprintf("party %s: %v", l.spec.Parties[ev.from], err))
-				return
+			var finished bool
+			if ev.gone != nil {
+				reason := goneReason(l.spec.Parties[ev.from], ev.gone)
+				if l.enc == nil || !l.enc.pkSent || l.spec.Threshold >= l.n {
+					abort(reason)
+					return
+				}
+				if finished, reason = l.onGoneEncrypted(ctx, ev.from, reason); reason != "" {
+					abort(reason)
+					return
+				}
+			} else {
+				var err error
+				if finished, err = l.handle(ctx, ev); err != nil {
+					abort(fmt.Sprintf("party %s: %v", l.spec.Parties[ev.from], err))
+					return
+				}
 			}
 			if finished {
 				l.srv.cfg.Metrics.sessionEnded("completed")
@@ -609,6 +618,18 @@ func (l *live) waitingFor() string {
 			if l.eng.shares[i] == nil {
 				w = append(w, p)
 			}
+		case "keys":
+			if l.enc.ckg[i] == nil || l.enc.gkg[i] == nil || l.owesEnvelopes(i, mpsiv1.Round_ROUND_THRESHOLD_SHARE) {
+				w = append(w, p)
+			}
+		case "ciphertexts":
+			if l.enc.cts[i] < l.enc.want[i] && !l.enc.gone[i] {
+				w = append(w, p)
+			}
+		case "key-switch":
+			if slices.Contains(l.enc.active, i) && l.enc.shares[i] == nil {
+				w = append(w, p)
+			}
 		}
 	}
 	if len(w) == 0 {
@@ -622,16 +643,11 @@ func (l *live) waitingFor() string {
 // of a list (dh) or its own token list (keyed).
 func (l *live) owesTokens(i int) bool {
 	keyed := l.spec.Match.Mode == session.ModeKeyed
-	for to := 0; to < l.n; to++ {
-		if to == i {
-			continue
-		}
-		if !l.envSeen[[3]uint32{uint32(mpsiv1.Round_ROUND_MASK_SEED), uint32(i), uint32(to)}] {
-			return true
-		}
-		if keyed && !l.envSeen[[3]uint32{uint32(mpsiv1.Round_ROUND_KEY_CONTRIBUTION), uint32(i), uint32(to)}] {
-			return true
-		}
+	if l.enc == nil && l.owesEnvelopes(i, mpsiv1.Round_ROUND_MASK_SEED) {
+		return true
+	}
+	if keyed && l.owesEnvelopes(i, mpsiv1.Round_ROUND_KEY_CONTRIBUTION) {
+		return true
 	}
 	hops := l.n
 	if keyed {
@@ -649,6 +665,21 @@ func (l *live) owesTokens(i int) bool {
 				}
 				break
 			}
+		}
+	}
+	return false
+}
+
+// owesEnvelopes reports whether party i has not yet sent its envelope of
+// round r to every other party (only rounds the session uses: the threshold
+// round only with a threshold).
+func (l *live) owesEnvelopes(i int, r mpsiv1.Round) bool {
+	if r == mpsiv1.Round_ROUND_THRESHOLD_SHARE && (l.enc == nil || !l.enc.x.Params().IsThreshold()) {
+		return false
+	}
+	for to := 0; to < l.n; to++ {
+		if to != i && !l.envSeen[[3]uint32{uint32(r), uint32(i), uint32(to)}] {
+			return true
 		}
 	}
 	return false
@@ -677,6 +708,8 @@ func (l *live) handle(ctx context.Context, ev event) (bool, error) {
 		return false, l.onBatch(i, x.Batch)
 	case *mpsiv1.PartyMessage_Share:
 		return l.onShare(ctx, i, x.Share)
+	case *mpsiv1.PartyMessage_Mhe:
+		return l.onMhe(ctx, i, x.Mhe)
 	case *mpsiv1.PartyMessage_Abort:
 		return false, fmt.Errorf("aborted: %s", truncate(x.Abort.GetReason(), 200))
 	case *mpsiv1.PartyMessage_Hello:
@@ -728,6 +761,11 @@ func (l *live) onReady(ctx context.Context, i int, r *mpsiv1.Ready) error {
 			HpkePublicKey: x.GetHpkePublicKey(), Signature: x.GetSignature(), Certificate: l.conn(j).cert.Raw})
 	}
 	l.rostered = true
+	if l.spec.Aggregation == session.AggregationEncrypted {
+		if err := l.startEncrypted(); err != nil {
+			return err
+		}
+	}
 	l.broadcast(&mpsiv1.CoordinatorMessage{Msg: &mpsiv1.CoordinatorMessage_Roster{Roster: roster}})
 	l.setRound("tokens")
 	// Empty lists complete at once.
@@ -745,8 +783,17 @@ func (l *live) onEnvelope(i int, e *mpsiv1.Envelope) error {
 	if !l.rostered {
 		return fmt.Errorf("%w: envelope before the roster", ErrWrongRound)
 	}
+	maxSealed := envelope.MaxEnvelopeSealed
 	switch e.GetRound() {
 	case mpsiv1.Round_ROUND_MASK_SEED:
+		if l.enc != nil {
+			return fmt.Errorf("%w: mask seed with aggregation %s", ErrBadMessage, l.spec.Aggregation)
+		}
+	case mpsiv1.Round_ROUND_THRESHOLD_SHARE:
+		if l.enc == nil || !l.enc.x.Params().IsThreshold() || l.enc.pkSent {
+			return fmt.Errorf("%w: threshold share outside a threshold session's key round", ErrBadMessage)
+		}
+		maxSealed = envelope.MaxBulkSealed
 	case mpsiv1.Round_ROUND_KEY_CONTRIBUTION:
 		if l.spec.Match.Mode != session.ModeKeyed {
 			return fmt.Errorf("%w: key contribution in %s mode", ErrBadMessage, l.spec.Match.Mode)
@@ -757,7 +804,7 @@ func (l *live) onEnvelope(i int, e *mpsiv1.Envelope) error {
 	if e.GetFrom() != uint32(i) || int(e.GetTo()) >= l.n || e.GetTo() == e.GetFrom() {
 		return fmt.Errorf("%w: envelope from %d to %d on party %d's stream", ErrBadMessage, e.GetFrom(), e.GetTo(), i)
 	}
-	if len(e.GetEnc()) != envelope.EncSize || len(e.GetCiphertext()) > envelope.MaxEnvelopeSealed {
+	if len(e.GetEnc()) != envelope.EncSize || len(e.GetCiphertext()) > maxSealed {
 		return fmt.Errorf("%w: envelope lengths", ErrBadMessage)
 	}
 	k := [3]uint32{uint32(e.GetRound()), e.GetFrom(), e.GetTo()}
@@ -766,6 +813,11 @@ func (l *live) onEnvelope(i int, e *mpsiv1.Envelope) error {
 	}
 	l.envSeen[k] = true
 	l.conn(int(e.GetTo())).send(&mpsiv1.CoordinatorMessage{Msg: &mpsiv1.CoordinatorMessage_Envelope{Envelope: e}})
+	if e.GetRound() == mpsiv1.Round_ROUND_THRESHOLD_SHARE {
+		// Cannot finish: no ciphertext can be in before the public key.
+		_, err := l.maybePublicKey(context.Background())
+		return err
+	}
 	return nil
 }
 
@@ -866,6 +918,15 @@ func (l *live) maybeJoin() error {
 		return err
 	}
 	joinTime := time.Since(joinStart)
+	if l.enc != nil {
+		// No positions and no masks: the keys (if complete) and then the
+		// public key, after which the parties encrypt every record.
+		l.srv.log.Info("intersection computed", "session", l.spec.ID, "size", jr.Intersection, "join_seconds", joinTime.Seconds())
+		l.dealt = true
+		l.setRound("keys")
+		_, err := l.maybePublicKey(context.Background()) // cannot finish: no ciphertext yet
+		return err
+	}
 	masks, err := l.eng.Masks()
 	if err != nil {
 		return err
@@ -895,8 +956,8 @@ func (l *live) maybeJoin() error {
 }
 
 func (l *live) onShare(ctx context.Context, i int, sh *mpsiv1.Share) (bool, error) {
-	if !l.dealt {
-		return false, fmt.Errorf("%w: share before masks were dealt", ErrWrongRound)
+	if !l.dealt || l.enc != nil {
+		return false, fmt.Errorf("%w: share before masks were dealt, or with aggregation encrypted", ErrWrongRound)
 	}
 	z, err := sharing.UnmarshalVector(sh.GetVector(), l.eng.Layout().Len())
 	if err != nil {
@@ -914,18 +975,23 @@ func (l *live) onShare(ctx context.Context, i int, sh *mpsiv1.Share) (bool, erro
 	if err != nil {
 		return false, err
 	}
+	return true, l.publish(ctx, res)
+}
+
+// publish signs, stores and sends the released Result.
+func (l *live) publish(ctx context.Context, res *session.Result) error {
 	b, err := jsonMarshal(res)
 	if err != nil {
-		return false, err
+		return err
 	}
 	sig, err := envelope.SignResult(l.srv.cfg.Signer, l.spec.ID, b)
 	if err != nil {
-		return false, err
+		return err
 	}
 	if err := l.srv.cfg.Store.Complete(ctx, l.spec.ID, b, sig); err != nil {
-		return false, err
+		return err
 	}
 	l.setRound("released")
 	l.broadcast(&mpsiv1.CoordinatorMessage{Msg: &mpsiv1.CoordinatorMessage_Result{Result: &mpsiv1.Result{ResultJson: b, Signature: sig}}})
-	return true, nil
+	return nil
 }

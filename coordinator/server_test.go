@@ -197,13 +197,16 @@ func (w tWriter) Write(p []byte) (int, error) {
 }
 
 // newCore is the coordinator with its store, without the network.
-func newCore(t testing.TB) *harness {
+func newCore(t testing.TB) *harness { return newCoreTimeout(t, testRoundTimeout) }
+
+// newCoreTimeout is newCore with another round timeout.
+func newCoreTimeout(t testing.TB, roundTimeout time.Duration) *harness {
 	t.Helper()
 	p := getPKI(t)
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "mpsi.db"))
 	require.NoError(t, err)
 	srv, err := coordinator.New(coordinator.Config{Store: st, Signer: p.signer(t, "coordinator"), Logger: testLogger(t),
-		RoundTimeout: testRoundTimeout, MaxBatch: testMaxBatch})
+		RoundTimeout: roundTimeout, MaxBatch: testMaxBatch})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -215,9 +218,12 @@ func newCore(t testing.TB) *harness {
 }
 
 // newHarness serves newCore over mutual TLS 1.3 on 127.0.0.1.
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { return newHarnessTimeout(t, testRoundTimeout) }
+
+// newHarnessTimeout is newHarness with another round timeout.
+func newHarnessTimeout(t *testing.T, roundTimeout time.Duration) *harness {
 	t.Helper()
-	h := newCore(t)
+	h := newCoreTimeout(t, roundTimeout)
 	h.t = t
 	scfg, err := devcert.ServerConfig(h.pki.ca, h.pki.leaves["coordinator"])
 	require.NoError(t, err)
@@ -298,8 +304,13 @@ type outcome struct {
 
 // honest runs party name with party.RunRemote in a goroutine.
 func (h *harness) honest(ctx context.Context, t testing.TB, c *cohort.Cohort, id, name string) <-chan outcome {
+	return h.honestStage(ctx, t, c, id, name, nil)
+}
+
+// honestStage is honest with a RemoteConfig.Stage hook.
+func (h *harness) honestStage(ctx context.Context, t testing.TB, c *cohort.Cohort, id, name string, stage func(string)) <-chan outcome {
 	ch := make(chan outcome, 1)
-	cfg := party.RemoteConfig{Address: h.addr, TLS: h.pki.clientTLS(t, name), Session: id,
+	cfg := party.RemoteConfig{Address: h.addr, TLS: h.pki.clientTLS(t, name), Session: id, Stage: stage,
 		Load: func(spec *session.Spec) (*party.Records, error) {
 			for _, p := range c.Parties {
 				if p.Name == name {
@@ -1340,12 +1351,3 @@ func TestSilentStreamWithoutHello(t *testing.T) {
 	require.Less(t, time.Since(start), testRoundTimeout+2*time.Second)
 }
 
-// An encrypted-aggregation spec is refused over the network (it would
-// otherwise run as masked and hand parties their positions).
-func TestEncryptedSpecRefusedOverNetwork(t *testing.T) {
-	h := newHarness(t)
-	c := getCohort(t, session.ModeKeyed)
-	spec := specJSON(t, c, newSessionID("enc"), func(m map[string]any) { m["aggregation"] = "encrypted" })
-	_, err := h.client(t, "admin").CreateSession(context.Background(), &mpsiv1.CreateSessionRequest{SpecJson: spec})
-	requireStatus(t, err, codes.InvalidArgument, `aggregation "encrypted" is not supported over the network yet`)
-}

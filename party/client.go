@@ -56,6 +56,11 @@ type RemoteConfig struct {
 	Workers int
 	// Stats, if set, is filled with phase timings and byte counts.
 	Stats *Stats
+	// Stage, if set, is called as aggregation encrypted passes its stages
+	// (StageKeysSent, StagePublicKey, StageCiphertextsSent, StageKeySwitch),
+	// on the goroutine that runs the session: for progress displays, and for
+	// fault-injection tests that make the party vanish at a given stage.
+	Stage func(stage string)
 }
 
 // Stats are a party's measurements of one session, for benchmarks.
@@ -65,10 +70,12 @@ type Stats struct {
 	// Tokens is computing the party's own list (hash-to-group and the first
 	// exponentiation in dh mode; the keyed tokens in keyed mode).
 	Tokens time.Duration `json:"tokens_ns"`
-	// Ring is from the roster until the party's positions arrive: the other
-	// parties' hops on its list, its own hops, and the coordinator's join.
+	// Ring is from the roster until the party's positions arrive (the
+	// public key, with aggregation encrypted): the other parties' hops on
+	// its list, its own hops, and the coordinator's join.
 	Ring time.Duration `json:"ring_ns"`
-	// Aggregate is from the mask deal to the released Result.
+	// Aggregate is from the mask deal (the public key) to the released
+	// Result.
 	Aggregate time.Duration `json:"aggregate_ns"`
 	// Total is the whole session from Hello to the Result.
 	Total         time.Duration `json:"total_ns"`
@@ -215,6 +222,9 @@ type client struct {
 	key      *envelope.SessionKey
 	roster   []*mpsiv1.RosterEntry
 	maxBatch int
+	enc      *encClient // aggregation encrypted only
+
+	ringStart, aggStart time.Time
 }
 
 // send is safe for concurrent use: the own-list sender and the main loop
@@ -293,9 +303,6 @@ func (c *client) run(ctx context.Context, pr func() *x509.Certificate) (*session
 	if spec.ID != c.cfg.Session || spec.PartyIndex(c.name) != int(w.GetPartyIndex()) {
 		return nil, fmt.Errorf("party: coordinator sent a spec for session %q with us at index %d", spec.ID, w.GetPartyIndex())
 	}
-	if spec.Aggregation != session.AggregationMasked {
-		return nil, fmt.Errorf("party: aggregation %q is not supported over the network yet; refusing rather than revealing positions", spec.Aggregation)
-	}
 	if err := c.cfg.Policy.Check(spec); err != nil {
 		return nil, err
 	}
@@ -363,6 +370,15 @@ func (c *client) seal(round mpsiv1.Round, to int, msg []byte) error {
 	if err != nil {
 		return err
 	}
+	return c.sendEnvelope(round, to, enc, ct)
+}
+
+// sealBulk seals a large payload (a key share) to party to.
+func sealBulk(c *client, round mpsiv1.Round, to int, msg []byte) (enc, ct []byte, err error) {
+	return envelope.SealBulk(c.roster[to].GetHpkePublicKey(), c.spec.ID, uint32(round), uint32(c.p.Index()), uint32(to), msg)
+}
+
+func (c *client) sendEnvelope(round mpsiv1.Round, to int, enc, ct []byte) error {
 	return c.send(&mpsiv1.PartyMessage{Msg: &mpsiv1.PartyMessage_Envelope{Envelope: &mpsiv1.Envelope{
 		Round: round, From: uint32(c.p.Index()), To: uint32(to), Enc: enc, Ciphertext: ct}}})
 }
@@ -371,19 +387,27 @@ func (c *client) seal(round mpsiv1.Round, to int, msg []byte) error {
 func (c *client) rounds(ctx context.Context, pr func() *x509.Certificate) (*session.Result, error) {
 	n, me := len(c.spec.Parties), c.p.Index()
 	keyed := c.spec.Match.Mode == session.ModeKeyed
-	ringStart := time.Now()
-	var aggStart time.Time
-	// Mask seeds (and keyed-mode contributions) to every other party.
+	encrypted := c.spec.Aggregation == session.AggregationEncrypted
+	c.ringStart = time.Now()
+	if encrypted {
+		if err := c.startEncrypted(); err != nil {
+			return nil, err
+		}
+	}
+	// Mask seeds (masked aggregation) and keyed-mode contributions to every
+	// other party.
 	for j := 0; j < n; j++ {
 		if j == me {
 			continue
 		}
-		s, err := c.p.Seed(j)
-		if err != nil {
-			return nil, err
-		}
-		if err := c.seal(mpsiv1.Round_ROUND_MASK_SEED, j, s[:]); err != nil {
-			return nil, err
+		if !encrypted {
+			s, err := c.p.Seed(j)
+			if err != nil {
+				return nil, err
+			}
+			if err := c.seal(mpsiv1.Round_ROUND_MASK_SEED, j, s[:]); err != nil {
+				return nil, err
+			}
 		}
 		if keyed {
 			kc := c.p.KeyContribution()
@@ -409,6 +433,11 @@ func (c *client) rounds(ctx context.Context, pr func() *x509.Certificate) (*sess
 	}
 	seeds := make([]sharing.Seed, n)
 	haveSeed := make([]bool, n)
+	if encrypted {
+		for j := range haveSeed {
+			haveSeed[j] = true // no mask seeds in this mode
+		}
+	}
 	contribs := make([]psi.KeyContribution, n)
 	haveContrib := make([]bool, n)
 	contribs[me], haveContrib[me], haveSeed[me] = c.p.KeyContribution(), true, true
@@ -443,13 +472,21 @@ func (c *client) rounds(ctx context.Context, pr func() *x509.Certificate) (*sess
 			if from >= n || from == me || int(e.GetTo()) != me {
 				return nil, fmt.Errorf("party: envelope from %d to %d misrouted", from, e.GetTo())
 			}
-			pt, err := c.key.Open(c.spec.ID, uint32(e.GetRound()), e.GetFrom(), e.GetTo(), e.GetEnc(), e.GetCiphertext())
+			open := c.key.Open
+			if e.GetRound() == mpsiv1.Round_ROUND_THRESHOLD_SHARE {
+				open = c.key.OpenBulk
+			}
+			pt, err := open(c.spec.ID, uint32(e.GetRound()), e.GetFrom(), e.GetTo(), e.GetEnc(), e.GetCiphertext())
 			if err != nil {
 				return nil, fmt.Errorf("party: envelope from %s: %w", c.spec.Parties[from], err)
 			}
 			switch e.GetRound() {
+			case mpsiv1.Round_ROUND_THRESHOLD_SHARE:
+				if err := c.onThresholdShare(from, pt); err != nil {
+					return nil, err
+				}
 			case mpsiv1.Round_ROUND_MASK_SEED:
-				if haveSeed[from] || len(pt) != sharing.SeedSize {
+				if encrypted || haveSeed[from] || len(pt) != sharing.SeedSize {
 					return nil, fmt.Errorf("party: mask seed from %s replayed or malformed", c.spec.Parties[from])
 				}
 				copy(seeds[from][:], pt)
@@ -515,8 +552,11 @@ func (c *client) rounds(ctx context.Context, pr func() *x509.Certificate) (*sess
 					c.progress("ring", len(hopsDone)+1, n)
 				}
 			case mpsiv1.BatchKind_BATCH_KIND_POSITIONS:
+				if encrypted {
+					return nil, errors.New("party: positions sent with aggregation encrypted")
+				}
 				if c.st.Ring == 0 {
-					c.st.Ring = time.Since(ringStart)
+					c.st.Ring = time.Since(c.ringStart)
 				}
 				data := b.GetData()
 				if len(data)%4 != 0 || b.GetOffset() != uint64(len(positions)) || b.GetTotal() > uint64(c.p.SetSize()) {
@@ -528,7 +568,14 @@ func (c *client) rounds(ctx context.Context, pr func() *x509.Certificate) (*sess
 			default:
 				return nil, fmt.Errorf("party: unexpected batch kind %v", b.GetKind())
 			}
+		case *mpsiv1.CoordinatorMessage_Mhe:
+			if err := c.onMhe(x.Mhe); err != nil {
+				return nil, err
+			}
 		case *mpsiv1.CoordinatorMessage_Mask:
+			if encrypted {
+				return nil, errors.New("party: mask dealt with aggregation encrypted")
+			}
 			if !ownDone {
 				if err := <-ownErr; err != nil {
 					return nil, err
@@ -536,9 +583,9 @@ func (c *client) rounds(ctx context.Context, pr func() *x509.Certificate) (*sess
 				ownDone = true
 			}
 			if c.st.Ring == 0 {
-				c.st.Ring = time.Since(ringStart)
+				c.st.Ring = time.Since(c.ringStart)
 			}
-			aggStart = time.Now()
+			c.aggStart = time.Now()
 			if mask != nil {
 				return nil, errors.New("party: mask dealt twice")
 			}
@@ -561,8 +608,8 @@ func (c *client) rounds(ctx context.Context, pr func() *x509.Certificate) (*sess
 			}
 			c.log.Info("masked share sent", "shared_records", len(positions))
 		case *mpsiv1.CoordinatorMessage_Result:
-			if mask == nil {
-				return nil, errors.New("party: result before our share")
+			if (!encrypted && mask == nil) || (encrypted && !c.enc.pk) {
+				return nil, errors.New("party: result before our share or ciphertexts")
 			}
 			if err := c.verifyResult(pr, x.Result); err != nil {
 				return nil, err
@@ -571,7 +618,7 @@ func (c *client) rounds(ctx context.Context, pr func() *x509.Certificate) (*sess
 			if err := json.Unmarshal(x.Result.GetResultJson(), &r); err != nil {
 				return nil, fmt.Errorf("party: result: %w", err)
 			}
-			c.st.Aggregate = time.Since(aggStart)
+			c.st.Aggregate = time.Since(c.aggStart)
 			c.st.Records = c.p.SetSize()
 			return c.p.OwnResult(&r, positions)
 		default:
