@@ -164,7 +164,7 @@ func (l *live) onMhe(ctx context.Context, i int, c *mpsiv1.MheChunk) (bool, erro
 			return false, fmt.Errorf("%w: ciphertext %d sent as number %d", ErrBadMessage, m.Index, c.GetIndex())
 		}
 		if err := es.x.AddCiphertext(i, m); err != nil {
-			return false, err
+			return false, fmt.Errorf("%w: %w", ErrBadMessage, err)
 		}
 		es.cts[i]++
 		if es.cts[i] == es.want[i] {
@@ -192,7 +192,7 @@ func (l *live) onMhe(ctx context.Context, i int, c *mpsiv1.MheChunk) (bool, erro
 		}
 		res, err := es.x.KeySwitch(shares)
 		if err != nil {
-			return false, err
+			return false, fmt.Errorf("%w: %w", ErrBadMessage, err)
 		}
 		sum, err := es.recipient.Decrypt(res)
 		if err != nil {

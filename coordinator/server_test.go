@@ -1350,4 +1350,3 @@ func TestSilentStreamWithoutHello(t *testing.T) {
 	requireStatus(t, recvStatus(stream), codes.DeadlineExceeded, "no Hello within the round deadline")
 	require.Less(t, time.Since(start), testRoundTimeout+2*time.Second)
 }
-
