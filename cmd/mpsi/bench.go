@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -67,7 +66,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	asJSON := fs.Bool("json", false, "print one JSON object per run")
 	timeout := fs.Duration("round-timeout", 30*time.Minute, "coordinator round deadline")
 	profileDir := fs.String("profile-dir", "", "write pprof CPU profiles of the coordinator and every party here")
-	aggregation := fs.String("aggregation", session.AggregationMasked, "comma-separated aggregation modes: masked, encrypted (encrypted needs --inproc for now)")
+	aggregation := fs.String("aggregation", session.AggregationMasked, "comma-separated aggregation modes: masked, encrypted")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -83,9 +82,6 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for _, a := range aggs {
 		if a != session.AggregationMasked && a != session.AggregationEncrypted {
 			return hintError{fmt.Errorf("--aggregation %q", a), "use masked, encrypted or masked,encrypted"}
-		}
-		if a == session.AggregationEncrypted && !*inproc {
-			return hintError{errors.New("--aggregation encrypted is not available over the network yet"), "add --inproc"}
 		}
 	}
 	var rows []benchRow

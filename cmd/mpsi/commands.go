@@ -29,12 +29,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "cohort generator seed")
 	asJSON := fs.Bool("json", false, "print the Result JSON instead of a table")
 	inproc := fs.Bool("inproc", false, "run every party and the coordinator in this process instead of over gRPC")
-	aggregation := fs.String("aggregation", session.AggregationMasked, "aggregation mode: masked or encrypted (encrypted runs in process only, for now)")
+	aggregation := fs.String("aggregation", session.AggregationMasked, "aggregation mode: masked, or encrypted (multiparty BGV: no party learns which of its records are shared)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *aggregation == session.AggregationEncrypted && !*inproc {
-		return hintError{errors.New("--aggregation encrypted is not available over the network yet"), "add --inproc to run it in one process"}
+	if *aggregation != session.AggregationMasked && *aggregation != session.AggregationEncrypted {
+		return hintError{fmt.Errorf("--aggregation %q", *aggregation), "use --aggregation masked or --aggregation encrypted"}
 	}
 	if *mode != session.ModeDH && *mode != session.ModeKeyed {
 		return hintError{fmt.Errorf("--mode %q", *mode), "use --mode dh or --mode keyed"}
@@ -159,6 +159,9 @@ func writeJSON(w io.Writer, v any) error {
 func printTable(w io.Writer, r *session.Result) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "session\t%s (%s)\n", r.Session, r.MatchMode)
+	if len(r.LeftOut) > 0 {
+		fmt.Fprintf(tw, "left out\t%s (gone before their ciphertexts were in: not in any aggregate)\n", strings.Join(r.LeftOut, ", "))
+	}
 	if r.Intersection != nil {
 		fmt.Fprintf(tw, "shared by all\t%d\n", *r.Intersection)
 	} else if r.IntersectionSuppressed {

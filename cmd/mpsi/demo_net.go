@@ -38,7 +38,7 @@ func runNetworkDemo(ctx context.Context, c *cohort.Cohort, asJSON bool, stdout, 
 		}
 	} else {
 		printTable(stdout, r)
-		fmt.Fprintf(stdout, "session time: %s over gRPC/TLS between %d processes\n", run.Elapsed.Round(time.Millisecond), len(c.Parties)+1)
+		fmt.Fprintf(stdout, "session time: %s over gRPC/TLS between %d processes, %s aggregation\n", run.Elapsed.Round(time.Millisecond), len(c.Parties)+1, spec.Aggregation)
 	}
 	if err := checkTruth(r, c.Truth, spec.MinCell); err != nil {
 		fmt.Fprintf(stdout, "check against plaintext computation: MISMATCH: %v\n", err)

@@ -357,15 +357,16 @@ func TestDemoRuns(t *testing.T) {
 	require.Contains(t, out, `"match_mode":"keyed"`)
 }
 
-// The encrypted aggregation mode runs in process and matches the truth; over
-// the network it is refused with a hint until it is carried there.
-func TestDemoEncryptedInProcess(t *testing.T) {
+// The encrypted aggregation mode matches the truth in process and over the
+// network.
+func TestDemoEncrypted(t *testing.T) {
 	out, stderr, err := mpsi(t, "demo", "--inproc", "--aggregation", "encrypted", "--records", "300", "--seed", "5")
 	require.NoError(t, err, stderr+out)
 	require.Contains(t, out, "check against plaintext computation: OK")
-	_, stderr, err = mpsi(t, "demo", "--aggregation", "encrypted")
-	require.Error(t, err)
-	require.Contains(t, stderr, "mpsi: hint: add --inproc")
+	out, stderr, err = mpsi(t, "demo", "--aggregation", "encrypted", "--records", "300", "--seed", "6")
+	require.NoError(t, err, stderr+out)
+	require.Contains(t, out, "check against plaintext computation: OK")
+	require.Contains(t, out, "encrypted aggregation")
 }
 
 // mpsi bench checks every run against the ground truth, in both aggregation
@@ -383,7 +384,118 @@ func TestBenchRuns(t *testing.T) {
 	out, stderr, err = mpsi(t, "bench", "--parties", "2", "--records", "300", "--mode", "dh")
 	require.NoError(t, err, stderr)
 	require.Contains(t, out, "true")
-	_, stderr, err = mpsi(t, "bench", "--aggregation", "encrypted")
-	require.Error(t, err)
-	require.Contains(t, stderr, "add --inproc")
+	out, stderr, err = mpsi(t, "bench", "--parties", "2", "--records", "300", "--mode", "keyed", "--aggregation", "encrypted", "--json")
+	require.NoError(t, err, stderr)
+	var row benchRow
+	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(out)), &row))
+	require.True(t, row.Correct, out)
+	require.Equal(t, session.AggregationEncrypted, row.Aggregation)
+	require.Positive(t, row.WireBPerElem, "wire bytes are counted over the network")
+}
+
+// editSpec rewrites the cluster's spec file before the session is created.
+func (cl *cluster) editSpec(edit func(map[string]any)) {
+	t := cl.t
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(cl.c.Spec, &m))
+	edit(m)
+	b, err := json.Marshal(m)
+	require.NoError(t, err)
+	cl.spec, err = session.ParseSpec(b)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(cl.dir, "cohort", "spec.json"), b, 0o600))
+}
+
+// Aggregation encrypted with a 2-of-3 threshold, the real binary as
+// separate processes, parties crashing (--fault-exit-at: exit without an
+// Abort) at a stage: an active party gone during the key switch is
+// replaced; a party gone before its ciphertexts is left out (rule
+// leave_out) and the Result says so; two parties gone leave fewer than t
+// and the session aborts with the reason.
+func TestE2EEncryptedDropouts(t *testing.T) {
+	base := cohort.Config{Seed: 25, Parties: 3, Records: 200, SharedAll: 0.4, SharedPair: 0.1, Noise: true, Mode: session.ModeKeyed, MinCell: 3, Aggregation: session.AggregationEncrypted}
+	threshold := func(m map[string]any) { m["threshold"], m["dropout"] = 2, session.DropoutLeaveOut }
+	// local runs the in-process runner on the cohort with a spec edit
+	// (masked aggregation: the encrypted mode must release the same).
+	local := func(t *testing.T, cl *cluster, edit func(map[string]any)) *session.Result {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(cl.c.Spec, &m))
+		m["aggregation"] = session.AggregationMasked
+		if edit != nil {
+			edit(m)
+		}
+		b, err := json.Marshal(m)
+		require.NoError(t, err)
+		spec, err := session.ParseSpec(b)
+		require.NoError(t, err)
+		ins, err := cohortInputs(cl.c, spec)
+		require.NoError(t, err)
+		out, err := party.RunLocal(context.Background(), spec, ins, party.Config{})
+		require.NoError(t, err)
+		return out.Result
+	}
+	cases := []struct {
+		name  string
+		exit  map[string]string
+		want  func(t *testing.T, cl *cluster) *session.Result // nil: abort
+		abort string
+	}{
+		{"active party gone during the key switch", map[string]string{"hospital-a": party.StageKeySwitch},
+			func(t *testing.T, cl *cluster) *session.Result { return local(t, cl, nil) }, ""},
+		{"party gone before its ciphertexts is left out", map[string]string{"hospital-c": party.StagePublicKey},
+			func(t *testing.T, cl *cluster) *session.Result {
+				r := local(t, cl, func(m map[string]any) {
+					for _, a := range m["aggregates"].([]any) {
+						if a := a.(map[string]any); a["name"] == "visits" {
+							a["from"] = []string{"hospital-a", "hospital-b"}
+						}
+					}
+				})
+				r.LeftOut = []string{"hospital-c"}
+				return r
+			}, ""},
+		{"two of three gone", map[string]string{"hospital-b": party.StagePublicKey, "hospital-c": party.StagePublicKey}, nil,
+			"only 1 parties remain and the key switch needs 2"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := newCluster(t, base)
+			cl.editSpec(threshold)
+			cl.createSession()
+			type proc struct {
+				cmd  *exec.Cmd
+				errb *bytes.Buffer
+				out  string
+			}
+			procs := map[string]proc{}
+			for _, name := range cl.spec.Parties {
+				cmd, errb, out := cl.partyCmd(name, cl.certs)
+				if st := tc.exit[name]; st != "" {
+					cmd.Args = append(cmd.Args, "--fault-exit-at", st)
+				}
+				require.NoError(t, cmd.Start())
+				procs[name] = proc{cmd, errb, out}
+			}
+			for name, p := range procs {
+				err := p.cmd.Wait()
+				if tc.exit[name] != "" {
+					var ee *exec.ExitError
+					require.ErrorAs(t, err, &ee, name)
+					require.Equal(t, 86, ee.ExitCode(), "%s exits by fault injection: %s", name, p.errb.String())
+					continue
+				}
+				if tc.want == nil {
+					require.Error(t, err, name)
+					require.Contains(t, p.errb.String(), tc.abort, name)
+					continue
+				}
+				require.NoError(t, err, "%s: %s\ncoordinator: %s", name, p.errb.String(), cl.logs())
+				got, err := os.ReadFile(p.out)
+				require.NoError(t, err)
+				want, err := json.Marshal(tc.want(t, cl))
+				require.NoError(t, err)
+				require.JSONEq(t, string(want), string(got), name)
+			}
+		})
+	}
 }

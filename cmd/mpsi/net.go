@@ -271,6 +271,7 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rejectDup := fs.Bool("reject-duplicates", false, "fail on repeated match keys instead of merging them")
 	statsPath := fs.String("stats", "", "write phase timings and byte counts (JSON) here")
 	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile to this file")
+	exitAt := fs.String("fault-exit-at", "", "FAULT INJECTION for tests: exit at once (status 86, no Abort sent) when aggregation encrypted reaches this stage: keys-sent, public-key, ciphertexts-sent or key-switch")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -279,6 +280,11 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer stopProfile()
+	switch *exitAt {
+	case "", party.StageKeysSent, party.StagePublicKey, party.StageCiphertextsSent, party.StageKeySwitch:
+	default:
+		return fmt.Errorf("--fault-exit-at %q is not a stage", *exitAt)
+	}
 	for f, v := range map[string]string{"--certs": *certs, "--name": *name, "--session": *id, "--data": *data} {
 		if v == "" {
 			return fmt.Errorf("%s is required", f)
@@ -319,7 +325,16 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 		}
 	}
+	stage := func(s string) {
+		log.Info("stage", "stage", s)
+		if s == *exitAt {
+			// Simulates a crash: no Abort, no flushing, no deferred calls.
+			fmt.Fprintf(stderr, "mpsi: party %s: fault injection: exiting at stage %s\n", *name, s)
+			os.Exit(86)
+		}
+	}
 	res, err := party.RunRemote(ctx, party.RemoteConfig{
+		Stage:    stage,
 		Progress: progress,
 		Stats:    &stats,
 		Address:  *addr,
