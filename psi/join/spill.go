@@ -128,8 +128,9 @@ const (
 	loadedTokenBytes = TokenSize + 4 + 16
 
 	// A write buffer holds between minWriteRecs and maxWriteRecs records,
-	// depending on the budget, and grows to that as records arrive. It is
-	// written to the spill file as one block.
+	// depending on the budget. It is allocated whole when its first record
+	// arrives (growing it would leave garbage) and written to the spill
+	// file as one block.
 	minWriteRecs = 128
 	maxWriteRecs = 2048
 
@@ -328,8 +329,8 @@ func (s *Spiller) Add(list int, first uint64, batch []Token) error {
 		t := &batch[k]
 		p := keyOf(t) >> shift
 		b := bufs[p]
-		if len(b) == cap(b) {
-			b = append(make([]byte, 0, min(max(2*cap(b), 8*spillRecSize), s.bufBytes)), b...)
+		if b == nil {
+			b = make([]byte, 0, s.bufBytes)
 		}
 		b = append(b, t[:]...)
 		b = binary.LittleEndian.AppendUint32(b, uint32(first+uint64(k)))
@@ -811,11 +812,10 @@ func (w *spillWorker) split(pt spillPart) error {
 					hi[c] = *t
 				}
 				parts[c].counts[i]++
-				b := bufs[c]
-				if len(b) == cap(b) {
-					b = append(make([]byte, 0, min(max(2*cap(b), 8*spillRecSize), bufBytes)), b...)
+				if bufs[c] == nil {
+					bufs[c] = make([]byte, 0, bufBytes)
 				}
-				bufs[c] = append(b, rec...)
+				bufs[c] = append(bufs[c], rec...)
 				if len(bufs[c]) == bufBytes {
 					werr = write(c, i)
 				}
