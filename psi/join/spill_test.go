@@ -8,9 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
+	"runtime/metrics"
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mpsi-dev/mpsi/psi/join"
 )
@@ -441,4 +444,150 @@ func checkDirEmpty(t *testing.T, dir string) {
 	if len(entries) != 0 {
 		t.Fatalf("%s holds %d entries after Close, want none", dir, len(entries))
 	}
+}
+
+// heapPeak samples the heap in use (the runtime/metrics equivalent of
+// MemStats.HeapInuse, read without stopping the world) every 200µs until
+// stop is called, which returns the largest value seen above the first.
+func heapPeak() (stop func() uint64) {
+	samples := []metrics.Sample{
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/memory/classes/heap/unused:bytes"},
+	}
+	read := func() uint64 {
+		metrics.Read(samples)
+		return samples[0].Value.Uint64() + samples[1].Value.Uint64()
+	}
+	base := read()
+	var peak atomic.Uint64
+	peak.Store(base)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(200 * time.Microsecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if v := read(); v > peak.Load() {
+					peak.Store(v)
+				}
+			}
+		}
+	}()
+	return func() uint64 {
+		close(done)
+		<-finished
+		return max(peak.Load(), read()) - base
+	}
+}
+
+// dirBytes returns the total size of the files under dir.
+func dirBytes(b *testing.B, dir string) int64 {
+	var total int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		total += fi.Size()
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return total
+}
+
+// BenchmarkSpill runs the Spiller on BenchmarkJoin's largest input (3
+// lists of 10^6 tokens, half of each list in all three, a tenth shared
+// with each other list only) with budgets of 16 and 64 MiB, feeding it
+// batches of 4096 tokens from the lists in turn, and the in-memory Join on
+// the same input for comparison. It reports ns/token, the time per input
+// token (for the Spiller from NewSpiller to Join's return, also split into
+// add-ns and join-ns); peak-B/token, the peak heap in use above the heap
+// before the run (which holds the input lists) per token; and for the
+// Spiller disk-B/token, the spill file's size.
+//
+// Run it once: go test -run '^$' -bench BenchmarkSpill -benchtime 1x ./psi/join/
+func BenchmarkSpill(b *testing.B) {
+	const parties, size, batch = 3, 1_000_000, 4096
+	g := newGen(size) // the seed of BenchmarkJoin's input of this size
+	common, pair := size/2, size/10
+	lists := g.planted(parties, common, pairMatrix(parties, pair), size-common-2*pair)
+	total := float64(parties * size)
+	for _, pw := range []bool{false, true} {
+		for _, mib := range []int64{16, 64} {
+			b.Run(fmt.Sprintf("impl=spill/parties=%d/n=%d/budget=%dMiB/pairwise=%t", parties, size, mib, pw), func(b *testing.B) {
+				benchSpill(b, lists, mib<<20, batch, pw)
+			})
+		}
+		b.Run(fmt.Sprintf("impl=join/parties=%d/n=%d/pairwise=%t", parties, size, pw), func(b *testing.B) {
+			var peak uint64
+			var elapsed time.Duration
+			for b.Loop() {
+				runtime.GC()
+				stop := heapPeak()
+				start := time.Now()
+				if _, err := join.Join(lists, join.Options{Pairwise: pw}); err != nil {
+					b.Fatal(err)
+				}
+				elapsed += time.Since(start)
+				peak = max(peak, stop())
+			}
+			b.ReportMetric(float64(elapsed.Nanoseconds())/(total*float64(b.N)), "ns/token")
+			b.ReportMetric(float64(peak)/total, "peak-B/token")
+		})
+	}
+}
+
+// benchSpill is BenchmarkSpill's run of the Spiller.
+func benchSpill(b *testing.B, lists [][]join.Token, budget int64, batch int, pw bool) {
+	var total int
+	for _, l := range lists {
+		total += len(l)
+	}
+	var addTime, joinTime time.Duration
+	var peak uint64
+	var disk int64
+	parts := 0
+	for b.Loop() {
+		runtime.GC()
+		stop := heapPeak()
+		start := time.Now()
+		dir := b.TempDir()
+		s, err := join.NewSpiller(sizesOf(lists), join.SpillOptions{Budget: budget, Dir: dir, Pairwise: pw})
+		if err != nil {
+			b.Fatal(err)
+		}
+		parts = s.Partitions()
+		for k := 0; k < len(lists[0]); k += batch {
+			for i, l := range lists {
+				if err := s.Add(i, uint64(k), l[k:min(k+batch, len(l))]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		mid := time.Now()
+		disk = dirBytes(b, dir)
+		if _, err := s.Join(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		joinTime += time.Since(mid)
+		addTime += mid.Sub(start)
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		peak = max(peak, stop())
+	}
+	n := float64(total) * float64(b.N)
+	b.ReportMetric(float64((addTime+joinTime).Nanoseconds())/n, "ns/token")
+	b.ReportMetric(float64(addTime.Nanoseconds())/n, "add-ns/token")
+	b.ReportMetric(float64(joinTime.Nanoseconds())/n, "join-ns/token")
+	b.ReportMetric(float64(peak)/float64(total), "peak-B/token")
+	b.ReportMetric(float64(disk)/float64(total), "disk-B/token")
+	b.ReportMetric(float64(parts), "partitions")
 }
