@@ -423,6 +423,75 @@ func (c *countdownCtx) Err() error {
 	return c.Context.Err()
 }
 
+// TestSpillEmpty joins lists that are all empty, and one list alone.
+func TestSpillEmpty(t *testing.T) {
+	g := newGen(44)
+	for _, lists := range [][][]join.Token{
+		{nil},
+		{nil, nil, nil},
+		{g.tokens(100)},
+		{g.tokens(100), nil},
+	} {
+		want, err := join.Join(lists, join.Options{Pairwise: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := spillJoin(t, g, lists, join.SpillOptions{Budget: 1 << 20, Pairwise: true, Dir: t.TempDir()}, 10)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("sizes %v: Spiller.Join = %+v, %v; want %+v", sizesOf(lists), got, err, want)
+		}
+	}
+}
+
+// ExampleSpiller joins the lists of Example with a Spiller, fed one batch
+// at a time as the tokens arrive.
+func ExampleSpiller() {
+	tok := func(s string) join.Token {
+		var t join.Token
+		copy(t[:], s)
+		return t
+	}
+	a := []join.Token{tok("ann"), tok("bob"), tok("cid"), tok("dan")}
+	b := []join.Token{tok("dan"), tok("eve"), tok("bob")}
+	c := []join.Token{tok("bob"), tok("fay"), tok("dan"), tok("ann"), tok("gus")}
+
+	s, err := join.NewSpiller([]int{len(a), len(b), len(c)}, join.SpillOptions{Budget: 64 << 20, Pairwise: true})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer s.Close()
+	// Batches of one list come in order; lists may interleave.
+	for _, add := range []struct {
+		list  int
+		first uint64
+		batch []join.Token
+	}{
+		{0, 0, a[:2]}, {2, 0, c[:3]}, {1, 0, b}, {0, 2, a[2:]}, {2, 3, c[3:]},
+	} {
+		if err := s.Add(add.list, add.first, add.batch); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	res, err := s.Join(context.Background())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("intersection:", res.Intersection)
+	fmt.Println("pairwise:", res.Pairwise)
+	for i, ps := range res.Positions {
+		fmt.Printf("party %c positions: %v\n", 'A'+i, ps)
+	}
+	// Output:
+	// intersection: 2
+	// pairwise: [[4 2 3] [2 3 2] [3 2 5]]
+	// party A positions: [1 3]
+	// party B positions: [0 2]
+	// party C positions: [0 2]
+}
+
 // onlyEntry returns the path of the only entry of dir.
 func onlyEntry(t *testing.T, dir string) string {
 	t.Helper()
