@@ -45,12 +45,12 @@ var (
 	ErrInvalidOptions = errors.New("join: invalid options")
 )
 
-// A ListError reports a problem with one of the lists given to [Join]. Its
-// message names the list by index and never contains token bytes, e.g.
-// "join: duplicate token in list 2".
+// A ListError reports a problem with one of the lists given to [Join] or
+// fed to a [Spiller]. Its message names the list by index and never
+// contains token bytes, e.g. "join: duplicate token in list 2".
 type ListError struct {
-	List int   // index of the offending list in the lists given to Join
-	Err  error // ErrDuplicateToken or ErrListTooLarge
+	List int   // index of the offending list in the lists given to Join or declared to NewSpiller
+	Err  error // ErrDuplicateToken or ErrListTooLarge; for a Spiller also ErrTooManyTokens, ErrMissingTokens or ErrBatchOrder
 }
 
 // Error returns the sentinel's text followed by the list index.
@@ -246,6 +246,12 @@ func sortedPositions(list []Token, recs []rec, want int) []uint32 {
 			bitmap[r.pos/64] |= 1 << (r.pos % 64)
 		}
 	}
+	return appendSetBits(out, bitmap)
+}
+
+// appendSetBits appends to out, in increasing order, the indices of the
+// bits set in bitmap (bit i is bitmap[i/64]>>(i%64)&1).
+func appendSetBits(out []uint32, bitmap []uint64) []uint32 {
 	for w, word := range bitmap {
 		for word != 0 {
 			b := bits.TrailingZeros64(word)
