@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -31,6 +32,8 @@ type Engine struct {
 
 	sizes  []int
 	tokens [][]join.Token
+	added  []int        // tokens received per party through AddTokens
+	spill  *join.Spiller // nil: in-memory join
 	have   []bool
 	join   *join.Result
 	masks  []sharing.Vector
@@ -47,7 +50,7 @@ func NewEngine(spec *session.Spec) (*Engine, error) {
 		return nil, err
 	}
 	n := len(spec.Parties)
-	e := &Engine{spec: spec, layout: l, n: n, sizes: make([]int, n), tokens: make([][]join.Token, n), have: make([]bool, n), shares: make([]sharing.Vector, n)}
+	e := &Engine{spec: spec, layout: l, n: n, sizes: make([]int, n), tokens: make([][]join.Token, n), added: make([]int, n), have: make([]bool, n), shares: make([]sharing.Vector, n)}
 	for i := range e.sizes {
 		e.sizes[i] = -1
 	}
@@ -102,8 +105,75 @@ func (e *Engine) SetTokens(i int, toks []join.Token) error {
 	return nil
 }
 
-// Join intersects the token lists once all are in, and drops them.
-func (e *Engine) Join(workers int) (*join.Result, error) {
+// Spill makes the join keep the token lists on disk rather than in memory,
+// within opt.Budget bytes ([join.Spiller]; Pairwise is set from the spec):
+// tokens then arrive through [Engine.AddTokens] and go straight to the spill
+// file. Call it once every party has declared its set size and before any
+// token; [Engine.Close] removes the spill files.
+func (e *Engine) Spill(opt join.SpillOptions) error {
+	if e.spill != nil || e.join != nil {
+		return fmt.Errorf("%w: spilling join already set up or joined", ErrWrongRound)
+	}
+	for i, s := range e.sizes {
+		if s < 0 {
+			return fmt.Errorf("%w: party %s has not declared its set size", ErrWrongRound, e.spec.Parties[i])
+		}
+		if e.added[i] > 0 || e.have[i] {
+			return fmt.Errorf("%w: tokens already received", ErrWrongRound)
+		}
+	}
+	opt.Pairwise = e.spec.Reveals(session.RevealPairwise)
+	sp, err := join.NewSpiller(e.sizes, opt)
+	if err != nil {
+		return fmt.Errorf("coordinator: join budget: %w", err)
+	}
+	e.spill = sp
+	return nil
+}
+
+// AddTokens takes the next batch of party i's final tokens, starting at
+// position first: batches must be contiguous, and the list is complete when
+// it reaches the declared size (an empty batch completes an empty list).
+// With [Engine.Spill] the tokens go to disk; otherwise they are kept.
+func (e *Engine) AddTokens(i int, first uint64, batch []join.Token) error {
+	if err := e.party(i); err != nil {
+		return err
+	}
+	if e.sizes[i] < 0 || e.have[i] || e.join != nil {
+		return fmt.Errorf("%w: tokens of party %s", ErrWrongRound, e.spec.Parties[i])
+	}
+	if first != uint64(e.added[i]) || e.added[i]+len(batch) > e.sizes[i] {
+		return fmt.Errorf("%w: party %s: tokens %d..%d of %d, expected from %d", ErrBadMessage, e.spec.Parties[i], first, first+uint64(len(batch)), e.sizes[i], e.added[i])
+	}
+	if e.spill != nil {
+		if err := e.spill.Add(i, first, batch); err != nil {
+			return fmt.Errorf("coordinator: spilling tokens of party %s: %w", e.spec.Parties[i], err)
+		}
+	} else {
+		if e.tokens[i] == nil {
+			e.tokens[i] = make([]join.Token, 0, len(batch))
+		}
+		e.tokens[i] = append(e.tokens[i], batch...)
+	}
+	e.added[i] += len(batch)
+	e.have[i] = e.added[i] == e.sizes[i]
+	return nil
+}
+
+// Close removes the spill files, if any. The engine cannot join afterwards.
+func (e *Engine) Close() error {
+	if e.spill == nil {
+		return nil
+	}
+	err := e.spill.Close()
+	e.spill = nil
+	return err
+}
+
+// Join intersects the token lists once all are in, and drops them. With
+// [Engine.Spill] it joins one partition at a time from disk and removes the
+// spill files; it stops between partitions when ctx is done.
+func (e *Engine) Join(ctx context.Context, workers int) (*join.Result, error) {
 	if e.join != nil {
 		return e.join, nil
 	}
@@ -112,7 +182,16 @@ func (e *Engine) Join(workers int) (*join.Result, error) {
 			return nil, fmt.Errorf("%w: tokens of party %s missing", ErrWrongRound, e.spec.Parties[i])
 		}
 	}
-	r, err := join.Join(e.tokens, join.Options{Pairwise: e.spec.Reveals(session.RevealPairwise), Workers: workers})
+	var r *join.Result
+	var err error
+	if e.spill != nil {
+		r, err = e.spill.Join(ctx)
+		if cerr := e.Close(); err == nil {
+			err = cerr
+		}
+	} else {
+		r, err = join.Join(e.tokens, join.Options{Pairwise: e.spec.Reveals(session.RevealPairwise), Workers: workers})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: join: %w", err)
 	}

@@ -1,6 +1,7 @@
 package coordinator_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -23,7 +24,7 @@ func TestEngineEncryptedModeGuards(t *testing.T) {
 		require.NoError(t, e.Declare(i, 1))
 		require.NoError(t, e.SetTokens(i, []join.Token{{byte(i)}}))
 	}
-	_, err = e.Join(1)
+	_, err = e.Join(context.Background(), 1)
 	require.NoError(t, err)
 	_, err = e.Masks()
 	require.ErrorIs(t, err, coordinator.ErrWrongRound)

@@ -62,6 +62,13 @@ type Config struct {
 	Workers int
 	// Metrics, if set, is updated as sessions run.
 	Metrics *Metrics
+	// JoinBudget, if positive, bounds the memory of each session's join in
+	// bytes: tokens go to spill files as they arrive and the join runs one
+	// token-prefix partition at a time ([join.Spiller]). Zero keeps every
+	// token list in memory (32 bytes per token plus the join's ~18).
+	JoinBudget int64
+	// SpillDir is where spill files are made; empty means os.TempDir().
+	SpillDir string
 }
 
 // Server is the coordinator's gRPC service. It is safe for concurrent use
@@ -369,7 +376,6 @@ func (s *Server) newLive(spec *session.Spec) (*live, error) {
 		ready:   make([]*mpsiv1.Ready, n),
 		envSeen: map[[3]uint32]bool{},
 		streams: map[[2]uint32]*listState{},
-		tokens:  make([][]join.Token, n),
 		tokDone: make([]bool, n),
 	}
 	l.setRound("join")
@@ -462,7 +468,7 @@ type live struct {
 	rostered bool
 	envSeen  map[[3]uint32]bool
 	streams  map[[2]uint32]*listState // (owner, hop done) -> progress
-	tokens   [][]join.Token
+	tokBuf   []join.Token // reused for each final batch
 	tokDone  []bool
 	dealt    bool // token round over: masks dealt, or (encrypted) joined
 	enc      *encState
@@ -526,6 +532,11 @@ func (l *live) broadcast(m *mpsiv1.CoordinatorMessage) {
 // run is the session goroutine: it owns the Engine and every round.
 func (l *live) run() {
 	defer close(l.done)
+	defer func() {
+		if err := l.eng.Close(); err != nil {
+			l.srv.log.Error("removing spill files", "session", l.spec.ID, "err", err)
+		}
+	}()
 	defer func() {
 		l.mu.Lock()
 		for _, c := range l.conns {
@@ -761,6 +772,11 @@ func (l *live) onReady(ctx context.Context, i int, r *mpsiv1.Ready) error {
 			HpkePublicKey: x.GetHpkePublicKey(), Signature: x.GetSignature(), Certificate: l.conn(j).cert.Raw})
 	}
 	l.rostered = true
+	if l.srv.cfg.JoinBudget > 0 {
+		if err := l.eng.Spill(join.SpillOptions{Budget: l.srv.cfg.JoinBudget, Dir: l.srv.cfg.SpillDir, Workers: l.srv.cfg.Workers}); err != nil {
+			return err
+		}
+	}
 	if l.spec.Aggregation == session.AggregationEncrypted {
 		if err := l.startEncrypted(); err != nil {
 			return err
@@ -769,7 +785,7 @@ func (l *live) onReady(ctx context.Context, i int, r *mpsiv1.Ready) error {
 	l.broadcast(&mpsiv1.CoordinatorMessage{Msg: &mpsiv1.CoordinatorMessage_Roster{Roster: roster}})
 	l.setRound("tokens")
 	// Empty lists complete at once.
-	for j := range l.tokens {
+	for j := range l.tokDone {
 		if l.eng.Size(j) == 0 {
 			if err := l.finishTokens(j); err != nil {
 				return err
@@ -877,11 +893,12 @@ func (l *live) onBatch(i int, b *mpsiv1.Batch) error {
 			Kind: mpsiv1.BatchKind_BATCH_KIND_RING, Owner: uint32(owner), Hop: uint32(hop + 1), Offset: b.GetOffset(), Total: size, Data: data}}})
 		return nil
 	}
-	if l.tokens[owner] == nil {
-		l.tokens[owner] = make([]join.Token, 0, min(size, uint64(l.srv.cfg.MaxBatch)))
-	}
+	l.tokBuf = l.tokBuf[:0]
 	for k := 0; k < len(data); k += want {
-		l.tokens[owner] = append(l.tokens[owner], join.Token(data[k:k+want]))
+		l.tokBuf = append(l.tokBuf, join.Token(data[k:k+want]))
+	}
+	if err := l.eng.AddTokens(owner, b.GetOffset(), l.tokBuf); err != nil {
+		return err
 	}
 	if st.next == st.total {
 		if err := l.finishTokens(owner); err != nil {
@@ -897,12 +914,10 @@ func (l *live) finishTokens(owner int) error {
 		return nil
 	}
 	l.tokDone[owner] = true
-	toks := l.tokens[owner]
-	if toks == nil {
-		toks = []join.Token{}
+	if l.eng.Size(owner) == 0 {
+		return l.eng.AddTokens(owner, 0, nil) // completes the empty list
 	}
-	l.tokens[owner] = nil
-	return l.eng.SetTokens(owner, toks)
+	return nil
 }
 
 func (l *live) maybeJoin() error {
@@ -913,7 +928,7 @@ func (l *live) maybeJoin() error {
 	}
 	l.setRound("join-tokens")
 	joinStart := time.Now()
-	jr, err := l.eng.Join(l.srv.cfg.Workers)
+	jr, err := l.eng.Join(context.Background(), l.srv.cfg.Workers)
 	if err != nil {
 		return err
 	}

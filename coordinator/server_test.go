@@ -200,13 +200,17 @@ func (w tWriter) Write(p []byte) (int, error) {
 func newCore(t testing.TB) *harness { return newCoreTimeout(t, testRoundTimeout) }
 
 // newCoreTimeout is newCore with another round timeout.
-func newCoreTimeout(t testing.TB, roundTimeout time.Duration) *harness {
+func newCoreTimeout(t testing.TB, roundTimeout time.Duration, edit ...func(*coordinator.Config)) *harness {
 	t.Helper()
 	p := getPKI(t)
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "mpsi.db"))
 	require.NoError(t, err)
-	srv, err := coordinator.New(coordinator.Config{Store: st, Signer: p.signer(t, "coordinator"), Logger: testLogger(t),
-		RoundTimeout: roundTimeout, MaxBatch: testMaxBatch})
+	cfg := coordinator.Config{Store: st, Signer: p.signer(t, "coordinator"), Logger: testLogger(t),
+		RoundTimeout: roundTimeout, MaxBatch: testMaxBatch}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	srv, err := coordinator.New(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -221,9 +225,9 @@ func newCoreTimeout(t testing.TB, roundTimeout time.Duration) *harness {
 func newHarness(t *testing.T) *harness { return newHarnessTimeout(t, testRoundTimeout) }
 
 // newHarnessTimeout is newHarness with another round timeout.
-func newHarnessTimeout(t *testing.T, roundTimeout time.Duration) *harness {
+func newHarnessTimeout(t *testing.T, roundTimeout time.Duration, edit ...func(*coordinator.Config)) *harness {
 	t.Helper()
-	h := newCoreTimeout(t, roundTimeout)
+	h := newCoreTimeout(t, roundTimeout, edit...)
 	h.t = t
 	scfg, err := devcert.ServerConfig(h.pki.ca, h.pki.leaves["coordinator"])
 	require.NoError(t, err)
@@ -1349,4 +1353,47 @@ func TestSilentStreamWithoutHello(t *testing.T) {
 	start := time.Now()
 	requireStatus(t, recvStatus(stream), codes.DeadlineExceeded, "no Hello within the round deadline")
 	require.Less(t, time.Since(start), testRoundTimeout+2*time.Second)
+}
+
+// With a join budget the tokens go to spill files as they arrive; the
+// Result is the same as with the in-memory join, in both modes, and no
+// spill file is left behind (after a completed session or an aborted one).
+func TestJoinBudgetSpills(t *testing.T) {
+	spillDir := t.TempDir()
+	mem := newHarness(t)
+	spill := newHarnessTimeout(t, testRoundTimeout, func(c *coordinator.Config) {
+		c.JoinBudget, c.SpillDir = 256<<10, spillDir
+	})
+	for _, mode := range []string{session.ModeDH, session.ModeKeyed} {
+		c := getCohort(t, mode)
+		want := canonicalResult(t, mem.runHappy(t, c, newSessionID("mem")))
+		got := canonicalResult(t, spill.runHappy(t, c, newSessionID("spill")))
+		require.Equal(t, want, got, mode)
+		entries, err := os.ReadDir(spillDir)
+		require.NoError(t, err)
+		require.Empty(t, entries, "spill files removed after the join")
+	}
+	// A party that vanishes mid-token-round: the session aborts and its
+	// spill files go too.
+	c := getCohort(t, session.ModeKeyed)
+	id := newSessionID("spill-abort")
+	spill.create(t, specJSON(t, c, id, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	chA := spill.honest(ctx, t, c, id, "hospital-a")
+	chC := spill.honest(ctx, t, c, id, "hospital-c")
+	a := spill.join(context.Background(), t, c, "hospital-b", id)
+	a.ready(spill)
+	require.Eventually(t, func() bool {
+		entries, err := os.ReadDir(spillDir)
+		return err == nil && len(entries) == 1
+	}, 10*time.Second, 10*time.Millisecond, "the session spills once the roster is out")
+	a.trySend(&mpsiv1.PartyMessage{Msg: &mpsiv1.PartyMessage_Abort{Abort: &mpsiv1.Abort{Reason: "test"}}})
+	spill.waitFinal(t, id, 10*time.Second)
+	cancel()
+	<-chA
+	<-chC
+	require.Eventually(t, func() bool {
+		entries, err := os.ReadDir(spillDir)
+		return err == nil && len(entries) == 0
+	}, 10*time.Second, 10*time.Millisecond, "spill files removed after an abort")
 }

@@ -213,7 +213,7 @@ func TestEncryptedThresholdDropout(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, eng.SetTokens(i, toks))
 	}
-	_, err = eng.Join(1)
+	_, err = eng.Join(context.Background(), 1)
 	require.NoError(t, err)
 
 	x, err := eng.StartEncrypted()

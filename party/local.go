@@ -114,7 +114,7 @@ func RunLocal(ctx context.Context, spec *session.Spec, inputs []Input, cfg Confi
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	jr, err := eng.Join(cfg.Workers)
+	jr, err := eng.Join(ctx, cfg.Workers)
 	if err != nil {
 		return nil, err
 	}

@@ -49,8 +49,14 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	roundTimeout := fs.Duration("round-timeout", coordinator.DefaultRoundTimeout, "deadline for every protocol round")
 	admins := fs.String("admin", coordinator.DefaultAdminName, "comma-separated certificate names allowed to create sessions")
 	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile to this file")
+	joinBudget := fs.String("join-budget", "0", "memory budget of each session's join, e.g. 512MiB; beyond it tokens spill to disk by prefix (0: keep every list in memory)")
+	spillDir := fs.String("spill-dir", "", "directory for the join's spill files (default: the system temporary directory)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	budget, err := parseBytes(*joinBudget)
+	if err != nil {
+		return fmt.Errorf("--join-budget: %w", err)
 	}
 	stopProfile, err := startCPUProfile(*cpuProfile)
 	if err != nil {
@@ -76,7 +82,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	defer st.Close()
 	reg := prometheus.NewRegistry()
 	srv, err := coordinator.New(coordinator.Config{Store: st, Signer: signer, Logger: log, RoundTimeout: *roundTimeout,
-		AdminNames: splitNames(*admins), Metrics: coordinator.NewMetrics(reg)})
+		AdminNames: splitNames(*admins), Metrics: coordinator.NewMetrics(reg), JoinBudget: budget, SpillDir: *spillDir})
 	if err != nil {
 		return err
 	}
@@ -419,4 +425,25 @@ func startCPUProfile(path string) (func(), error) {
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// parseBytes reads a byte count: a plain number or one with a KiB, MiB or
+// GiB suffix (case-insensitive).
+func parseBytes(s string) (int64, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || v < 0 || v > (1<<50)/mult {
+		return 0, fmt.Errorf("%q is not a byte count (e.g. 512MiB, 2GiB or 1048576)", s)
+	}
+	return v * mult, nil
 }
