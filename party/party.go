@@ -170,7 +170,7 @@ func (p *Party) StartRingBatch(offset int, out []psi.Point) error {
 func (p *Party) shuffledKeys(offset, n int) [][]byte {
 	keys := make([][]byte, n)
 	for k := range keys {
-		keys[k] = p.recs.keys[p.perm[offset+k]]
+		keys[k] = p.recs.Key(p.perm[offset+k])
 	}
 	return keys
 }
