@@ -246,4 +246,3 @@ func refReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOpti
 	}
 	return recs, nil
 }
-
