@@ -162,8 +162,10 @@ type generator struct {
 	// begin.
 	attrs []rand.PCG
 	next  int // the next party whose CSV may be written
-	spec  []byte
-	truth Truth
+	// ents and attrBuf hold the members of the party being written.
+	ents, attrBuf []uint32
+	spec          []byte
+	truth         Truth
 }
 
 // block is a run of entities [lo, hi) present at the same parties.
@@ -410,11 +412,21 @@ var styles = []style{
 
 // members redraws party i's attributes from their saved stream state and
 // shuffles them as the original generator did: entity and attributes of
-// the party's records in file order.
+// the party's records in file order. The slices are reused by the next
+// call.
 func (g *generator) members(i int) ([]uint32, []uint32) {
+	size := 0
+	for _, b := range g.blocks {
+		if b.in(i) {
+			size += b.hi - b.lo
+		}
+	}
+	if cap(g.ents) < size {
+		g.ents, g.attrBuf = make([]uint32, 0, size), make([]uint32, 0, size)
+	}
 	src := g.attrs[i]
 	rng := rand.New(&src)
-	var ents, attrs []uint32
+	ents, attrs := g.ents[:0], g.attrBuf[:0]
 	for _, b := range g.blocks {
 		if !b.in(i) {
 			continue
