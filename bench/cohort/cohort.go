@@ -154,7 +154,7 @@ type generator struct {
 	cfg   Config
 	names []string
 	rng   *rand.Rand // the main stream
-	// people[e] is entity e, packed (see pack). Entities are numbered in
+	// people[e] is entity e, packed (see pGiven). Entities are numbered in
 	// drawing order: blocks[0], blocks[1], ...
 	people []uint64
 	blocks []block
