@@ -98,8 +98,11 @@ type Records struct {
 func (r *Records) Len() int { return r.keys.len() }
 
 // Key returns record i's match key (shared with the Records: do not
-// modify).
-func (r *Records) Key(i int) []byte { return r.keys.item(i) }
+// modify; its capacity ends with it, so appending to it copies).
+func (r *Records) Key(i int) []byte {
+	k := r.keys.item(i)
+	return k[:len(k):len(k)]
+}
 
 // ID returns record i's record_id.
 func (r *Records) ID(i int) string { return r.ids.item(i) }
