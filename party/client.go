@@ -502,14 +502,10 @@ func (c *client) rounds(ctx context.Context, pr func() *x509.Certificate) (*sess
 			}
 			if keyed && !sentTokens && all(haveContrib) {
 				t0 := time.Now()
-				toks, err := c.p.KeyedTokens(contribs)
+				data, err := c.p.keyedTokenBytes(contribs)
 				c.st.Tokens = time.Since(t0)
 				if err != nil {
 					return nil, err
-				}
-				data := make([]byte, 0, len(toks)*psi.TokenSize)
-				for i := range toks {
-					data = append(data, toks[i][:]...)
 				}
 				if err := c.sendList(mpsiv1.BatchKind_BATCH_KIND_TOKENS, me, 0, data); err != nil {
 					return nil, err

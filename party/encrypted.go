@@ -57,7 +57,8 @@ func (p *Party) Encrypted(maxRecords int) (*EncryptedParty, error) {
 	L := p.layout.Len()
 	slab := make([]uint64, L*len(p.perm))
 	contribs := make([][]uint64, len(p.perm))
-	for pos, ri := range p.perm {
+	for pos, r := range p.perm {
+		ri := int(r)
 		c := slab[pos*L : (pos+1)*L : (pos+1)*L]
 		get := func(field string) string { return p.recs.Value(ri, field) }
 		if err := p.layout.Contribute(p.index, get, c); err != nil {

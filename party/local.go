@@ -89,6 +89,7 @@ func RunLocal(ctx context.Context, spec *session.Spec, inputs []Input, cfg Confi
 			for k := range l {
 				toks[k] = join.Token(l[k])
 			}
+			lists[i] = nil // one list at a time held twice
 			if err := eng.SetTokens(i, toks); err != nil {
 				return nil, err
 			}

@@ -96,8 +96,8 @@ func oracle(spec *session.Spec, ins []party.Input) oracleOut {
 	idx := make([]map[string]int, n)
 	for i, in := range ins {
 		idx[i] = map[string]int{}
-		for k, key := range in.Records.Keys() {
-			idx[i][string(key)] = k
+		for k := range in.Records.Len() {
+			idx[i][string(in.Records.Key(k))] = k
 		}
 	}
 	o := oracleOut{pairwise: make([][]int, n), counts: map[string]int64{}, sums: map[string]int64{}, hist: map[string][]int64{}}
@@ -307,15 +307,16 @@ func checkAgainstOracle(t *testing.T, spec *session.Spec, out *party.Outcome, o 
 	// every other party's set.
 	for i, in := range ins {
 		var want []string
-		for k, key := range in.Records.Keys() {
+		for k := range in.Records.Len() {
+			key := in.Records.Key(k)
 			all := true
 			for j, other := range ins {
 				if j == i {
 					continue
 				}
 				found := false
-				for _, ok := range other.Records.Keys() {
-					if bytes.Equal(ok, key) {
+				for o := range other.Records.Len() {
+					if bytes.Equal(other.Records.Key(o), key) {
 						found = true
 						break
 					}

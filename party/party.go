@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -51,7 +52,7 @@ type Party struct {
 	name    string
 	index   int
 	recs    *Records
-	perm    []int // shuffled position -> record index
+	perm    []recordIndex // shuffled position -> record index
 	dh      *psi.DHKey
 	contrib psi.KeyContribution
 	seeds   []sharing.Seed // seeds[j] = s_ij, zero for j = i
@@ -97,12 +98,19 @@ func New(spec *session.Spec, name string, recs *Records, cfg Config) (*Party, er
 		dh: dh, contrib: contrib, seeds: seeds, workers: cfg.Workers}, nil
 }
 
+// recordIndex is the index of a record in a party's Records (a type of its
+// own, not to be mistaken for the []uint32 intersection positions).
+type recordIndex uint32
+
 // shuffle returns a uniformly random permutation of [0,n) (Fisher–Yates with
 // crypto/rand).
-func shuffle(n int) ([]int, error) {
-	p := make([]int, n)
+func shuffle(n int) ([]recordIndex, error) {
+	if int64(n) > math.MaxUint32 {
+		return nil, fmt.Errorf("party: %d records is too many", n)
+	}
+	p := make([]recordIndex, n)
 	for i := range p {
-		p[i] = i
+		p[i] = recordIndex(i)
 	}
 	var buf [8]byte
 	for i := n - 1; i > 0; i-- {
@@ -162,17 +170,29 @@ func (p *Party) StartRingBatch(offset int, out []psi.Point) error {
 	if offset < 0 || offset+len(out) > len(p.perm) {
 		return fmt.Errorf("party: ring batch [%d, %d) beyond set size %d", offset, offset+len(out), len(p.perm))
 	}
-	return p.dh.HashAndBlind(p.spec.ID, p.shuffledKeys(offset, len(out)), out, p.workers)
+	keys := make([][]byte, min(keyBatch, len(out)))
+	for lo := 0; lo < len(out); lo += len(keys) {
+		batch := p.shuffledKeys(keys, offset+lo, len(out)-lo)
+		if err := p.dh.HashAndBlind(p.spec.ID, batch, out[lo:lo+len(batch)], p.workers); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// shuffledKeys returns the match keys at shuffled positions
-// [offset, offset+n) (shared slices: not copied).
-func (p *Party) shuffledKeys(offset, n int) [][]byte {
-	keys := make([][]byte, n)
-	for k := range keys {
-		keys[k] = p.recs.keys[p.perm[offset+k]]
+// keyBatch is how many keys the token rounds gather at a time, so that no
+// round holds a list of every record's key.
+const keyBatch = 1 << 16
+
+// shuffledKeys fills dst, up to limit entries, with the match keys at
+// shuffled positions from offset on (shared slices: not copied) and
+// returns the filled part.
+func (p *Party) shuffledKeys(dst [][]byte, offset, limit int) [][]byte {
+	dst = dst[:min(len(dst), limit)]
+	for k := range dst {
+		dst[k] = p.recs.Key(int(p.perm[offset+k]))
 	}
-	return keys
+	return dst
 }
 
 // Hop raises every element of (a batch of) another party's list to the
@@ -193,30 +213,60 @@ func (p *Party) KeyContribution() psi.KeyContribution { return p.contrib }
 // (indexed by party; the party's own entry must be its own contribution) and
 // returns the party's tokens in its shuffled order.
 func (p *Party) KeyedTokens(contribs []psi.KeyContribution) ([]join.Token, error) {
-	if p.keyed {
-		return nil, ErrStateConsumed
-	}
-	if len(contribs) != len(p.spec.Parties) {
-		return nil, fmt.Errorf("%w: have %d, want %d", psi.ErrContributions, len(contribs), len(p.spec.Parties))
-	}
-	if contribs[p.index] != p.contrib {
-		return nil, fmt.Errorf("%w: own contribution altered", psi.ErrContributions)
-	}
-	g, err := psi.DeriveGroupKey(p.spec.ID, contribs)
+	toks := make([]join.Token, len(p.perm))
+	err := p.keyedTokens(contribs, func(off int, batch [][psi.TokenSize]byte) {
+		for k := range batch {
+			toks[off+k] = join.Token(batch[k])
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
-	p.keyed = true
-	keys := p.shuffledKeys(0, len(p.perm))
-	out := make([][psi.TokenSize]byte, len(keys))
-	if err := g.KeyedTokens(p.spec.ID, keys, out, p.workers); err != nil {
+	return toks, nil
+}
+
+// keyedTokenBytes is [Party.KeyedTokens] with the tokens back to back in
+// one slice, as they go on the wire.
+func (p *Party) keyedTokenBytes(contribs []psi.KeyContribution) ([]byte, error) {
+	data := make([]byte, len(p.perm)*psi.TokenSize)
+	err := p.keyedTokens(contribs, func(off int, batch [][psi.TokenSize]byte) {
+		for k := range batch {
+			copy(data[(off+k)*psi.TokenSize:], batch[k][:])
+		}
+	})
+	if err != nil {
 		return nil, err
 	}
-	toks := make([]join.Token, len(out))
-	for i := range out {
-		toks[i] = join.Token(out[i])
+	return data, nil
+}
+
+// keyedTokens runs the keyed-tokens round, handing the tokens to emit a
+// batch at a time in shuffled order (batch is reused after emit returns).
+func (p *Party) keyedTokens(contribs []psi.KeyContribution, emit func(off int, batch [][psi.TokenSize]byte)) error {
+	if p.keyed {
+		return ErrStateConsumed
 	}
-	return toks, nil
+	if len(contribs) != len(p.spec.Parties) {
+		return fmt.Errorf("%w: have %d, want %d", psi.ErrContributions, len(contribs), len(p.spec.Parties))
+	}
+	if contribs[p.index] != p.contrib {
+		return fmt.Errorf("%w: own contribution altered", psi.ErrContributions)
+	}
+	g, err := psi.DeriveGroupKey(p.spec.ID, contribs)
+	if err != nil {
+		return err
+	}
+	p.keyed = true
+	keys := make([][]byte, min(keyBatch, len(p.perm)))
+	out := make([][psi.TokenSize]byte, len(keys))
+	for off := 0; off < len(p.perm); off += len(keys) {
+		batch := p.shuffledKeys(keys, off, len(p.perm)-off)
+		if err := g.KeyedTokens(p.spec.ID, batch, out[:len(batch)], p.workers); err != nil {
+			return err
+		}
+		emit(off, out[:len(batch)])
+	}
+	return nil
 }
 
 // Seed returns s_ij, the seed this party sends (sealed) to party j. The
@@ -248,7 +298,7 @@ func (p *Party) Local(positions []uint32) (sharing.Vector, error) {
 	}
 	x := make(sharing.Vector, p.layout.Len())
 	for _, pos := range positions {
-		ri := p.perm[pos]
+		ri := int(p.perm[pos])
 		get := func(field string) string { return p.recs.Value(ri, field) }
 		if err := p.layout.Contribute(p.index, get, x); err != nil {
 			return nil, fmt.Errorf("party: record %s: %w", p.recs.ID(ri), err)
@@ -300,7 +350,7 @@ func (p *Party) Members(positions []uint32) ([]string, error) {
 	}
 	idx := make([]int, len(positions))
 	for k, pos := range positions {
-		idx[k] = p.perm[pos]
+		idx[k] = int(p.perm[pos])
 	}
 	slices.Sort(idx)
 	ids := make([]string, len(idx))

@@ -1,6 +1,7 @@
 package party
 
 import (
+	"encoding/binary"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -79,29 +80,61 @@ type Report struct {
 // Records are a party's loaded, normalised rows. Keys are the unambiguous
 // encodings of the match fields; they are secret and never leave the party.
 // Records are immutable after loading and safe for concurrent reads.
+//
+// Keys, record ids and attribute values are stored back to back in arenas
+// (a few bytes of overhead per record and field), not as one allocation
+// each.
 type Records struct {
-	keys   [][]byte
-	ids    []string
-	fields []string   // attribute fields carried, in order
-	values [][]string // values[i][f] for record i, attribute field f
+	keys   arena[[]byte]
+	ids    arena[string]
+	fields []string // attribute fields carried, in order
+	// values holds record i's attribute values in fields order, each
+	// preceded by its length as a uvarint.
+	values arena[string]
 	Report Report
 }
 
 // Len is the number of records after de-duplication.
-func (r *Records) Len() int { return len(r.keys) }
+func (r *Records) Len() int { return r.keys.len() }
 
-// Keys returns the match keys (shared slice: do not modify).
-func (r *Records) Keys() [][]byte { return r.keys }
+// Key returns record i's match key (shared with the Records: do not
+// modify; its capacity ends with it, so appending to it copies).
+func (r *Records) Key(i int) []byte {
+	k := r.keys.item(i)
+	return k[:len(k):len(k)]
+}
 
 // ID returns record i's record_id.
-func (r *Records) ID(i int) string { return r.ids[i] }
+func (r *Records) ID(i int) string { return r.ids.item(i) }
 
 // Value returns record i's normalised value of a logical attribute field.
 func (r *Records) Value(i int, field string) string {
-	if f := slices.Index(r.fields, field); f >= 0 {
-		return r.values[i][f]
+	f := slices.Index(r.fields, field)
+	if f < 0 {
+		return ""
 	}
-	return ""
+	v := r.values.item(i)
+	for {
+		n, w := uvarintString(v)
+		if f == 0 {
+			return v[w : w+n]
+		}
+		v = v[w+n:]
+		f--
+	}
+}
+
+// uvarintString decodes a uvarint written by binary.AppendUvarint at the
+// start of s: the value and its width.
+func uvarintString(s string) (int, int) {
+	var x uint64
+	for i := 0; ; i++ {
+		b := s[i]
+		x |= uint64(b&0x7f) << (7 * i)
+		if b < 0x80 {
+			return int(x), i + 1
+		}
+	}
 }
 
 // LoadCSV reads a party's CSV file for the session spec. It applies the
@@ -218,9 +251,20 @@ func ReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOptions
 		recs.fields = append(recs.fields, a.field)
 	}
 	rep := &recs.Report
-	seen := map[string]int{} // key -> line
+	seen := newKeySet()
+	// The line of every record, to name the first of two rows with the
+	// same key; kept only while loading, and only if duplicates fail it.
+	var lines []int
 	kf := make([]ident.Field, len(match))
 	scratch := make([]uint64, layout.Len())
+	vals := make([]string, len(attrs))
+	get := func(field string) string {
+		if f := slices.Index(recs.fields, field); f >= 0 {
+			return vals[f]
+		}
+		return ""
+	}
+	var key, packed []byte
 	fail := func(line int, field string, err error) error {
 		re := RowError{Line: line, Field: field, Err: err}
 		rep.Rejected++
@@ -298,7 +342,7 @@ func ReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOptions
 			rep.EmptyIdentifier++
 			continue
 		}
-		vals := make([]string, len(attrs))
+		clear(vals)
 		for i, c := range attrs {
 			v, err := normalizeAttr(c, row[c.col])
 			if err != nil {
@@ -313,12 +357,6 @@ func ReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOptions
 		if bad {
 			continue
 		}
-		get := func(field string) string {
-			if f := slices.Index(recs.fields, field); f >= 0 {
-				return vals[f]
-			}
-			return ""
-		}
 		clear(scratch)
 		if err := layout.Contribute(pi, get, scratch); err != nil {
 			if e := fail(line, "", err); e != nil {
@@ -326,27 +364,38 @@ func ReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOptions
 			}
 			continue
 		}
-		key := ident.AppendKey(nil, kf)
-		if first, dup := seen[string(key)]; dup {
+		key = ident.AppendKey(key[:0], kf)
+		if first := seen.find(&recs.keys, key); first >= 0 {
 			if opt.Duplicates == DuplicatesReject {
-				return nil, fmt.Errorf("%w: line %d repeats the match key of line %d", ErrDuplicateKey, line, first)
+				return nil, fmt.Errorf("%w: line %d repeats the match key of line %d", ErrDuplicateKey, line, lines[first])
 			}
 			rep.Duplicates++
 			continue
 		}
-		seen[string(key)] = line
-		id := strconv.Itoa(line)
-		if idCol.col >= 0 {
-			id = strings.TrimSpace(row[idCol.col])
+		recs.keys.add(key)
+		seen.insert(&recs.keys, recs.keys.len()-1)
+		if opt.Duplicates == DuplicatesReject {
+			lines = append(lines, line)
 		}
-		recs.keys = append(recs.keys, key)
-		recs.ids = append(recs.ids, id)
-		recs.values = append(recs.values, vals)
+		if idCol.col >= 0 {
+			recs.ids.addString(strings.TrimSpace(row[idCol.col]))
+		} else {
+			recs.ids.add(strconv.AppendInt(packed[:0], int64(line), 10))
+		}
+		packed = packed[:0]
+		for _, v := range vals {
+			packed = binary.AppendUvarint(packed, uint64(len(v)))
+			packed = append(packed, v...)
+		}
+		recs.values.add(packed)
 		rep.Loaded++
 	}
 	if rep.Loaded == 0 && rep.Rows == 0 {
 		return nil, fmt.Errorf("%w: no data rows", ErrRecords)
 	}
+	recs.keys.seal()
+	recs.ids.seal()
+	recs.values.seal()
 	return recs, nil
 }
 

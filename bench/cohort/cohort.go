@@ -10,14 +10,19 @@
 package cohort
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -78,21 +83,166 @@ var ageEdges = []float64{0, 18, 40, 65, 130}
 // DiabetesCode is the SNOMED CT code counted by the generated spec.
 const DiabetesCode = "44054006"
 
-type person struct {
-	given, family string
-	birth         time.Time
-	sex           string
-	age           int
-}
-
 var (
 	givenNames  = []string{"José", "María", "Zoë", "Søren", "Anaïs", "John", "Mary", "Wei", "Li", "Ahmed", "Fatima", "Olga", "Björn", "Chloé", "Noah", "Emma", "Liam", "Ava", "Lucas", "Mia", "Hannah", "Élodie", "Jürgen", "Siobhán", "Ngozi", "Kenji", "Yuki", "Priya", "Arjun", "Ilse"}
 	familyNames = []string{"Álvarez", "Müller", "O'Brien", "Smith", "Nguyen", "García", "Kowalski", "Dubois", "Rossi", "Jensen", "Van der Berg", "Papadopoulos", "Kim", "Silva", "Ivanova", "Öztürk", "Núñez", "Lefèvre", "Schäfer", "Andersson", "Brown", "Wang", "Zhang", "Haddad", "Okafor", "Tanaka", "Sato", "Patel", "Singh", "Novák"}
 	otherCodes  = []string{"38341003", "195967001", "49436004", "53741008", "40055000", "233604007"}
 )
 
-// Generate builds a cohort. The same Config always gives the same bytes.
+// Generate builds a cohort in memory. The same Config always gives the same
+// bytes, and the same bytes as [GenerateDir].
 func Generate(cfg Config) (*Cohort, error) {
+	g, err := newGenerator(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cohort{Spec: g.spec, Truth: g.truth}
+	for i, name := range g.names {
+		var buf bytes.Buffer
+		if err := g.writeCSV(i, &buf); err != nil {
+			return nil, err
+		}
+		m, err := g.mapping(i)
+		if err != nil {
+			return nil, err
+		}
+		c.Parties = append(c.Parties, Party{Name: name, CSV: buf.Bytes(), Mapping: m})
+	}
+	return c, nil
+}
+
+// GenerateDir generates the cohort of cfg straight into dir (created if
+// needed): the same files, byte for byte, as [Generate] followed by
+// [Cohort.WriteDir], without holding any party's CSV in memory. Memory is
+// a compact form of the generator's state: 8 bytes per distinct patient
+// (about (SharedAll + Parties·(1 − SharedAll − SharedPair))·Records of
+// them), plus, while patients are drawn, a 4-byte slot per patient for
+// de-duplication, and, while a party's file is written, 8 bytes per record
+// of that party.
+//
+// Every file is written to a temporary file in dir, synced and renamed into
+// place, so an interrupted run leaves no partial file under a final name.
+// truth.json is removed first and written last: a directory holding it
+// holds a complete cohort.
+func GenerateDir(cfg Config, dir string) (*Truth, error) {
+	g, err := newGenerator(cfg)
+	if err != nil {
+		return nil, err
+	}
+	parties := make([]partyFiles, len(g.names))
+	for i, name := range g.names {
+		m, err := g.mapping(i)
+		if err != nil {
+			return nil, err
+		}
+		parties[i] = partyFiles{name: name, mapping: m, csv: func(w io.Writer) error { return g.writeCSV(i, w) }}
+	}
+	if err := writeFiles(dir, g.spec, &g.truth, parties); err != nil {
+		return nil, err
+	}
+	t := g.truth
+	return &t, nil
+}
+
+// generator holds a cohort in compact form. Its random stream is consumed
+// in exactly the order of the original in-memory generator (patients;
+// every party's attributes and shuffle; every party's rows in party
+// order), so that the bytes never change for a given Config; what it does
+// not keep (attributes, shuffles) it redraws from a saved copy of the
+// stream's state.
+type generator struct {
+	cfg   Config
+	names []string
+	rng   *rand.Rand // the main stream
+	// people[e] is entity e, packed (see pGiven). Entities are numbered in
+	// drawing order: blocks[0], blocks[1], ...
+	people []uint64
+	blocks []block
+	// attrs[i] is the state of the stream where party i's attribute draws
+	// begin.
+	attrs []rand.PCG
+	next  int // the next party whose CSV may be written
+	// ents and attrBuf hold the members of the party being written.
+	ents, attrBuf []uint32
+	spec          []byte
+	truth         Truth
+}
+
+// block is a run of entities [lo, hi) present at the same parties.
+type block struct {
+	lo, hi  int
+	parties []int
+}
+
+func (b block) in(i int) bool { return slices.Contains(b.parties, i) }
+
+// A person is packed into a uint64 as given-name index (5 bits), family-name
+// index (5), birth year − 1900 (7), month − 1 (4), day − 1 (5), sex (1) and
+// the given-name suffix (10). Two people are distinct exactly when their
+// canonical strings are (see TestPackedPersonIsCanonical), so the packed
+// values de-duplicate them.
+const (
+	pGiven, pFamily, pYear, pMonth, pDay, pSex, pSuffix = 0, 5, 10, 17, 21, 26, 27
+)
+
+func field(p uint64, shift, bits uint) int { return int(p >> shift & (1<<bits - 1)) }
+
+func givenOf(p uint64) string {
+	return givenNames[field(p, pGiven, 5)] + strconv.Itoa(field(p, pSuffix, 10))
+}
+func familyOf(p uint64) string { return familyNames[field(p, pFamily, 5)] }
+func birthOf(p uint64) time.Time {
+	return time.Date(1900+field(p, pYear, 7), time.Month(1+field(p, pMonth, 4)), 1+field(p, pDay, 5), 0, 0, 0, 0, time.UTC)
+}
+func female(p uint64) bool { return field(p, pSex, 1) == 1 }
+func ageOf(p uint64) int   { return min(2025-(1900+field(p, pYear, 7)), 130) }
+
+// drawPerson draws a candidate patient.
+func drawPerson(rng *rand.Rand) uint64 {
+	// The order of draws is that of the original person literal: given,
+	// family, year, month, day, sex, then the suffix.
+	g := rng.IntN(len(givenNames))
+	f := rng.IntN(len(familyNames))
+	y := rng.IntN(125)
+	m := rng.IntN(12)
+	d := rng.IntN(28)
+	s := rng.IntN(2)
+	x := rng.IntN(1000)
+	return uint64(g)<<pGiven | uint64(f)<<pFamily | uint64(y)<<pYear | uint64(m)<<pMonth | uint64(d)<<pDay | uint64(s)<<pSex | uint64(x)<<pSuffix
+}
+
+// Attributes of one party's record, packed into a uint32: visits (6 bits),
+// the number of codes (2) and up to three codes of 3 bits each, 0 standing
+// for DiabetesCode and k > 0 for otherCodes[k-1].
+func drawAttrs(rng *rand.Rand) uint32 {
+	a := uint32(rng.IntN(60))
+	var cs [3]uint32
+	m := 0
+	if rng.IntN(10) == 0 {
+		cs[m], m = 0, m+1
+	}
+	for k := rng.IntN(3); k > 0; k-- {
+		cs[m], m = uint32(1+rng.IntN(len(otherCodes))), m+1
+	}
+	rng.Shuffle(m, func(a, b int) { cs[a], cs[b] = cs[b], cs[a] })
+	a |= uint32(m) << 6
+	for k := 0; k < m; k++ {
+		a |= cs[k] << (8 + 3*k)
+	}
+	return a
+}
+
+func visitsOf(a uint32) int64 { return int64(a & 63) }
+func codesOf(a uint32) int    { return int(a >> 6 & 3) }
+func codeOf(a uint32, k int) string {
+	c := a >> (8 + 3*k) & 7
+	if c == 0 {
+		return DiabetesCode
+	}
+	return otherCodes[c-1]
+}
+
+func newGenerator(cfg Config) (*generator, error) {
 	n := cfg.Parties
 	if n < 2 || n > 26 {
 		return nil, errors.New("cohort: parties must be between 2 and 26")
@@ -103,137 +253,97 @@ func Generate(cfg Config) (*Cohort, error) {
 	if cfg.Mode == "" {
 		cfg.Mode = "dh"
 	}
-	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6d707369))
+	g := &generator{cfg: cfg, names: make([]string, n)}
+	for i := range g.names {
+		g.names[i] = "hospital-" + string(rune('a'+i))
+	}
+	pcg := rand.NewPCG(cfg.Seed, 0x6d707369)
+	g.rng = rand.New(pcg)
 	shared := int(float64(cfg.Records) * cfg.SharedAll)
 	pair := int(float64(cfg.Records) * cfg.SharedPair)
 	if n == 2 {
 		pair = 0 // with two parties, a pair overlap is the intersection
 	}
 	// Entities: shared by all, then for each party i a block shared with
-	// i+1, then each party's own.
-	var people []person
-	seen := map[string]bool{}
-	newPerson := func() person {
-		for {
-			p := person{
-				given:  givenNames[rng.IntN(len(givenNames))],
-				family: familyNames[rng.IntN(len(familyNames))],
-				birth:  time.Date(1900+rng.IntN(125), time.Month(1+rng.IntN(12)), 1+rng.IntN(28), 0, 0, 0, 0, time.UTC),
-				sex:    []string{"M", "F"}[rng.IntN(2)],
-			}
-			p.age = 2025 - p.birth.Year()
-			if p.age > 130 {
-				p.age = 130
-			}
-			// A suffix keeps identities distinct, as in Synthea exports.
-			p.given += strconv.Itoa(rng.IntN(1000))
-			k := canonical(p)
-			if !seen[k] {
-				seen[k] = true
-				return p
-			}
-		}
+	// i+1, then each party's own, filling it up to Records.
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
 	}
-	members := make([][]int, n) // entity indices per party
-	for k := 0; k < shared; k++ {
-		people = append(people, newPerson())
-		for i := 0; i < n; i++ {
-			members[i] = append(members[i], len(people)-1)
-		}
-	}
+	g.blocks = append(g.blocks, block{0, shared, all})
 	for i := 0; i < n; i++ {
-		for k := 0; k < pair; k++ {
-			people = append(people, newPerson())
-			members[i] = append(members[i], len(people)-1)
-			members[(i+1)%n] = append(members[(i+1)%n], len(people)-1)
-		}
+		lo := shared + i*pair
+		g.blocks = append(g.blocks, block{lo, lo + pair, []int{i, (i + 1) % n}})
 	}
+	own := max(0, cfg.Records-shared-2*pair)
 	for i := 0; i < n; i++ {
-		for len(members[i]) < cfg.Records {
-			people = append(people, newPerson())
-			members[i] = append(members[i], len(people)-1)
-		}
+		lo := shared + n*pair + i*own
+		g.blocks = append(g.blocks, block{lo, lo + own, []int{i}})
 	}
-	// Attributes per party and entity.
-	visits := make([]map[int]int64, n)
-	codes := make([]map[int][]string, n)
+	total := shared + n*pair + n*own
+	if total >= math.MaxUint32/2 {
+		return nil, errors.New("cohort: too many records")
+	}
+	g.drawPeople(total)
+	// Attributes: draw them once to move the stream on and to sum the
+	// ground truth; writeCSV draws them again from the saved state.
+	g.attrs = make([]rand.PCG, n)
+	visits, diabetes := int64(0), int64(0)
 	for i := 0; i < n; i++ {
-		visits[i], codes[i] = map[int]int64{}, map[int][]string{}
-		for _, e := range members[i] {
-			visits[i][e] = int64(rng.IntN(60))
-			var cs []string
-			if rng.IntN(10) == 0 {
-				cs = append(cs, DiabetesCode)
+		g.attrs[i] = *pcg
+		k := 0
+		for _, b := range g.blocks {
+			if !b.in(i) {
+				continue
 			}
-			for k := rng.IntN(3); k > 0; k-- {
-				cs = append(cs, otherCodes[rng.IntN(len(otherCodes))])
+			for e := b.lo; e < b.hi; e++ {
+				a := drawAttrs(g.rng)
+				k++
+				if len(b.parties) < n {
+					continue
+				}
+				visits += visitsOf(a)
+				for c := 0; i == 1 && c < codesOf(a); c++ {
+					if codeOf(a, c) == DiabetesCode {
+						diabetes++
+					}
+				}
 			}
-			rng.Shuffle(len(cs), func(a, b int) { cs[a], cs[b] = cs[b], cs[a] })
-			codes[i][e] = cs
 		}
-		rng.Shuffle(len(members[i]), func(a, b int) { members[i][a], members[i][b] = members[i][b], members[i][a] })
-	}
-	c := &Cohort{}
-	names := make([]string, n)
-	for i := range names {
-		names[i] = "hospital-" + string(rune('a'+i))
+		g.rng.Shuffle(k, func(int, int) {})
 	}
 	// Ground truth from entity ids.
-	in := make([]map[int]bool, n)
-	for i := range in {
-		in[i] = map[int]bool{}
-		for _, e := range members[i] {
-			in[i][e] = true
-		}
+	t := &g.truth
+	t.VisitsSum, t.Diabetes = visits, diabetes
+	t.Pairwise = make([][]int, n)
+	for i := range t.Pairwise {
+		t.Pairwise[i] = make([]int, n)
 	}
-	c.Truth.Pairwise = make([][]int, n)
-	for i := range c.Truth.Pairwise {
-		c.Truth.Pairwise[i] = make([]int, n)
-		for j := range c.Truth.Pairwise[i] {
-			for e := range in[i] {
-				if in[j][e] {
-					c.Truth.Pairwise[i][j]++
+	t.AgeBands = make([]int64, len(ageEdges)-1)
+	for _, b := range g.blocks {
+		for _, i := range b.parties {
+			for _, j := range b.parties {
+				t.Pairwise[i][j] += b.hi - b.lo
+			}
+		}
+		if len(b.parties) < n {
+			continue
+		}
+		t.Intersection += b.hi - b.lo
+		for _, p := range g.people[b.lo:b.hi] {
+			age := ageOf(p)
+			t.AgeSum += int64(age)
+			for k := 0; k < len(ageEdges)-1; k++ {
+				if float64(age) < ageEdges[k+1] || k == len(ageEdges)-2 {
+					t.AgeBands[k]++
+					break
 				}
 			}
 		}
 	}
-	c.Truth.AgeBands = make([]int64, len(ageEdges)-1)
-	for e := range in[0] {
-		all := true
-		for i := 1; i < n; i++ {
-			all = all && in[i][e]
-		}
-		if !all {
-			continue
-		}
-		c.Truth.Intersection++
-		for i := 0; i < n; i++ {
-			c.Truth.VisitsSum += visits[i][e]
-		}
-		age := people[e].age
-		c.Truth.AgeSum += int64(age)
-		for b := 0; b < len(ageEdges)-1; b++ {
-			if float64(age) < ageEdges[b+1] || b == len(ageEdges)-2 {
-				c.Truth.AgeBands[b]++
-				break
-			}
-		}
-		for _, code := range codes[1][e] {
-			if code == DiabetesCode {
-				c.Truth.Diabetes++
-			}
-		}
-	}
-	for i := 0; i < n; i++ {
-		p, err := writeParty(rng, i, names[i], people, members[i], visits[i], codes[i], cfg)
-		if err != nil {
-			return nil, err
-		}
-		c.Parties = append(c.Parties, p)
-	}
 	spec := map[string]any{
 		"id":      fmt.Sprintf("cohort-%d", cfg.Seed),
-		"parties": names,
+		"parties": g.names,
 		"fields": map[string]string{"given_name": "name", "family_name": "name", "birth_date": "date", "sex": "sex",
 			"visits": "number", "age": "number", "condition_codes": "codes"},
 		"match":  map[string]any{"fields": []string{"given_name", "family_name", "birth_date", "sex"}, "mode": cfg.Mode},
@@ -241,9 +351,9 @@ func Generate(cfg Config) (*Cohort, error) {
 		"aggregates": []map[string]any{
 			{"name": "shared", "kind": "count"},
 			{"name": "visits", "kind": "sum", "field": "visits", "min": 0, "max": 10000},
-			{"name": "age", "kind": "mean", "field": "age", "from": []string{names[0]}, "min": 0, "max": 130},
-			{"name": "age_bands", "kind": "histogram", "field": "age", "from": []string{names[0]}, "edges": ageEdges},
-			{"name": "diabetes", "kind": "count_if", "field": "condition_codes", "contains": DiabetesCode, "from": []string{names[1]}},
+			{"name": "age", "kind": "mean", "field": "age", "from": []string{g.names[0]}, "min": 0, "max": 130},
+			{"name": "age_bands", "kind": "histogram", "field": "age", "from": []string{g.names[0]}, "edges": ageEdges},
+			{"name": "diabetes", "kind": "count_if", "field": "condition_codes", "contains": DiabetesCode, "from": []string{g.names[1]}},
 		},
 		"min_cell": cfg.MinCell,
 	}
@@ -251,14 +361,39 @@ func Generate(cfg Config) (*Cohort, error) {
 		spec["aggregation"] = cfg.Aggregation
 	}
 	var err error
-	if c.Spec, err = json.MarshalIndent(spec, "", "  "); err != nil {
+	if g.spec, err = json.MarshalIndent(spec, "", "  "); err != nil {
 		return nil, err
 	}
-	return c, nil
+	return g, nil
 }
 
-func canonical(p person) string {
-	return strings.ToLower(p.given) + "|" + strings.ToLower(p.family) + "|" + p.birth.Format("2006-01-02") + "|" + p.sex
+// drawPeople draws total distinct patients into g.people, redrawing any
+// candidate equal to one already drawn. The set is an open-addressing
+// table of 1-based indices into g.people, dropped when done.
+func (g *generator) drawPeople(total int) {
+	g.people = make([]uint64, 0, total)
+	bits := uint(4)
+	for 1<<bits < total+total/3 {
+		bits++
+	}
+	table := make([]uint32, 1<<bits)
+	mask := uint64(len(table) - 1)
+	for len(g.people) < total {
+		p := drawPerson(g.rng)
+		h := p * 0x9e3779b97f4a7c15 >> (64 - bits)
+		for {
+			slot := table[h]
+			if slot == 0 {
+				g.people = append(g.people, p)
+				table[h] = uint32(len(g.people))
+				break
+			}
+			if g.people[slot-1] == p {
+				break // seen: draw again
+			}
+			h = (h + 1) & mask
+		}
+	}
 }
 
 // Party export styles: column names, date layouts, sex codes.
@@ -275,49 +410,117 @@ var styles = []style{
 	{[8]string{"id", "prenom", "nom", "naissance", "sexe", "visites", "age", "codes"}, "YYYYMMDD", "20060102", "1", "2", " "},
 }
 
-func writeParty(rng *rand.Rand, i int, name string, people []person, members []int, visits map[int]int64, codes map[int][]string, cfg Config) (Party, error) {
+// members redraws party i's attributes from their saved stream state and
+// shuffles them as the original generator did: entity and attributes of
+// the party's records in file order. The slices are reused by the next
+// call.
+func (g *generator) members(i int) ([]uint32, []uint32) {
+	size := 0
+	for _, b := range g.blocks {
+		if b.in(i) {
+			size += b.hi - b.lo
+		}
+	}
+	if cap(g.ents) < size {
+		g.ents, g.attrBuf = make([]uint32, 0, size), make([]uint32, 0, size)
+	}
+	src := g.attrs[i]
+	rng := rand.New(&src)
+	ents, attrs := g.ents[:0], g.attrBuf[:0]
+	for _, b := range g.blocks {
+		if !b.in(i) {
+			continue
+		}
+		for e := b.lo; e < b.hi; e++ {
+			ents = append(ents, uint32(e))
+			attrs = append(attrs, drawAttrs(rng))
+		}
+	}
+	rng.Shuffle(len(ents), func(a, b int) {
+		ents[a], ents[b] = ents[b], ents[a]
+		attrs[a], attrs[b] = attrs[b], attrs[a]
+	})
+	return ents, attrs
+}
+
+func (g *generator) style(i int) style {
 	st := styles[i%len(styles)]
-	if !cfg.Noise {
+	if !g.cfg.Noise {
 		st = styles[0]
 	}
 	if st.female == "w" {
 		// Map German "w" through the mapping? Keep codes normalisation understands.
 		st.female = "f"
 	}
-	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
-	_ = w.Write(st.cols[:])
-	write := func(k, e int) error {
-		p := people[e]
-		given, family := p.given, p.family
-		if cfg.Noise {
+	return st
+}
+
+// writeCSV writes party i's CSV export to w. Parties must be written in
+// order, each once: their rows continue the generator's random stream.
+func (g *generator) writeCSV(i int, out io.Writer) error {
+	if i != g.next {
+		return fmt.Errorf("cohort: internal error: party %d written out of order", i)
+	}
+	g.next++
+	ents, attrs := g.members(i)
+	st := g.style(i)
+	name, rng := g.names[i], g.rng
+	w := csv.NewWriter(out)
+	if err := w.Write(st.cols[:]); err != nil {
+		return err
+	}
+	var row [8]string
+	var id, codes []byte
+	write := func(k int, e, a uint32) error {
+		p := g.people[e]
+		given, family := givenOf(p), familyOf(p)
+		if g.cfg.Noise {
 			given, family = noisy(rng, given), noisy(rng, family)
 		}
 		sex := st.male
-		if p.sex == "F" {
+		if female(p) {
 			sex = st.female
 		}
 		age := ""
 		if i == 0 || rng.IntN(2) == 0 {
-			age = strconv.Itoa(p.age)
+			age = strconv.Itoa(ageOf(p))
 		}
-		return w.Write([]string{fmt.Sprintf("%s-%07d", name, k), given, family, p.birth.Format(st.goLayout), sex,
-			strconv.FormatInt(visits[e], 10), age, strings.Join(codes[e], st.sep)})
+		// name-%07d
+		id = append(append(id[:0], name...), '-')
+		ks := strconv.Itoa(k)
+		for pad := len(ks); pad < 7; pad++ {
+			id = append(id, '0')
+		}
+		id = append(id, ks...)
+		codes = codes[:0]
+		for c := 0; c < codesOf(a); c++ {
+			if c > 0 {
+				codes = append(codes, st.sep...)
+			}
+			codes = append(codes, codeOf(a, c)...)
+		}
+		row = [8]string{string(id), given, family, birthOf(p).Format(st.goLayout), sex,
+			strconv.FormatInt(visitsOf(a), 10), age, string(codes)}
+		return w.Write(row[:])
 	}
-	for k, e := range members {
-		if err := write(k, e); err != nil {
-			return Party{}, err
+	for k := range ents {
+		if err := write(k, ents[k], attrs[k]); err != nil {
+			return err
 		}
 	}
-	for d := 0; d < cfg.Duplicates && len(members) > 0; d++ {
-		if err := write(len(members)+d, members[rng.IntN(len(members))]); err != nil {
-			return Party{}, err
+	for d := 0; d < g.cfg.Duplicates && len(ents) > 0; d++ {
+		k := rng.IntN(len(ents))
+		if err := write(len(ents)+d, ents[k], attrs[k]); err != nil {
+			return err
 		}
 	}
 	w.Flush()
-	if err := w.Error(); err != nil {
-		return Party{}, err
-	}
+	return w.Error()
+}
+
+// mapping is party i's JSON mapping file.
+func (g *generator) mapping(i int) ([]byte, error) {
+	st := g.style(i)
 	m := map[string]map[string]string{
 		"record_id":       {"column": st.cols[0]},
 		"given_name":      {"column": st.cols[1]},
@@ -331,11 +534,7 @@ func writeParty(rng *rand.Rand, i int, name string, people []person, members []i
 	if st.dateLayout != "" {
 		m["birth_date"]["format"] = st.dateLayout
 	}
-	mb, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return Party{}, err
-	}
-	return Party{Name: name, CSV: buf.Bytes(), Mapping: mb}, nil
+	return json.MarshalIndent(m, "", "  ")
 }
 
 // noisy varies case, accents, whitespace and apostrophes the way hospital
@@ -357,31 +556,91 @@ func noisy(rng *rand.Rand, s string) string {
 	return s
 }
 
-func stripAccents(s string) string {
-	r := strings.NewReplacer("á", "a", "é", "e", "í", "i", "ó", "o", "ú", "u", "ñ", "n", "ü", "u", "ö", "o", "ä", "a", "ë", "e", "ï", "i", "è", "e", "Á", "A", "É", "E", "Ö", "O", "Ü", "U", "Å", "A", "å", "a", "Ø", "O", "ø", "o")
-	return r.Replace(s)
-}
+var accents = strings.NewReplacer("á", "a", "é", "e", "í", "i", "ó", "o", "ú", "u", "ñ", "n", "ü", "u", "ö", "o", "ä", "a", "ë", "e", "ï", "i", "è", "e", "Á", "A", "É", "E", "Ö", "O", "Ü", "U", "Å", "A", "å", "a", "Ø", "O", "ø", "o")
+
+func stripAccents(s string) string { return accents.Replace(s) }
 
 // WriteDir writes spec.json, truth.json and, for each party, NAME.csv and
-// NAME.map.json into dir.
+// NAME.map.json into dir, each atomically as [GenerateDir] does.
 func (c *Cohort) WriteDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+	parties := make([]partyFiles, len(c.Parties))
+	for i, p := range c.Parties {
+		parties[i] = partyFiles{name: p.Name, mapping: p.Mapping, csv: func(w io.Writer) error {
+			_, err := w.Write(p.CSV)
+			return err
+		}}
 	}
-	files := map[string][]byte{"spec.json": c.Spec}
-	t, err := json.MarshalIndent(c.Truth, "", "  ")
+	return writeFiles(dir, c.Spec, &c.Truth, parties)
+}
+
+// partyFiles is what writeFiles writes for a party.
+type partyFiles struct {
+	name    string
+	mapping []byte
+	csv     func(io.Writer) error
+}
+
+// writeFiles writes a cohort's files into dir: truth.json is removed first
+// and written last, every file goes through writeAtomic.
+func writeFiles(dir string, spec []byte, truth *Truth, parties []partyFiles) error {
+	t, err := json.MarshalIndent(truth, "", "  ")
 	if err != nil {
 		return err
 	}
-	files["truth.json"] = t
-	for _, p := range c.Parties {
-		files[p.Name+".csv"] = p.CSV
-		files[p.Name+".map.json"] = p.Mapping
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("cohort: %w", err)
 	}
-	for name, b := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			return fmt.Errorf("cohort: %w", err)
+	truthPath := filepath.Join(dir, "truth.json")
+	if err := os.Remove(truthPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("cohort: %w", err)
+	}
+	bytesOf := func(b []byte) func(io.Writer) error {
+		return func(w io.Writer) error { _, err := w.Write(b); return err }
+	}
+	for _, p := range parties {
+		if err := writeAtomic(filepath.Join(dir, p.name+".csv"), p.csv); err != nil {
+			return err
+		}
+		if err := writeAtomic(filepath.Join(dir, p.name+".map.json"), bytesOf(p.mapping)); err != nil {
+			return err
 		}
 	}
-	return nil
+	if err := writeAtomic(filepath.Join(dir, "spec.json"), bytesOf(spec)); err != nil {
+		return err
+	}
+	return writeAtomic(truthPath, bytesOf(t))
+}
+
+// writeAtomic writes path through a buffered temporary file beside it,
+// which it syncs and renames into place; on failure it removes the
+// temporary file.
+func writeAtomic(path string, fill func(io.Writer) error) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("cohort: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			err = fmt.Errorf("cohort: writing %s: %w", filepath.Base(path), err)
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	if err := fill(bw); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }

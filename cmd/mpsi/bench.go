@@ -93,15 +93,17 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			for _, n := range ps {
 				for _, r := range rs {
 					fmt.Fprintf(stderr, "mpsi: bench: n=%d records=%d mode=%s: generating cohort\n", n, r, mode)
-					c, err := cohort.Generate(cohort.Config{Seed: *seed, Parties: n, Records: r, SharedAll: *overlap, SharedPair: min(0.1, 1-*overlap), Noise: true, Mode: mode, MinCell: 0, Aggregation: agg})
-					if err != nil {
-						return err
-					}
+					cfg := cohort.Config{Seed: *seed, Parties: n, Records: r, SharedAll: *overlap, SharedPair: min(0.1, 1-*overlap), Noise: true, Mode: mode, MinCell: 0, Aggregation: agg}
 					var row benchRow
+					var err error
 					if *inproc {
+						c, gerr := cohort.Generate(cfg)
+						if gerr != nil {
+							return gerr
+						}
 						row, err = benchInproc(ctx, c, stderr)
 					} else {
-						row, err = benchCluster(ctx, c, r, stderr, *timeout, *profileDir)
+						row, err = benchCluster(ctx, cfg, stderr, *timeout, *profileDir)
 					}
 					row.Parties, row.Records, row.Mode, row.Inproc, row.Aggregation = n, r, mode, *inproc, agg
 					if err != nil {
@@ -133,16 +135,19 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-func benchCluster(ctx context.Context, c *cohort.Cohort, records int, stderr io.Writer, timeout time.Duration, profileDir string) (benchRow, error) {
+// benchCluster generates the cohort of cfg straight into the cluster's
+// directory (the bench holds no party's file in memory) and runs it.
+func benchCluster(ctx context.Context, cfg cohort.Config, stderr io.Writer, timeout time.Duration, profileDir string) (benchRow, error) {
 	var row benchRow
-	run, err := runCluster(ctx, c, stderr, timeout, profileDir)
+	var truth *cohort.Truth
+	run, err := runCluster(ctx, func(dir string) (err error) {
+		truth, err = cohort.GenerateDir(cfg, dir)
+		return err
+	}, stderr, timeout, profileDir)
 	if err != nil {
 		return row, err
 	}
-	spec, err := session.ParseSpec(c.Spec)
-	if err != nil {
-		return row, err
-	}
+	spec := run.Spec
 	var bytesOnWire int64
 	n := float64(len(run.Stats))
 	for _, st := range run.Stats {
@@ -154,12 +159,12 @@ func benchCluster(ctx context.Context, c *cohort.Cohort, records int, stderr io.
 	}
 	row.JoinS = run.JoinTime.Seconds()
 	row.TotalS = run.Elapsed.Seconds()
-	row.WireBPerElem = float64(bytesOnWire) / float64(len(c.Parties)*records)
+	row.WireBPerElem = float64(bytesOnWire) / float64(cfg.Parties*cfg.Records)
 	row.CoordRSS = run.CoordRSS
 	for _, r := range run.PartyRSS {
 		row.PartyRSS = max(row.PartyRSS, r)
 	}
-	row.Correct = checkTruth(run.Results[c.Parties[0].Name], c.Truth, spec.MinCell) == nil
+	row.Correct = checkTruth(run.Results[spec.Parties[0]], *truth, spec.MinCell) == nil
 	return row, nil
 }
 

@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mpsi-dev/mpsi/bench/cohort"
 	"github.com/mpsi-dev/mpsi/internal/devcert"
 	"github.com/mpsi-dev/mpsi/party"
 	"github.com/mpsi-dev/mpsi/psi/session"
@@ -24,6 +23,7 @@ import (
 // clusterRun is the outcome of a session run by separate processes of this
 // binary: a coordinator and one process per party, on 127.0.0.1.
 type clusterRun struct {
+	Spec      *session.Spec
 	Results   map[string]*session.Result
 	Stats     map[string]party.Stats
 	Elapsed   time.Duration // from starting the parties to the last exit
@@ -38,9 +38,11 @@ var (
 	rssRe  = regexp.MustCompile(`peak_rss_bytes=([0-9]+)`)
 )
 
-// runCluster starts a coordinator and every party of c as processes of this
-// binary, runs one session and collects results and measurements.
-func runCluster(ctx context.Context, c *cohort.Cohort, stderr io.Writer, roundTimeout time.Duration, profileDir string) (*clusterRun, error) {
+// runCluster has writeCohort write a cohort into a directory (as
+// cohort.Cohort.WriteDir or cohort.GenerateDir do), starts a
+// coordinator and every party of it as processes of this binary, runs one
+// session and collects results and measurements.
+func runCluster(ctx context.Context, writeCohort func(dir string) error, stderr io.Writer, roundTimeout time.Duration, profileDir string) (*clusterRun, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -50,17 +52,21 @@ func runCluster(ctx context.Context, c *cohort.Cohort, stderr io.Writer, roundTi
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	spec, err := session.ParseSpec(c.Spec)
+	data := filepath.Join(dir, "cohort")
+	if err := writeCohort(data); err != nil {
+		return nil, err
+	}
+	specJSON, err := os.ReadFile(filepath.Join(data, "spec.json"))
+	if err != nil {
+		return nil, err
+	}
+	spec, err := session.ParseSpec(specJSON)
 	if err != nil {
 		return nil, err
 	}
 	names := append([]string{"coordinator", "admin"}, spec.Parties...)
 	certs := filepath.Join(dir, "certs")
 	if err := devcert.WriteDir(certs, names); err != nil {
-		return nil, err
-	}
-	data := filepath.Join(dir, "cohort")
-	if err := c.WriteDir(data); err != nil {
 		return nil, err
 	}
 	addrFile := filepath.Join(dir, "addr")
@@ -109,7 +115,7 @@ func runCluster(ctx context.Context, c *cohort.Cohort, stderr io.Writer, roundTi
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	fmt.Fprintf(stderr, "mpsi: coordinator on %s (TLS 1.3, mutual authentication), %d hospital processes\n", addr, len(c.Parties))
+	fmt.Fprintf(stderr, "mpsi: coordinator on %s (TLS 1.3, mutual authentication), %d hospital processes\n", addr, len(spec.Parties))
 	create := exec.CommandContext(ctx, exe, "session", "create", "--coordinator", addr, "--certs", certs, "--name", "admin", "--spec", filepath.Join(data, "spec.json"))
 	var createErr bytes.Buffer
 	create.Stdout, create.Stderr = io.Discard, &createErr
@@ -117,18 +123,18 @@ func runCluster(ctx context.Context, c *cohort.Cohort, stderr io.Writer, roundTi
 		return nil, fmt.Errorf("session create: %w: %s", err, createErr.String())
 	}
 	start := time.Now()
-	procs := make([]*exec.Cmd, len(c.Parties))
-	for i, p := range c.Parties {
-		lf, err := os.Create(filepath.Join(dir, p.Name+".log"))
+	procs := make([]*exec.Cmd, len(spec.Parties))
+	for i, name := range spec.Parties {
+		lf, err := os.Create(filepath.Join(dir, name+".log"))
 		if err != nil {
 			return nil, err
 		}
 		defer lf.Close()
-		pargs := []string{"party", "--coordinator", addr, "--certs", certs, "--name", p.Name,
-			"--session", spec.ID, "--data", filepath.Join(data, p.Name+".csv"), "--map", filepath.Join(data, p.Name+".map.json"),
-			"--out", filepath.Join(dir, p.Name+".result.json"), "--stats", filepath.Join(dir, p.Name+".stats.json")}
+		pargs := []string{"party", "--coordinator", addr, "--certs", certs, "--name", name,
+			"--session", spec.ID, "--data", filepath.Join(data, name+".csv"), "--map", filepath.Join(data, name+".map.json"),
+			"--out", filepath.Join(dir, name+".result.json"), "--stats", filepath.Join(dir, name+".stats.json")}
 		if profileDir != "" {
-			pargs = append(pargs, "--cpuprofile", filepath.Join(profileDir, p.Name+".cpu.pprof"))
+			pargs = append(pargs, "--cpuprofile", filepath.Join(profileDir, name+".cpu.pprof"))
 		}
 		procs[i] = exec.CommandContext(ctx, exe, pargs...)
 		procs[i].Stdout, procs[i].Stderr = lf, lf
@@ -136,10 +142,10 @@ func runCluster(ctx context.Context, c *cohort.Cohort, stderr io.Writer, roundTi
 			return nil, err
 		}
 	}
-	run := &clusterRun{Results: map[string]*session.Result{}, Stats: map[string]party.Stats{}, PartyRSS: map[string]int64{}}
+	run := &clusterRun{Spec: spec, Results: map[string]*session.Result{}, Stats: map[string]party.Stats{}, PartyRSS: map[string]int64{}}
 	var failed []string
 	for i, p := range procs {
-		name := c.Parties[i].Name
+		name := spec.Parties[i]
 		if err := p.Wait(); err != nil {
 			failed = append(failed, fmt.Sprintf("%s: %v\n%s", name, err, tail(filepath.Join(dir, name+".log"))))
 			continue
@@ -160,18 +166,18 @@ func runCluster(ctx context.Context, c *cohort.Cohort, stderr io.Writer, roundTi
 			run.JoinTime = time.Duration(f * float64(time.Second))
 		}
 	}
-	for _, p := range c.Parties {
+	for _, name := range spec.Parties {
 		var r session.Result
-		if err := readJSON(filepath.Join(dir, p.Name+".result.json"), &r); err != nil {
+		if err := readJSON(filepath.Join(dir, name+".result.json"), &r); err != nil {
 			return nil, err
 		}
-		run.Results[p.Name] = &r
+		run.Results[name] = &r
 		var st party.Stats
-		if err := readJSON(filepath.Join(dir, p.Name+".stats.json"), &st); err != nil {
+		if err := readJSON(filepath.Join(dir, name+".stats.json"), &st); err != nil {
 			return nil, err
 		}
-		run.Stats[p.Name] = st
-		run.PartyRSS[p.Name] = st.PeakRSS
+		run.Stats[name] = st
+		run.PartyRSS[name] = st.PeakRSS
 	}
 	return run, nil
 }

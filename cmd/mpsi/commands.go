@@ -345,14 +345,10 @@ func runGenCohorts(args []string, stdout, stderr io.Writer) error {
 	if *out == "" {
 		return errors.New("--out is required")
 	}
-	c, err := cohort.Generate(cohort.Config{Seed: *seed, Parties: *parties, Records: *records, SharedAll: *overlap, SharedPair: *pair, Noise: true, Mode: *mode, MinCell: *minCell})
-	if err != nil {
+	if _, err := cohort.GenerateDir(cohort.Config{Seed: *seed, Parties: *parties, Records: *records, SharedAll: *overlap, SharedPair: *pair, Noise: true, Mode: *mode, MinCell: *minCell}, *out); err != nil {
 		return err
 	}
-	if err := c.WriteDir(*out); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "wrote %d parties, spec.json and truth.json to %s\n", len(c.Parties), *out)
+	fmt.Fprintf(stdout, "wrote %d parties, spec.json and truth.json to %s\n", *parties, *out)
 	return nil
 }
 

@@ -1,0 +1,193 @@
+package party_test
+
+import (
+	"bytes"
+	"fmt"
+	"runtime"
+	"runtime/metrics"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mpsi-dev/mpsi/bench/cohort"
+	"github.com/mpsi-dev/mpsi/party"
+	"github.com/mpsi-dev/mpsi/psi"
+	"github.com/mpsi-dev/mpsi/psi/session"
+)
+
+// benchParty is the party whose file the benchmarks load: it carries two
+// attribute fields (visits, condition_codes) and a non-ISO date layout.
+const benchParty = "hospital-b"
+
+var benchCohorts sync.Map // records -> *benchInput
+
+type benchInput struct {
+	spec *session.Spec
+	csv  []byte
+	opt  party.LoadOptions
+}
+
+// benchCohortInput generates (once per size) a 3-party keyed cohort with
+// identifier noise and duplicate rows, and returns benchParty's input.
+func benchCohortInput(b *testing.B, records int) *benchInput {
+	b.Helper()
+	if v, ok := benchCohorts.Load(records); ok {
+		return v.(*benchInput)
+	}
+	c, err := cohort.Generate(cohort.Config{Seed: 7, Parties: 3, Records: records, SharedAll: 0.3, SharedPair: 0.1,
+		Noise: true, Mode: session.ModeKeyed, Duplicates: records / 100})
+	if err != nil {
+		b.Fatal(err)
+	}
+	spec, err := session.ParseSpec(c.Spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := &benchInput{spec: spec}
+	for _, p := range c.Parties {
+		if p.Name != benchParty {
+			continue
+		}
+		m, err := party.ParseMapping(p.Mapping)
+		if err != nil {
+			b.Fatal(err)
+		}
+		in.csv, in.opt = p.CSV, party.LoadOptions{Mapping: m}
+	}
+	c = nil
+	runtime.GC()
+	benchCohorts.Store(records, in)
+	return in
+}
+
+// heapInuse is HeapInuse after a full collection.
+func heapInuse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}
+
+// heapPeak samples the bytes in heap objects (live or not yet swept) until
+// stopped, and returns the growth of the largest sample over the first: an
+// estimate of the peak heap the work needs, garbage included.
+func heapPeak() (stop func() uint64) {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	base := s[0].Value.Uint64()
+	peak := base
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			metrics.Read(s)
+			peak = max(peak, s[0].Value.Uint64())
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() uint64 {
+		close(done)
+		<-finished
+		return peak - base
+	}
+}
+
+var benchSizes = []int{100_000, 1_000_000}
+
+// BenchmarkLoadRecords reads one party's generated CSV and reports the heap
+// its Records retain (HeapInuse after GC, minus before) per record, the
+// peak heap during loading above the starting heap, and the time per
+// record.
+func BenchmarkLoadRecords(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("records=%d", n), func(b *testing.B) {
+			in := benchCohortInput(b, n)
+			b.ReportAllocs()
+			var retained, peak float64
+			var loaded int
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				before := heapInuse()
+				stop := heapPeak()
+				b.StartTimer()
+				recs, err := party.ReadCSV(bytes.NewReader(in.csv), in.spec, benchParty, in.opt)
+				b.StopTimer()
+				p := stop()
+				if err != nil {
+					b.Fatal(err)
+				}
+				loaded = recs.Len()
+				retained += float64(heapInuse()) - float64(before)
+				peak += float64(p)
+				runtime.KeepAlive(recs)
+				recs = nil
+				b.StartTimer()
+			}
+			b.ReportMetric(retained/float64(b.N)/float64(loaded), "B/record")
+			b.ReportMetric(peak/float64(b.N)/float64(loaded), "peak-B/record")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(loaded), "ns/record")
+		})
+	}
+}
+
+// BenchmarkKeyedParty is one party process's keyed-mode work up to sending
+// its tokens: load, [party.New], [party.Party.KeyedTokens]. It reports the
+// heap held at the end (records, party state, tokens) per record and the
+// peak heap per record.
+func BenchmarkKeyedParty(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("records=%d", n), func(b *testing.B) {
+			in := benchCohortInput(b, n)
+			contribs := make([]psi.KeyContribution, len(in.spec.Parties))
+			for j := range contribs {
+				var err error
+				if contribs[j], err = psi.GenerateKeyContribution(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			me := in.spec.PartyIndex(benchParty)
+			b.ReportAllocs()
+			var retained, peak float64
+			var loaded int
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				before := heapInuse()
+				stop := heapPeak()
+				b.StartTimer()
+				recs, err := party.ReadCSV(bytes.NewReader(in.csv), in.spec, benchParty, in.opt)
+				if err != nil {
+					b.Fatal(err)
+				}
+				p, err := party.New(in.spec, benchParty, recs, party.Config{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				contribs[me] = p.KeyContribution()
+				toks, err := p.KeyedTokens(contribs)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				pk := stop()
+				loaded = recs.Len()
+				retained += float64(heapInuse()) - float64(before)
+				peak += float64(pk)
+				runtime.KeepAlive(p)
+				runtime.KeepAlive(toks)
+				b.StartTimer()
+			}
+			b.ReportMetric(retained/float64(b.N)/float64(loaded), "B/record")
+			b.ReportMetric(peak/float64(b.N)/float64(loaded), "peak-B/record")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(loaded), "ns/record")
+		})
+	}
+}
