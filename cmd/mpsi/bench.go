@@ -66,6 +66,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	asJSON := fs.Bool("json", false, "print one JSON object per run")
 	timeout := fs.Duration("round-timeout", 30*time.Minute, "coordinator round deadline")
 	profileDir := fs.String("profile-dir", "", "write pprof CPU profiles of the coordinator and every party here")
+	joinBudget := fs.String("join-budget", "", "the coordinator's --join-budget (e.g. 512MiB: tokens spill to disk beyond it); empty: in-memory join")
 	aggregation := fs.String("aggregation", session.AggregationMasked, "comma-separated aggregation modes: masked, encrypted")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -103,7 +104,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 						}
 						row, err = benchInproc(ctx, c, stderr)
 					} else {
-						row, err = benchCluster(ctx, cfg, stderr, *timeout, *profileDir)
+						row, err = benchCluster(ctx, cfg, stderr, clusterOptions{RoundTimeout: *timeout, ProfileDir: *profileDir, JoinBudget: *joinBudget})
 					}
 					row.Parties, row.Records, row.Mode, row.Inproc, row.Aggregation = n, r, mode, *inproc, agg
 					if err != nil {
@@ -137,13 +138,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // benchCluster generates the cohort of cfg straight into the cluster's
 // directory (the bench holds no party's file in memory) and runs it.
-func benchCluster(ctx context.Context, cfg cohort.Config, stderr io.Writer, timeout time.Duration, profileDir string) (benchRow, error) {
+func benchCluster(ctx context.Context, cfg cohort.Config, stderr io.Writer, opt clusterOptions) (benchRow, error) {
 	var row benchRow
 	var truth *cohort.Truth
 	run, err := runCluster(ctx, func(dir string) (err error) {
 		truth, err = cohort.GenerateDir(cfg, dir)
 		return err
-	}, stderr, timeout, profileDir)
+	}, stderr, opt)
 	if err != nil {
 		return row, err
 	}

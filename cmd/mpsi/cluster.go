@@ -42,7 +42,15 @@ var (
 // cohort.Cohort.WriteDir or cohort.GenerateDir do), starts a
 // coordinator and every party of it as processes of this binary, runs one
 // session and collects results and measurements.
-func runCluster(ctx context.Context, writeCohort func(dir string) error, stderr io.Writer, roundTimeout time.Duration, profileDir string) (*clusterRun, error) {
+// clusterOptions are runCluster's settings.
+type clusterOptions struct {
+	RoundTimeout time.Duration
+	ProfileDir   string // "": no CPU profiles
+	JoinBudget   string // the coordinator's --join-budget; "": its default
+}
+
+func runCluster(ctx context.Context, writeCohort func(dir string) error, stderr io.Writer, opt clusterOptions) (*clusterRun, error) {
+	roundTimeout, profileDir := opt.RoundTimeout, opt.ProfileDir
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -80,6 +88,9 @@ func runCluster(ctx context.Context, writeCohort func(dir string) error, stderr 
 		"--db", filepath.Join(dir, "mpsi.db"), "--addr-file", addrFile, "--round-timeout", roundTimeout.String()}
 	if profileDir != "" {
 		coordArgs = append(coordArgs, "--cpuprofile", filepath.Join(profileDir, "coordinator.cpu.pprof"))
+	}
+	if opt.JoinBudget != "" {
+		coordArgs = append(coordArgs, "--join-budget", opt.JoinBudget, "--spill-dir", dir)
 	}
 	coord := exec.CommandContext(ctx, exe, coordArgs...)
 	coord.Stdout, coord.Stderr = coordLog, coordLog

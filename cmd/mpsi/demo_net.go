@@ -16,7 +16,7 @@ import (
 // runNetworkDemo runs the coordinator and every party as separate processes
 // of this binary on 127.0.0.1 over gRPC with mutual TLS.
 func runNetworkDemo(ctx context.Context, c *cohort.Cohort, asJSON bool, stdout, stderr io.Writer) error {
-	run, err := runCluster(ctx, c.WriteDir, stderr, time.Minute, "")
+	run, err := runCluster(ctx, c.WriteDir, stderr, clusterOptions{RoundTimeout: time.Minute})
 	if err != nil {
 		return err
 	}
