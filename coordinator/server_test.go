@@ -352,9 +352,17 @@ func collect(t testing.TB, chs ...<-chan outcome) []outcome {
 // released Result JSON.
 func (h *harness) runHappy(t testing.TB, c *cohort.Cohort, id string) []byte {
 	t.Helper()
+	b, _ := h.runSession(t, c, id, nil)
+	return b
+}
+
+// runSession is runHappy with a spec edit; it also returns the parties'
+// own Results.
+func (h *harness) runSession(t testing.TB, c *cohort.Cohort, id string, edit func(map[string]any)) ([]byte, []outcome) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	h.create(t, specJSON(t, c, id, nil))
+	h.create(t, specJSON(t, c, id, edit))
 	var chs []<-chan outcome
 	for _, n := range partyNames {
 		chs = append(chs, h.honest(ctx, t, c, id, n))
@@ -369,7 +377,7 @@ func (h *harness) runHappy(t testing.TB, c *cohort.Cohort, id string) []byte {
 		require.JSONEq(t, string(r.GetResultJson()), string(b), "party %s's result is the released one", o.name)
 	}
 	require.NoError(t, envelope.VerifyResult(h.pki.cert(t, "coordinator"), id, r.GetResultJson(), r.GetSignature()))
-	return r.GetResultJson()
+	return r.GetResultJson(), outs
 }
 
 // requireAborted checks the stored state, the reason and that nothing was
