@@ -32,7 +32,7 @@ type Engine struct {
 
 	sizes  []int
 	tokens [][]join.Token
-	added  []int        // tokens received per party through AddTokens
+	added  []int         // tokens received per party through AddTokens
 	spill  *join.Spiller // nil: in-memory join
 	have   []bool
 	join   *join.Result

@@ -468,7 +468,7 @@ type live struct {
 	rostered bool
 	envSeen  map[[3]uint32]bool
 	streams  map[[2]uint32]*listState // (owner, hop done) -> progress
-	tokBuf   []join.Token // reused for each final batch
+	tokBuf   []join.Token             // reused for each final batch
 	tokDone  []bool
 	dealt    bool // token round over: masks dealt, or (encrypted) joined
 	enc      *encState
