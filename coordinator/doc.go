@@ -6,12 +6,17 @@
 // runner ([github.com/mpsi-dev/mpsi/party.RunLocal]) and the gRPC service
 // drive the same Engine.
 //
-// In the encrypted aggregation mode ([Engine.StartEncrypted], in process
-// only for now) the coordinator aggregates the parties' key shares, multiplies
-// their ciphertexts by each party's 0/1 intersection indicator, sums them and
-// asks t parties to switch the total to the recipient's key; it never holds a
-// secret-key share. The gRPC service refuses encrypted specs until the mode
-// is carried over the network.
+// In the encrypted aggregation mode ([Engine.StartEncrypted]; over the
+// network the rounds of doc/PROTOCOL.md) the coordinator aggregates the
+// parties' key shares, multiplies their ciphertexts by each party's 0/1
+// intersection indicator as they arrive, sums them and asks t live parties
+// to switch the total to the release key, a key pair of its own unrelated to
+// the collective key; it never holds a secret-key share. With a threshold it
+// tolerates parties that vanish, per the spec's dropout rule.
+//
+// With [Config.JoinBudget] the tokens of a session go to disk as they
+// arrive and the join runs one token-prefix partition at a time, in bounded
+// memory ([Engine.Spill]).
 //
 // # Security model
 //
