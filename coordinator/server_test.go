@@ -1405,3 +1405,19 @@ func TestJoinBudgetSpills(t *testing.T) {
 		return err == nil && len(entries) == 0
 	}, 10*time.Second, 10*time.Millisecond, "spill files removed after an abort")
 }
+
+// Recover removes spill directories a crash left in an explicit spill
+// directory, and nothing else there.
+func TestRecoverRemovesStaleSpill(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, "mpsi-join-spill-123")
+	require.NoError(t, os.MkdirAll(stale, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(stale, "tokens"), []byte("x"), 0o600))
+	other := filepath.Join(dir, "keep.txt")
+	require.NoError(t, os.WriteFile(other, []byte("x"), 0o600))
+	h := newCoreTimeout(t, testRoundTimeout, func(c *coordinator.Config) { c.SpillDir = dir })
+	_, err := h.srv.Recover(context.Background())
+	require.NoError(t, err)
+	require.NoDirExists(t, stale)
+	require.FileExists(t, other)
+}

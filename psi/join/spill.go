@@ -41,6 +41,14 @@ var (
 	ErrClosed = errors.New("join: spiller closed")
 )
 
+// spillDirPrefix names a Spiller's temporary directory.
+const spillDirPrefix = "mpsi-join-spill-"
+
+// SpillDirPattern matches (with filepath.Glob, inside SpillOptions.Dir) the
+// temporary directories Spillers make, so that an owner of a dedicated spill
+// directory can remove what a crashed process left behind.
+const SpillDirPattern = spillDirPrefix + "*"
+
 // SpillOptions controls a [Spiller].
 type SpillOptions struct {
 	// Budget is the memory, in bytes, the Spiller may use for its own
@@ -247,7 +255,7 @@ func NewSpiller(sizes []int, opt SpillOptions) (*Spiller, error) {
 	parts := 1 << partBits
 	bufRecs := min(max(opt.Budget/(int64(n)*int64(parts)*spillRecSize), minWriteRecs), maxWriteRecs)
 
-	dir, err := os.MkdirTemp(opt.Dir, "mpsi-join-spill-") // mode 0700
+	dir, err := os.MkdirTemp(opt.Dir, spillDirPrefix+"*") // mode 0700
 	if err != nil {
 		return nil, fmt.Errorf("join: creating spill directory: %w", err)
 	}
