@@ -53,7 +53,9 @@ type Config struct {
 	Signer crypto.Signer // the coordinator's TLS key; signs released Results
 	// Logger receives structured logs; nil discards them. Secrets are never logged.
 	Logger *slog.Logger
-	// RoundTimeout bounds every round; zero means DefaultRoundTimeout.
+	// RoundTimeout bounds the time a session may go without progress (no
+	// message accepted from any party) in any round; zero means
+	// DefaultRoundTimeout.
 	RoundTimeout time.Duration
 	// AdminNames are the certificate names allowed to create sessions;
 	// empty means {DefaultAdminName}.
@@ -585,7 +587,6 @@ func (l *live) run() {
 			abort(fmt.Sprintf("deadline exceeded in round %s after %s (waiting for %s)", l.round, l.srv.cfg.RoundTimeout, l.waitingFor()))
 			return
 		case ev := <-l.events:
-			prevRound := l.round
 			var finished bool
 			if ev.gone != nil {
 				reason := goneReason(l.spec.Parties[ev.from], ev.gone)
@@ -609,15 +610,17 @@ func (l *live) run() {
 				log.Info("session released", "duration", time.Since(l.started))
 				return
 			}
-			if l.round != prevRound {
-				if !timer.Stop() {
-					select {
-					case <-timer.C:
-					default:
-					}
+			// The deadline is RoundTimeout without progress: every accepted
+			// message (and every new round) restarts it, so that a large
+			// session whose rounds take longer than RoundTimeout but keep
+			// moving is not cut off, while a silent party still is.
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
 				}
-				timer.Reset(l.srv.cfg.RoundTimeout)
 			}
+			timer.Reset(l.srv.cfg.RoundTimeout)
 		}
 	}
 }

@@ -524,7 +524,11 @@ func pointsBytes(p []psi.Point) []byte {
 
 // playUntilMask plays honestly (seeds, own ring list, hops) until the
 // coordinator deals the mask.
-func (a *adversary) playUntilMask() {
+func (a *adversary) playUntilMask() { a.playPaced(0) }
+
+// playPaced plays honestly until the mask deal, sending its own list's
+// batches pace apart.
+func (a *adversary) playPaced(pace time.Duration) {
 	a.t.Helper()
 	n := len(a.spec.Parties)
 	for j := 0; j < n; j++ {
@@ -537,6 +541,7 @@ func (a *adversary) playUntilMask() {
 	own := a.ring()
 	total := len(own) / psi.PointSize
 	for off := 0; off < total; off += a.maxBatch {
+		time.Sleep(pace)
 		end := min(off+a.maxBatch, total)
 		a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_RING, a.idx, 0, off, total, own[off*32:end*32]))
 	}
@@ -1079,6 +1084,30 @@ func TestSilentPartyDeadline(t *testing.T) {
 			require.NotContains(t, reason, "hospital-c", "honest party blamed")
 		})
 	}
+}
+
+// A round that lasts longer than the round timeout but keeps making
+// progress is not cut off: the deadline counts time without progress.
+func TestSlowButSteadyRoundIsNotCut(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	c := getCohort(t, session.ModeDH)
+	id := newSessionID("steady")
+	h.create(t, specJSON(t, c, id, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b := h.honest(ctx, t, c, id, "hospital-b")
+	cc := h.honest(ctx, t, c, id, "hospital-c")
+	a := h.join(ctx, t, c, "hospital-a", id)
+	a.ready(h)
+	start := time.Now()
+	// Its own list in batches, each 40% of the round timeout after the
+	// last (three batches: the token round outlasts the timeout), then the
+	// hops at once; playPaced fails on an Abort.
+	a.playPaced(testRoundTimeout * 4 / 10)
+	require.Greater(t, time.Since(start), testRoundTimeout, "the token round outlasted the timeout")
+	a.cancel()
+	collect(t, b, cc)
 }
 
 // ================================================================ 4. disconnect

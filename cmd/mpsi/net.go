@@ -46,7 +46,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	dbPath := fs.String("db", "mpsi.db", "SQLite database file")
 	metrics := fs.String("metrics", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9090)")
 	addrFile := fs.String("addr-file", "", "write the bound gRPC address to this file once listening")
-	roundTimeout := fs.Duration("round-timeout", coordinator.DefaultRoundTimeout, "deadline for every protocol round")
+	roundTimeout := fs.Duration("round-timeout", coordinator.DefaultRoundTimeout, "time a protocol round may go without progress before the session is aborted")
 	admins := fs.String("admin", coordinator.DefaultAdminName, "comma-separated certificate names allowed to create sessions")
 	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile to this file")
 	joinBudget := fs.String("join-budget", "0", "memory budget of each session's join, e.g. 512MiB; beyond it tokens spill to disk by prefix (0: keep every list in memory)")
