@@ -157,20 +157,30 @@ func (cl *cluster) partyCmdAs(name, certs, sessionID, dataOf string) (*exec.Cmd,
 	return cmd, &errb, out
 }
 
+// partyProc is a started party process.
+type partyProc struct {
+	cmd  *exec.Cmd
+	errb *bytes.Buffer
+	out  string
+}
+
+// startParties starts every party of the spec as a process, each with the
+// extra arguments extra[name].
+func (cl *cluster) startParties(extra map[string][]string) map[string]partyProc {
+	procs := map[string]partyProc{}
+	for _, name := range cl.spec.Parties {
+		cmd, errb, out := cl.partyCmd(name, cl.certs)
+		cmd.Args = append(cmd.Args, extra[name]...)
+		require.NoError(cl.t, cmd.Start())
+		procs[name] = partyProc{cmd, errb, out}
+	}
+	return procs
+}
+
 // runParties runs every party of the spec as a process and waits.
 func (cl *cluster) runParties() map[string]string {
 	t := cl.t
-	type proc struct {
-		cmd  *exec.Cmd
-		errb *bytes.Buffer
-		out  string
-	}
-	procs := map[string]proc{}
-	for _, name := range cl.spec.Parties {
-		cmd, errb, out := cl.partyCmd(name, cl.certs)
-		require.NoError(t, cmd.Start())
-		procs[name] = proc{cmd, errb, out}
-	}
+	procs := cl.startParties(nil)
 	results := map[string]string{}
 	for name, p := range procs {
 		require.NoError(t, p.cmd.Wait(), "%s: %s\ncoordinator: %s", name, p.errb.String(), cl.logs())
@@ -462,20 +472,11 @@ func TestE2EEncryptedDropouts(t *testing.T) {
 			cl := newCluster(t, base)
 			cl.editSpec(threshold)
 			cl.createSession()
-			type proc struct {
-				cmd  *exec.Cmd
-				errb *bytes.Buffer
-				out  string
+			extra := map[string][]string{}
+			for name, st := range tc.exit {
+				extra[name] = []string{"--fault-exit-at", st}
 			}
-			procs := map[string]proc{}
-			for _, name := range cl.spec.Parties {
-				cmd, errb, out := cl.partyCmd(name, cl.certs)
-				if st := tc.exit[name]; st != "" {
-					cmd.Args = append(cmd.Args, "--fault-exit-at", st)
-				}
-				require.NoError(t, cmd.Start())
-				procs[name] = proc{cmd, errb, out}
-			}
+			procs := cl.startParties(extra)
 			for name, p := range procs {
 				err := p.cmd.Wait()
 				if tc.exit[name] != "" {
