@@ -331,20 +331,34 @@ func (s *Server) Run(stream grpc.BidiStreamingServer[mpsiv1.PartyMessage, mpsiv1
 			select {
 			case l.events <- event{from: idx, msg: m}:
 			case <-l.done:
-				readErr <- nil
-				return
+				// The session is over. Keep reading (and dropping) what the
+				// party still sends: a party blocked in a large Send (key
+				// shares, ciphertexts) on flow control would otherwise never
+				// read the Abort or Result queued for it, and the final
+				// message would never flush (both sides blocked sending).
+				for {
+					if _, err := stream.Recv(); err != nil {
+						readErr <- err
+						return
+					}
+				}
 			}
 		}
 	}()
-	select {
-	case <-readErr:
-		// Let the sender flush a final Result or Abort.
+	// flush lets the sender deliver a final Result or Abort, for a while.
+	flush := func() error {
 		select {
 		case err := <-sendErr:
 			return err
 		case <-time.After(5 * time.Second):
 			return nil
 		}
+	}
+	select {
+	case <-readErr:
+		return flush()
+	case <-l.done:
+		return flush()
 	case err := <-sendErr:
 		if err != nil {
 			// The session decides what a vanished party means.

@@ -420,8 +420,9 @@ func (cl *cluster) editSpec(edit func(map[string]any)) {
 // separate processes, parties crashing (--fault-exit-at: exit without an
 // Abort) at a stage: an active party gone during the key switch is
 // replaced; a party gone before its ciphertexts is left out (rule
-// leave_out) and the Result says so; two parties gone leave fewer than t
-// and the session aborts with the reason.
+// leave_out) and the Result says so; two parties gone leave fewer than t,
+// and a party gone before the collective key exists aborts the session,
+// with the reason.
 func TestE2EEncryptedDropouts(t *testing.T) {
 	base := cohort.Config{Seed: 25, Parties: 3, Records: 200, SharedAll: 0.4, SharedPair: 0.1, Noise: true, Mode: session.ModeKeyed, MinCell: 3, Aggregation: session.AggregationEncrypted}
 	threshold := func(m map[string]any) { m["threshold"], m["dropout"] = 2, session.DropoutLeaveOut }
@@ -466,6 +467,8 @@ func TestE2EEncryptedDropouts(t *testing.T) {
 			}, ""},
 		{"two of three gone", map[string]string{"hospital-b": party.StagePublicKey, "hospital-c": party.StagePublicKey}, nil,
 			"only 1 parties remain and the key switch needs 2"},
+		{"party gone before the keys are made", map[string]string{"hospital-b": party.StageKeysSent}, nil,
+			"hospital-b"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
