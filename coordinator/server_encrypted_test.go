@@ -9,8 +9,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	mpsiv1 "github.com/mpsi-dev/mpsi/api/mpsi/v1"
 	"github.com/mpsi-dev/mpsi/bench/cohort"
+	"github.com/mpsi-dev/mpsi/coordinator"
 	"github.com/mpsi-dev/mpsi/coordinator/store"
+	"github.com/mpsi-dev/mpsi/internal/envelope"
+	"github.com/mpsi-dev/mpsi/internal/mhewire"
 	"github.com/mpsi-dev/mpsi/psi/session"
 )
 
@@ -164,4 +168,76 @@ func TestEncryptedDropouts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A party that keeps sending large messages without reading, while large
+// envelopes wait for it, must not wedge its stream once the session is over:
+// the coordinator drains what it sends, so its sends end and the stream
+// closes (this deadlocked before: both sides blocked sending).
+func TestNoDeadlockWhenSessionEndsMidSend(t *testing.T) {
+	h := newHarnessTimeout(t, encryptedRoundTimeout)
+	c := getCohort(t, session.ModeKeyed)
+	id := newSessionID("wedge")
+	h.create(t, specJSON(t, c, id, encrypted(2, "")))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var advs []*adversary
+	for _, n := range partyNames {
+		advs = append(advs, h.join(ctx, t, c, n, id))
+	}
+	for _, a := range advs {
+		a.send(a.readyMsg(h, uint64(a.p.SetSize())))
+	}
+	for _, a := range advs {
+		for {
+			m, err := a.stream.Recv()
+			require.NoError(t, err)
+			if r := m.GetRoster(); r != nil {
+				break
+			}
+		}
+	}
+	// b and c send hospital-a 2 MB of (unopenable) threshold-share envelopes,
+	// far beyond the stream's flow-control window, which a never reads.
+	for _, a := range advs[1:] {
+		a.send(envMsg(&mpsiv1.Envelope{Round: mpsiv1.Round_ROUND_THRESHOLD_SHARE, From: uint32(a.idx), To: 0,
+			Enc: make([]byte, 32), Ciphertext: make([]byte, envelope.MaxBulkSealed)}))
+	}
+	// a streams 1 MiB chunks of a garbage Galois-key message of the right
+	// length (the session aborts when it is complete and does not decode),
+	// and then 40 MiB more.
+	spec, err := session.ParseSpec(specJSON(t, c, id, encrypted(2, "")))
+	require.NoError(t, err)
+	params, _, err := coordinator.EncryptedParams(spec, advs[0].p.SetSize())
+	require.NoError(t, err)
+	sizes, err := mhewire.SizesOf(params)
+	require.NoError(t, err)
+	total := uint64(sizes[mpsiv1.MheKind_MHE_KIND_GALOIS_SHARES])
+	sent := make(chan error, 1)
+	chunk := func(off, n uint64) *mpsiv1.PartyMessage {
+		return &mpsiv1.PartyMessage{Msg: &mpsiv1.PartyMessage_Mhe{Mhe: &mpsiv1.MheChunk{
+			Kind: mpsiv1.MheKind_MHE_KIND_GALOIS_SHARES, Offset: off, Total: total, Data: make([]byte, n)}}}
+	}
+	go func() {
+		for off := uint64(0); off < total; off += 1 << 20 {
+			if err := advs[0].stream.Send(chunk(off, min(1<<20, total-off))); err != nil {
+				sent <- err
+				return
+			}
+		}
+		for k := 0; k < 40; k++ {
+			if err := advs[0].stream.Send(chunk(0, 1<<20)); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	select {
+	case <-sent: // finished or refused: either way not wedged
+	case <-time.After(30 * time.Second):
+		t.Fatal("the party's sends are wedged after the session ended")
+	}
+	rec := h.waitFinal(t, id, 10*time.Second)
+	require.Equal(t, store.StateAborted, rec.State)
 }
