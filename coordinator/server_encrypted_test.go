@@ -147,7 +147,7 @@ func TestEncryptedDropouts(t *testing.T) {
 					chs = append(chs, ch)
 				}
 			}
-			outs := collect(t, chs...)
+			outs := collectWithin(t, 2*encryptedRoundTimeout, chs...)
 			rec := h.waitFinal(t, id, 2*encryptedRoundTimeout)
 			if tc.want == "" {
 				require.Equal(t, store.StateAborted, rec.State)

@@ -336,12 +336,18 @@ func (h *harness) honestStage(ctx context.Context, t testing.TB, c *cohort.Cohor
 
 func collect(t testing.TB, chs ...<-chan outcome) []outcome {
 	t.Helper()
+	return collectWithin(t, testRoundTimeout+10*time.Second, chs...)
+}
+
+// collectWithin is collect with another timeout per party.
+func collectWithin(t testing.TB, d time.Duration, chs ...<-chan outcome) []outcome {
+	t.Helper()
 	var out []outcome
 	for _, ch := range chs {
 		select {
 		case o := <-ch:
 			out = append(out, o)
-		case <-time.After(testRoundTimeout + 10*time.Second):
+		case <-time.After(d):
 			t.Fatalf("an honest party did not return")
 		}
 	}
@@ -367,7 +373,7 @@ func (h *harness) runSession(t testing.TB, c *cohort.Cohort, id string, edit fun
 	for _, n := range partyNames {
 		chs = append(chs, h.honest(ctx, t, c, id, n))
 	}
-	outs := collect(t, chs...)
+	outs := collectWithin(t, 30*time.Second, chs...)
 	r := h.result(t, id)
 	require.Equal(t, store.StateCompleted, r.GetState(), "reason: %s", r.GetReason())
 	for _, o := range outs {
