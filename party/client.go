@@ -389,11 +389,6 @@ func (c *client) rounds(ctx context.Context, pr func() *x509.Certificate) (*sess
 	keyed := c.spec.Match.Mode == session.ModeKeyed
 	encrypted := c.spec.Aggregation == session.AggregationEncrypted
 	c.ringStart = time.Now()
-	if encrypted {
-		if err := c.startEncrypted(); err != nil {
-			return nil, err
-		}
-	}
 	// Mask seeds (masked aggregation) and keyed-mode contributions to every
 	// other party.
 	for j := 0; j < n; j++ {
@@ -430,6 +425,14 @@ func (c *client) rounds(ctx context.Context, pr func() *x509.Certificate) (*sess
 				<-ownErr
 			}
 		}()
+	}
+	// Encryption keys once the token work is under way (the own list is
+	// being sent, or the key contributions are out), so that key generation
+	// does not delay the other parties.
+	if encrypted {
+		if err := c.startEncrypted(); err != nil {
+			return nil, err
+		}
 	}
 	seeds := make([]sharing.Seed, n)
 	haveSeed := make([]bool, n)
