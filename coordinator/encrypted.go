@@ -299,13 +299,6 @@ func (x *Encrypted) Drop(i int) error {
 	return acc.Drop(mhe.PartyID(i))
 }
 
-// Complete reports whether every ciphertext of party i is in (false before
-// the keys and the join).
-func (x *Encrypted) Complete(i int) bool {
-	acc, err := x.accumulator()
-	return err == nil && acc.Complete(mhe.PartyID(i))
-}
-
 // accumulator returns the accumulator, made on first use once the keys and
 // the join are done.
 func (x *Encrypted) accumulator() (*mhe.Accumulator, error) {

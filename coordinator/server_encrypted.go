@@ -206,14 +206,9 @@ func (l *live) onMhe(ctx context.Context, i int, c *mpsiv1.MheChunk) (bool, erro
 // thresholdSharesRelayed reports whether every party's Shamir shares (one
 // envelope to every other party) have been relayed, or no threshold is set.
 func (l *live) thresholdSharesRelayed() bool {
-	if !l.enc.x.Params().IsThreshold() {
-		return true
-	}
 	for from := 0; from < l.n; from++ {
-		for to := 0; to < l.n; to++ {
-			if from != to && !l.envSeen[[3]uint32{uint32(mpsiv1.Round_ROUND_THRESHOLD_SHARE), uint32(from), uint32(to)}] {
-				return false
-			}
+		if l.owesEnvelopes(from, mpsiv1.Round_ROUND_THRESHOLD_SHARE) {
+			return false
 		}
 	}
 	return true
