@@ -160,10 +160,14 @@ func TestParseCredentials(t *testing.T) {
 		want     int
 		wantErr  string
 	}{
-		{"two clients", "# comment\na " + strings.Repeat("00", 32) + "\n\nb " + strings.Repeat("ff", 16) + "\n", 2, ""},
-		{"not hex", "a zz\n", 0, "not hex"},
-		{"three fields", "a 00 00\n", 0, "want"},
-		{"duplicate", "a 00\na 01\n", 0, "duplicate"},
+		{"two clients", "# comment\na routine 2030-01-01T00:00:00Z " + strings.Repeat("00", 32) + "\n\nb emergency 2030-01-01T00:00:00+08:00 " + strings.Repeat("ff", 16) + "\n", 2, ""},
+		{"not hex", "a clinic 2030-01-01T00:00:00Z zz\n", 0, "creds:1: credential is not hex"},
+		{"three fields", "a clinic 00\n", 0, "creds:1: want"},
+		{"old two-field line", "a 00\n", 0, "creds:1: want"},
+		{"unknown role", "a\nb admin 2030-01-01T00:00:00Z 00\n", 0, "creds:1: want"},
+		{"unknown role on line 2", "# c\nb admin 2030-01-01T00:00:00Z 00\n", 0, "creds:2: upload: malformed"},
+		{"bad expiry", "a clinic tomorrow 00\n", 0, "creds:1: expiry is not an RFC 3339 time"},
+		{"duplicate", "a clinic 2030-01-01T00:00:00Z 00\na clinic 2030-01-01T00:00:00Z 01\n", 0, "creds:2: duplicate"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -176,11 +180,14 @@ func TestParseCredentials(t *testing.T) {
 			require.Len(t, got, tc.want)
 		})
 	}
+	got, err := parseCredentials("creds", []byte("a routine 2030-01-01T00:00:00Z 0001\n"))
+	require.NoError(t, err)
+	require.Equal(t, upload.Credential{Secret: []byte{0, 1}, Role: upload.RoleRoutine, Expires: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}, got["a"])
 }
 
 func FuzzParseCredentials(f *testing.F) {
-	f.Add([]byte("client " + strings.Repeat("ab", 32) + "\n"))
-	f.Add([]byte("# x\n\na 00\nb 0\n"))
+	f.Add([]byte("client clinic 2030-01-01T00:00:00Z " + strings.Repeat("ab", 32) + "\n"))
+	f.Add([]byte("# x\n\na routine 2030-01-01T00:00:00Z 00\nb emergency 1999-12-31T23:59:59Z 0\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, err := parseCredentials("fuzz", data)
 		if err != nil {
