@@ -92,7 +92,8 @@ type Config struct {
 	// MaxRecordingSize bounds one recording; if zero,
 	// DefaultMaxRecordingSize.
 	MaxRecordingSize int64
-	// MaxSpoolBytes bounds the sealed chunks held in memory across jobs; if
+	// MaxSpoolBytes bounds the sealed chunks held in the state database
+	// across open jobs (reserved when a job begins); if
 	// zero, DefaultMaxSpoolBytes.
 	MaxSpoolBytes int64
 	// MaxReplayEntries bounds the replay cache; if zero,

@@ -130,13 +130,20 @@ func LoadRotations(dir string) ([][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("deploy: %w", err)
 	}
+	return parseRotations(path, b)
+}
+
+// parseRotations parses one hex-encoded rotation per line; errors name the
+// file and line.
+func parseRotations(path string, b []byte) ([][]byte, error) {
 	var out [][]byte
-	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
 		if line == "" {
 			continue
 		}
 		raw, err := hex.DecodeString(line)
-		if err != nil {
+		if err != nil || len(raw) == 0 {
 			return nil, fmt.Errorf("deploy: %s line %d: not hex", path, i+1)
 		}
 		out = append(out, raw)
