@@ -101,20 +101,30 @@ func TestServerKilledMidUpload(t *testing.T) {
 	c, err := upload.NewClient(conn, upload.ClientConfig{ClientID: "client", Credential: token, Threshold: 64 << 10,
 		ChunkSize: 64 << 10, ChunkInterval: 60 * time.Millisecond, MaxAttempts: 30, CallTimeout: 20 * time.Second})
 	require.NoError(t, err)
-	rec := upload.SyntheticECG("killed", 900)
-	j, err := c.Begin(ctx, rec, 5)
-	require.NoError(t, err)
+	// Two uploads in flight, so that every unfinished job must come back.
+	recs := []*upload.Recording{upload.SyntheticECG("killed-a", 900), upload.SyntheticECG("killed-b", 700)}
 	type result struct {
 		rc  *upload.Receipt
 		err error
 	}
-	res := make(chan result, 1)
-	go func() { rc, err := j.Run(ctx); res <- result{rc, err} }()
+	jobs := make([]*upload.Job, len(recs))
+	res := make([]chan result, len(recs))
+	for i, rec := range recs {
+		j, err := c.Begin(ctx, rec, 5)
+		require.NoError(t, err)
+		jobs[i], res[i] = j, make(chan result, 1)
+		go func() { rc, err := j.Run(ctx); res[i] <- result{rc, err} }()
+	}
 
-	// Kill the server once it holds a few chunks but not all.
+	// Kill the server once it holds a few chunks of each job but not all.
 	require.Eventually(t, func() bool {
-		st, err := j.Status(ctx)
-		return err == nil && j.Chunks()-len(st.Missing) >= 3
+		for _, j := range jobs {
+			st, err := j.Status(ctx)
+			if err != nil || j.Chunks()-len(st.Missing) < 2 {
+				return false
+			}
+		}
+		return true
 	}, 30*time.Second, 5*time.Millisecond)
 	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
 	_ = first.Wait()
@@ -122,29 +132,32 @@ func TestServerKilledMidUpload(t *testing.T) {
 	require.NotContains(t, firstOut.String(), "recording stored")
 
 	_, secondOut := serverProcess(t, args)
-	var r result
-	select {
-	case r = <-res:
-	case <-ctx.Done():
-		t.Fatalf("upload did not finish after the restart:\n%s", secondOut.String())
-	}
-	require.NoError(t, r.err, "second server:\n%s", secondOut.String())
+	for i, j := range jobs {
+		var r result
+		select {
+		case r = <-res[i]:
+		case <-ctx.Done():
+			t.Fatalf("upload %s did not finish after the restart:\n%s", recs[i].Name, secondOut.String())
+		}
+		require.NoError(t, r.err, "second server:\n%s", secondOut.String())
 
-	restored := regexp.MustCompile(`job restored from the state database.*missing=(\d+) chunks=(\d+)`).FindStringSubmatch(secondOut.String())
-	require.NotNil(t, restored, "the second server did not restore the job:\n%s", secondOut.String())
-	missing, _ := strconv.Atoi(restored[1])
-	require.Less(t, missing, j.Chunks(), "the restarted server kept the chunks the first one stored")
-	require.Greater(t, missing, 0)
-	require.Less(t, j.Sent, 2*j.Chunks(), "the client resumed rather than starting again")
+		restored := regexp.MustCompile(`job restored from the state database.*job.record=` + recs[i].Name + ` .*missing=(\d+) chunks=(\d+)`).
+			FindStringSubmatch(secondOut.String())
+		require.NotNil(t, restored, "the second server did not restore %s:\n%s", recs[i].Name, secondOut.String())
+		missing, _ := strconv.Atoi(restored[1])
+		require.Less(t, missing, j.Chunks(), "the restarted server kept the chunks the first one stored")
+		require.Greater(t, missing, 0)
+		require.Less(t, j.Sent, 2*j.Chunks(), "the client resumed rather than starting again")
 
-	_, stored, err := upload.ReadStored(store, r.rc.StoredAs)
-	require.NoError(t, err)
-	require.Len(t, stored.Files, len(rec.Files))
-	for i, f := range rec.Files {
-		require.Equal(t, f.Name, stored.Files[i].Name)
-		require.True(t, bytes.Equal(f.Data, stored.Files[i].Data), "%s differs after the restart", f.Name)
+		_, stored, err := upload.ReadStored(store, r.rc.StoredAs)
+		require.NoError(t, err)
+		require.Len(t, stored.Files, len(recs[i].Files))
+		for k, f := range recs[i].Files {
+			require.Equal(t, f.Name, stored.Files[k].Name)
+			require.True(t, bytes.Equal(f.Data, stored.Files[k].Data), "%s differs after the restart", f.Name)
+		}
+		t.Logf("%s: killed after %d of %d chunks; %d chunks sent in all", recs[i].Name, j.Chunks()-missing, j.Chunks(), j.Sent)
 	}
-	t.Logf("killed after %d of %d chunks; %d chunks sent in all", j.Chunks()-missing, j.Chunks(), j.Sent)
 }
 
 // TestDemo runs the whole flow of `go run ./examples/ecgupload`.
