@@ -25,7 +25,6 @@ import (
 
 // Client defaults.
 const (
-	DefaultChunkSize   = 1 << 20
 	DefaultMaxAttempts = 8
 	DefaultCallTimeout = 30 * time.Second
 )
