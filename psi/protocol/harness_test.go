@@ -70,6 +70,9 @@ type testNet struct {
 	aborted   *Aborted
 	coordErrs []error
 	adv       *adversary
+	// tamper, if set, rewrites what the coordinator sends to party to: a
+	// compromised coordinator.
+	tamper func(to int, m Message) []Message
 }
 
 type fromParty struct {
@@ -118,7 +121,7 @@ func pki(t testing.TB) (*devcert.CA, func(name string) (crypto.Signer, *x509.Cer
 
 // newTestNet makes the machines; party adv (-1: none) is the test's. Every
 // party attaches; the honest ones accept their records when offered.
-func newTestNet(t testing.TB, spec *session.Spec, recs []Records, adv int) *testNet {
+func newTestNet(t testing.TB, spec *session.Spec, recs []Records, adv int, opts ...func(*testNet)) *testNet {
 	t.Helper()
 	ca, get := pki(t)
 	coordSigner, coordCert := get("coordinator")
@@ -149,6 +152,9 @@ func newTestNet(t testing.TB, spec *session.Spec, recs []Records, adv int) *test
 			p.Events()
 		}
 	}
+	for _, o := range opts {
+		o(tn)
+	}
 	tn.pump()
 	return tn
 }
@@ -174,6 +180,12 @@ func (tn *testNet) pump() {
 			switch e := ev.(type) {
 			case Send:
 				m := tn.wire(e.Msg)
+				if tn.tamper != nil {
+					for _, x := range tn.tamper(e.To, m) {
+						tn.toParty[e.To] = append(tn.toParty[e.To], tn.wire(x))
+					}
+					continue
+				}
 				if tn.adv != nil && e.To == tn.adv.i {
 					tn.adv.inbox = append(tn.adv.inbox, m)
 					if r, ok := m.(*Roster); ok {
