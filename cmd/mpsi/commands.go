@@ -29,12 +29,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "cohort generator seed")
 	asJSON := fs.Bool("json", false, "print the Result JSON instead of a table")
 	inproc := fs.Bool("inproc", false, "run every party and the coordinator in this process instead of over gRPC")
-	aggregation := fs.String("aggregation", session.AggregationMasked, "aggregation mode: masked, or encrypted (multiparty BGV: no party learns which of its records are shared)")
+	aggregation := fs.String("aggregation", session.AggregationMasked, "aggregation mode: masked; oblivious (no party learns which of its records are shared, symmetric-key work only); or encrypted (multiparty BGV, same guarantee)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *aggregation != session.AggregationMasked && *aggregation != session.AggregationEncrypted {
-		return hintError{fmt.Errorf("--aggregation %q", *aggregation), "use --aggregation masked or --aggregation encrypted"}
+	if *aggregation != session.AggregationMasked && *aggregation != session.AggregationOblivious && *aggregation != session.AggregationEncrypted {
+		return hintError{fmt.Errorf("--aggregation %q", *aggregation), "use --aggregation masked, oblivious or encrypted"}
 	}
 	if *mode != session.ModeDH && *mode != session.ModeKeyed {
 		return hintError{fmt.Errorf("--mode %q", *mode), "use --mode dh or --mode keyed"}

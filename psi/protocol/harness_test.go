@@ -73,6 +73,8 @@ type testNet struct {
 	// tamper, if set, rewrites what the coordinator sends to party to: a
 	// compromised coordinator.
 	tamper func(to int, m Message) []Message
+	// sent, if set, sees every message a party sends the coordinator.
+	sent func(from int, m Message)
 }
 
 type fromParty struct {
@@ -207,7 +209,14 @@ func (tn *testNet) pump() {
 			for _, ev := range p.Events() {
 				moved = true
 				if e, ok := ev.(Send); ok {
-					tn.toCoord = append(tn.toCoord, fromParty{i, tn.wire(e.Msg)})
+					m := tn.wire(e.Msg)
+					if tn.sent != nil {
+						tn.sent(i, m)
+						if tn.parties[i] == nil {
+							break
+						}
+					}
+					tn.toCoord = append(tn.toCoord, fromParty{i, m})
 				}
 			}
 			if p.State() == StateOffered {

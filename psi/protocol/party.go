@@ -113,6 +113,7 @@ type Party struct {
 	mask        sharing.Vector
 
 	enc    *partyEnc
+	obl    *partyObl
 	result *session.Result
 }
 
@@ -258,7 +259,15 @@ func (p *Party) receive(m Message) error {
 		case *Result:
 			return p.onResult(x)
 		case *Tally:
-			return p.onTally(x)
+			if err := p.onTally(x); err != nil {
+				return err
+			}
+			if p.spec.Aggregation == session.AggregationOblivious {
+				return p.startOblivious()
+			}
+			return nil
+		case *Attestation:
+			return p.onAttestation(x)
 		}
 	}
 	return fmt.Errorf("%w: %s in state %s", ErrWrongRound, m.Type(), p.state)
@@ -467,6 +476,8 @@ func (p *Party) step() (bool, error) {
 		return true, nil
 	case p.enc != nil && p.enc.next != nil:
 		return true, p.encryptStep()
+	case p.obl != nil && p.obl.uploadNext >= 0:
+		return true, p.uploadStep()
 	}
 	return false, nil
 }
@@ -565,9 +576,14 @@ func (p *Party) onBatch(b *Batch) error {
 		p.send(&Batch{Header: p.header(), Kind: BatchRing, Owner: uint32(owner), Hop: uint32(hop), Offset: b.Offset, Total: b.Total, Data: out,
 			MAC: RingMAC(p.ringOut, p.spec.ID, uint32(owner), uint32(hop), b.Offset, b.Total, out)})
 		return nil
+	case BatchIndicator:
+		if p.spec.Aggregation != session.AggregationOblivious {
+			return fmt.Errorf("%w: indicator sent with aggregation %s", ErrBadMessage, p.spec.Aggregation)
+		}
+		return p.onIndicator(b)
 	case BatchPositions:
-		if p.spec.Aggregation == session.AggregationEncrypted {
-			return fmt.Errorf("%w: positions sent with aggregation encrypted", ErrBadMessage)
+		if p.spec.Aggregation != session.AggregationMasked {
+			return fmt.Errorf("%w: positions sent with aggregation %s: a party never learns its positions in this mode", ErrBadMessage, p.spec.Aggregation)
 		}
 		if p.tally == nil {
 			return fmt.Errorf("%w: positions before the coordinator's signed tally", ErrWrongRound)
@@ -589,8 +605,8 @@ func (p *Party) onBatch(b *Batch) error {
 }
 
 func (p *Party) onMask(md *MaskDeal) error {
-	if p.spec.Aggregation == session.AggregationEncrypted {
-		return fmt.Errorf("%w: mask dealt with aggregation encrypted", ErrBadMessage)
+	if p.spec.Aggregation != session.AggregationMasked {
+		return fmt.Errorf("%w: mask dealt with aggregation %s", ErrBadMessage, p.spec.Aggregation)
 	}
 	if p.mask != nil {
 		return fmt.Errorf("%w: mask dealt twice", ErrWrongRound)
@@ -635,8 +651,10 @@ func (p *Party) onMask(md *MaskDeal) error {
 
 func (p *Party) onResult(r *Result) error {
 	encrypted := EncryptsAggregates(p.spec)
+	oblivious := p.spec.Aggregation == session.AggregationOblivious
 	switch {
-	case !encrypted && p.spec.Aggregation != session.AggregationEncrypted && p.mask == nil,
+	case p.spec.Aggregation == session.AggregationMasked && p.mask == nil,
+		oblivious && (p.obl == nil || (p.tallyReleasesAggregates() && (!p.obl.unmasked || p.obl.uploadNext >= 0))),
 		encrypted && (!p.enc.pk || p.enc.next != nil),
 		p.ownNext >= 0 || p.tokNext >= 0:
 		return fmt.Errorf("%w: result before our share or ciphertexts", ErrWrongRound)

@@ -106,13 +106,16 @@ const (
 	RoundCiphertexts
 	// RoundKeySwitch: encrypted aggregation, key-switch shares awaited.
 	RoundKeySwitch
+	// RoundUploads: oblivious aggregation, masked contributions of every
+	// record, indicator attestations and unmasking shares awaited.
+	RoundUploads
 	// RoundReleased: the Result is released.
 	RoundReleased
 	// RoundAborted: the session ended without a Result.
 	RoundAborted
 )
 
-var roundNames = [...]string{"setup", "tokens", "join", "shares", "keys", "ciphertexts", "key-switch", "released", "aborted"}
+var roundNames = [...]string{"setup", "tokens", "join", "shares", "keys", "ciphertexts", "key-switch", "uploads", "released", "aborted"}
 
 // String is the round's name.
 func (r Round) String() string {

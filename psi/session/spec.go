@@ -50,6 +50,9 @@ const (
 const (
 	AggregationMasked    = "masked"
 	AggregationEncrypted = "encrypted"
+	// AggregationOblivious: no party learns which of its records are
+	// shared, with symmetric-key work only (doc/DESIGN.md §4).
+	AggregationOblivious = "oblivious"
 )
 
 // Dropout rules of aggregation encrypted with a threshold: what happens to a
@@ -311,8 +314,14 @@ func (s *Spec) Validate() error {
 		s.Aggregation = AggregationMasked
 	case AggregationMasked:
 	case AggregationEncrypted:
+	case AggregationOblivious:
+		for i, r := range s.Reveal {
+			if r == RevealMembership {
+				return specErr(fmt.Sprintf("reveal[%d]", i), "%q cannot be used with aggregation %q: in that mode no party learns which of its records are shared", r, AggregationOblivious)
+			}
+		}
 	default:
-		return specErr("aggregation", "%q is not an aggregation mode (masked or encrypted)", s.Aggregation)
+		return specErr("aggregation", "%q is not an aggregation mode (masked, oblivious or encrypted)", s.Aggregation)
 	}
 	if s.Aggregation == AggregationEncrypted {
 		if err := s.validateEncryptedSetup(); err != nil {
