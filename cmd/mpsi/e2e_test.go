@@ -380,13 +380,25 @@ func TestDemoEncrypted(t *testing.T) {
 	require.Contains(t, out, "encrypted aggregation")
 }
 
-// mpsi bench checks every run against the ground truth, in both aggregation
-// modes in process and over the network.
+// The oblivious aggregation mode matches the truth over the network, with
+// the hospitals as separate processes, in both matching modes.
+func TestDemoOblivious(t *testing.T) {
+	out, stderr, err := mpsi(t, "demo", "--aggregation", "oblivious", "--records", "300", "--seed", "8")
+	require.NoError(t, err, stderr+out)
+	require.Contains(t, out, "check against plaintext computation: OK")
+	require.Contains(t, out, "oblivious aggregation")
+	out, stderr, err = mpsi(t, "demo", "--aggregation", "oblivious", "--mode", "keyed", "--records", "300", "--seed", "9")
+	require.NoError(t, err, stderr+out)
+	require.Contains(t, out, "check against plaintext computation: OK")
+}
+
+// mpsi bench checks every run against the ground truth, in every aggregation
+// mode in process and over the network.
 func TestBenchRuns(t *testing.T) {
-	out, stderr, err := mpsi(t, "bench", "--inproc", "--parties", "2", "--records", "300", "--mode", "keyed", "--aggregation", "masked,encrypted", "--json")
+	out, stderr, err := mpsi(t, "bench", "--inproc", "--parties", "2", "--records", "300", "--mode", "keyed", "--aggregation", "masked,oblivious,encrypted", "--json")
 	require.NoError(t, err, stderr)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	require.Len(t, lines, 2)
+	require.Len(t, lines, 3)
 	for _, l := range lines {
 		var row benchRow
 		require.NoError(t, json.Unmarshal([]byte(l), &row))
