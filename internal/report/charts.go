@@ -113,10 +113,10 @@ type histView struct {
 
 type barView struct {
 	cellView
-	Label            string
-	X, Y, W, H       float64
-	LabelX, LabelY   float64
-	ValueY           float64
+	Label          string
+	X, Y, W, H     float64
+	LabelX, LabelY float64
+	ValueY         float64
 }
 
 type tickView struct {
