@@ -5,7 +5,7 @@ package main
 import (
 	"context"
 	"errors"
-		"fmt"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
