@@ -146,9 +146,8 @@ func barChart(name string, a session.AggregateResult) (*histView, error) {
 	ymax := niceCeil(top)
 	h := &histView{ID: "h-" + name, Name: name, Width: chartW, Height: chartH, Baseline: chartH - padBott}
 	plotH := float64(chartH - padBott - padTop)
-	for t := 0; t <= 4; t++ {
-		v := float64(ymax) * float64(t) / 4
-		h.Ticks = append(h.Ticks, tickView{Y: float64(h.Baseline) - plotH*float64(t)/4, Text: strconv.FormatFloat(v, 'f', -1, 64)})
+	for v := int64(0); v <= ymax; v += tickStep(ymax) {
+		h.Ticks = append(h.Ticks, tickView{Y: float64(h.Baseline) - plotH*float64(v)/float64(ymax), Text: strconv.FormatInt(v, 10)})
 	}
 	bw := float64(chartW-padLeft-padRight) / float64(k)
 	for i, c := range a.Counts {
@@ -179,6 +178,16 @@ func barChart(name string, a session.AggregateResult) (*histView, error) {
 }
 
 func fmtEdge(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+// tickStep divides ymax (a niceCeil value) into 2 to 5 whole steps.
+func tickStep(ymax int64) int64 {
+	for _, parts := range []int64{5, 4, 2} {
+		if ymax%parts == 0 && ymax/parts >= 1 {
+			return ymax / parts
+		}
+	}
+	return ymax
+}
 
 // niceCeil rounds v up to 1, 2 or 5 times a power of ten (at least 1).
 func niceCeil(v int64) int64 {
