@@ -231,3 +231,35 @@ func TestExitStatusOfBinary(t *testing.T) {
 		require.Equal(t, tc.code, code, tc.args)
 	}
 }
+
+// The signed result fetched with session result --sig-out verifies in
+// mpsi report against the dev CA; one changed digit fails the check (exit
+// 1, and the page says so).
+func TestE2EReportSignature(t *testing.T) {
+	cl := newCluster(t, cohort.Config{Seed: 31, Parties: 2, Records: 60, SharedAll: 0.5, MinCell: 1, Mode: session.ModeKeyed})
+	cl.createSession()
+	cl.runParties()
+	res, sig := filepath.Join(cl.dir, "r.json"), filepath.Join(cl.dir, "r.sig")
+	out, stderr, err := mpsi(t, "session", "result", "--coordinator", cl.addr, "--certs", cl.certs, "--session", cl.spec.ID, "--sig-out", sig)
+	require.NoError(t, err, stderr)
+	require.NoError(t, os.WriteFile(res, []byte(out), 0o644))
+	page := filepath.Join(cl.dir, "r.html")
+	_, stderr, err = mpsi(t, "report", res, "--spec", filepath.Join(cl.dir, "cohort", "spec.json"), "--sig", sig, "--certs", cl.certs, "--out", page)
+	require.NoError(t, err, stderr)
+	b, err := os.ReadFile(page)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `<span class="badge sig-verified" data-k="signature">verified</span>`)
+	require.Contains(t, string(b), "min_cell")
+
+	var r session.Result
+	require.NoError(t, json.Unmarshal([]byte(out), &r))
+	tampered := strings.Replace(out, `"intersection":`, `"intersection":1`, 1)
+	require.NotEqual(t, out, tampered)
+	require.NoError(t, os.WriteFile(res, []byte(tampered), 0o644))
+	_, stderr, err = mpsi(t, "report", res, "--sig", sig, "--certs", cl.certs, "--out", page)
+	require.Error(t, err)
+	require.Contains(t, stderr, "signature check failed")
+	b, err = os.ReadFile(page)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `<span class="badge sig-failed" data-k="signature">failed</span>`)
+}
