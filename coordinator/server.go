@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	mpsiv1 "github.com/mpsi-dev/mpsi/api/mpsi/v1"
 	"github.com/mpsi-dev/mpsi/coordinator/store"
@@ -121,6 +122,7 @@ func (s *Server) Register(g *grpc.Server) { mpsiv1.RegisterCoordinatorServer(g, 
 // sessions left behind.
 func (s *Server) Recover(ctx context.Context) ([]string, error) {
 	ids, err := s.cfg.Store.AbortInterrupted(ctx, "coordinator restarted during the session")
+	s.cfg.Metrics.SessionsInterrupted(len(ids))
 	for _, id := range ids {
 		s.log.Warn("session aborted by restart", "session", id)
 	}
@@ -221,7 +223,7 @@ func (s *Server) CreateSession(ctx context.Context, req *mpsiv1.CreateSessionReq
 		return nil, s.toStatus(err)
 	}
 	s.log.Info("session created", "session", spec.ID, "by", name, "parties", spec.Parties, "mode", spec.Match.Mode)
-	s.cfg.Metrics.sessionCreated()
+	s.cfg.Metrics.SessionCreated()
 	return &mpsiv1.CreateSessionResponse{SessionId: spec.ID}, nil
 }
 
@@ -327,7 +329,6 @@ func (s *Server) Run(stream grpc.BidiStreamingServer[mpsiv1.PartyMessage, mpsiv1
 				readErr <- err
 				return
 			}
-			s.cfg.Metrics.received(m)
 			select {
 			case l.events <- event{from: idx, msg: m}:
 			case <-l.done:
@@ -380,6 +381,7 @@ func (s *Server) start(spec *session.Spec) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
+		s.cfg.Metrics.SessionFinished(l.round, OutcomeAborted, ReasonShutdown, time.Since(l.created))
 		return errors.New("coordinator: shutting down")
 	}
 	s.sessions[spec.ID] = l
@@ -410,6 +412,7 @@ func (s *Server) newLive(spec *session.Spec) (*live, error) {
 		envSeen: map[[3]uint32]bool{},
 		streams: map[[2]uint32]*listState{},
 		tokDone: make([]bool, n),
+		created: time.Now(),
 	}
 	l.setRound("join")
 	return l, nil
@@ -432,9 +435,15 @@ type conn struct {
 	q    []*mpsiv1.CoordinatorMessage
 	// closed: no more messages will be queued; pump returns when q drains.
 	closed bool
+	// sent, if set, is called (by the session goroutine) for each message
+	// queued, for the metrics.
+	sent func(*mpsiv1.CoordinatorMessage)
 }
 
 func (c *conn) send(m *mpsiv1.CoordinatorMessage) {
+	if c.sent != nil {
+		c.sent(m)
+	}
 	c.mu.Lock()
 	if !c.closed {
 		c.q = append(c.q, m)
@@ -507,7 +516,8 @@ type live struct {
 	enc      *encState
 	running  bool
 	round    string
-	started  time.Time
+	started  time.Time // the current round's start
+	created  time.Time // the session's registration
 }
 
 // listState tracks one streamed list.
@@ -529,6 +539,7 @@ func (l *live) attach(idx int, cert *x509.Certificate) (*conn, error) {
 		return nil, fmt.Errorf("%w: party %s is already connected", ErrWrongRound, l.spec.Parties[idx])
 	}
 	c := newConn(cert)
+	c.sent = func(m *mpsiv1.CoordinatorMessage) { l.srv.cfg.Metrics.MessageOut(l.round, proto.Size(m)) }
 	l.conns[idx] = c
 	// Not under l.mu: the session goroutine needs it to drain the queue.
 	l.mu.Unlock()
@@ -584,44 +595,47 @@ func (l *live) run() {
 	// The join round waits for parties for as long as a round may take.
 	timer := time.NewTimer(l.srv.cfg.RoundTimeout)
 	defer timer.Stop()
-	abort := func(reason string) {
-		log.Warn("session aborted", "reason", reason, "round", l.round)
+	abort := func(code, reason string) {
+		log.Warn("session aborted", "reason", reason, "code", code, "round", l.round, "duration", time.Since(l.created))
+		l.srv.cfg.Metrics.SessionFinished(l.round, OutcomeAborted, code, time.Since(l.created))
 		if err := l.srv.cfg.Store.Abort(ctx, l.spec.ID, reason); err != nil {
 			log.Error("recording abort", "err", err)
 		}
-		l.srv.cfg.Metrics.sessionEnded("aborted")
 		l.broadcast(&mpsiv1.CoordinatorMessage{Msg: &mpsiv1.CoordinatorMessage_Abort{Abort: &mpsiv1.Abort{Reason: reason}}})
 	}
 	for {
 		select {
 		case reason := <-l.abortCh:
-			abort(reason)
+			abort(ReasonShutdown, reason)
 			return
 		case <-timer.C:
-			abort(fmt.Sprintf("deadline exceeded in round %s after %s (waiting for %s)", l.round, l.srv.cfg.RoundTimeout, l.waitingFor()))
+			abort(ReasonDeadline, fmt.Sprintf("deadline exceeded in round %s after %s (waiting for %s)", l.round, l.srv.cfg.RoundTimeout, l.waitingFor()))
 			return
 		case ev := <-l.events:
+			if ev.msg != nil {
+				l.srv.cfg.Metrics.MessageIn(l.round, proto.Size(ev.msg))
+			}
 			var finished bool
 			if ev.gone != nil {
 				reason := goneReason(l.spec.Parties[ev.from], ev.gone)
 				if l.enc == nil || !l.enc.pkSent || l.spec.Threshold >= l.n {
-					abort(reason)
+					abort(ReasonPartyDisconnected, reason)
 					return
 				}
 				if finished, reason = l.onGoneEncrypted(ctx, ev.from, reason); reason != "" {
-					abort(reason)
+					abort(ReasonPartyDisconnected, reason)
 					return
 				}
 			} else {
 				var err error
 				if finished, err = l.handle(ctx, ev); err != nil {
-					abort(fmt.Sprintf("party %s: %v", l.spec.Parties[ev.from], err))
+					abort(AbortReasonCode(err), fmt.Sprintf("party %s: %v", l.spec.Parties[ev.from], err))
 					return
 				}
 			}
 			if finished {
-				l.srv.cfg.Metrics.sessionEnded("completed")
-				log.Info("session released", "duration", time.Since(l.started))
+				l.srv.cfg.Metrics.SessionFinished(l.round, OutcomeCompleted, ReasonNone, time.Since(l.created))
+				log.Info("session released", "duration", time.Since(l.created), "last_round", time.Since(l.started))
 				return
 			}
 			// The deadline is RoundTimeout without progress: every accepted
@@ -641,8 +655,9 @@ func (l *live) run() {
 
 func (l *live) setRound(r string) {
 	if l.round != "" {
-		l.srv.cfg.Metrics.roundDone(l.round, time.Since(l.started))
+		l.srv.cfg.Metrics.RoundFinished(l.round, time.Since(l.started))
 	}
+	l.srv.cfg.Metrics.RoundEntered(l.round, r)
 	l.round, l.started = r, time.Now()
 	l.srv.log.Info("round", "session", l.spec.ID, "round", r)
 }
@@ -756,7 +771,7 @@ func (l *live) handle(ctx context.Context, ev event) (bool, error) {
 	case *mpsiv1.PartyMessage_Mhe:
 		return l.onMhe(ctx, i, x.Mhe)
 	case *mpsiv1.PartyMessage_Abort:
-		return false, fmt.Errorf("aborted: %s", truncate(x.Abort.GetReason(), 200))
+		return false, fmt.Errorf("%w: %s", errPartyAborted, truncate(x.Abort.GetReason(), 200))
 	case *mpsiv1.PartyMessage_Hello:
 		return false, fmt.Errorf("%w: Hello sent twice", ErrWrongRound)
 	default:
@@ -919,7 +934,7 @@ func (l *live) onBatch(i int, b *mpsiv1.Batch) error {
 		}
 	}
 	st.next += cnt
-	l.srv.cfg.Metrics.elements(int(cnt))
+	l.srv.cfg.Metrics.Elements(int(cnt))
 	final := b.GetKind() == mpsiv1.BatchKind_BATCH_KIND_TOKENS || hop == l.n-1
 	if !final {
 		next := RingTarget(l.n, owner, hop+1)

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -82,6 +81,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	defer st.Close()
 	reg := prometheus.NewRegistry()
+	coordinator.RegisterRuntime(reg)
 	srv, err := coordinator.New(coordinator.Config{Store: st, Signer: signer, Logger: log, RoundTimeout: *roundTimeout,
 		AdminNames: splitNames(*admins), Metrics: coordinator.NewMetrics(reg), JoinBudget: budget, SpillDir: *spillDir})
 	if err != nil {
@@ -117,13 +117,11 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	var msrv *http.Server
 	if *metrics != "" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		ml, err := net.Listen("tcp", *metrics)
 		if err != nil {
 			return err
 		}
-		msrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		msrv = &http.Server{Handler: coordinator.MetricsHandler(reg, srv.Ready), ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = msrv.Serve(ml) }()
 		log.Info("metrics", "addr", ml.Addr().String())
 	}
