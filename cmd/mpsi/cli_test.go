@@ -263,3 +263,35 @@ func TestE2EReportSignature(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(b), `<span class="badge sig-failed" data-k="signature">failed</span>`)
 }
+
+// By default the first row that fails to parse stops mpsi run, naming its
+// line; with --skip-bad-rows every bad row is rejected and listed by line.
+func TestRunBadRowsByLine(t *testing.T) {
+	dir := t.TempDir()
+	_, err := cohort.GenerateDir(cohort.Config{Seed: 3, Parties: 2, Records: 40, SharedAll: 0.5, Mode: session.ModeKeyed}, dir)
+	require.NoError(t, err)
+	path := filepath.Join(dir, "hospital-a.csv")
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	lines := strings.Split(string(b), "\n")
+	for _, i := range []int{4, 9} { // file lines 5 and 10
+		f := strings.Split(lines[i], ",")
+		f[len(f)-2] = "999" // age outside [0, 130]
+		lines[i] = strings.Join(f, ",")
+	}
+	require.NoError(t, os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o644))
+	args := []string{"run", "--spec", filepath.Join(dir, "spec.json"),
+		"--data", "hospital-a=" + path, "--map", "hospital-a=" + filepath.Join(dir, "hospital-a.map.json"),
+		"--data", "hospital-b=" + filepath.Join(dir, "hospital-b.csv"), "--map", "hospital-b=" + filepath.Join(dir, "hospital-b.map.json")}
+	_, errs, code := runIn(t, args...)
+	require.Equal(t, 1, code)
+	require.Contains(t, errs, "line 5: ")
+	require.NotContains(t, errs, "line 10")
+
+	out, errs, code := runIn(t, append(args, "--skip-bad-rows")...)
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, errs, "mpsi: hospital-a: rejected line 5: ")
+	require.Contains(t, errs, "mpsi: hospital-a: rejected line 10: ")
+	require.Contains(t, errs, "2 rejected")
+	require.NoError(t, json.Unmarshal([]byte(out), &session.Result{}))
+}

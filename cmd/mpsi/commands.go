@@ -242,6 +242,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(maps, "map", "NAME=FILE: a party's column mapping (optional)")
 	outPath := fs.String("out", "", "write the Result JSON here instead of stdout")
 	rejectDup := fs.Bool("reject-duplicates", false, "fail on repeated match keys instead of merging them")
+	skipBad := fs.Bool("skip-bad-rows", false, "reject rows that fail to parse (each listed by line number) instead of stopping at the first")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -273,7 +274,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if !ok {
 			return usageError(fs, fmt.Errorf("no --data for party %s", name), "give --data NAME=FILE for every party in the spec")
 		}
-		opt := party.LoadOptions{}
+		opt := party.LoadOptions{SkipBadRows: *skipBad}
 		if *rejectDup {
 			opt.Duplicates = party.DuplicatesReject
 		}
@@ -287,6 +288,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		rp := recs.Report
+		printRejected(stderr, name, rp)
 		fmt.Fprintf(stderr, "mpsi: %s: %d rows read, %d loaded, %d rejected, %d duplicates merged, %d with an empty identifier\n", name, rp.Rows, rp.Loaded, rp.Rejected, rp.Duplicates, rp.EmptyIdentifier)
 		ins = append(ins, party.Input{Name: name, Records: recs})
 	}
@@ -298,6 +300,17 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return writeJSON(stdout, out.Result)
 	}
 	return writeFileAtomic(*outPath, out.Result)
+}
+
+// printRejected lists the rows a load rejected (--skip-bad-rows) by line
+// number, on this hospital's own terminal only.
+func printRejected(w io.Writer, name string, rp party.Report) {
+	for _, e := range rp.Errors {
+		fmt.Fprintf(w, "mpsi: %s: rejected %v\n", name, &e)
+	}
+	if more := rp.Rejected - len(rp.Errors); more > 0 {
+		fmt.Fprintf(w, "mpsi: %s: %d more rows rejected (not listed)\n", name, more)
+	}
 }
 
 // cohortInputs loads every party of a generated cohort with its mapping.

@@ -282,6 +282,7 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	policyPath := fs.String("policy", "", "local policy file (optional)")
 	out := fs.String("out", "", "write the Result JSON here (atomically) instead of stdout")
 	rejectDup := fs.Bool("reject-duplicates", false, "fail on repeated match keys instead of merging them")
+	skipBad := fs.Bool("skip-bad-rows", false, "reject rows that fail to parse (each listed by line number here only) instead of stopping at the first")
 	statsPath := fs.String("stats", "", "write phase timings and byte counts (JSON) here")
 	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile to this file")
 	exitAt := fs.String("fault-exit-at", "", "FAULT INJECTION for tests: exit at once (status 86, no Abort sent) when aggregation encrypted reaches this stage: keys-sent, public-key, ciphertexts-sent or key-switch")
@@ -308,7 +309,7 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	opt := party.LoadOptions{}
+	opt := party.LoadOptions{SkipBadRows: *skipBad}
 	if *rejectDup {
 		opt.Duplicates = party.DuplicatesReject
 	}
@@ -354,7 +355,11 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		TLS:      &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool},
 		Session:  *id,
 		Load: func(s *session.Spec) (*party.Records, error) {
-			return party.LoadCSV(*data, s, *name, opt)
+			recs, err := party.LoadCSV(*data, s, *name, opt)
+			if err == nil {
+				printRejected(stderr, *name, recs.Report)
+			}
+			return recs, err
 		},
 		Policy: pol,
 		Logger: log,
