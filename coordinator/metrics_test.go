@@ -117,7 +117,7 @@ func TestMetricsOfSessions(t *testing.T) {
 	require.Equal(t, 1.0, val("mpsi_sessions_finished_total", map[string]string{"outcome": "aborted", "reason": "party_aborted"}))
 	require.Equal(t, 1.0, val("mpsi_session_duration_seconds", map[string]string{"outcome": "completed"}))
 	require.Equal(t, 2.0, val("mpsi_session_duration_seconds", map[string]string{"outcome": "aborted"}))
-	for _, round := range []string{"join", "tokens", "shares", "released"} {
+	for _, round := range []string{"join", "tokens", "join-tokens", "shares", "released"} {
 		require.Zero(t, val("mpsi_sessions_live", map[string]string{"round": round}), "no session left live in %s", round)
 	}
 	for _, round := range []string{"join", "tokens"} {
