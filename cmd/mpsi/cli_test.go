@@ -80,6 +80,7 @@ func TestUnknownNamesSuggest(t *testing.T) {
 		{[]string{"demo", "--records", "many"}, `invalid value "many" for flag --records`},
 		{[]string{"demo", "stray"}, `unexpected argument "stray"`},
 		{[]string{"version", "--short"}, "unknown flag --short"},
+		{[]string{"gen-cohorts", "--out", "unused", "--mode", "fast"}, "use --mode dh or --mode keyed"},
 	} {
 		out, errs, code := runIn(t, tc.args...)
 		require.Equal(t, exitUsage, code, "%v: %s", tc.args, errs)
@@ -294,4 +295,14 @@ func TestRunBadRowsByLine(t *testing.T) {
 	require.Contains(t, errs, "mpsi: hospital-a: rejected line 10: ")
 	require.Contains(t, errs, "2 rejected")
 	require.NoError(t, json.Unmarshal([]byte(out), &session.Result{}))
+}
+
+// mpsi party refuses a missing data file before it connects (joining first
+// would abort the session for everyone).
+func TestPartyMissingDataBeforeConnecting(t *testing.T) {
+	_, errs, code := runIn(t, "party", "--coordinator", "127.0.0.1:1", "--certs", t.TempDir(), "--name", "hospital-a",
+		"--session", "s", "--data", filepath.Join(t.TempDir(), "none.csv"))
+	require.Equal(t, 1, code)
+	require.Contains(t, errs, "--data: stat")
+	require.NotContains(t, errs, "devcert", "refused before loading certificates or dialling")
 }

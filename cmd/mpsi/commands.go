@@ -378,6 +378,9 @@ func runGenCohorts(args []string, stdout, stderr io.Writer) error {
 	if *out == "" {
 		return usageError(fs, errors.New("--out is required"), "")
 	}
+	if *mode != session.ModeDH && *mode != session.ModeKeyed {
+		return usageError(fs, fmt.Errorf("--mode %q", *mode), "use --mode dh or --mode keyed")
+	}
 	if _, err := cohort.GenerateDir(cohort.Config{Seed: *seed, Parties: *parties, Records: *records, SharedAll: *overlap, SharedPair: *pair, Noise: true, Mode: *mode, MinCell: *minCell}, *out); err != nil {
 		return err
 	}

@@ -304,6 +304,11 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return usageError(fs, fmt.Errorf("%s is required", f.flag), "")
 		}
 	}
+	// A missing data file is found here, not after joining (which would
+	// abort the session for every party).
+	if _, err := os.Stat(*data); err != nil {
+		return fmt.Errorf("--data: %w", err)
+	}
 	log := newLogger(stderr).With("party", *name)
 	pool, cert, err := devcert.LoadDir(*certs, *name)
 	if err != nil {
