@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -305,4 +306,16 @@ func TestPartyMissingDataBeforeConnecting(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Contains(t, errs, "--data: stat")
 	require.NotContains(t, errs, "devcert", "refused before loading certificates or dialling")
+}
+
+func FuzzParseValidity(f *testing.F) {
+	for _, s := range []string{"7d", "72h", "1m", "0", "-1d", "99999999999d", "1.5h", "d"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parseValidity(s)
+		if err == nil && (d < time.Minute || d > 3660*24*time.Hour) {
+			t.Fatalf("parseValidity(%q) = %s, outside [1m, 3660d]", s, d)
+		}
+	})
 }
