@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/mpsi-dev/mpsi/psi/session"
+	"github.com/mpsi-dev/mpsi/psi/protocol"
 )
 
 // Session outcomes, the outcome label of mpsi_sessions_finished_total.
@@ -21,36 +20,11 @@ const (
 	OutcomeAborted   = "aborted"
 )
 
-// Abort reason codes, the reason label of mpsi_sessions_finished_total: a
-// small fixed set (the free-text reason goes to the log and the store).
-const (
-	ReasonNone              = "none"               // the session completed
-	ReasonDeadline          = "deadline"           // a round went RoundTimeout without progress
-	ReasonPartyDisconnected = "party_disconnected" // a party's stream ended before the end
-	ReasonPartyAborted      = "party_aborted"      // a party sent Abort (its own check failed)
-	ReasonBadMessage        = "bad_message"        // a malformed message (ErrBadMessage)
-	ReasonWrongRound        = "wrong_round"        // a message out of turn (ErrWrongRound)
-	ReasonShutdown          = "shutdown"           // the coordinator shut down
-	ReasonRestarted         = "restarted"          // found interrupted at start-up
-	ReasonInternal          = "internal"           // anything else (store, join, signing)
-)
-
-// errPartyAborted is wrapped by the error of a session a party aborted.
-var errPartyAborted = errors.New("aborted")
-
-// AbortReasonCode classifies the error that aborted a session.
-func AbortReasonCode(err error) string {
-	switch {
-	case errors.Is(err, errPartyAborted):
-		return ReasonPartyAborted
-	case errors.Is(err, ErrBadMessage):
-		return ReasonBadMessage
-	case errors.Is(err, ErrWrongRound):
-		return ReasonWrongRound
-	default:
-		return ReasonInternal
-	}
-}
+// ReasonNone is the reason label of a completed session; an aborted one
+// carries its abort code's name ([protocol.Code.String]: timeout,
+// disconnected, party_aborted, bad_message, wrong_round, shutdown, internal,
+// roster, policy, input, too_few_parties, crypto, unspecified).
+const ReasonNone = "none"
 
 // Metrics are the coordinator's Prometheus metrics, registered on a
 // registry the caller owns (no global registration). A nil *Metrics is
@@ -67,7 +41,6 @@ type Metrics struct {
 	bytesIn    *prometheus.CounterVec
 	msgOut     *prometheus.CounterVec
 	bytesOut   *prometheus.CounterVec
-	elementsIn prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them on reg.
@@ -92,10 +65,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Protocol messages queued to parties, by round."}, []string{"round"}),
 		bytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mpsi_sent_bytes_total",
 			Help: "Protocol message bytes queued to parties, by round."}, []string{"round"}),
-		elementsIn: prometheus.NewCounter(prometheus.CounterOpts{Name: "mpsi_ring_elements_total",
-			Help: "Ring and token elements received from parties."}),
 	}
-	reg.MustRegister(m.created, m.finished, m.live, m.sessionDur, m.rounds, m.msgIn, m.bytesIn, m.msgOut, m.bytesOut, m.elementsIn)
+	reg.MustRegister(m.created, m.finished, m.live, m.sessionDur, m.rounds, m.msgIn, m.bytesIn, m.msgOut, m.bytesOut)
 	for _, o := range []string{OutcomeCompleted, OutcomeAborted} {
 		m.sessionDur.WithLabelValues(o) // export both series from the start
 	}
@@ -136,8 +107,8 @@ func (m *Metrics) RoundFinished(round string, d time.Duration) {
 }
 
 // SessionFinished records a session that ended in round with outcome
-// (OutcomeCompleted or OutcomeAborted) and reason code (ReasonNone when
-// completed) after d since it was registered.
+// (OutcomeCompleted or OutcomeAborted) and reason (ReasonNone, or the abort
+// code's name) after d since it started.
 func (m *Metrics) SessionFinished(round, outcome, reason string, d time.Duration) {
 	if m == nil {
 		return
@@ -148,10 +119,10 @@ func (m *Metrics) SessionFinished(round, outcome, reason string, d time.Duration
 }
 
 // SessionsInterrupted counts sessions found interrupted at start-up and
-// aborted (their duration is unknown).
+// aborted, with reason shutdown (their duration is unknown).
 func (m *Metrics) SessionsInterrupted(n int) {
 	if m != nil && n > 0 {
-		m.finished.WithLabelValues(OutcomeAborted, ReasonRestarted).Add(float64(n))
+		m.finished.WithLabelValues(OutcomeAborted, protocol.CodeShutdown.String()).Add(float64(n))
 	}
 }
 
@@ -168,13 +139,6 @@ func (m *Metrics) MessageOut(round string, size int) {
 	if m != nil {
 		m.msgOut.WithLabelValues(round).Inc()
 		m.bytesOut.WithLabelValues(round).Add(float64(size))
-	}
-}
-
-// Elements counts ring and token elements received.
-func (m *Metrics) Elements(n int) {
-	if m != nil {
-		m.elementsIn.Add(float64(n))
 	}
 }
 
@@ -202,7 +166,14 @@ func MetricsHandler(g prometheus.Gatherer, ready func(context.Context) error) ht
 	return mux
 }
 
-func jsonMarshal(r *session.Result) ([]byte, error) { return json.Marshal(r) }
+// finish records the session's end in the metrics, once.
+func (l *live) finish(outcome, reason string) {
+	if l.finished {
+		return
+	}
+	l.finished = true
+	l.srv.cfg.Metrics.SessionFinished(l.round.String(), outcome, reason, time.Since(l.started))
+}
 
 // Ready reports whether the coordinator can take sessions: it is not
 // shutting down and its store answers.

@@ -2,8 +2,6 @@ package coordinator_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,34 +13,20 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
-	mpsiv1 "github.com/mpsi-dev/mpsi/api/mpsi/v1"
 	"github.com/mpsi-dev/mpsi/coordinator"
+	"github.com/mpsi-dev/mpsi/psi/protocol"
 	"github.com/mpsi-dev/mpsi/psi/session"
 )
-
-func TestAbortReasonCode(t *testing.T) {
-	for _, tc := range []struct {
-		err  error
-		want string
-	}{
-		{fmt.Errorf("x: %w", coordinator.ErrBadMessage), coordinator.ReasonBadMessage},
-		{fmt.Errorf("x: %w", coordinator.ErrWrongRound), coordinator.ReasonWrongRound},
-		{errors.New("store: disk full"), coordinator.ReasonInternal},
-	} {
-		require.Equal(t, tc.want, coordinator.AbortReasonCode(tc.err), tc.err.Error())
-	}
-}
 
 func TestNilMetricsRecordNothing(t *testing.T) {
 	var m *coordinator.Metrics
 	m.SessionCreated()
 	m.RoundEntered("", "join")
 	m.RoundFinished("join", time.Second)
-	m.SessionFinished("join", coordinator.OutcomeAborted, coordinator.ReasonDeadline, time.Second)
+	m.SessionFinished("join", coordinator.OutcomeAborted, protocol.CodeTimeout.String(), time.Second)
 	m.SessionsInterrupted(2)
 	m.MessageIn("join", 10)
 	m.MessageOut("join", 10)
-	m.Elements(3)
 }
 
 // metricValue is the value of the series name{labels} in reg (counter,
@@ -79,8 +63,8 @@ func metricValue(t testing.TB, reg prometheus.Gatherer, name string, labels map[
 	return 0, false
 }
 
-// A completed session, one aborted by a malformed message and one aborted
-// by its party: the metrics count each by outcome and reason code, the
+// A completed session, one aborted by an undecodable frame and one aborted
+// by its party's policy: the metrics count each by outcome and reason code, the
 // live gauges return to zero, messages and bytes are counted both ways per
 // round, the output passes the linter promtool uses, and /readyz turns
 // 503 once the coordinator shuts down.
@@ -95,12 +79,13 @@ func TestMetricsOfSessions(t *testing.T) {
 	defer cancel()
 	bad := newSessionID("metrics-bad")
 	h.create(t, specJSON(t, c, bad, nil))
-	h.join(ctx, t, c, "hospital-a", bad).send(&mpsiv1.PartyMessage{})
-	h.requireAborted(t, bad, "malformed message")
+	h.join(ctx, t, c, "hospital-a", bad).sendRaw([]byte{protocol.Version, byte(protocol.TypeReady), 0xff})
+	h.requireAborted(t, bad, "undecodable message")
 
 	gaveUp := newSessionID("metrics-abort")
 	h.create(t, specJSON(t, c, gaveUp, nil))
-	h.join(ctx, t, c, "hospital-b", gaveUp).send(&mpsiv1.PartyMessage{Msg: &mpsiv1.PartyMessage_Abort{Abort: &mpsiv1.Abort{Reason: "policy refused"}}})
+	a := h.join(ctx, t, c, "hospital-b", gaveUp)
+	a.send(&protocol.Abort{Header: a.hdr(), Code: protocol.CodePolicy, Reason: "policy refused"})
 	h.requireAborted(t, gaveUp, "policy refused")
 
 	val := func(name string, labels map[string]string) float64 {
@@ -114,20 +99,19 @@ func TestMetricsOfSessions(t *testing.T) {
 	}, 10*time.Second, 10*time.Millisecond)
 	require.Equal(t, 3.0, val("mpsi_sessions_created_total", nil))
 	require.Equal(t, 1.0, val("mpsi_sessions_finished_total", map[string]string{"outcome": "aborted", "reason": "bad_message"}))
-	require.Equal(t, 1.0, val("mpsi_sessions_finished_total", map[string]string{"outcome": "aborted", "reason": "party_aborted"}))
+	require.Equal(t, 1.0, val("mpsi_sessions_finished_total", map[string]string{"outcome": "aborted", "reason": "policy"}))
 	require.Equal(t, 1.0, val("mpsi_session_duration_seconds", map[string]string{"outcome": "completed"}))
 	require.Equal(t, 2.0, val("mpsi_session_duration_seconds", map[string]string{"outcome": "aborted"}))
-	for _, round := range []string{"join", "tokens", "join-tokens", "shares", "released"} {
+	for _, round := range []string{"setup", "tokens", "join", "shares", "released"} {
 		require.Zero(t, val("mpsi_sessions_live", map[string]string{"round": round}), "no session left live in %s", round)
 	}
-	for _, round := range []string{"join", "tokens"} {
+	for _, round := range []string{"setup", "tokens"} {
 		require.Positive(t, val("mpsi_round_duration_seconds", map[string]string{"round": round}), round)
 		require.Positive(t, val("mpsi_messages_received_total", map[string]string{"round": round}), round)
 		require.Positive(t, val("mpsi_received_bytes_total", map[string]string{"round": round}), round)
 		require.Positive(t, val("mpsi_messages_sent_total", map[string]string{"round": round}), round)
 		require.Positive(t, val("mpsi_sent_bytes_total", map[string]string{"round": round}), round)
 	}
-	require.Positive(t, val("mpsi_ring_elements_total", nil))
 	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes", "go_build_info"} {
 		_, ok := metricValue(t, reg, name, nil)
 		require.True(t, ok, "%s is exported", name)
@@ -148,7 +132,7 @@ func TestMetricsOfSessions(t *testing.T) {
 	}
 	code, body := get("/metrics")
 	require.Equal(t, http.StatusOK, code)
-	require.Contains(t, body, `mpsi_sessions_finished_total{outcome="aborted",reason="party_aborted"} 1`)
+	require.Contains(t, body, `mpsi_sessions_finished_total{outcome="aborted",reason="policy"} 1`)
 	code, _ = get("/healthz")
 	require.Equal(t, http.StatusOK, code)
 	code, body = get("/readyz")

@@ -65,7 +65,7 @@ func TestE2EMetrics(t *testing.T) {
 	}, 20*time.Second, 50*time.Millisecond, "the completed session is counted")
 	for _, want := range []string{
 		"mpsi_sessions_created_total 1",
-		`mpsi_sessions_live{round="released"} 0`,
+		`mpsi_sessions_live{round="setup"} 0`,
 		`mpsi_session_duration_seconds_count{outcome="completed"} 1`,
 		`mpsi_round_duration_seconds_count{round="tokens"}`,
 		`mpsi_received_bytes_total{round="tokens"}`,

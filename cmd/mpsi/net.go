@@ -31,6 +31,7 @@ import (
 	"github.com/mpsi-dev/mpsi/coordinator/store"
 	"github.com/mpsi-dev/mpsi/internal/devcert"
 	"github.com/mpsi-dev/mpsi/party"
+	"github.com/mpsi-dev/mpsi/psi/protocol"
 	"github.com/mpsi-dev/mpsi/psi/session"
 )
 
@@ -99,7 +100,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	tcfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
 	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(tcfg)),
-		grpc.MaxRecvMsgSize(coordinator.MaxMessageSize), grpc.MaxSendMsgSize(coordinator.MaxMessageSize),
+		grpc.MaxRecvMsgSize(protocol.MaxMessageSize), grpc.MaxSendMsgSize(protocol.MaxMessageSize),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.ConnectionTimeout(10*time.Second))
 	srv.Register(g)
@@ -193,7 +194,7 @@ func dialAdmin(certs, name, addr string) (*grpc.ClientConn, error) {
 	}
 	tcfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool}
 	return grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tcfg)),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(coordinator.MaxMessageSize)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(protocol.MaxMessageSize)))
 }
 
 func runSession(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -295,7 +296,7 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer stopProfile()
 	switch *exitAt {
-	case "", party.StageKeysSent, party.StagePublicKey, party.StageCiphertextsSent, party.StageKeySwitch:
+	case "", protocol.StageKeysSent, protocol.StagePublicKey, protocol.StageCiphertextsSent, protocol.StageKeySwitch:
 	default:
 		return usageError(fs, fmt.Errorf("--fault-exit-at %q is not a stage", *exitAt), "")
 	}
@@ -344,16 +345,16 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 		}
 	}
-	stage := func(s string) {
-		log.Info("stage", "stage", s)
-		if s == *exitAt {
+	observe := func(ev protocol.Event) {
+		s, ok := ev.(protocol.StageReached)
+		if ok && s.Stage == *exitAt {
 			// Simulates a crash: no Abort, no flushing, no deferred calls.
-			fmt.Fprintf(stderr, "mpsi: party %s: fault injection: exiting at stage %s\n", *name, s)
+			fmt.Fprintf(stderr, "mpsi: party %s: fault injection: exiting at stage %s\n", *name, s.Stage)
 			os.Exit(86)
 		}
 	}
 	res, err := party.RunRemote(ctx, party.RemoteConfig{
-		Stage:    stage,
+		Observe:  observe,
 		Progress: progress,
 		Stats:    &stats,
 		Address:  *addr,

@@ -1,8 +1,10 @@
 package envelope
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/x509"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -146,6 +148,73 @@ func FuzzOpen(f *testing.F) {
 		if err != nil {
 			require.ErrorIs(t, err, ErrEnvelope)
 			require.Nil(t, pt)
+		}
+	})
+}
+
+// An envelope opens only for its session, round, sender, recipient and key,
+// and any change to its bytes is refused.
+func TestEnvelopeBinding(t *testing.T) {
+	t.Parallel()
+	b, err := GenerateSessionKey()
+	require.NoError(t, err)
+	other, err := GenerateSessionKey()
+	require.NoError(t, err)
+	const sid = "cohort-7"
+	msg := bytes.Repeat([]byte{0x5a}, 32)
+	enc, ct, err := Seal(b.Public(), sid, 4, 0, 1, msg)
+	require.NoError(t, err)
+	pt, err := b.Open(sid, 4, 0, 1, enc, ct)
+	require.NoError(t, err)
+	require.Equal(t, msg, pt)
+
+	flip := func(x []byte, i int) []byte { y := slices.Clone(x); y[i] ^= 0x80; return y }
+	for _, tc := range []struct {
+		name            string
+		key             *SessionKey
+		session         string
+		round, from, to uint32
+		enc, ct         []byte
+	}{
+		{"other session", b, "cohort-8", 4, 0, 1, enc, ct},
+		{"session prefix", b, "cohort-", 4, 0, 1, enc, ct},
+		{"other round", b, sid, 2, 0, 1, enc, ct},
+		{"round 0", b, sid, 0, 0, 1, enc, ct},
+		{"other sender", b, sid, 4, 2, 1, enc, ct},
+		{"other recipient", b, sid, 4, 0, 2, enc, ct},
+		{"swapped from/to", b, sid, 4, 1, 0, enc, ct},
+		{"other recipient key", other, sid, 4, 0, 1, enc, ct},
+		{"enc modified", b, sid, 4, 0, 1, flip(enc, 0), ct},
+		{"enc last byte", b, sid, 4, 0, 1, flip(enc, 31), ct},
+		{"ciphertext modified", b, sid, 4, 0, 1, enc, flip(ct, 0)},
+		{"tag modified", b, sid, 4, 0, 1, enc, flip(ct, len(ct)-1)},
+		{"ciphertext extended", b, sid, 4, 0, 1, enc, append(slices.Clone(ct), 0)},
+		{"enc and ct swapped", b, sid, 4, 0, 1, ct[:32], enc},
+		{"empty", b, sid, 4, 0, 1, nil, nil},
+		{"oversized ciphertext", b, sid, 4, 0, 1, enc, make([]byte, MaxEnvelopeSealed+1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pt, err := tc.key.Open(tc.session, tc.round, tc.from, tc.to, tc.enc, tc.ct)
+			require.ErrorIs(t, err, ErrEnvelope)
+			require.Nil(t, pt)
+		})
+	}
+	t.Run("every truncation", func(t *testing.T) {
+		for i := 0; i < len(enc); i++ {
+			_, err := b.Open(sid, 4, 0, 1, enc[:i], ct)
+			require.ErrorIs(t, err, ErrEnvelope, "enc[:%d]", i)
+		}
+		for i := 0; i < len(ct); i++ {
+			_, err := b.Open(sid, 4, 0, 1, enc, ct[:i])
+			require.ErrorIs(t, err, ErrEnvelope, "ct[:%d]", i)
+		}
+	})
+	t.Run("every bit", func(t *testing.T) {
+		for i := 0; i < 8*len(ct); i++ {
+			y := slices.Clone(ct)
+			y[i/8] ^= 1 << (i % 8)
+			_, err := b.Open(sid, 4, 0, 1, enc, y)
+			require.ErrorIs(t, err, ErrEnvelope, "ct bit %d", i)
 		}
 	})
 }
