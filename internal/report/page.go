@@ -105,6 +105,7 @@ footer{margin-top:2.5em;color:#57606a;font-size:.85em}
 {{if .Params}}
 <section aria-labelledby="s-privacy">
 <h2 id="s-privacy">Privacy parameters</h2>
+<p class="note">The spec's <code>privacy</code> settings and every field of the Result this page does not draw elsewhere (such as the noise mechanism and the epsilon spent per aggregate), as released.</p>
 <table><thead><tr><th scope="col">Where</th><th scope="col">Parameter</th><th scope="col">Value</th></tr></thead><tbody>
 {{range .Params}}<tr><td>{{.Source}}</td><td><code>{{.Key}}</code></td><td data-k="param/{{.Source}}/{{.Key}}">{{.Value}}</td></tr>
 {{end}}</tbody></table>
