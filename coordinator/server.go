@@ -45,7 +45,10 @@ var (
 // Config configures a [Server]. Store and Signer are required.
 type Config struct {
 	Store  *store.Store
-	Signer crypto.Signer // the coordinator's TLS key; signs released Results
+	Signer crypto.Signer // the coordinator's TLS key; signs tallies and released Results
+	// Name is the coordinator's certificate name: no session may list it as
+	// a party. Empty means protocol.DefaultCoordinatorName.
+	Name string
 	// Logger receives structured logs; nil discards them. Secrets are never logged.
 	Logger *slog.Logger
 	// RoundTimeout bounds the time a session may go without progress (no
@@ -105,6 +108,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = protocol.DefaultMaxBatch
+	}
+	if cfg.Name == "" {
+		cfg.Name = protocol.DefaultCoordinatorName
 	}
 	if cfg.MaxBatch < 0 || cfg.MaxBatch > protocol.MaxBatchLimit {
 		return nil, fmt.Errorf("coordinator: MaxBatch %d outside [1, %d]", cfg.MaxBatch, protocol.MaxBatchLimit)
@@ -218,6 +224,9 @@ func (s *Server) CreateSession(ctx context.Context, req *mpsiv1.CreateSessionReq
 	spec, err := session.ParseSpec(req.GetSpecJson())
 	if err != nil {
 		return nil, s.toStatus(err)
+	}
+	if spec.PartyIndex(s.cfg.Name) >= 0 {
+		return nil, s.toStatus(fmt.Errorf("%w: parties: the coordinator %q cannot be a party of its own session", session.ErrInvalidSpec, s.cfg.Name))
 	}
 	if err := s.cfg.Store.CreateSession(ctx, spec.ID, spec.Canonical(), name); err != nil {
 		return nil, s.toStatus(err)
@@ -408,7 +417,7 @@ func (s *Server) start(spec *session.Spec) error {
 // newLive makes a session's machine and state; its run goroutine is not
 // started.
 func (s *Server) newLive(spec *session.Spec) (*live, error) {
-	m, err := protocol.NewCoordinator(spec, protocol.CoordinatorConfig{Signer: s.cfg.Signer, MaxBatch: s.cfg.MaxBatch,
+	m, err := protocol.NewCoordinator(spec, protocol.CoordinatorConfig{Signer: s.cfg.Signer, Name: s.cfg.Name, MaxBatch: s.cfg.MaxBatch,
 		Workers: s.cfg.Workers, JoinBudget: s.cfg.JoinBudget, SpillDir: s.cfg.SpillDir})
 	if err != nil {
 		return nil, err

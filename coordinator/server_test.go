@@ -440,6 +440,7 @@ type adversary struct {
 	p        *protocol.Holder // honest state, to play honestly where needed
 	key      *envelope.SessionKey
 	roster   []protocol.RosterEntry
+	ringOut  []byte // the key our ring batches are authenticated with (dh)
 }
 
 // join opens name's stream, says Hello and reads the Welcome.
@@ -508,7 +509,8 @@ func (a *adversary) recv() protocol.Message {
 
 // readyMsg is a Ready with a valid key and signature for setSize.
 func (a *adversary) readyMsg(h *harness, setSize uint64) *protocol.Ready {
-	sig, err := envelope.SignSessionKey(h.pki.signer(a.t, a.name), a.spec.ID, a.name, a.key.Public())
+	sig, err := envelope.SignReady(h.pki.signer(a.t, a.name), envelope.ReadyStatement{Session: a.spec.ID, Name: a.name,
+		HPKEKey: a.key.Public(), SetSize: setSize, SpecHash: protocol.SpecHash(a.spec.Canonical())})
 	require.NoError(a.t, err)
 	return &protocol.Ready{Header: a.hdr(), SetSize: setSize, HPKEKey: a.key.Public(), Signature: sig,
 		Normalization: ident.NormalizationVersion()}
@@ -559,9 +561,9 @@ func (a *adversary) expectAbortMsg() *protocol.Abort {
 
 // seal seals msg to party to for (round, a → to).
 func (a *adversary) seal(round protocol.EnvelopeRound, to int, msg []byte) *protocol.Envelope {
-	seal := envelope.Seal
+	seal := a.key.Seal
 	if round == protocol.EnvelopeThresholdShare {
-		seal = envelope.SealBulk
+		seal = a.key.SealBulk
 	}
 	enc, ct, err := seal(a.roster[to].HPKEKey, a.spec.ID, uint32(round), uint32(a.idx), uint32(to), msg)
 	require.NoError(a.t, err)
@@ -583,10 +585,22 @@ func pointsBytes(p []psi.Point) []byte {
 	return b
 }
 
-// batch is a ring batch from the adversary.
+// batch is a ring batch from the adversary, authenticated with its ring
+// key (sendRingKey) as an honest party's would be.
 func (a *adversary) batch(owner, hop, off, total int, data []byte) *protocol.Batch {
-	return &protocol.Batch{Header: a.hdr(), Kind: protocol.BatchRing, Owner: uint32(owner), Hop: uint32(hop),
+	b := &protocol.Batch{Header: a.hdr(), Kind: protocol.BatchRing, Owner: uint32(owner), Hop: uint32(hop),
 		Offset: uint64(off), Total: uint64(total), Data: data}
+	if a.ringOut != nil {
+		b.MAC = protocol.RingMAC(a.ringOut, a.spec.ID, b.Owner, b.Hop, b.Offset, b.Total, data)
+	}
+	return b
+}
+
+// sendRingKey seals the adversary's ring key to the next party (dh).
+func (a *adversary) sendRingKey() {
+	a.t.Helper()
+	a.ringOut = bytes.Repeat([]byte{0x17}, 32)
+	a.send(a.seal(protocol.EnvelopeRingKey, (a.idx+1)%len(a.spec.Parties), a.ringOut))
 }
 
 // playPaced plays honestly (seeds, own ring list, hops) until the
@@ -601,6 +615,7 @@ func (a *adversary) playPaced(pace time.Duration) {
 			a.send(a.seal(protocol.EnvelopeMaskSeed, j, s[:]))
 		}
 	}
+	a.sendRingKey()
 	own := a.ring()
 	total := len(own) / psi.PointSize
 	for off := 0; off < total; off += a.maxBatch {
@@ -842,7 +857,7 @@ func TestMalformedFrames(t *testing.T) {
 			m := a.readyMsg(h, uint64(a.p.SetSize()))
 			m.Signature[len(m.Signature)-1] ^= 1
 			a.send(m)
-		}, reason: []string{" aborted: " + envelope.ErrRoster.Error(), "hospital-a: session key signature does not verify"}, code: protocol.CodeRoster,
+		}, reason: []string{" aborted: " + envelope.ErrRoster.Error(), "hospital-a: signature over its key, set size and spec does not verify"}, code: protocol.CodeRoster,
 			detector: "any", detErr: envelope.ErrRoster},
 		{name: "envelope tampered (recipient rejects)", act: func(t *testing.T, h *harness, a *adversary) {
 			e := a.seal(protocol.EnvelopeMaskSeed, 1, make([]byte, 32))
@@ -991,6 +1006,7 @@ func TestPartyDisconnectsMidRing(t *testing.T) {
 			a := h.join(ctx, t, c, "hospital-a", id)
 			a.ready(h)
 			// Half of its own list, and wait for a hop batch of another list.
+			a.sendRingKey()
 			own := a.ring()
 			a.send(a.batch(0, 0, 0, a.p.SetSize(), own[:a.maxBatch*32]))
 			for {

@@ -61,6 +61,10 @@ type RemoteConfig struct {
 	Workers int
 	// Stats, if set, is filled with phase timings and byte counts.
 	Stats *Stats
+	// CoordinatorName is the coordinator's certificate name, pinned: the
+	// coordinator must present a certificate with it, and a spec listing it
+	// as a party is refused. Empty means protocol.DefaultCoordinatorName.
+	CoordinatorName string
 	// Observe, if set, is called with every event of the party's state
 	// machine (progress, encrypted-aggregation stages, notes, the release
 	// or the abort), on the goroutine that runs the session.
@@ -137,8 +141,12 @@ func RunRemote(ctx context.Context, cfg RemoteConfig) (*session.Result, error) {
 		}
 		return nil
 	}
+	coordName := cfg.CoordinatorName
+	if coordName == "" {
+		coordName = protocol.DefaultCoordinatorName
+	}
 	machine, err := protocol.NewParty(protocol.PartyConfig{Session: cfg.Session, Name: leaf.Subject.CommonName, Signer: signer,
-		Roots: tcfg.RootCAs, Workers: cfg.Workers, Coordinator: func() *x509.Certificate {
+		Roots: tcfg.RootCAs, Workers: cfg.Workers, CoordinatorName: coordName, Coordinator: func() *x509.Certificate {
 			coordMu.Lock()
 			defer coordMu.Unlock()
 			return coordCert

@@ -83,7 +83,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	defer st.Close()
 	reg := prometheus.NewRegistry()
 	coordinator.RegisterRuntime(reg)
-	srv, err := coordinator.New(coordinator.Config{Store: st, Signer: signer, Logger: log, RoundTimeout: *roundTimeout,
+	srv, err := coordinator.New(coordinator.Config{Store: st, Signer: signer, Name: *name, Logger: log, RoundTimeout: *roundTimeout,
 		AdminNames: splitNames(*admins), Metrics: coordinator.NewMetrics(reg), JoinBudget: budget, SpillDir: *spillDir})
 	if err != nil {
 		return err
@@ -275,6 +275,7 @@ func statusErr(err error) error {
 func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("party", stdout)
 	addr := fs.String("coordinator", "127.0.0.1:7443", "coordinator address")
+	coordName := fs.String("coordinator-name", protocol.DefaultCoordinatorName, "the coordinator's certificate name (pinned: another certificate is refused, and so is a spec listing it as a party)")
 	certs := fs.String("certs", "", "certificate directory with ca.pem, NAME.pem, NAME-key.pem")
 	name := fs.String("name", "", "this party's name (its certificate name)")
 	id := fs.String("session", "", "session id")
@@ -354,12 +355,13 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	res, err := party.RunRemote(ctx, party.RemoteConfig{
-		Observe:  observe,
-		Progress: progress,
-		Stats:    &stats,
-		Address:  *addr,
-		TLS:      &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool},
-		Session:  *id,
+		Observe:         observe,
+		CoordinatorName: *coordName,
+		Progress:        progress,
+		Stats:           &stats,
+		Address:         *addr,
+		TLS:             &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool},
+		Session:         *id,
 		Load: func(s *session.Spec) (*party.Records, error) {
 			recs, err := party.LoadCSV(*data, s, *name, opt)
 			if err == nil {

@@ -106,6 +106,7 @@ func AppendEncode(b []byte, m Message) ([]byte, error) {
 		w.u64(x.Offset)
 		w.u64(x.Total)
 		w.bytes(x.Data)
+		w.bytes(x.MAC)
 	case *MaskDeal:
 		w.bytes(x.Mask)
 	case *Share:
@@ -121,6 +122,13 @@ func AppendEncode(b []byte, m Message) ([]byte, error) {
 		w.bytes([]byte(x.Reason))
 	case *Result:
 		w.bytes(x.JSON)
+		w.bytes(x.Signature)
+	case *Tally:
+		w.u64(x.Intersection)
+		w.u32(uint32(len(x.Pairwise)))
+		for _, v := range x.Pairwise {
+			w.u64(v)
+		}
 		w.bytes(x.Signature)
 	default:
 		return nil, fmt.Errorf("%w: unknown message %T", ErrMalformed, m)
@@ -193,7 +201,7 @@ func Decode(b []byte) (Message, error) {
 		x.Round = EnvelopeRound(r.u32("round"))
 		limit := envelope.MaxEnvelopeSealed
 		switch x.Round {
-		case EnvelopeKeyContribution, EnvelopeMaskSeed:
+		case EnvelopeKeyContribution, EnvelopeMaskSeed, EnvelopeRingKey:
 		case EnvelopeThresholdShare:
 			limit = envelope.MaxBulkSealed
 		default:
@@ -215,6 +223,10 @@ func Decode(b []byte) (Message, error) {
 		x.Offset = r.u64("offset")
 		x.Total = r.u64("total")
 		x.Data = r.bytes("data", 0, MaxEncodedSize)
+		x.MAC = r.bytes("mac", 0, RingMACSize)
+		if r.err == nil && len(x.MAC) != 0 && len(x.MAC) != RingMACSize {
+			r.fail("mac", "length %d", len(x.MAC))
+		}
 		if r.err == nil && x.Offset > x.Total {
 			r.fail("offset", "offset %d beyond total %d", x.Offset, x.Total)
 		}
@@ -248,6 +260,21 @@ func Decode(b []byte) (Message, error) {
 			r.fail("code", "unknown code %d", uint8(x.Code))
 		}
 		x.Reason = r.str("reason", 0, MaxReasonSize)
+		m = x
+	case TypeTally:
+		x := &Tally{Header: h}
+		x.Intersection = r.u64("intersection")
+		k := r.u32("pairwise")
+		if r.err == nil && k != 0 && (k > MaxParties*MaxParties || uint64(k)*8 > uint64(len(r.b))) {
+			r.fail("pairwise", "%d cells", k)
+		}
+		if r.err == nil && k != 0 {
+			x.Pairwise = make([]uint64, k)
+			for i := range x.Pairwise {
+				x.Pairwise[i] = r.u64("pairwise")
+			}
+		}
+		x.Signature = r.bytes("signature", 1, MaxSignatureSize)
 		m = x
 	case TypeResult:
 		x := &Result{Header: h}
@@ -369,3 +396,6 @@ func (r *reader) str16(field string, hi int) string {
 	}
 	return string(s)
 }
+
+// RingMACSize is the size of a ring batch's MAC (HMAC-SHA256).
+const RingMACSize = 32

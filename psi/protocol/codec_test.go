@@ -65,7 +65,7 @@ func TestCodecVector(t *testing.T) {
 func TestCodecRefuses(t *testing.T) {
 	valid, err := Encode(&Batch{Header: h(0), Kind: BatchRing, Total: 2, Data: make([]byte, 64)})
 	require.NoError(t, err)
-	lenAt := len(valid) - 64 - 4 // the data length field
+	lenAt := len(valid) - 4 - 64 - 4 // the data length field (data, then an empty MAC)
 	set := func(b []byte, off int, v uint32) []byte {
 		c := bytes.Clone(b)
 		binary.BigEndian.PutUint32(c[off:], v)

@@ -17,10 +17,15 @@ import (
 	"github.com/mpsi-dev/mpsi/sharing/mhe"
 )
 
-// CoordinatorConfig configures a [Coordinator]. Signer is required.
+// CoordinatorConfig configures a [Coordinator]. Signer and Name are
+// required.
 type CoordinatorConfig struct {
-	// Signer signs the released Result (the coordinator's certificate key).
+	// Signer signs the tally and the released Result (the coordinator's
+	// certificate key).
 	Signer crypto.Signer
+	// Name is the coordinator's certificate name; a spec that lists it as a
+	// party is refused (the parties refuse it too).
+	Name string
 	// MaxBatch bounds the elements of one Batch; zero means
 	// DefaultMaxBatch.
 	MaxBatch int
@@ -74,8 +79,11 @@ type listState struct {
 
 // NewCoordinator starts a session for a validated spec, in [RoundSetup].
 func NewCoordinator(spec *session.Spec, cfg CoordinatorConfig) (*Coordinator, error) {
-	if cfg.Signer == nil {
-		return nil, errors.New("protocol: CoordinatorConfig.Signer is required")
+	if cfg.Signer == nil || cfg.Name == "" {
+		return nil, errors.New("protocol: CoordinatorConfig.Signer and Name are required")
+	}
+	if spec.PartyIndex(cfg.Name) >= 0 {
+		return nil, fmt.Errorf("%w: parties: the coordinator %q cannot be a party of its own session", session.ErrInvalidSpec, cfg.Name)
 	}
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = DefaultMaxBatch
@@ -302,7 +310,10 @@ func (c *Coordinator) WaitingFor() []string {
 // of a list (dh) or its own token list (keyed).
 func (c *Coordinator) owesTokens(i int) bool {
 	keyed := c.spec.Match.Mode == session.ModeKeyed
-	if c.enc == nil && c.owesEnvelopes(i, EnvelopeMaskSeed) {
+	if c.enc == nil && c.masked() && c.owesEnvelopes(i, EnvelopeMaskSeed) {
+		return true
+	}
+	if !keyed && !c.envSeen[[3]uint32{uint32(EnvelopeRingKey), uint32(i), uint32((i + 1) % c.n)}] {
 		return true
 	}
 	if keyed && c.owesEnvelopes(i, EnvelopeKeyContribution) {
@@ -434,6 +445,10 @@ func (c *Coordinator) onEnvelope(ctx context.Context, i int, e *Envelope) error 
 		if c.spec.Match.Mode != session.ModeKeyed {
 			return fmt.Errorf("%w: key contribution in %s mode", ErrBadMessage, c.spec.Match.Mode)
 		}
+	case EnvelopeRingKey:
+		if c.spec.Match.Mode != session.ModeDH || e.To != uint32((i+1)%c.n) {
+			return fmt.Errorf("%w: ring key from %d to %d (only to the next party, in dh mode)", ErrBadMessage, i, e.To)
+		}
 	default:
 		return fmt.Errorf("%w: envelope for unknown round %d", ErrBadMessage, e.Round)
 	}
@@ -504,7 +519,7 @@ func (c *Coordinator) onBatch(ctx context.Context, i int, b *Batch) error {
 	final := b.Kind == BatchTokens || hop == c.n-1
 	if !final {
 		next := RingTarget(c.n, owner, hop+1)
-		c.send(next, &Batch{Header: c.header(), Kind: BatchRing, Owner: uint32(owner), Hop: uint32(hop + 1), Offset: b.Offset, Total: size, Data: b.Data})
+		c.send(next, &Batch{Header: c.header(), Kind: BatchRing, Owner: uint32(owner), Hop: uint32(hop + 1), Offset: b.Offset, Total: size, Data: b.Data, MAC: b.MAC})
 		return nil
 	}
 	c.tokBuf = c.tokBuf[:0]
@@ -548,6 +563,9 @@ func (c *Coordinator) maybeJoin(ctx context.Context) error {
 	}
 	c.emit(Info{Msg: "intersection computed"})
 	c.dealt = true
+	if err := c.sendTally(jr); err != nil {
+		return err
+	}
 	if !c.masked() {
 		if c.enc == nil {
 			// Nothing to encrypt: release the counts, as the in-process
@@ -578,6 +596,26 @@ func (c *Coordinator) maybeJoin(ctx context.Context) error {
 		c.send(i, &MaskDeal{Header: c.header(), Mask: mb})
 	}
 	c.setRound(RoundShares)
+	return nil
+}
+
+// sendTally signs and broadcasts the join's counts before any aggregation
+// step: |I| and, when revealed, the pairwise matrix.
+func (c *Coordinator) sendTally(jr *join.Result) error {
+	t := &Tally{Header: c.header(), Intersection: uint64(jr.Intersection)}
+	if c.spec.Reveals(session.RevealPairwise) {
+		for i := range c.n {
+			for j := range c.n {
+				t.Pairwise = append(t.Pairwise, uint64(jr.Pairwise[i][j]))
+			}
+		}
+	}
+	sig, err := envelope.SignTally(c.cfg.Signer, c.spec.ID, tallyBytes(t.Intersection, t.Pairwise))
+	if err != nil {
+		return err
+	}
+	t.Signature = sig
+	c.broadcast(t)
 	return nil
 }
 

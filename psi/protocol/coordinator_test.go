@@ -61,42 +61,42 @@ func TestCoordinatorRefusesMaliciousParty(t *testing.T) {
 	cases := []advCase{
 		// Ring batches.
 		{name: "ring point not canonical", act: func(tn *testNet) error {
-			return tn.send(batch(BatchRing, 0, 0, 0, n, bytes.Repeat(allFF, 8)))
+			return tn.send(tn.ringBatch(0, 0, 0, n, bytes.Repeat(allFF, 8)))
 		}, reason: []string{"party hospital-b aborted", "invalid group element"}, detector: "hospital-b", detErr: psi.ErrInvalidPoint},
 		{name: "ring point is the identity", act: func(tn *testNet) error {
 			data := tn.ring()[:8*32]
 			copy(data[3*32:], identity)
-			return tn.send(batch(BatchRing, 0, 0, 0, n, data))
+			return tn.send(tn.ringBatch(0, 0, 0, n, data))
 		}, reason: []string{"invalid group element", "identity"}, detector: "hospital-b", detErr: psi.ErrInvalidPoint},
 		{name: "data not a multiple of 32", act: func(tn *testNet) error {
-			return tn.send(batch(BatchRing, 0, 0, 0, n, tn.ring()[:33]))
+			return tn.send(tn.ringBatch(0, 0, 0, n, tn.ring()[:33]))
 		}, reason: []string{"party hospital-a", "batch of 33 bytes"}},
-		{name: "empty batch", act: func(tn *testNet) error { return tn.send(batch(BatchRing, 0, 0, 0, n, nil)) },
+		{name: "empty batch", act: func(tn *testNet) error { return tn.send(tn.ringBatch(0, 0, 0, n, nil)) },
 			reason: []string{"party hospital-a", "batch of 0 bytes"}},
 		{name: "batch above MaxBatch", act: func(tn *testNet) error {
-			return tn.send(batch(BatchRing, 0, 0, 0, n, tn.ring()[:9*32]))
+			return tn.send(tn.ringBatch(0, 0, 0, n, tn.ring()[:9*32]))
 		}, reason: []string{"batch of 288 bytes (limit 8 elements"}},
 		{name: "offset gap", act: func(tn *testNet) error {
-			return tn.send(batch(BatchRing, 0, 0, 8, n, tn.ring()[8*32:16*32]))
+			return tn.send(tn.ringBatch(0, 0, 8, n, tn.ring()[8*32:16*32]))
 		}, reason: []string{"batch at offset 8, expected 0"}},
 		{name: "offset replay", act: func(tn *testNet) error {
 			data := tn.ring()[:8*32]
-			if err := tn.send(batch(BatchRing, 0, 0, 0, n, data)); err != nil {
+			if err := tn.send(tn.ringBatch(0, 0, 0, n, data)); err != nil {
 				return err
 			}
-			return tn.send(batch(BatchRing, 0, 0, 0, n, data))
+			return tn.send(tn.ringBatch(0, 0, 0, n, data))
 		}, reason: []string{"batch at offset 0, expected 8"}},
 		{name: "list past its total", act: func(tn *testNet) error {
 			own := tn.ring()
 			for off := 0; off < n; off += 8 {
-				if err := tn.send(batch(BatchRing, 0, 0, off, n, own[off*32:(off+8)*32])); err != nil {
+				if err := tn.send(tn.ringBatch(0, 0, off, n, own[off*32:(off+8)*32])); err != nil {
 					return err
 				}
 			}
-			return tn.send(batch(BatchRing, 0, 0, n, n, own[:32]))
+			return tn.send(tn.ringBatch(0, 0, n, n, own[:32]))
 		}, reason: []string{fmt.Sprintf("batch at offset %d, expected %d of %d", n, n, n)}},
 		{name: "total differs from the declared size", act: func(tn *testNet) error {
-			return tn.send(batch(BatchRing, 0, 0, 0, n+1, tn.ring()[:32]))
+			return tn.send(tn.ringBatch(0, 0, 0, n+1, tn.ring()[:32]))
 		}, reason: []string{fmt.Sprintf("batch total %d, declared size %d", n+1, n)}},
 		{name: "hop of another party", act: func(tn *testNet) error { return tn.send(batch(BatchRing, 1, 1, 0, n, tn.ring()[:32])) },
 			reason: []string{"ring batch (owner 1, hop 1) not for this party"}},
@@ -113,7 +113,7 @@ func TestCoordinatorRefusesMaliciousParty(t *testing.T) {
 		{name: "positions from a party", act: func(tn *testNet) error { return tn.send(batch(BatchPositions, 0, 0, 0, n, make([]byte, 4))) },
 			reason: []string{"batch kind positions from a party"}},
 		{name: "batch kind unknown", act: func(tn *testNet) error { return tn.send(batch(BatchKind(0), 0, 0, 0, n, tn.ring()[:32])) }, codec: true},
-		{name: "offset beyond total", act: func(tn *testNet) error { return tn.send(batch(BatchRing, 0, 0, n+1, n, tn.ring()[:32])) }, codec: true},
+		{name: "offset beyond total", act: func(tn *testNet) error { return tn.send(tn.ringBatch(0, 0, n+1, n, tn.ring()[:32])) }, codec: true},
 
 		// Envelopes.
 		{name: "envelope from another party", act: func(tn *testNet) error {
@@ -164,7 +164,7 @@ func TestCoordinatorRefusesMaliciousParty(t *testing.T) {
 			return tn.send(e)
 		}, reason: []string{"party hospital-b aborted", "envelope from hospital-a", "does not open"}, detector: "hospital-b", detErr: envelope.ErrEnvelope},
 		{name: "envelope sealed for another recipient", act: func(tn *testNet) error {
-			enc, ct, err := envelope.Seal(tn.adv.roster[1].HPKEKey, tn.spec.ID, uint32(EnvelopeMaskSeed), 0, 2, make([]byte, 32))
+			enc, ct, err := tn.adv.key.Seal(tn.adv.roster[1].HPKEKey, tn.spec.ID, uint32(EnvelopeMaskSeed), 0, 2, make([]byte, 32))
 			require.NoError(tn.t, err)
 			return tn.send(&Envelope{Round: EnvelopeMaskSeed, FromParty: 0, To: 1, Enc: enc, Ciphertext: ct})
 		}, reason: []string{"party hospital-b aborted", "does not open"}, detector: "hospital-b", detErr: envelope.ErrEnvelope},
@@ -216,13 +216,13 @@ func TestCoordinatorRefusesMaliciousParty(t *testing.T) {
 			m := tn.readyMsg(uint64(tn.adv.h.SetSize()))
 			m.Signature[len(m.Signature)-1] ^= 1
 			return tn.send(m)
-		}, reason: []string{"invalid roster", "hospital-a: session key signature does not verify"}, detector: "any", detErr: envelope.ErrRoster},
+		}, reason: []string{"invalid roster", "hospital-a: signature over its key, set size and spec does not verify"}, detector: "any", detErr: envelope.ErrRoster},
 		{name: "Hello sent twice", preRoster: func(tn *testNet) error { return tn.send(&Hello{}) },
 			reason: []string{"party hospital-a", "Hello sent twice"}},
 		{name: "envelope before the roster", preRoster: func(tn *testNet) error {
 			return tn.send(&Envelope{Round: EnvelopeMaskSeed, FromParty: 0, To: 1, Enc: make([]byte, 32), Ciphertext: make([]byte, 48)})
 		}, reason: []string{"envelope before the roster"}},
-		{name: "batch before the roster", preRoster: func(tn *testNet) error { return tn.send(batch(BatchRing, 0, 0, 0, 1, make([]byte, 32))) },
+		{name: "batch before the roster", preRoster: func(tn *testNet) error { return tn.send(tn.ringBatch(0, 0, 0, 1, make([]byte, 32))) },
 			reason: []string{"batch outside the token round"}},
 		{name: "message naming another session", act: func(tn *testNet) error {
 			m := batch(BatchRing, 0, 0, 0, n, tn.ring()[:32])
@@ -308,7 +308,7 @@ func TestRingHopAheadOfItsInput(t *testing.T) {
 // sending one batch costs the coordinator one batch.
 func TestDeclaredSizeDoesNotPreallocate(t *testing.T) {
 	spec := testSpec(t, "big", session.ModeKeyed, session.AggregationMasked, "")
-	c, err := NewCoordinator(spec, CoordinatorConfig{Signer: testSigner(t)})
+	c, err := NewCoordinator(spec, CoordinatorConfig{Signer: testSigner(t), Name: "coordinator"})
 	require.NoError(t, err)
 	require.NoError(t, c.eng.Declare(0, spec.MaxSetSize))
 	require.Nil(t, c.eng.tokens[0])

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -79,14 +80,15 @@ type fromParty struct {
 // adversary is a party played by the test: it holds a real Holder and
 // session key so that it can play honestly where a case needs it.
 type adversary struct {
-	i      int
-	name   string
-	signer crypto.Signer
-	cert   []byte
-	h      *Holder
-	key    *envelope.SessionKey
-	inbox  []Message
-	roster []RosterEntry
+	i       int
+	name    string
+	signer  crypto.Signer
+	cert    []byte
+	h       *Holder
+	key     *envelope.SessionKey
+	inbox   []Message
+	roster  []RosterEntry
+	ringOut []byte
 }
 
 var testPKI struct {
@@ -120,7 +122,7 @@ func newTestNet(t testing.TB, spec *session.Spec, recs []Records, adv int) *test
 	t.Helper()
 	ca, get := pki(t)
 	coordSigner, coordCert := get("coordinator")
-	coord, err := NewCoordinator(spec, CoordinatorConfig{Signer: coordSigner, MaxBatch: 8, Workers: 1})
+	coord, err := NewCoordinator(spec, CoordinatorConfig{Signer: coordSigner, Name: "coordinator", MaxBatch: 8, Workers: 1})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = coord.Close() })
 	n := len(spec.Parties)
@@ -136,7 +138,7 @@ func newTestNet(t testing.TB, spec *session.Spec, recs []Records, adv int) *test
 			tn.adv = &adversary{i: i, name: name, signer: signer, cert: cert.Raw, h: h, key: key}
 		} else {
 			tn.parties[i], err = NewParty(PartyConfig{Session: spec.ID, Name: name, Signer: signer, Roots: ca.Pool(),
-				Coordinator: func() *x509.Certificate { return coordCert }, Workers: 1})
+				Coordinator: func() *x509.Certificate { return coordCert }, CoordinatorName: "coordinator", Workers: 1})
 			require.NoError(t, err)
 		}
 		require.NoError(t, coord.Attach(i, cert.Raw))
@@ -269,22 +271,38 @@ func (tn *testNet) send(m Message) error {
 // readyMsg is the adversary's Ready with a valid signature for setSize.
 func (tn *testNet) readyMsg(setSize uint64) *Ready {
 	a := tn.adv
-	sig, err := envelope.SignSessionKey(a.signer, tn.spec.ID, a.name, a.key.Public())
+	sig, err := envelope.SignReady(a.signer, envelope.ReadyStatement{Session: tn.spec.ID, Name: a.name, HPKEKey: a.key.Public(),
+		SetSize: setSize, SpecHash: SpecHash(tn.spec.Canonical())})
 	require.NoError(tn.t, err)
 	return &Ready{SetSize: setSize, HPKEKey: a.key.Public(), Signature: sig, Normalization: ident.NormalizationVersion()}
 }
 
-// ready declares the adversary's real set size; the roster follows.
+// ready declares the adversary's real set size; the roster follows. In dh
+// mode the adversary then sends its ring key to the next party, as an
+// honest party does, so that its batches can be authenticated.
 func (tn *testNet) ready() {
 	tn.t.Helper()
 	require.NoError(tn.t, tn.send(tn.readyMsg(uint64(tn.adv.h.SetSize()))))
 	require.NotNil(tn.t, tn.adv.roster, "no roster after every Ready")
+	if tn.spec.Match.Mode == session.ModeDH {
+		a := tn.adv
+		a.ringOut = bytes.Repeat([]byte{byte(a.i + 1)}, 32)
+		require.NoError(tn.t, tn.send(tn.seal(EnvelopeRingKey, (a.i+1)%len(tn.spec.Parties), a.ringOut)))
+	}
+}
+
+// ringBatch is a ring batch from the adversary, authenticated with its
+// ring key for (owner, hop).
+func (tn *testNet) ringBatch(owner, hop, off, total int, data []byte) *Batch {
+	b := batch(BatchRing, owner, hop, off, total, data)
+	b.MAC = RingMAC(tn.adv.ringOut, tn.spec.ID, uint32(owner), uint32(hop), uint64(off), uint64(total), data)
+	return b
 }
 
 // seal seals msg from the adversary to party to.
 func (tn *testNet) seal(round EnvelopeRound, to int, msg []byte) *Envelope {
 	a := tn.adv
-	enc, ct, err := envelope.Seal(a.roster[to].HPKEKey, tn.spec.ID, uint32(round), uint32(a.i), uint32(to), msg)
+	enc, ct, err := a.key.Seal(a.roster[to].HPKEKey, tn.spec.ID, uint32(round), uint32(a.i), uint32(to), msg)
 	require.NoError(tn.t, err)
 	return &Envelope{Round: round, FromParty: uint32(a.i), To: uint32(to), Enc: enc, Ciphertext: ct}
 }
@@ -311,7 +329,7 @@ func (tn *testNet) playUntilMask() {
 	own := tn.ring()
 	total := len(own) / 32
 	for off := 0; off < total; off += 8 {
-		require.NoError(tn.t, tn.send(&Batch{Kind: BatchRing, Owner: uint32(a.i), Offset: uint64(off), Total: uint64(total), Data: own[off*32 : min(off+8, total)*32]}))
+		require.NoError(tn.t, tn.send(tn.ringBatch(a.i, 0, off, total, own[off*32:min(off+8, total)*32])))
 	}
 	for k := 0; k < len(a.inbox); k++ {
 		switch m := a.inbox[k].(type) {
@@ -329,7 +347,7 @@ func (tn *testNet) playUntilMask() {
 			}
 			_, err := a.h.Hop(pts)
 			require.NoError(tn.t, err)
-			require.NoError(tn.t, tn.send(&Batch{Kind: BatchRing, Owner: m.Owner, Hop: m.Hop, Offset: m.Offset, Total: m.Total, Data: pointsBytes(pts)}))
+			require.NoError(tn.t, tn.send(tn.ringBatch(int(m.Owner), int(m.Hop), int(m.Offset), int(m.Total), pointsBytes(pts))))
 		}
 	}
 	tn.t.Fatal("no mask dealt")

@@ -64,7 +64,7 @@ func RunLocal(ctx context.Context, spec *session.Spec, inputs []LocalInput, cfg 
 	if err != nil {
 		return nil, err
 	}
-	coord, err := NewCoordinator(spec, CoordinatorConfig{Signer: coordSigner, Workers: cfg.Workers})
+	coord, err := NewCoordinator(spec, CoordinatorConfig{Signer: coordSigner, Name: "coordinator", Workers: cfg.Workers})
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +77,7 @@ func RunLocal(ctx context.Context, spec *session.Spec, inputs []LocalInput, cfg 
 			return nil, err
 		}
 		parties[i], err = NewParty(PartyConfig{Session: spec.ID, Name: name, Signer: signer, Roots: ca.Pool(),
-			Coordinator: func() *x509.Certificate { return coordCert }, Workers: cfg.Workers})
+			Coordinator: func() *x509.Certificate { return coordCert }, CoordinatorName: "coordinator", Workers: cfg.Workers})
 		if err != nil {
 			return nil, err
 		}

@@ -41,12 +41,13 @@ const (
 	TypeMhe      Type = 9
 	TypeAbort    Type = 10
 	TypeResult   Type = 11
+	TypeTally    Type = 12
 )
 
 var typeNames = map[Type]string{
 	TypeHello: "Hello", TypeWelcome: "Welcome", TypeReady: "Ready", TypeRoster: "Roster",
 	TypeEnvelope: "Envelope", TypeBatch: "Batch", TypeMaskDeal: "MaskDeal", TypeShare: "Share",
-	TypeMhe: "MheChunk", TypeAbort: "Abort", TypeResult: "Result",
+	TypeMhe: "MheChunk", TypeAbort: "Abort", TypeResult: "Result", TypeTally: "Tally",
 }
 
 // String is the message type's name.
@@ -93,6 +94,10 @@ const (
 	// EnvelopeThresholdShare carries a Shamir share of a BGV secret-key share
 	// (aggregation encrypted with t < n), in a bulk envelope.
 	EnvelopeThresholdShare EnvelopeRound = 6
+	// EnvelopeRingKey carries the key (32 bytes) with which a party
+	// authenticates the ring batches it sends to the next party (dh mode):
+	// party i seals it to party i+1 (mod n) only.
+	EnvelopeRingKey EnvelopeRound = 8
 )
 
 // String names the envelope round.
@@ -104,6 +109,8 @@ func (r EnvelopeRound) String() string {
 		return "mask-seed"
 	case EnvelopeThresholdShare:
 		return "threshold-share"
+	case EnvelopeRingKey:
+		return "ring-key"
 	}
 	return fmt.Sprintf("EnvelopeRound(%d)", uint32(r))
 }
@@ -235,7 +242,11 @@ type Envelope struct {
 
 // Batch is one slice of a streamed list. For the dh ring, Owner is the
 // party whose list it is and Hop the number of exponentiations applied by
-// parties other than the owner (from a party: the hop it just did).
+// parties other than the owner (from a party: the hop it just did). A ring
+// batch carries MAC, computed by the party that produced it with the key it
+// sealed to the next party in the ring (the coordinator only relays it):
+// the next party refuses a batch the coordinator made, altered, replayed,
+// reordered or re-addressed.
 type Batch struct {
 	Header
 	Kind   BatchKind
@@ -244,6 +255,7 @@ type Batch struct {
 	Offset uint64
 	Total  uint64
 	Data   []byte
+	MAC    []byte
 }
 
 // MaskDeal is the party's zero-sum mask r_i (a [sharing.Vector] encoding).
@@ -274,6 +286,18 @@ type Abort struct {
 	Header
 	Code   Code
 	Reason string
+}
+
+// Tally is the coordinator's signed statement of the join's counts, sent to
+// every party before any aggregation step: |I| and, when the spec reveals
+// it, the pairwise matrix (row-major, n × n). Each party checks its
+// positions against it, refuses to contribute below min_cell, and checks the
+// Result against it.
+type Tally struct {
+	Header
+	Intersection uint64
+	Pairwise     []uint64
+	Signature    []byte
 }
 
 // Result is the released Result JSON and the coordinator's signature.
@@ -317,3 +341,6 @@ func (*Abort) Type() Type { return TypeAbort }
 
 // Type returns TypeResult.
 func (*Result) Type() Type { return TypeResult }
+
+// Type returns TypeTally.
+func (*Tally) Type() Type { return TypeTally }

@@ -2,6 +2,8 @@ package protocol
 
 import (
 	"crypto"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/json"
@@ -32,9 +34,13 @@ type PartyConfig struct {
 	// roster's certificates are checked against it.
 	Roots *x509.CertPool
 	// Coordinator returns the coordinator's certificate (from the
-	// transport's handshake), against which the Result's signature is
-	// checked.
+	// transport's handshake), against which the tally's and the Result's
+	// signatures are checked.
 	Coordinator func() *x509.Certificate
+	// CoordinatorName is the coordinator's certificate name, pinned by the
+	// party: the coordinator's certificate must carry it, and no spec may
+	// list it as a party.
+	CoordinatorName string
 	// Workers bounds the goroutines of token work; 0 means GOMAXPROCS.
 	Workers int
 }
@@ -85,9 +91,14 @@ type Party struct {
 	index    int
 	n        int
 	maxBatch int
+	specHash []byte
 	h        *Holder
 	key      *envelope.SessionKey
 	roster   []RosterEntry
+	tally    *Tally
+
+	ringOut []byte // key authenticating our ring batches to the next party
+	ringIn  []byte // key of the previous party's ring batches
 
 	seeds       []sharing.Seed
 	haveSeed    []bool
@@ -108,8 +119,11 @@ type Party struct {
 // NewParty starts a party's side of session cfg.Session: it sends the
 // Hello.
 func NewParty(cfg PartyConfig) (*Party, error) {
-	if cfg.Session == "" || cfg.Name == "" || cfg.Signer == nil || cfg.Roots == nil || cfg.Coordinator == nil {
-		return nil, errors.New("protocol: PartyConfig needs Session, Name, Signer, Roots and Coordinator")
+	if cfg.Session == "" || cfg.Name == "" || cfg.Signer == nil || cfg.Roots == nil || cfg.Coordinator == nil || cfg.CoordinatorName == "" {
+		return nil, errors.New("protocol: PartyConfig needs Session, Name, Signer, Roots, Coordinator and CoordinatorName")
+	}
+	if cfg.Name == cfg.CoordinatorName {
+		return nil, fmt.Errorf("protocol: party %q has the coordinator's name", cfg.Name)
 	}
 	p := &Party{cfg: cfg, tokNext: -1}
 	p.emit(Send{To: -1, Msg: &Hello{Header: Header{Session: cfg.Session, From: FromUnassigned}}})
@@ -243,6 +257,8 @@ func (p *Party) receive(m Message) error {
 			return p.onMhe(x)
 		case *Result:
 			return p.onResult(x)
+		case *Tally:
+			return p.onTally(x)
 		}
 	}
 	return fmt.Errorf("%w: %s in state %s", ErrWrongRound, m.Type(), p.state)
@@ -259,7 +275,18 @@ func (p *Party) onWelcome(w *Welcome) error {
 	if w.MaxBatch == 0 || w.MaxBatch > MaxBatchLimit {
 		return fmt.Errorf("%w: coordinator's batch limit %d is out of range", ErrBadMessage, w.MaxBatch)
 	}
+	if spec.PartyIndex(p.cfg.CoordinatorName) >= 0 {
+		return fmt.Errorf("%w: the spec lists the coordinator %q as a party", envelope.ErrRoster, p.cfg.CoordinatorName)
+	}
+	if cert := p.cfg.Coordinator(); cert == nil || cert.Subject.CommonName != p.cfg.CoordinatorName {
+		got := "no certificate"
+		if cert != nil {
+			got = fmt.Sprintf("a certificate named %q", cert.Subject.CommonName)
+		}
+		return fmt.Errorf("%w: the coordinator presented %s, pinned name %q", envelope.ErrRoster, got, p.cfg.CoordinatorName)
+	}
 	p.spec, p.index, p.n, p.maxBatch = spec, int(w.Index), len(spec.Parties), int(w.MaxBatch)
+	p.specHash = SpecHash(w.Spec)
 	p.state = StateOffered
 	return nil
 }
@@ -280,7 +307,8 @@ func (p *Party) Accept(recs Records) error {
 		if err != nil {
 			return err
 		}
-		sig, err := envelope.SignSessionKey(p.cfg.Signer, p.spec.ID, p.cfg.Name, key.Public())
+		sig, err := envelope.SignReady(p.cfg.Signer, envelope.ReadyStatement{Session: p.spec.ID, Name: p.cfg.Name,
+			HPKEKey: key.Public(), SetSize: uint64(h.SetSize()), SpecHash: p.specHash})
 		if err != nil {
 			return err
 		}
@@ -306,7 +334,11 @@ func (p *Party) onRoster(r *Roster) error {
 		if e.SetSize > uint64(p.spec.MaxSetSize) {
 			return fmt.Errorf("%w: %s declares %d records, max_set_size is %d", envelope.ErrRoster, e.Name, e.SetSize, p.spec.MaxSetSize)
 		}
-		if err := envelope.VerifySessionKey(p.cfg.Roots, e.Certificate, p.spec.ID, e.Name, e.HPKEKey, e.Signature); err != nil {
+		// The signature covers the key, the declared size and the spec the
+		// party accepted: a size the coordinator changed, or a peer shown
+		// another spec, does not verify.
+		st := envelope.ReadyStatement{Session: p.spec.ID, Name: e.Name, HPKEKey: e.HPKEKey, SetSize: e.SetSize, SpecHash: p.specHash}
+		if err := envelope.VerifyReady(p.cfg.Roots, e.Certificate, st, e.Signature); err != nil {
 			return err
 		}
 	}
@@ -357,6 +389,14 @@ func (p *Party) startRounds() error {
 	}
 	p.ownNext = -1
 	if !keyed {
+		// The key that authenticates our ring batches to the next party.
+		p.ringOut = make([]byte, 32)
+		if _, err := rand.Read(p.ringOut); err != nil {
+			return err
+		}
+		if err := p.seal(EnvelopeRingKey, (p.index+1)%p.n, p.ringOut); err != nil {
+			return err
+		}
 		p.ownNext = 0 // the own list goes out a batch per Step
 	}
 	if EncryptsAggregates(p.spec) {
@@ -366,9 +406,9 @@ func (p *Party) startRounds() error {
 }
 
 func (p *Party) seal(round EnvelopeRound, to int, msg []byte) error {
-	seal := envelope.Seal
+	seal := p.key.Seal
 	if round == EnvelopeThresholdShare {
-		seal = envelope.SealBulk
+		seal = p.key.SealBulk
 	}
 	enc, ct, err := seal(p.roster[to].HPKEKey, p.spec.ID, uint32(round), uint32(p.index), uint32(to), msg)
 	if err != nil {
@@ -403,7 +443,9 @@ func (p *Party) step() (bool, error) {
 			return true, err
 		}
 		if len(out) > 0 {
-			p.send(&Batch{Header: p.header(), Kind: BatchRing, Owner: uint32(p.index), Offset: uint64(p.ownNext), Total: uint64(total), Data: pointsBytes(out)})
+			data := pointsBytes(out)
+			p.send(&Batch{Header: p.header(), Kind: BatchRing, Owner: uint32(p.index), Offset: uint64(p.ownNext), Total: uint64(total), Data: data,
+				MAC: RingMAC(p.ringOut, p.spec.ID, uint32(p.index), 0, uint64(p.ownNext), uint64(total), data)})
 		}
 		p.emit(Progress{Phase: "own list", Done: end, Total: total})
 		p.ownNext = end
@@ -438,13 +480,18 @@ func (p *Party) onEnvelope(e *Envelope) error {
 	if e.Round == EnvelopeThresholdShare {
 		open = p.key.OpenBulk
 	}
-	pt, err := open(p.spec.ID, uint32(e.Round), e.FromParty, e.To, e.Enc, e.Ciphertext)
+	pt, err := open(p.roster[from].HPKEKey, p.spec.ID, uint32(e.Round), e.FromParty, e.To, e.Enc, e.Ciphertext)
 	if err != nil {
 		return fmt.Errorf("envelope from %s: %w", p.spec.Parties[from], err)
 	}
 	switch e.Round {
 	case EnvelopeThresholdShare:
 		return p.onThresholdShare(from, pt)
+	case EnvelopeRingKey:
+		if p.spec.Match.Mode != session.ModeDH || from != (p.index+p.n-1)%p.n || p.ringIn != nil || len(pt) != 32 {
+			return fmt.Errorf("%w: ring key from %s not expected or malformed", ErrWrongRound, p.spec.Parties[from])
+		}
+		p.ringIn = pt
 	case EnvelopeMaskSeed:
 		if p.haveSeed[from] || len(pt) != sharing.SeedSize {
 			return fmt.Errorf("%w: mask seed from %s not expected or malformed", ErrWrongRound, p.spec.Parties[from])
@@ -485,8 +532,22 @@ func (p *Party) onBatch(b *Batch) error {
 		if owner >= p.n || hop < 1 || hop >= p.n || RingTarget(p.n, owner, hop) != p.index {
 			return fmt.Errorf("%w: ring batch (owner %d, hop %d) is not ours", ErrBadMessage, owner, hop)
 		}
-		if len(b.Data)%psi.PointSize != 0 || len(b.Data)/psi.PointSize > p.maxBatch || b.Offset != p.hopsDone[owner] {
+		if len(b.Data)%psi.PointSize != 0 || len(b.Data) == 0 || len(b.Data)/psi.PointSize > p.maxBatch {
 			return fmt.Errorf("%w: malformed ring batch", ErrBadMessage)
+		}
+		// Exactly the declared size of each list, each position once, in
+		// order.
+		if b.Total != p.roster[owner].SetSize || b.Offset != p.hopsDone[owner] || b.Offset+uint64(len(b.Data)/psi.PointSize) > b.Total {
+			return fmt.Errorf("%w: ring batch of %s at [%d, %d) of %d: we have done %d of its %d declared records",
+				ErrBadMessage, p.spec.Parties[owner], b.Offset, b.Offset+uint64(len(b.Data)/psi.PointSize), b.Total, p.hopsDone[owner], p.roster[owner].SetSize)
+		}
+		// Made by the previous party, unaltered, for this place in the list.
+		if p.ringIn == nil {
+			return fmt.Errorf("%w: ring batch before the previous party's ring key", ErrWrongRound)
+		}
+		if !hmac.Equal(b.MAC, RingMAC(p.ringIn, p.spec.ID, uint32(owner), uint32(hop-1), b.Offset, b.Total, b.Data)) {
+			return fmt.Errorf("%w: ring batch (list of %s, hop %d, offset %d) is not authenticated by %s", ErrRingAuth,
+				p.spec.Parties[owner], hop, b.Offset, p.spec.Parties[(p.index+p.n-1)%p.n])
 		}
 		pts := make([]psi.Point, len(b.Data)/psi.PointSize)
 		for k := range pts {
@@ -500,15 +561,22 @@ func (p *Party) onBatch(b *Batch) error {
 		}
 		p.hopsDone[owner] += uint64(len(pts))
 		p.emit(Progress{Phase: "hop on " + p.spec.Parties[owner], Done: int(p.hopsDone[owner]), Total: int(b.Total)})
-		p.send(&Batch{Header: p.header(), Kind: BatchRing, Owner: uint32(owner), Hop: uint32(hop), Offset: b.Offset, Total: b.Total, Data: pointsBytes(pts)})
+		out := pointsBytes(pts)
+		p.send(&Batch{Header: p.header(), Kind: BatchRing, Owner: uint32(owner), Hop: uint32(hop), Offset: b.Offset, Total: b.Total, Data: out,
+			MAC: RingMAC(p.ringOut, p.spec.ID, uint32(owner), uint32(hop), b.Offset, b.Total, out)})
 		return nil
 	case BatchPositions:
 		if p.spec.Aggregation == session.AggregationEncrypted {
 			return fmt.Errorf("%w: positions sent with aggregation encrypted", ErrBadMessage)
 		}
+		if p.tally == nil {
+			return fmt.Errorf("%w: positions before the coordinator's signed tally", ErrWrongRound)
+		}
+		if b.Total != p.tally.Intersection {
+			return fmt.Errorf("%w: %d positions announced, the signed tally says |I| = %d", ErrPositions, b.Total, p.tally.Intersection)
+		}
 		if p.mask != nil || len(b.Data)%4 != 0 || b.Owner != uint32(p.index) || b.Offset != uint64(len(p.positions)) ||
-			b.Total > uint64(p.h.SetSize()) || (p.posTotal != 0 && b.Total != p.posTotal) ||
-			b.Offset+uint64(len(b.Data)/4) > b.Total {
+			b.Total > uint64(p.h.SetSize()) || b.Offset+uint64(len(b.Data)/4) > b.Total {
 			return fmt.Errorf("%w: malformed positions batch", ErrPositions)
 		}
 		p.posTotal = b.Total
@@ -530,8 +598,11 @@ func (p *Party) onMask(md *MaskDeal) error {
 	if p.ownNext >= 0 || p.tokNext >= 0 || p.tokens != nil {
 		return fmt.Errorf("%w: mask dealt before our own list was sent", ErrWrongRound)
 	}
-	if uint64(len(p.positions)) != p.posTotal {
-		return fmt.Errorf("%w: mask dealt after %d of %d positions", ErrPositions, len(p.positions), p.posTotal)
+	if p.tally == nil {
+		return fmt.Errorf("%w: mask before the coordinator's signed tally", ErrWrongRound)
+	}
+	if uint64(len(p.positions)) != p.tally.Intersection {
+		return fmt.Errorf("%w: mask dealt after %d of the %d positions the signed tally announces", ErrPositions, len(p.positions), p.tally.Intersection)
 	}
 	mask, err := sharing.UnmarshalVector(md.Mask, sharing.MaxLen)
 	if err != nil {
@@ -542,7 +613,14 @@ func (p *Party) onMask(md *MaskDeal) error {
 	}
 	p.mask = mask
 	p.emit(Progress{Phase: "aggregate", Done: 0, Total: 1})
-	z, err := p.h.Share(p.positions, mask, p.seeds)
+	positions := p.positions
+	if !p.tallyReleasesAggregates() {
+		// Below min_cell nothing derived from the sum is released: the
+		// party contributes nothing (its masks still cancel), so that a
+		// coordinator that announced a tiny I learns nothing from the sum.
+		positions = nil
+	}
+	z, err := p.h.Share(positions, mask, p.seeds)
 	if err != nil {
 		return err
 	}
@@ -574,6 +652,9 @@ func (p *Party) onResult(r *Result) error {
 	if err := json.Unmarshal(r.JSON, &res); err != nil {
 		return fmt.Errorf("%w: result: %w", ErrBadMessage, err)
 	}
+	if err := p.checkResultAgainstTally(&res); err != nil {
+		return err
+	}
 	own, err := p.h.OwnResult(&res, p.positions)
 	if err != nil {
 		return err
@@ -603,6 +684,15 @@ type partyEnc struct {
 	rk    *mhe.RecipientKeyMsg
 	rkIdx uint32
 	asked uint32 // last key-switch request answered
+
+	// The bounded key switch: one ciphertext (the first request's c1) and
+	// one recipient key per session; a re-request must leave out a party of
+	// the previous active set (the dropout it answers), never bring one
+	// back, and there are at most n − t of them.
+	c1Hash, rkHash []byte
+	lastActive     []mhe.PartyID
+	excluded       map[mhe.PartyID]bool
+	reRequests     int
 
 	// The ciphertexts, one per Step (a coroutine over the encryption).
 	next  func() (*mhe.CiphertextMsg, bool)
@@ -759,7 +849,11 @@ func (p *Party) onMhe(ch *MheChunk) error {
 		if err := rk.UnmarshalBinary(b); err != nil {
 			return fmt.Errorf("recipient key: %w", err)
 		}
-		pe.rk, pe.rkIdx = rk, ch.Index
+		h := SpecHash(b)
+		if pe.rkHash != nil && !hmac.Equal(h, pe.rkHash) {
+			return fmt.Errorf("%w: request %d names another release key than the first", ErrKeySwitch, ch.Index)
+		}
+		pe.rk, pe.rkIdx, pe.rkHash = rk, ch.Index, h
 	case MhePCKSRequest:
 		if pe.rk == nil || pe.rkIdx != ch.Index {
 			return fmt.Errorf("%w: key-switch request without the recipient's key", ErrWrongRound)
@@ -767,6 +861,9 @@ func (p *Party) onMhe(ch *MheChunk) error {
 		req := params.NewPCKSRequestMsg()
 		if err := req.UnmarshalBinary(b); err != nil {
 			return fmt.Errorf("key-switch request: %w", err)
+		}
+		if err := p.checkKeySwitch(req); err != nil {
+			return err
 		}
 		pe.asked = ch.Index
 		p.emit(StageReached{Stage: StageKeySwitch})
@@ -835,5 +932,52 @@ func (p *Party) sendMhe(kind MheKind, index uint32, m interface{ MarshalBinary()
 	for _, ch := range Split(p.header(), kind, index, b) {
 		p.send(ch)
 	}
+	return nil
+}
+
+// checkKeySwitch bounds what the coordinator can have decrypted: nothing
+// when the signed tally says nothing is released, one ciphertext per
+// session (the first request's), and re-requests only as dropouts
+// require.
+func (p *Party) checkKeySwitch(req *mhe.PCKSRequestMsg) error {
+	pe := p.enc
+	if !p.tallyReleasesAggregates() {
+		return fmt.Errorf("%w: asked to decrypt while the signed tally releases no aggregate", ErrKeySwitch)
+	}
+	if !slices.Contains(req.Active, mhe.PartyID(p.index)) {
+		return fmt.Errorf("%w: the request's active set does not name us", ErrKeySwitch)
+	}
+	c1, err := req.C1.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	h := SpecHash(c1)
+	if pe.c1Hash == nil {
+		pe.c1Hash, pe.lastActive, pe.excluded = h, slices.Clone(req.Active), map[mhe.PartyID]bool{}
+		return nil
+	}
+	if !hmac.Equal(h, pe.c1Hash) {
+		return fmt.Errorf("%w: a second request for another ciphertext", ErrKeySwitch)
+	}
+	t := pe.eh.Params().Threshold()
+	if pe.reRequests >= p.n-t {
+		return fmt.Errorf("%w: more than n − t = %d re-requests", ErrKeySwitch, p.n-t)
+	}
+	dropped := false
+	for _, a := range pe.lastActive {
+		if !slices.Contains(req.Active, a) && !pe.excluded[a] {
+			pe.excluded[a], dropped = true, true
+		}
+	}
+	for _, a := range req.Active {
+		if pe.excluded[a] {
+			return fmt.Errorf("%w: re-request brings back party %d, which had dropped out", ErrKeySwitch, a)
+		}
+	}
+	if !dropped {
+		return fmt.Errorf("%w: re-request without a dropout from the previous active set", ErrKeySwitch)
+	}
+	pe.reRequests++
+	pe.lastActive = slices.Clone(req.Active)
 	return nil
 }

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -34,7 +35,7 @@ func newPartyUnderTest(t testing.TB, spec *session.Spec) *partyUnderTest {
 	signer, _ := get("hospital-b")
 	_, coordCert := get("coordinator")
 	p, err := NewParty(PartyConfig{Session: spec.ID, Name: "hospital-b", Signer: signer, Roots: ca.Pool(),
-		Coordinator: func() *x509.Certificate { return coordCert }, Workers: 1})
+		Coordinator: func() *x509.Certificate { return coordCert }, CoordinatorName: "coordinator", Workers: 1})
 	require.NoError(t, err)
 	pt := &partyUnderTest{t: t, spec: spec, p: p, keys: make([]*envelope.SessionKey, 3)}
 	pt.drain()
@@ -83,7 +84,8 @@ func (pt *partyUnderTest) validRoster() *Roster {
 			require.NoError(pt.t, err)
 			pt.keys[i] = k
 			e.HPKEKey = k.Public()
-			e.Signature, err = envelope.SignSessionKey(signer, pt.spec.ID, name, k.Public())
+			e.Signature, err = envelope.SignReady(signer, envelope.ReadyStatement{Session: pt.spec.ID, Name: name, HPKEKey: k.Public(),
+				SetSize: testRecords, SpecHash: SpecHash(pt.spec.Canonical())})
 			require.NoError(pt.t, err)
 		}
 		r.Entries = append(r.Entries, e)
@@ -102,9 +104,41 @@ func (pt *partyUnderTest) running() {
 
 // seedFrom seals a mask seed from party from to the party under test.
 func (pt *partyUnderTest) seedFrom(from int) *Envelope {
-	enc, ct, err := envelope.Seal(pt.roster[1].HPKEKey, pt.spec.ID, uint32(EnvelopeMaskSeed), uint32(from), 1, make([]byte, sharing.SeedSize))
+	return pt.envelopeFrom(from, EnvelopeMaskSeed, make([]byte, sharing.SeedSize))
+}
+
+// envelopeFrom seals msg from party from (whose session key the test
+// holds) to the party under test.
+func (pt *partyUnderTest) envelopeFrom(from int, round EnvelopeRound, msg []byte) *Envelope {
+	enc, ct, err := pt.keys[from].Seal(pt.roster[1].HPKEKey, pt.spec.ID, uint32(round), uint32(from), 1, msg)
 	require.NoError(pt.t, err)
-	return &Envelope{Header: coordHeader(pt.spec), Round: EnvelopeMaskSeed, FromParty: uint32(from), To: 1, Enc: enc, Ciphertext: ct}
+	return &Envelope{Header: coordHeader(pt.spec), Round: round, FromParty: uint32(from), To: 1, Enc: enc, Ciphertext: ct}
+}
+
+// ringKey delivers party 0's ring key and returns it.
+func (pt *partyUnderTest) ringKey() []byte {
+	k := bytes.Repeat([]byte{0x42}, 32)
+	require.NoError(pt.t, pt.recv(pt.envelopeFrom(0, EnvelopeRingKey, k)))
+	return k
+}
+
+// signedTally is a tally for |I| = inter signed by the coordinator.
+func (pt *partyUnderTest) signedTally(inter uint64) *Tally {
+	_, get := pki(pt.t)
+	signer, _ := get("coordinator")
+	var pw []uint64
+	for i := range 3 {
+		for j := range 3 {
+			v := inter
+			if i == j {
+				v = testRecords
+			}
+			pw = append(pw, v)
+		}
+	}
+	sig, err := envelope.SignTally(signer, pt.spec.ID, tallyBytes(inter, pw))
+	require.NoError(pt.t, err)
+	return &Tally{Intersection: inter, Pairwise: pw, Signature: sig}
 }
 
 func positions(ps ...uint32) []byte {
@@ -162,7 +196,8 @@ func TestPartyRefusesMaliciousCoordinator(t *testing.T) {
 			signer, cert, err := issueFromLeaf(leaf)
 			require.NoError(t, err)
 			r.Entries[2].Certificate = cert.Raw
-			r.Entries[2].Signature, err = envelope.SignSessionKey(signer, spec.ID, "hospital-c", r.Entries[2].HPKEKey)
+			r.Entries[2].Signature, err = envelope.SignReady(signer, envelope.ReadyStatement{Session: spec.ID, Name: "hospital-c",
+				HPKEKey: r.Entries[2].HPKEKey, SetSize: testRecords, SpecHash: SpecHash(spec.Canonical())})
 			require.NoError(t, err)
 			return pt.recv(r)
 		}, envelope.ErrRoster, "hospital-c"},
@@ -177,7 +212,7 @@ func TestPartyRefusesMaliciousCoordinator(t *testing.T) {
 			r := pt.validRoster()
 			r.Entries[1].SetSize = 1
 			return pt.recv(r)
-		}, envelope.ErrRoster, "listed as 1, we declared 24"},
+		}, envelope.ErrRoster, "hospital-b: signature over its key, set size and spec does not verify"},
 		{"a set size over max_set_size", func(pt *partyUnderTest) error {
 			pt.welcome()
 			r := pt.validRoster()
@@ -190,8 +225,101 @@ func TestPartyRefusesMaliciousCoordinator(t *testing.T) {
 		}, ErrBadMessage, "(owner 2, hop 1) is not ours"},
 		{"ring batch with an invalid point", func(pt *partyUnderTest) error {
 			pt.running()
-			return pt.recv(&Batch{Kind: BatchRing, Owner: 0, Hop: 1, Total: 1, Data: make([]byte, 32)})
+			k := pt.ringKey()
+			data := make([]byte, 32)
+			return pt.recv(&Batch{Kind: BatchRing, Owner: 0, Hop: 1, Total: testRecords, Data: data, MAC: RingMAC(k, spec.ID, 0, 0, 0, testRecords, data)})
 		}, nil, "list of hospital-a as sent by hospital-a"},
+		{"ring batch made by the coordinator (no MAC)", func(pt *partyUnderTest) error {
+			pt.running()
+			pt.ringKey()
+			return pt.recv(&Batch{Kind: BatchRing, Owner: 0, Hop: 1, Total: testRecords, Data: validPoints(t, 1)})
+		}, ErrRingAuth, "not authenticated by hospital-a"},
+		{"ring batch re-addressed to another hop", func(pt *partyUnderTest) error {
+			pt.running()
+			k := pt.ringKey()
+			data := validPoints(t, 1)
+			// Authentic for (owner 0, hop 0 done), delivered as hop 1 of
+			// owner 2's list: refused.
+			return pt.recv(&Batch{Kind: BatchRing, Owner: 2, Hop: 2, Total: testRecords, Data: data, MAC: RingMAC(k, spec.ID, 0, 0, 0, testRecords, data)})
+		}, ErrRingAuth, "list of hospital-c, hop 2"},
+		{"ring batch replayed", func(pt *partyUnderTest) error {
+			pt.running()
+			k := pt.ringKey()
+			data := validPoints(t, 1)
+			b := &Batch{Kind: BatchRing, Owner: 0, Hop: 1, Total: testRecords, Data: data, MAC: RingMAC(k, spec.ID, 0, 0, 0, testRecords, data)}
+			require.NoError(t, pt.recv(b))
+			c := *b
+			return pt.recv(&c)
+		}, ErrBadMessage, "we have done 1 of its 24"},
+		{"ring batch with guesses appended past the declared size", func(pt *partyUnderTest) error {
+			pt.running()
+			k := pt.ringKey()
+			data := validPoints(t, 1)
+			return pt.recv(&Batch{Kind: BatchRing, Owner: 0, Hop: 1, Total: testRecords + 5, Offset: 0, Data: data, MAC: RingMAC(k, spec.ID, 0, 0, 0, testRecords+5, data)})
+		}, ErrBadMessage, "of 29"},
+		{"ring batch before the previous party's key", func(pt *partyUnderTest) error {
+			pt.running()
+			return pt.recv(&Batch{Kind: BatchRing, Owner: 0, Hop: 1, Total: testRecords, Data: validPoints(t, 1)})
+		}, ErrWrongRound, "before the previous party's ring key"},
+		{"ring key from a party that is not our predecessor", func(pt *partyUnderTest) error {
+			pt.running()
+			return pt.recv(pt.envelopeFrom(2, EnvelopeRingKey, make([]byte, 32)))
+		}, ErrWrongRound, "ring key from hospital-c"},
+		{"envelope forged by the coordinator (sender key it does not hold)", func(pt *partyUnderTest) error {
+			pt.running()
+			forger, err := envelope.GenerateSessionKey()
+			require.NoError(t, err)
+			enc, ct, err := forger.Seal(pt.roster[1].HPKEKey, spec.ID, uint32(EnvelopeMaskSeed), 0, 1, make([]byte, 32))
+			require.NoError(t, err)
+			return pt.recv(&Envelope{Round: EnvelopeMaskSeed, FromParty: 0, To: 1, Enc: enc, Ciphertext: ct})
+		}, envelope.ErrEnvelope, "envelope from hospital-a"},
+		{"roster showing a peer that accepted another spec", func(pt *partyUnderTest) error {
+			pt.welcome()
+			r := pt.validRoster()
+			_, get := pki(t)
+			signer, _ := get("hospital-c")
+			other := testSpec(t, "mal", session.ModeDH, session.AggregationMasked, `,"min_cell":1`)
+			var err error
+			r.Entries[2].Signature, err = envelope.SignReady(signer, envelope.ReadyStatement{Session: spec.ID, Name: "hospital-c",
+				HPKEKey: r.Entries[2].HPKEKey, SetSize: testRecords, SpecHash: SpecHash(other.Canonical())})
+			require.NoError(t, err)
+			return pt.recv(r)
+		}, envelope.ErrRoster, "hospital-c: signature over its key, set size and spec does not verify"},
+		{"roster with a peer's declared size changed", func(pt *partyUnderTest) error {
+			pt.welcome()
+			r := pt.validRoster()
+			r.Entries[0].SetSize = testRecords + 5
+			return pt.recv(r)
+		}, envelope.ErrRoster, "hospital-a: signature over its key, set size and spec does not verify"},
+		{"spec listing the coordinator as a party", func(pt *partyUnderTest) error {
+			s, err := session.ParseSpec([]byte(`{"id":"mal","parties":["hospital-a","hospital-b","coordinator"],
+			"fields":{"name":"name"},"match":{"fields":["name"]},"reveal":["cardinality"]}`))
+			require.NoError(t, err)
+			return pt.recv(&Welcome{Spec: s.Canonical(), Index: 1, MaxBatch: 8})
+		}, envelope.ErrRoster, `lists the coordinator "coordinator" as a party`},
+		{"tally with a forged signature", func(pt *partyUnderTest) error {
+			pt.running()
+			pt.ownList()
+			tl := pt.signedTally(5)
+			tl.Intersection = 6
+			return pt.recv(tl)
+		}, envelope.ErrRoster, "tally signature does not verify"},
+		{"tally above the smallest set", func(pt *partyUnderTest) error {
+			pt.running()
+			pt.ownList()
+			return pt.recv(pt.signedTally(testRecords + 1))
+		}, ErrBadMessage, "exceeds the smallest declared set"},
+		{"positions before the tally", func(pt *partyUnderTest) error {
+			pt.running()
+			pt.ownList()
+			return pt.recv(&Batch{Kind: BatchPositions, Owner: 1, Total: 1, Data: positions(1)})
+		}, ErrWrongRound, "before the coordinator's signed tally"},
+		{"a single position while the tally says five", func(pt *partyUnderTest) error {
+			pt.running()
+			pt.ownList()
+			require.NoError(t, pt.recv(pt.signedTally(5)))
+			return pt.recv(&Batch{Kind: BatchPositions, Owner: 1, Total: 1, Data: positions(1)})
+		}, ErrPositions, "the signed tally says |I| = 5"},
 		{"envelope addressed to another party", func(pt *partyUnderTest) error {
 			pt.running()
 			e := pt.seedFrom(0)
@@ -209,23 +337,30 @@ func TestPartyRefusesMaliciousCoordinator(t *testing.T) {
 			pt.ownList()
 			require.NoError(t, pt.recv(pt.seedFrom(0)))
 			require.NoError(t, pt.recv(pt.seedFrom(2)))
+			require.NoError(t, pt.recv(pt.signedTally(2)))
 			require.NoError(t, pt.recv(&Batch{Kind: BatchPositions, Owner: 1, Total: 2, Data: positions(5, 5)}))
 			return pt.recv(&MaskDeal{Mask: vectorBytes(t, 2)})
 		}, ErrPositions, "not strictly increasing"},
 		{"positions beyond the set", func(pt *partyUnderTest) error {
 			pt.running()
 			pt.ownList()
-			return pt.recv(&Batch{Kind: BatchPositions, Owner: 1, Total: testRecords + 1, Data: positions(1)})
-		}, ErrPositions, "malformed positions"},
-		{"a single position while others get none (mask without its positions)", func(pt *partyUnderTest) error {
+			require.NoError(t, pt.recv(pt.seedFrom(0)))
+			require.NoError(t, pt.recv(pt.seedFrom(2)))
+			require.NoError(t, pt.recv(pt.signedTally(3)))
+			require.NoError(t, pt.recv(&Batch{Kind: BatchPositions, Owner: 1, Total: 3, Data: positions(1, 2, testRecords+2)}))
+			return pt.recv(&MaskDeal{Mask: vectorBytes(t, 2)})
+		}, ErrPositions, "beyond set size"},
+		{"mask before all the announced positions", func(pt *partyUnderTest) error {
 			pt.running()
 			pt.ownList()
+			require.NoError(t, pt.recv(pt.signedTally(3)))
 			require.NoError(t, pt.recv(&Batch{Kind: BatchPositions, Owner: 1, Total: 3, Data: positions(1)}))
 			return pt.recv(&MaskDeal{Mask: vectorBytes(t, 1)})
-		}, ErrPositions, "after 1 of 3 positions"},
+		}, ErrPositions, "after 1 of the 3 positions"},
 		{"mask before every seed", func(pt *partyUnderTest) error {
 			pt.running()
 			pt.ownList()
+			require.NoError(t, pt.recv(pt.signedTally(0)))
 			return pt.recv(&MaskDeal{Mask: vectorBytes(t, 1)})
 		}, ErrWrongRound, "before every mask seed"},
 		{"mask before our own list is sent", func(pt *partyUnderTest) error {
@@ -290,4 +425,14 @@ func TestEncryptedWithoutAggregatesCompletes(t *testing.T) {
 	out, err := RunLocal(context.Background(), spec, []LocalInput{{Name: "a", Records: people(0, 10)}, {Name: "b", Records: people(5, 20)}}, LocalConfig{})
 	require.NoError(t, err)
 	require.EqualValues(t, 5, *out.Result.Intersection)
+}
+
+// validPoints returns k valid ristretto255 points (the hashes of k
+// strings), as a ring batch's data.
+func validPoints(t testing.TB, k int) []byte {
+	h, err := NewHolder(testSpec(t, "pts", session.ModeDH, session.AggregationMasked, ""), "hospital-a", people(100, 100+k), 1)
+	require.NoError(t, err)
+	pts, err := h.StartRing()
+	require.NoError(t, err)
+	return pointsBytes(pts)
 }

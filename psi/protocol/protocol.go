@@ -29,6 +29,14 @@ var (
 	// ErrStateConsumed reports a round run twice on the same party state
 	// (for example because a message was replayed).
 	ErrStateConsumed = errors.New("protocol: round already run")
+	// ErrRingAuth reports a ring batch that the previous party did not make
+	// for this place in its list: made, altered, replayed, reordered or
+	// re-addressed by whoever relayed it.
+	ErrRingAuth = errors.New("protocol: ring batch not authenticated")
+	// ErrKeySwitch reports a key-switch request a party refuses: nothing is
+	// to be released, another ciphertext than the first request's, or a
+	// re-request that does not answer a dropout.
+	ErrKeySwitch = errors.New("protocol: key switch refused")
 	// ErrPositions reports an intersection position list from the
 	// coordinator that is not sorted, repeats, or points past the party's
 	// set.
@@ -65,7 +73,8 @@ func CodeOf(err error) Code {
 		return CodeWrongRound
 	case errors.Is(err, envelope.ErrRoster):
 		return CodeRoster
-	case errors.Is(err, envelope.ErrEnvelope), errors.Is(err, psi.ErrInvalidPoint), errors.Is(err, mhe.ErrMalformedMessage):
+	case errors.Is(err, envelope.ErrEnvelope), errors.Is(err, psi.ErrInvalidPoint), errors.Is(err, mhe.ErrMalformedMessage),
+		errors.Is(err, ErrRingAuth), errors.Is(err, ErrKeySwitch):
 		return CodeCrypto
 	case errors.Is(err, ErrBadMessage), errors.Is(err, ErrMalformed), errors.Is(err, ErrChunk),
 		errors.Is(err, ErrPositions), errors.Is(err, session.ErrInvalidSpec):
@@ -198,6 +207,9 @@ const (
 
 // Defaults.
 const (
+	// DefaultCoordinatorName is the coordinator's certificate name when a
+	// deployment does not choose another (mpsi dev-certs issues it).
+	DefaultCoordinatorName = "coordinator"
 	// DefaultMaxBatch is the default limit on the elements of one Batch.
 	DefaultMaxBatch = 8192
 	// MaxBatchLimit is the largest batch limit a party accepts.
