@@ -56,7 +56,7 @@ func parseInts(s string) ([]int, error) {
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench", stderr)
+	fs := newFlags("bench", stdout)
 	partiesF := fs.String("parties", "3", "comma-separated party counts, e.g. 2,3,5")
 	recordsF := fs.String("records", "10k", "comma-separated records per party, e.g. 10k,100k,1m")
 	modesF := fs.String("mode", "dh", "comma-separated modes: dh, keyed")
@@ -82,14 +82,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	aggs := strings.Split(*aggregation, ",")
 	for _, a := range aggs {
 		if a != session.AggregationMasked && a != session.AggregationOblivious && a != session.AggregationEncrypted {
-			return hintError{fmt.Errorf("--aggregation %q", a), "use masked, oblivious, encrypted, or a list such as masked,oblivious,encrypted"}
+			return usageError(fs, fmt.Errorf("--aggregation %q", a), "use masked, oblivious, encrypted, or a list such as masked,oblivious,encrypted")
 		}
 	}
 	var rows []benchRow
 	for _, agg := range aggs {
 		for _, mode := range strings.Split(*modesF, ",") {
 			if mode != session.ModeDH && mode != session.ModeKeyed {
-				return hintError{fmt.Errorf("--mode %q", mode), "use dh, keyed or dh,keyed"}
+				return usageError(fs, fmt.Errorf("--mode %q", mode), "use dh, keyed or dh,keyed")
 			}
 			for _, n := range ps {
 				for _, r := range rs {

@@ -54,6 +54,8 @@ type cluster struct {
 	logMu *sync.Mutex
 	c     *cohort.Cohort
 	spec  *session.Spec
+	// coordArgs are added to the coordinator's command line.
+	coordArgs []string
 }
 
 func mpsi(t *testing.T, args ...string) (string, string, error) {
@@ -80,6 +82,12 @@ func (s syncBuf) Write(p []byte) (int, error) {
 
 func newCluster(t *testing.T, cfg cohort.Config, extraNames ...string) *cluster {
 	t.Helper()
+	return newClusterArgs(t, cfg, nil, extraNames...)
+}
+
+// newClusterArgs is newCluster with extra coordinator arguments.
+func newClusterArgs(t *testing.T, cfg cohort.Config, coordArgs []string, extraNames ...string) *cluster {
+	t.Helper()
 	dir := t.TempDir()
 	c, err := cohort.Generate(cfg)
 	require.NoError(t, err)
@@ -89,7 +97,7 @@ func newCluster(t *testing.T, cfg cohort.Config, extraNames ...string) *cluster 
 	names := []string{"coordinator", "admin"}
 	names = append(names, spec.Parties...)
 	names = append(names, extraNames...)
-	cl := &cluster{t: t, dir: dir, certs: filepath.Join(dir, "certs"), db: filepath.Join(dir, "mpsi.db"), c: c, spec: spec, logMu: &sync.Mutex{}}
+	cl := &cluster{t: t, dir: dir, certs: filepath.Join(dir, "certs"), db: filepath.Join(dir, "mpsi.db"), c: c, spec: spec, logMu: &sync.Mutex{}, coordArgs: coordArgs}
 	_, stderr, err := mpsi(t, "dev-certs", "--out", cl.certs, "--names", strings.Join(names, ","))
 	require.NoError(t, err, stderr)
 	cl.start()
@@ -101,8 +109,8 @@ func (cl *cluster) start() {
 	addrFile := filepath.Join(cl.dir, "addr")
 	os.Remove(addrFile)
 	cl.log = &bytes.Buffer{}
-	cl.coord = exec.Command(mpsiBin, "coordinator", "--listen", "127.0.0.1:0", "--certs", cl.certs, "--db", cl.db,
-		"--addr-file", addrFile, "--round-timeout", "8s")
+	cl.coord = exec.Command(mpsiBin, append([]string{"coordinator", "--listen", "127.0.0.1:0", "--certs", cl.certs, "--db", cl.db,
+		"--addr-file", addrFile, "--round-timeout", "8s"}, cl.coordArgs...)...)
 	cl.coord.Stdout, cl.coord.Stderr = syncBuf{cl.logMu, cl.log}, syncBuf{cl.logMu, cl.log}
 	require.NoError(t, cl.coord.Start())
 	t.Cleanup(func() { cl.stop(syscall.SIGKILL) })

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +19,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -40,7 +40,7 @@ func newLogger(w io.Writer) *slog.Logger {
 }
 
 func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("coordinator", stderr)
+	fs := newFlags("coordinator", stdout)
 	listen := fs.String("listen", "127.0.0.1:7443", "gRPC listen address")
 	certs := fs.String("certs", "", "directory with ca.pem, coordinator.pem, coordinator-key.pem")
 	name := fs.String("name", "coordinator", "certificate name of this coordinator")
@@ -65,7 +65,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	defer stopProfile()
 	if *certs == "" {
-		return hintError{errors.New("--certs is required"), "make development certificates with: mpsi dev-certs --out ./certs"}
+		return usageError(fs, errors.New("--certs is required"), "make development certificates with: mpsi dev-certs --out ./certs")
 	}
 	log := newLogger(stderr)
 	pool, cert, err := devcert.LoadDir(*certs, *name)
@@ -82,6 +82,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	defer st.Close()
 	reg := prometheus.NewRegistry()
+	coordinator.RegisterRuntime(reg)
 	srv, err := coordinator.New(coordinator.Config{Store: st, Signer: signer, Name: *name, Logger: log, RoundTimeout: *roundTimeout,
 		AdminNames: splitNames(*admins), Metrics: coordinator.NewMetrics(reg), JoinBudget: budget, SpillDir: *spillDir})
 	if err != nil {
@@ -117,13 +118,11 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	var msrv *http.Server
 	if *metrics != "" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		ml, err := net.Listen("tcp", *metrics)
 		if err != nil {
 			return err
 		}
-		msrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		msrv = &http.Server{Handler: coordinator.MetricsHandler(reg, srv.Ready), ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = msrv.Serve(ml) }()
 		log.Info("metrics", "addr", ml.Addr().String())
 	}
@@ -199,21 +198,37 @@ func dialAdmin(certs, name, addr string) (*grpc.ClientConn, error) {
 }
 
 func runSession(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return hintError{errors.New("session needs a subcommand"), "mpsi session create ... or mpsi session result ..."}
+	sub, args, err := subcommand("session", []string{"create", "result"}, args, stdout)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	fs := newFlags("session "+sub, stderr)
+	fs := newFlags("session "+sub, stdout)
 	addr := fs.String("coordinator", "127.0.0.1:7443", "coordinator address")
 	certs := fs.String("certs", "", "certificate directory")
 	name := fs.String("name", coordinator.DefaultAdminName, "certificate name to authenticate with")
-	spec := fs.String("spec", "", "session spec file (create)")
-	id := fs.String("session", "", "session id (result)")
+	var spec, id, sigOut *string
+	if sub == "create" {
+		spec = fs.String("spec", "", "session spec file (JSON or YAML)")
+	} else {
+		id = fs.String("session", "", "session id")
+		sigOut = fs.String("sig-out", "", "write the coordinator's signature over the Result (base64) to this file, for mpsi report --sig")
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *certs == "" {
-		return errors.New("--certs is required")
+		return usageError(fs, errors.New("--certs is required"), "make development certificates with: mpsi dev-certs --out ./certs")
+	}
+	var s *session.Spec
+	switch {
+	case sub == "create" && *spec == "":
+		return usageError(fs, errors.New("--spec is required"), "")
+	case sub == "create":
+		if s, err = session.LoadSpec(*spec); err != nil {
+			return err
+		}
+	case *id == "":
+		return usageError(fs, errors.New("--session is required"), "")
 	}
 	cc, err := dialAdmin(*certs, *name, *addr)
 	if err != nil {
@@ -223,40 +238,32 @@ func runSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cl := mpsiv1.NewCoordinatorClient(cc)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	switch sub {
-	case "create":
-		if *spec == "" {
-			return errors.New("--spec is required")
-		}
-		s, err := session.LoadSpec(*spec)
-		if err != nil {
-			return err
-		}
+	if sub == "create" {
 		resp, err := cl.CreateSession(ctx, &mpsiv1.CreateSessionRequest{SpecJson: s.Canonical()})
 		if err != nil {
 			return statusErr(err)
 		}
 		fmt.Fprintln(stdout, resp.GetSessionId())
 		return nil
-	case "result":
-		if *id == "" {
-			return errors.New("--session is required")
+	}
+	resp, err := cl.GetResult(ctx, &mpsiv1.GetResultRequest{SessionId: *id})
+	if err != nil {
+		return statusErr(err)
+	}
+	switch resp.GetState() {
+	case store.StateCompleted:
+		if *sigOut != "" {
+			enc := base64.StdEncoding.EncodeToString(resp.GetSignature()) + "\n"
+			if err := writeBytesAtomic(*sigOut, []byte(enc)); err != nil {
+				return err
+			}
 		}
-		resp, err := cl.GetResult(ctx, &mpsiv1.GetResultRequest{SessionId: *id})
-		if err != nil {
-			return statusErr(err)
-		}
-		switch resp.GetState() {
-		case store.StateCompleted:
-			_, err := stdout.Write(append(resp.GetResultJson(), '\n'))
-			return err
-		case store.StateAborted:
-			return fmt.Errorf("session %s was aborted: %s", *id, resp.GetReason())
-		default:
-			return fmt.Errorf("session %s is %s: no result yet", *id, resp.GetState())
-		}
+		_, err := stdout.Write(append(resp.GetResultJson(), '\n'))
+		return err
+	case store.StateAborted:
+		return fmt.Errorf("session %s was aborted: %s", *id, resp.GetReason())
 	default:
-		return hintError{fmt.Errorf("unknown session subcommand %q", sub), "use create or result"}
+		return fmt.Errorf("session %s is %s: no result yet", *id, resp.GetState())
 	}
 }
 
@@ -266,7 +273,7 @@ func statusErr(err error) error {
 }
 
 func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("party", stderr)
+	fs := newFlags("party", stdout)
 	addr := fs.String("coordinator", "127.0.0.1:7443", "coordinator address")
 	coordName := fs.String("coordinator-name", protocol.DefaultCoordinatorName, "the coordinator's certificate name (pinned: another certificate is refused, and so is a spec listing it as a party)")
 	certs := fs.String("certs", "", "certificate directory with ca.pem, NAME.pem, NAME-key.pem")
@@ -277,6 +284,7 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	policyPath := fs.String("policy", "", "local policy file (optional)")
 	out := fs.String("out", "", "write the Result JSON here (atomically) instead of stdout")
 	rejectDup := fs.Bool("reject-duplicates", false, "fail on repeated match keys instead of merging them")
+	skipBad := fs.Bool("skip-bad-rows", false, "reject rows that fail to parse (each listed by line number here only) instead of stopping at the first")
 	statsPath := fs.String("stats", "", "write phase timings and byte counts (JSON) here")
 	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile to this file")
 	exitAt := fs.String("fault-exit-at", "", "FAULT INJECTION for tests: exit at once (status 86, no Abort sent) when aggregation encrypted reaches this stage: keys-sent, public-key, ciphertexts-sent or key-switch")
@@ -291,19 +299,24 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch *exitAt {
 	case "", protocol.StageKeysSent, protocol.StagePublicKey, protocol.StageCiphertextsSent, protocol.StageKeySwitch:
 	default:
-		return fmt.Errorf("--fault-exit-at %q is not a stage", *exitAt)
+		return usageError(fs, fmt.Errorf("--fault-exit-at %q is not a stage", *exitAt), "")
 	}
-	for f, v := range map[string]string{"--certs": *certs, "--name": *name, "--session": *id, "--data": *data} {
-		if v == "" {
-			return fmt.Errorf("%s is required", f)
+	for _, f := range []struct{ flag, v string }{{"--certs", *certs}, {"--name", *name}, {"--session", *id}, {"--data", *data}} {
+		if f.v == "" {
+			return usageError(fs, fmt.Errorf("%s is required", f.flag), "")
 		}
+	}
+	// A missing data file is found here, not after joining (which would
+	// abort the session for every party).
+	if _, err := os.Stat(*data); err != nil {
+		return fmt.Errorf("--data: %w", err)
 	}
 	log := newLogger(stderr).With("party", *name)
 	pool, cert, err := devcert.LoadDir(*certs, *name)
 	if err != nil {
 		return err
 	}
-	opt := party.LoadOptions{}
+	opt := party.LoadOptions{SkipBadRows: *skipBad}
 	if *rejectDup {
 		opt.Duplicates = party.DuplicatesReject
 	}
@@ -350,7 +363,11 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		TLS:             &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool},
 		Session:         *id,
 		Load: func(s *session.Spec) (*party.Records, error) {
-			return party.LoadCSV(*data, s, *name, opt)
+			recs, err := party.LoadCSV(*data, s, *name, opt)
+			if err == nil {
+				printRejected(stderr, *name, recs.Report)
+			}
+			return recs, err
 		},
 		Policy: pol,
 		Logger: log,
@@ -371,12 +388,13 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "verify" && args[0] != "head") {
-		return hintError{errors.New("audit needs a subcommand"), "mpsi audit verify --db mpsi.db, or mpsi audit head --db mpsi.db"}
+	sub, args, err := subcommand("audit", []string{"verify", "head"}, args, stdout)
+	if err != nil {
+		return err
 	}
-	fs := newFlags("audit "+args[0], stderr)
+	fs := newFlags("audit "+sub, stdout)
 	dbPath := fs.String("db", "mpsi.db", "SQLite database file")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if _, err := os.Stat(*dbPath); err != nil {
@@ -391,7 +409,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if args[0] == "head" {
+	if sub == "head" {
 		// The chain head, to publish or countersign outside the database:
 		// anyone able to rewrite the file could otherwise rewrite the whole
 		// chain consistently.
