@@ -123,6 +123,8 @@ func AppendEncode(b []byte, m Message) ([]byte, error) {
 	case *Result:
 		w.bytes(x.JSON)
 		w.bytes(x.Signature)
+	case *Credit:
+		w.u64(x.Done)
 	case *Attestation:
 		w.u32(x.Party)
 		w.bytes(x.Digests)
@@ -280,6 +282,8 @@ func Decode(b []byte) (Message, error) {
 		}
 		x.Signature = r.bytes("signature", 1, MaxSignatureSize)
 		m = x
+	case TypeCredit:
+		m = &Credit{Header: h, Done: r.u64("done")}
 	case TypeAttest:
 		x := &Attestation{Header: h}
 		x.Party = r.u32("party")

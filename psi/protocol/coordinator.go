@@ -535,6 +535,10 @@ func (c *Coordinator) onBatch(ctx context.Context, i int, b *Batch) error {
 		c.send(next, &Batch{Header: c.header(), Kind: BatchRing, Owner: uint32(owner), Hop: uint32(hop + 1), Offset: b.Offset, Total: size, Data: b.Data, MAC: b.MAC})
 		return nil
 	}
+	if b.Kind == BatchRing {
+		// The owner may put the next batch of its list into the ring.
+		c.send(owner, &Credit{Header: c.header(), Done: st.next})
+	}
 	c.tokBuf = c.tokBuf[:0]
 	for k := 0; k < len(b.Data); k += want {
 		c.tokBuf = append(c.tokBuf, join.Token(b.Data[k:k+want]))

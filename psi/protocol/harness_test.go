@@ -75,6 +75,12 @@ type testNet struct {
 	tamper func(to int, m Message) []Message
 	// sent, if set, sees every message a party sends the coordinator.
 	sent func(from int, m Message)
+	// observe, if set, is called after every delivery round of pump.
+	observe func()
+	// slow paces parties: party i does local work only every slow[i]-th
+	// time the pump offers it.
+	slow  map[int]int
+	turns int
 }
 
 type fromParty struct {
@@ -226,6 +232,9 @@ func (tn *testNet) pump() {
 				}
 			}
 		}
+		if tn.observe != nil {
+			tn.observe()
+		}
 		for _, fp := range tn.toCoord {
 			moved = true
 			if err := tn.coord.Receive(ctx, fp.i, fp.m); err != nil {
@@ -248,8 +257,13 @@ func (tn *testNet) pump() {
 		if moved {
 			continue
 		}
+		tn.turns++
 		for i, p := range tn.parties {
 			if p == nil {
+				continue
+			}
+			if k := tn.slow[i]; k > 1 && tn.turns%k != 0 {
+				moved = true // it has work; it is just slow
 				continue
 			}
 			did, err := p.Step()

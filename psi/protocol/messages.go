@@ -43,12 +43,13 @@ const (
 	TypeResult   Type = 11
 	TypeTally    Type = 12
 	TypeAttest   Type = 13
+	TypeCredit   Type = 14
 )
 
 var typeNames = map[Type]string{
 	TypeHello: "Hello", TypeWelcome: "Welcome", TypeReady: "Ready", TypeRoster: "Roster",
 	TypeEnvelope: "Envelope", TypeBatch: "Batch", TypeMaskDeal: "MaskDeal", TypeShare: "Share",
-	TypeMhe: "MheChunk", TypeAbort: "Abort", TypeResult: "Result", TypeTally: "Tally", TypeAttest: "Attestation",
+	TypeMhe: "MheChunk", TypeAbort: "Abort", TypeResult: "Result", TypeTally: "Tally", TypeAttest: "Attestation", TypeCredit: "Credit",
 }
 
 // String is the message type's name.
@@ -326,6 +327,15 @@ type Attestation struct {
 	Signature []byte
 }
 
+// Credit tells a party, in dh mode, how much of its own list has come back
+// from the ring (the coordinator holds its final tokens up to Done): a
+// party keeps at most RingWindow batches of its own list in flight, so the
+// coordinator's queues stay bounded without ever blocking a hop.
+type Credit struct {
+	Header
+	Done uint64
+}
+
 // Result is the released Result JSON and the coordinator's signature.
 type Result struct {
 	Header
@@ -373,3 +383,6 @@ func (*Tally) Type() Type { return TypeTally }
 
 // Type returns TypeAttest.
 func (*Attestation) Type() Type { return TypeAttest }
+
+// Type returns TypeCredit.
+func (*Credit) Type() Type { return TypeCredit }

@@ -105,6 +105,7 @@ type Party struct {
 	contribs    []psi.KeyContribution
 	haveContrib []bool
 	ownNext     int    // dh: next position of the own list to send; -1 when sent
+	ownDone     uint64 // dh: positions of the own list credited back by the coordinator
 	tokens      []byte // keyed: the token list while it is being sent
 	tokNext     int    // keyed: next token to send; -1 before the tokens exist
 	hopsDone    map[int]uint64
@@ -268,6 +269,8 @@ func (p *Party) receive(m Message) error {
 			return nil
 		case *Attestation:
 			return p.onAttestation(x)
+		case *Credit:
+			return p.onCredit(x)
 		}
 	}
 	return fmt.Errorf("%w: %s in state %s", ErrWrongRound, m.Type(), p.state)
@@ -444,7 +447,7 @@ func (p *Party) Step() (bool, error) {
 
 func (p *Party) step() (bool, error) {
 	switch {
-	case p.ownNext >= 0:
+	case p.ownNext >= 0 && uint64(p.ownNext) < p.ownDone+uint64(RingWindow*p.maxBatch):
 		total := p.h.SetSize()
 		end := min(p.ownNext+p.maxBatch, total)
 		out := make([]psi.Point, end-p.ownNext)
@@ -997,5 +1000,18 @@ func (p *Party) checkKeySwitch(req *mhe.PCKSRequestMsg) error {
 	}
 	pe.reRequests++
 	pe.lastActive = slices.Clone(req.Active)
+	return nil
+}
+
+// onCredit advances the window of the party's own dh list in flight.
+func (p *Party) onCredit(c *Credit) error {
+	sent := uint64(p.h.SetSize())
+	if p.ownNext >= 0 {
+		sent = uint64(p.ownNext)
+	}
+	if p.spec.Match.Mode != session.ModeDH || c.Done < p.ownDone || c.Done > sent {
+		return fmt.Errorf("%w: credit for %d positions of our list (sent %d, credited %d)", ErrBadMessage, c.Done, sent, p.ownDone)
+	}
+	p.ownDone = c.Done
 	return nil
 }

@@ -106,6 +106,7 @@ const (
 	MessageType_MESSAGE_TYPE_RESULT      MessageType = 11
 	MessageType_MESSAGE_TYPE_TALLY       MessageType = 12
 	MessageType_MESSAGE_TYPE_ATTESTATION MessageType = 13
+	MessageType_MESSAGE_TYPE_CREDIT      MessageType = 14
 )
 
 // Enum value maps for MessageType.
@@ -125,6 +126,7 @@ var (
 		11: "MESSAGE_TYPE_RESULT",
 		12: "MESSAGE_TYPE_TALLY",
 		13: "MESSAGE_TYPE_ATTESTATION",
+		14: "MESSAGE_TYPE_CREDIT",
 	}
 	MessageType_value = map[string]int32{
 		"MESSAGE_TYPE_UNSPECIFIED": 0,
@@ -141,6 +143,7 @@ var (
 		"MESSAGE_TYPE_RESULT":      11,
 		"MESSAGE_TYPE_TALLY":       12,
 		"MESSAGE_TYPE_ATTESTATION": 13,
+		"MESSAGE_TYPE_CREDIT":      14,
 	}
 )
 
@@ -463,7 +466,7 @@ const file_api_mpsi_v1_coordinator_proto_rawDesc = "" +
 	"\x16ROUND_KEY_CONTRIBUTION\x10\x02\x12\x13\n" +
 	"\x0fROUND_MASK_SEED\x10\x04\x12\x19\n" +
 	"\x15ROUND_THRESHOLD_SHARE\x10\x06\x12\x12\n" +
-	"\x0eROUND_RING_KEY\x10\b*\xf8\x02\n" +
+	"\x0eROUND_RING_KEY\x10\b*\x91\x03\n" +
 	"\vMessageType\x12\x1c\n" +
 	"\x18MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12MESSAGE_TYPE_HELLO\x10\x01\x12\x18\n" +
@@ -479,7 +482,8 @@ const file_api_mpsi_v1_coordinator_proto_rawDesc = "" +
 	"\x12\x17\n" +
 	"\x13MESSAGE_TYPE_RESULT\x10\v\x12\x16\n" +
 	"\x12MESSAGE_TYPE_TALLY\x10\f\x12\x1c\n" +
-	"\x18MESSAGE_TYPE_ATTESTATION\x10\r2\xcc\x01\n" +
+	"\x18MESSAGE_TYPE_ATTESTATION\x10\r\x12\x17\n" +
+	"\x13MESSAGE_TYPE_CREDIT\x10\x0e2\xcc\x01\n" +
 	"\vCoordinator\x12N\n" +
 	"\rCreateSession\x12\x1d.mpsi.v1.CreateSessionRequest\x1a\x1e.mpsi.v1.CreateSessionResponse\x12B\n" +
 	"\tGetResult\x12\x19.mpsi.v1.GetResultRequest\x1a\x1a.mpsi.v1.GetResultResponse\x12)\n" +

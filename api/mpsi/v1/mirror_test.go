@@ -23,7 +23,7 @@ func TestEnumsMirrorProtocol(t *testing.T) {
 		protocol.TypeMaskDeal: mpsiv1.MessageType_MESSAGE_TYPE_MASK_DEAL, protocol.TypeShare: mpsiv1.MessageType_MESSAGE_TYPE_SHARE,
 		protocol.TypeMhe: mpsiv1.MessageType_MESSAGE_TYPE_MHE_CHUNK, protocol.TypeAbort: mpsiv1.MessageType_MESSAGE_TYPE_ABORT,
 		protocol.TypeResult: mpsiv1.MessageType_MESSAGE_TYPE_RESULT, protocol.TypeTally: mpsiv1.MessageType_MESSAGE_TYPE_TALLY,
-		protocol.TypeAttest: mpsiv1.MessageType_MESSAGE_TYPE_ATTESTATION,
+		protocol.TypeAttest: mpsiv1.MessageType_MESSAGE_TYPE_ATTESTATION, protocol.TypeCredit: mpsiv1.MessageType_MESSAGE_TYPE_CREDIT,
 	}
 	require.Len(t, mpsiv1.MessageType_name, len(types)+1, "every message type is mirrored")
 	for pt, mt := range types {
