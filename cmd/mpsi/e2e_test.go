@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	_ "modernc.org/sqlite"
 
 	"github.com/mpsi-dev/mpsi/bench/cohort"
 	"github.com/mpsi-dev/mpsi/party"
@@ -344,6 +346,48 @@ func TestE2ECoordinatorRestart(t *testing.T) {
 	out, stderr, err = mpsi(t, "audit", "head", "--db", cl.db)
 	require.NoError(t, err, stderr)
 	require.Regexp(t, `^[0-9]+ [0-9a-f]{64}\n$`, out)
+}
+
+// mpsi session result prints only a Result whose coordinator signature
+// verifies against the coordinator's certificate, pinned by name: a stored
+// result changed on disk (one digit) is refused, with --no-verify for
+// forensics.
+func TestE2ESessionResultVerifiesSignature(t *testing.T) {
+	cl := newCluster(t, cohort.Config{Seed: 25, Parties: 2, Records: 60, SharedAll: 0.5, MinCell: 1, Mode: session.ModeKeyed})
+	cl.createSession()
+	cl.runParties()
+	args := []string{"session", "result", "--coordinator", cl.addr, "--certs", cl.certs, "--session", cl.spec.ID}
+	out, stderr, err := mpsi(t, args...)
+	require.NoError(t, err, stderr)
+	_, stderr, err = mpsi(t, append(args, "--coordinator-name", "hospital-a")...)
+	require.Error(t, err)
+	require.Contains(t, stderr, `pinned name "hospital-a"`)
+
+	// Change one digit of the stored result, behind the store's back.
+	cl.stop(syscall.SIGTERM)
+	db, err := sql.Open("sqlite", cl.db)
+	require.NoError(t, err)
+	_, err = db.Exec(`DROP TRIGGER IF EXISTS results_no_update`)
+	require.NoError(t, err)
+	var r session.Result
+	require.NoError(t, json.Unmarshal([]byte(out), &r))
+	from := fmt.Sprintf(`"intersection":%d`, *r.Intersection)
+	to := fmt.Sprintf(`"intersection":%d`, *r.Intersection+1)
+	res, err := db.Exec(`UPDATE results SET result = CAST(replace(CAST(result AS TEXT), ?, ?) AS BLOB) WHERE session = ?`, from, to, cl.spec.ID)
+	require.NoError(t, err)
+	n, err := res.RowsAffected()
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	require.NoError(t, db.Close())
+	cl.start()
+	args = []string{"session", "result", "--coordinator", cl.addr, "--certs", cl.certs, "--session", cl.spec.ID}
+	_, stderr, err = mpsi(t, args...)
+	require.Error(t, err, "a tampered result must be refused")
+	require.Contains(t, stderr, "does not verify")
+	out, stderr, err = mpsi(t, append(args, "--no-verify")...)
+	require.NoError(t, err, stderr)
+	require.Contains(t, out, to)
+	require.Contains(t, stderr, "NOT checked")
 }
 
 func TestCLIUsageErrors(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +32,7 @@ import (
 	"github.com/mpsi-dev/mpsi/coordinator"
 	"github.com/mpsi-dev/mpsi/coordinator/store"
 	"github.com/mpsi-dev/mpsi/internal/devcert"
+	"github.com/mpsi-dev/mpsi/internal/envelope"
 	"github.com/mpsi-dev/mpsi/party"
 	"github.com/mpsi-dev/mpsi/psi/protocol"
 	"github.com/mpsi-dev/mpsi/psi/session"
@@ -187,14 +190,27 @@ func splitNames(s string) []string {
 	return out
 }
 
-func dialAdmin(certs, name, addr string) (*grpc.ClientConn, error) {
+// dialAdmin connects with name's certificate; peer returns the
+// coordinator's certificate once the handshake is done.
+func dialAdmin(certs, name, addr string) (cc *grpc.ClientConn, peer func() *x509.Certificate, err error) {
 	pool, cert, err := devcert.LoadDir(certs, name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	tcfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool}
-	return grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tcfg)),
+	var mu sync.Mutex
+	var coord *x509.Certificate
+	tcfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) > 0 {
+				mu.Lock()
+				coord = cs.PeerCertificates[0]
+				mu.Unlock()
+			}
+			return nil
+		}}
+	cc, err = grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tcfg)),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(protocol.MaxMessageSize)))
+	return cc, func() *x509.Certificate { mu.Lock(); defer mu.Unlock(); return coord }, err
 }
 
 func runSession(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -206,12 +222,15 @@ func runSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	addr := fs.String("coordinator", "127.0.0.1:7443", "coordinator address")
 	certs := fs.String("certs", "", "certificate directory")
 	name := fs.String("name", coordinator.DefaultAdminName, "certificate name to authenticate with")
-	var spec, id, sigOut *string
+	var spec, id, sigOut, coordName *string
+	var noVerify *bool
 	if sub == "create" {
 		spec = fs.String("spec", "", "session spec file (JSON or YAML)")
 	} else {
 		id = fs.String("session", "", "session id")
 		sigOut = fs.String("sig-out", "", "write the coordinator's signature over the Result (base64) to this file, for mpsi report --sig")
+		coordName = fs.String("coordinator-name", protocol.DefaultCoordinatorName, "the coordinator's certificate name (pinned)")
+		noVerify = fs.Bool("no-verify", false, "FORENSICS: print a stored Result even if the coordinator's signature over it does not verify")
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -230,7 +249,7 @@ func runSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case *id == "":
 		return usageError(fs, errors.New("--session is required"), "")
 	}
-	cc, err := dialAdmin(*certs, *name, *addr)
+	cc, coordCert, err := dialAdmin(*certs, *name, *addr)
 	if err != nil {
 		return err
 	}
@@ -252,6 +271,22 @@ func runSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	switch resp.GetState() {
 	case store.StateCompleted:
+		// The Result printed is the one the coordinator signed, checked
+		// against its certificate (pinned by name), unless --no-verify.
+		if !*noVerify {
+			c := coordCert()
+			switch {
+			case c == nil:
+				return errors.New("result: no coordinator certificate to check the signature against (use --no-verify for forensics)")
+			case c.Subject.CommonName != *coordName:
+				return fmt.Errorf("result: the coordinator presented a certificate named %q, pinned name %q", c.Subject.CommonName, *coordName)
+			}
+			if err := envelope.VerifyResult(c, *id, resp.GetResultJson(), resp.GetSignature()); err != nil {
+				return fmt.Errorf("result of session %s refused: %w (use --no-verify for forensics)", *id, err)
+			}
+		} else {
+			fmt.Fprintln(stderr, "mpsi: warning: --no-verify: the Result's signature was NOT checked")
+		}
 		if *sigOut != "" {
 			enc := base64.StdEncoding.EncodeToString(resp.GetSignature()) + "\n"
 			if err := writeBytesAtomic(*sigOut, []byte(enc)); err != nil {
