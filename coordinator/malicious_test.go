@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	mpsiv1 "github.com/mpsi-dev/mpsi/api/mpsi/v1"
+	"github.com/mpsi-dev/mpsi/coordinator"
 	"github.com/mpsi-dev/mpsi/internal/devcert"
 	"github.com/mpsi-dev/mpsi/internal/envelope"
 	"github.com/mpsi-dev/mpsi/psi/protocol"
@@ -98,8 +99,7 @@ func startMITM(t *testing.T, h *harness, certName string, tamper func(string, pr
 	t.Helper()
 	scfg, err := devcert.ServerConfig(h.pki.ca, h.pki.leaves[certName])
 	require.NoError(t, err)
-	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(scfg)),
-		grpc.MaxRecvMsgSize(protocol.MaxMessageSize), grpc.MaxSendMsgSize(protocol.MaxMessageSize))
+	g := grpc.NewServer(append(coordinator.ServerOptions(), grpc.Creds(credentials.NewTLS(scfg)))...)
 	mpsiv1.RegisterCoordinatorServer(g, &mitm{t: t, h: h, tamper: tamper})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

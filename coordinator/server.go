@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
@@ -116,6 +117,18 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("coordinator: MaxBatch %d outside [1, %d]", cfg.MaxBatch, protocol.MaxBatchLimit)
 	}
 	return &Server{cfg: cfg, log: cfg.Logger, sessions: map[string]*live{}}, nil
+}
+
+// ServerOptions are the gRPC server options the service needs beside the
+// transport credentials: the protocol's message limit, and keepalives that
+// detect a dead path while permitting the hospitals' own pings (every 30 s,
+// party.RunRemote).
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(protocol.MaxMessageSize), grpc.MaxSendMsgSize(protocol.MaxMessageSize),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second}),
+	}
 }
 
 // Register adds the service to a gRPC server.

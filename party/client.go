@@ -15,12 +15,16 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	mpsiv1 "github.com/mpsi-dev/mpsi/api/mpsi/v1"
 	"github.com/mpsi-dev/mpsi/psi/protocol"
 	"github.com/mpsi-dev/mpsi/psi/session"
 )
+
+// DefaultIdleTimeout is [RemoteConfig.IdleTimeout]'s default.
+const DefaultIdleTimeout = 10 * time.Minute
 
 // Errors of [RunRemote] that callers can branch on with errors.Is.
 var (
@@ -61,6 +65,12 @@ type RemoteConfig struct {
 	Workers int
 	// Stats, if set, is filled with phase timings and byte counts.
 	Stats *Stats
+	// IdleTimeout bounds the time the party waits without any message from
+	// the coordinator while it has no local work left: past it the party
+	// aborts, naming the coordinator (frozen, or the path black-holed).
+	// Zero means DefaultIdleTimeout. It must exceed the coordinator's
+	// round timeout, which governs waiting for other parties.
+	IdleTimeout time.Duration
 	// CoordinatorName is the coordinator's certificate name, pinned: the
 	// coordinator must present a certificate with it, and a spec listing it
 	// as a party is refused. Empty means protocol.DefaultCoordinatorName.
@@ -154,7 +164,9 @@ func RunRemote(ctx context.Context, cfg RemoteConfig) (*session.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Keepalive pings detect a dead path even while no message is due.
 	cc, err := grpc.NewClient(cfg.Address, grpc.WithTransportCredentials(credentials.NewTLS(tcfg)),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 20 * time.Second}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(protocol.MaxMessageSize), grpc.MaxCallSendMsgSize(protocol.MaxMessageSize)))
 	if err != nil {
 		return nil, fmt.Errorf("party: connecting to %s: %w", cfg.Address, err)
@@ -166,7 +178,11 @@ func RunRemote(ctx context.Context, cfg RemoteConfig) (*session.Result, error) {
 	if err != nil {
 		return nil, mapStatus(err)
 	}
-	d := &driver{cfg: cfg, log: log, p: machine, stream: stream, start: time.Now(), inbox: make(chan recvd, 64)}
+	idle := cfg.IdleTimeout
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
+	d := &driver{cfg: cfg, log: log, p: machine, stream: stream, start: time.Now(), inbox: make(chan recvd, 64), idle: idle}
 	defer func() {
 		if cfg.Stats != nil {
 			d.st.Total = time.Since(d.start)
@@ -205,6 +221,7 @@ type driver struct {
 	st     Stats
 	start  time.Time
 
+	idle        time.Duration
 	sendFailed  bool // a Send failed: the stream's end says why
 	streamEnded bool
 	rosterAt    time.Time
@@ -274,10 +291,18 @@ func (d *driver) run(ctx context.Context) (*session.Result, error) {
 			if did {
 				continue
 			}
+			idle := time.NewTimer(d.idle)
 			select {
 			case r, ok = <-d.inbox:
+				idle.Stop()
 			case <-ctx.Done():
+				idle.Stop()
 				continue
+			case <-idle.C:
+				reason := fmt.Sprintf("no message from the coordinator for %s in state %s (frozen, or the path to it is down)", d.idle, d.p.State())
+				d.p.Abort(protocol.CodeTimeout, reason)
+				_ = d.flush()
+				return nil, fmt.Errorf("%w: %s", ErrUnavailable, reason)
 			}
 		}
 		if !ok || r.err != nil {

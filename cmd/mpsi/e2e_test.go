@@ -568,3 +568,27 @@ func TestE2EEncryptedDropouts(t *testing.T) {
 		})
 	}
 }
+
+// A frozen coordinator (SIGSTOP) ends a waiting hospital with a reason that
+// names the coordinator, after --idle-timeout without a message, rather
+// than leaving it waiting for ever.
+func TestE2EFrozenCoordinator(t *testing.T) {
+	cl := newCluster(t, cohort.Config{Seed: 26, Parties: 2, Records: 40, SharedAll: 0.5, MinCell: 1, Mode: session.ModeKeyed})
+	cl.createSession()
+	cmd, errb, _ := cl.partyCmd("hospital-a", cl.certs)
+	cmd.Args = append(cmd.Args, "--idle-timeout", "2s")
+	require.NoError(t, cmd.Start())
+	require.Eventually(t, func() bool { return strings.Contains(cl.logs(), "party=hospital-a") }, 20*time.Second, 20*time.Millisecond)
+	require.NoError(t, cl.coord.Process.Signal(syscall.SIGSTOP))
+	defer func() { _ = cl.coord.Process.Signal(syscall.SIGCONT) }()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		require.Error(t, err)
+		require.Contains(t, errb.String(), "no message from the coordinator")
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("the hospital kept waiting on a frozen coordinator")
+	}
+}

@@ -25,7 +25,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	mpsiv1 "github.com/mpsi-dev/mpsi/api/mpsi/v1"
@@ -102,10 +101,8 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 		log.Info("audit chain verified", "events", n)
 	}
 	tcfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
-	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(tcfg)),
-		grpc.MaxRecvMsgSize(protocol.MaxMessageSize), grpc.MaxSendMsgSize(protocol.MaxMessageSize),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.ConnectionTimeout(10*time.Second))
+	g := grpc.NewServer(append(coordinator.ServerOptions(), grpc.Creds(credentials.NewTLS(tcfg)),
+		grpc.ConnectionTimeout(10*time.Second))...)
 	srv.Register(g)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
@@ -311,6 +308,7 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlags("party", stdout)
 	addr := fs.String("coordinator", "127.0.0.1:7443", "coordinator address")
 	coordName := fs.String("coordinator-name", protocol.DefaultCoordinatorName, "the coordinator's certificate name (pinned: another certificate is refused, and so is a spec listing it as a party)")
+	idleTimeout := fs.Duration("idle-timeout", party.DefaultIdleTimeout, "abort when the coordinator sends nothing for this long while this hospital has no work left (longer than the coordinator's --round-timeout)")
 	certs := fs.String("certs", "", "certificate directory with ca.pem, NAME.pem, NAME-key.pem")
 	name := fs.String("name", "", "this party's name (its certificate name)")
 	id := fs.String("session", "", "session id")
@@ -392,6 +390,7 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	res, err := party.RunRemote(ctx, party.RemoteConfig{
 		Observe:         observe,
 		CoordinatorName: *coordName,
+		IdleTimeout:     *idleTimeout,
 		Progress:        progress,
 		Stats:           &stats,
 		Address:         *addr,
