@@ -313,8 +313,11 @@ func (d *driver) accept() error {
 	recs, err := d.cfg.Load(spec)
 	d.st.Load = time.Since(loadStart)
 	if err != nil {
-		d.p.Abort(protocol.CodeInput, "the party's records could not be loaded")
-		return err
+		// The error names the file, line and field, and may quote the
+		// value: it stays here; the others get the code and a reference.
+		r := protocol.Redact(protocol.CodeInput, spec.Parties[d.p.Index()], err)
+		d.p.Abort(r.Code, r.Public)
+		return r
 	}
 	rp := recs.Report
 	d.log.Info("records loaded", "rows", rp.Rows, "loaded", rp.Loaded, "rejected", rp.Rejected, "duplicates", rp.Duplicates, "empty_identifier", rp.EmptyIdentifier)

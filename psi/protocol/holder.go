@@ -287,7 +287,7 @@ func (p *Holder) Local(positions []uint32) (sharing.Vector, error) {
 		ri := int(p.perm[pos])
 		get := func(field string) string { return p.recs.Value(ri, field) }
 		if err := p.layout.Contribute(p.index, get, x); err != nil {
-			return nil, fmt.Errorf("protocol: record %s: %w", p.recs.ID(ri), err)
+			return nil, newRecordError(p.recs.ID(ri), err)
 		}
 	}
 	return x, nil
