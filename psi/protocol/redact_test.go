@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mpsi-dev/mpsi/internal/envelope"
+	"github.com/mpsi-dev/mpsi/psi/ident"
 	"github.com/mpsi-dev/mpsi/psi/session"
 )
 
@@ -186,4 +188,46 @@ func runCapturing(t *testing.T, spec *session.Spec, recs []Records, bad int) ([]
 	}
 	require.False(t, errors.As(badErr, &ae), "the bad party aborted on its own record, not on the coordinator's word")
 	return seen.Bytes(), badErr
+}
+
+// Redact passes the machines' own check errors through, and replaces any
+// error that may quote a record, or of unknown origin, by the code and a
+// reference the local text repeats.
+func TestRedact(t *testing.T) {
+	dateErr := fmt.Errorf("line 5: field birth_date: %w %q", ident.ErrBadDate, "1959-13-28")
+	cases := []struct {
+		name     string
+		err      error
+		code     Code
+		public   bool   // the public reason is the error's text
+		contains string // in the public reason
+	}{
+		{"check", fmt.Errorf("%w: 3 entries for 2 parties", envelope.ErrRoster), CodeRoster, true, "3 entries"},
+		{"bad date", dateErr, CodeInput, false, "a record value could not be used"},
+		{"date inside a check", fmt.Errorf("%w: %w", ErrBadMessage, dateErr), CodeBadMessage, false, "hospital-a"},
+		{"value", newRecordError("MRN-1", &session.ValueError{Aggregate: "age", Field: "age", Err: errors.New(`"1959-13-28" is not a number`)}),
+			CodeInput, false, `aggregate "age" (field "age")`},
+		{"unknown", errors.New("open /data/1959-13-28.csv: no such file"), CodeInternal, false, "internal error"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Redact(CodeUnspecified, "hospital-a", tc.err)
+			require.Equal(t, tc.code, r.Code)
+			require.ErrorIs(t, r, tc.err)
+			require.Contains(t, r.Public, tc.contains)
+			if tc.public {
+				require.Equal(t, tc.err.Error(), r.Public)
+				require.Empty(t, r.Ref)
+				return
+			}
+			require.Regexp(t, `^[0-9a-f]{16}$`, r.Ref)
+			require.NotContains(t, r.Public, "1959-13-28")
+			require.NotContains(t, r.Public, "MRN-1")
+			require.Contains(t, r.Public, "ref "+r.Ref)
+			require.Contains(t, r.Error(), "1959-13-28")
+			require.Contains(t, r.Error(), r.Ref)
+			require.Same(t, r, Redact(CodePolicy, "hospital-a", r), "redacting twice keeps the first")
+		})
+	}
+	require.Nil(t, Redact(CodeInput, "hospital-a", nil))
 }
