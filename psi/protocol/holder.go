@@ -359,10 +359,19 @@ func (p *Holder) checkPositions(positions []uint32) error {
 }
 
 // OwnResult is the party's copy of the released Result: with reveal:
-// membership it adds the record_ids of the party's shared rows.
+// membership it adds the record_ids of the party's shared rows, unless |I|
+// (their number) is below min_cell, when it sets MembersSuppressed instead.
 func (p *Holder) OwnResult(res *session.Result, positions []uint32) (*session.Result, error) {
 	r := *res
-	if p.spec.Reveals(session.RevealMembership) {
+	switch {
+	case !p.spec.Reveals(session.RevealMembership):
+	case len(positions) > 0 && len(positions) < p.spec.MinCell:
+		// |I| is below min_cell: the list would be a small cell.
+		if err := p.checkPositions(positions); err != nil {
+			return nil, err
+		}
+		r.MembersSuppressed = true
+	default:
 		m, err := p.Members(positions)
 		if err != nil {
 			return nil, err
