@@ -11,6 +11,7 @@ import (
 	"github.com/mpsi-dev/mpsi/psi/join"
 	"github.com/mpsi-dev/mpsi/psi/session"
 	"github.com/mpsi-dev/mpsi/sharing"
+	"github.com/mpsi-dev/mpsi/sharing/noise"
 )
 
 // Records is what a [Holder] needs of a party's loaded records: their
@@ -42,6 +43,7 @@ type Holder struct {
 	contrib psi.KeyContribution
 	seeds   []sharing.Seed // seeds[j] = s_ij, zero for j = i
 	workers int
+	noise   *noise.Sampler // privacy: the party's noise source (crypto/rand unless a test sets it)
 
 	startedRing, keyed, shared bool
 }
@@ -310,6 +312,9 @@ func (p *Holder) Share(positions []uint32, mask sharing.Vector, incoming []shari
 	}
 	x, err := p.Local(positions)
 	if err != nil {
+		return nil, err
+	}
+	if err := p.addNoise(x); err != nil {
 		return nil, err
 	}
 	p.shared = true

@@ -31,6 +31,10 @@ type Result struct {
 	// Members lists the record_ids of the receiving party's shared rows,
 	// only in that party's own Result and only with reveal: membership.
 	Members []string `json:"members,omitempty"`
+	// Privacy states the noise the aggregates carry, with privacy in the
+	// spec: every count, sum and bin is the true total plus every party's
+	// discrete Gaussian noise (counts are then clamped at zero).
+	Privacy *PrivacyRelease `json:"privacy,omitempty"`
 	// MembersSuppressed: reveal: membership, but |I| is below min_cell, so
 	// the party's own Result lists no members.
 	MembersSuppressed bool `json:"members_suppressed,omitempty"`
@@ -160,6 +164,13 @@ func (l *Layout) Release(inter int, pairwise [][]int, sum []uint64) (*Result, er
 		}
 	}
 	if s.Reveals(RevealAggregates) {
+		if s.Privacy != nil {
+			var err error
+			if r.Privacy, err = l.privacyRelease(); err != nil {
+				return nil, err
+			}
+			sum = l.clampCounts(sum)
+		}
 		for k := range l.aggs {
 			al := &l.aggs[k]
 			out := al.release(sum[al.off:al.off+al.slots], small, interSmall)
