@@ -53,6 +53,11 @@ type RemoteConfig struct {
 	Load func(*session.Spec) (*Records, error)
 	// Policy, if set, is checked against the spec before loading.
 	Policy *Policy
+	// Admit, if set, is called after the policy accepts the spec and
+	// before the records are loaded or anything is sent: a privacy ledger
+	// charges the session's budget there ([ledger.Ledger.Charge] in package
+	// party/ledger). An error refuses the session (code policy).
+	Admit func(*session.Spec) error
 	// Logger receives progress; nil discards it. Secrets are never logged.
 	Logger *slog.Logger
 	// Progress, if set, is called as ring and token work advances.
@@ -308,6 +313,12 @@ func (d *driver) accept() error {
 	if err := d.cfg.Policy.Check(spec); err != nil {
 		d.p.Abort(protocol.CodePolicy, err.Error())
 		return err
+	}
+	if d.cfg.Admit != nil {
+		if err := d.cfg.Admit(spec); err != nil {
+			d.p.Abort(protocol.CodePolicy, err.Error())
+			return err
+		}
 	}
 	loadStart := time.Now()
 	recs, err := d.cfg.Load(spec)

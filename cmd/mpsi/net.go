@@ -31,6 +31,7 @@ import (
 	"github.com/mpsi-dev/mpsi/coordinator/store"
 	"github.com/mpsi-dev/mpsi/internal/devcert"
 	"github.com/mpsi-dev/mpsi/party"
+	"github.com/mpsi-dev/mpsi/party/ledger"
 	"github.com/mpsi-dev/mpsi/psi/protocol"
 	"github.com/mpsi-dev/mpsi/psi/session"
 )
@@ -274,6 +275,8 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	data := fs.String("data", "", "CSV file with this party's records")
 	mapPath := fs.String("map", "", "column mapping file (optional)")
 	policyPath := fs.String("policy", "", "local policy file (optional)")
+	ledgerPath := fs.String("ledger", "", "privacy-budget ledger (SQLite file; required when the policy sets a privacy_budget)")
+	dataset := fs.String("dataset", "", "the dataset's name in the ledger (default: the --data file's base name)")
 	out := fs.String("out", "", "write the Result JSON here (atomically) instead of stdout")
 	rejectDup := fs.Bool("reject-duplicates", false, "fail on repeated match keys instead of merging them")
 	statsPath := fs.String("stats", "", "write phase timings and byte counts (JSON) here")
@@ -317,6 +320,31 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
+	var admit func(*session.Spec) error
+	if pol != nil && pol.PrivacyBudget != nil {
+		if *ledgerPath == "" {
+			return errors.New("the policy sets a privacy_budget: --ledger FILE is required")
+		}
+		led, err := ledger.Open(ctx, *ledgerPath)
+		if err != nil {
+			return err
+		}
+		defer led.Close()
+		ds := *dataset
+		if ds == "" {
+			ds = filepath.Base(*data)
+		}
+		admit = func(s *session.Spec) error {
+			c, err := led.Charge(ctx, ds, *name, s, *pol.PrivacyBudget)
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				log.Info("privacy budget charged", "dataset", ds, "partners", c.Partners, "rho", c.Rho, "spent", c.Spent, "budget", c.Budget)
+			}
+			return nil
+		}
+	}
 	var stats party.Stats
 	var progress func(string, int, int)
 	if f, ok := stderr.(*os.File); ok && isTerminal(f) {
@@ -351,6 +379,7 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return party.LoadCSV(*data, s, *name, opt)
 		},
 		Policy: pol,
+		Admit:  admit,
 		Logger: log,
 	})
 	if err != nil {

@@ -62,15 +62,17 @@ type NoisePlan struct {
 	Sensitivity []uint64
 }
 
-// rhoFor returns the largest ρ such that ρ + 2√(ρ·ln(1/δ)) ≤ ε.
-func rhoFor(eps, delta float64) float64 {
+// RhoFor returns the largest ρ such that ρ-zCDP gives (ε, δ)-DP, that is
+// ρ + 2√(ρ·ln(1/δ)) ≤ ε (Bun and Steinke 2016, Proposition 1.3). zCDP
+// composes by adding ρ's, which is how a budget of several sessions is kept.
+func RhoFor(eps, delta float64) float64 {
 	l := math.Log(1 / delta)
 	r := math.Sqrt(l+eps) - math.Sqrt(l)
 	return r * r * (1 - 1e-9) // round down: less ρ is more noise
 }
 
-// epsilonFor is the ε of ρ-zCDP at δ.
-func epsilonFor(rho, delta float64) float64 {
+// EpsilonFor is the ε that ρ-zCDP gives at δ.
+func EpsilonFor(rho, delta float64) float64 {
 	return rho + 2*math.Sqrt(rho*math.Log(1/delta))
 }
 
@@ -86,7 +88,7 @@ func (l *Layout) NoisePlan() *NoisePlan {
 	if p == nil {
 		return nil
 	}
-	plan := &NoisePlan{Rho: rhoFor(p.Epsilon, p.Delta)}
+	plan := &NoisePlan{Rho: RhoFor(p.Epsilon, p.Delta)}
 	bounds := l.spec.slotBounds()
 	L := float64(len(bounds))
 	for _, b := range bounds {
@@ -147,7 +149,7 @@ func (l *Layout) privacyRelease() (*PrivacyRelease, error) {
 			return nil, fmt.Errorf("session: noise plan has %d slots, layout %d", len(plan.Sigma2), l.n)
 		}
 		rho := plan.Rho * float64(al.slots) / L
-		an := AggregateNoise{Rho: rho, Epsilon: epsilonFor(rho, p.Delta)}
+		an := AggregateNoise{Rho: rho, Epsilon: EpsilonFor(rho, p.Delta)}
 		for _, s := range plan.Sigma2[al.off : al.off+al.slots] {
 			an.Sigma2 = append(an.Sigma2, s.RatString())
 		}
