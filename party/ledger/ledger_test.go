@@ -119,3 +119,17 @@ func TestAppendOnly(t *testing.T) {
 		require.ErrorContains(t, err, "append-only", q)
 	}
 }
+
+// One admission: a write transaction with synchronous=FULL (an fsync).
+func BenchmarkCharge(b *testing.B) {
+	l, err := ledger.Open(b.Context(), filepath.Join(b.TempDir(), "ledger.db"))
+	require.NoError(b, err)
+	defer l.Close()
+	s := spec(b, "s", abc, `,"privacy":{"epsilon":0.001,"delta":1e-6}`)
+	budget := party.Budget{Epsilon: 1e6, Delta: 1e-6}
+	for b.Loop() {
+		if _, err := l.Charge(b.Context(), "d", "hospital-a", s, budget); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -118,3 +118,18 @@ func TestReleaseStatesPrivacy(t *testing.T) {
 	shared, _ := r.Aggregates.Get("shared")
 	require.True(t, shared.Value == nil || shared.Value.String() == "0", "clamped at zero or suppressed")
 }
+
+// One party's noise for the cohort spec (10 slots), from crypto/rand.
+func BenchmarkNoiseVector(b *testing.B) {
+	s, err := session.LoadSpec("testdata/cohort.json")
+	require.NoError(b, err)
+	s.Privacy = &session.Privacy{Epsilon: 1, Delta: 1e-6}
+	l, err := session.NewLayout(s)
+	require.NoError(b, err)
+	smp := noise.New(nil)
+	for b.Loop() {
+		if _, err := l.NoiseVector(smp.Gaussian); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
