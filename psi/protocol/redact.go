@@ -58,10 +58,15 @@ func newRef() string {
 // is the detail followed by the reference; errors.Is and errors.As see the
 // detail.
 type RedactedError struct {
-	Code   Code
-	Ref    string // "" when the public reason is the full text
+	// Code is the abort code.
+	Code Code
+	// Ref is the random reference shared by Public and Error; "" when
+	// Public is the full text (a check on an incoming message).
+	Ref string
+	// Public is the reason that may leave the party.
 	Public string
-	Err    error
+	// Err is the detailed error, which stays with the party.
+	Err error
 }
 
 // Error is the local text: the detail and, when redacted, the reference.
