@@ -11,12 +11,10 @@
 // caller who needs to hide it from a timing observer must not expose the
 // sampling time.
 //
-// It is the building block of issue 12's distributed noise: each party adds
-// its own discrete Gaussian share to its contribution, and the sum of n
-// shares is close to a discrete Gaussian of n times the variance (Kairouz,
-// Liu and Steinke, "The Distributed Discrete Gaussian Mechanism", ICML
-// 2021). Calibration to (ε, δ) and the wiring into sessions are not in this
-// package.
+// Sessions with privacy use it for their distributed noise: each party adds
+// its own discrete Gaussian sample to every slot of its contribution, with
+// the σ² that psi/session's Layout.NoisePlan calibrates; calibration is not
+// in this package.
 package noise
 
 import (
