@@ -43,7 +43,7 @@ type Holder struct {
 	contrib psi.KeyContribution
 	seeds   []sharing.Seed // seeds[j] = s_ij, zero for j = i
 	workers int
-	noise   *noise.Sampler // privacy: the party's noise source (crypto/rand unless a test sets it)
+	noise   *noise.Sampler // privacy: the party's noise source (crypto/rand), made on first use
 
 	startedRing, keyed, shared bool
 }
