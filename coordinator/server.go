@@ -69,6 +69,9 @@ type Config struct {
 	JoinBudget int64
 	// SpillDir is where spill files are made; empty means os.TempDir().
 	SpillDir string
+	// PrivacyBudget, if set, refuses sessions at creation that would
+	// exceed it for a party (advisory; see [PrivacyBudget]).
+	PrivacyBudget *PrivacyBudget
 }
 
 // Server is the coordinator's gRPC service. It is safe for concurrent use
@@ -218,6 +221,11 @@ func (s *Server) CreateSession(ctx context.Context, req *mpsiv1.CreateSessionReq
 	if err != nil {
 		return nil, s.toStatus(err)
 	}
+	unlock, err := s.cfg.PrivacyBudget.admit(ctx, s, spec)
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	defer unlock()
 	if err := s.cfg.Store.CreateSession(ctx, spec.ID, spec.Canonical(), name); err != nil {
 		return nil, s.toStatus(err)
 	}

@@ -53,6 +53,8 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile to this file")
 	joinBudget := fs.String("join-budget", "0", "memory budget of each session's join, e.g. 512MiB; beyond it tokens spill to disk by prefix (0: keep every list in memory)")
 	spillDir := fs.String("spill-dir", "", "directory for the join's spill files (default: the system temporary directory)")
+	privEps := fs.Float64("privacy-epsilon", 0, "refuse, at creation, sessions that would spend more than this ε for a party with the same partners (advisory: each hospital's ledger enforces its own); 0: no budget")
+	privDelta := fs.Float64("privacy-delta", 1e-6, "the δ of --privacy-epsilon")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -84,7 +86,8 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	defer st.Close()
 	reg := prometheus.NewRegistry()
 	srv, err := coordinator.New(coordinator.Config{Store: st, Signer: signer, Logger: log, RoundTimeout: *roundTimeout,
-		AdminNames: splitNames(*admins), Metrics: coordinator.NewMetrics(reg), JoinBudget: budget, SpillDir: *spillDir})
+		AdminNames: splitNames(*admins), Metrics: coordinator.NewMetrics(reg), JoinBudget: budget, SpillDir: *spillDir,
+		PrivacyBudget: privacyBudget(*privEps, *privDelta)})
 	if err != nil {
 		return err
 	}
@@ -476,4 +479,13 @@ func parseBytes(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a byte count (e.g. 512MiB, 2GiB or 1048576)", s)
 	}
 	return v * mult, nil
+}
+
+// privacyBudget is the coordinator's advisory budget of its flags (nil
+// without one).
+func privacyBudget(eps, delta float64) *coordinator.PrivacyBudget {
+	if eps <= 0 {
+		return nil
+	}
+	return &coordinator.PrivacyBudget{Epsilon: eps, Delta: delta}
 }
