@@ -73,6 +73,9 @@ type Config struct {
 	JoinBudget int64
 	// SpillDir is where spill files are made; empty means os.TempDir().
 	SpillDir string
+	// PrivacyBudget, if set, refuses sessions at creation that would
+	// exceed it for a party (advisory; see [PrivacyBudget]).
+	PrivacyBudget *PrivacyBudget
 }
 
 // Server is the coordinator's gRPC service. It is safe for concurrent use
@@ -241,6 +244,11 @@ func (s *Server) CreateSession(ctx context.Context, req *mpsiv1.CreateSessionReq
 	if spec.PartyIndex(s.cfg.Name) >= 0 {
 		return nil, s.toStatus(fmt.Errorf("%w: parties: the coordinator %q cannot be a party of its own session", session.ErrInvalidSpec, s.cfg.Name))
 	}
+	unlock, err := s.cfg.PrivacyBudget.admit(ctx, s, spec)
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	defer unlock()
 	if err := s.cfg.Store.CreateSession(ctx, spec.ID, spec.Canonical(), name); err != nil {
 		return nil, s.toStatus(err)
 	}

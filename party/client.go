@@ -57,6 +57,11 @@ type RemoteConfig struct {
 	Load func(*session.Spec) (*Records, error)
 	// Policy, if set, is checked against the spec before loading.
 	Policy *Policy
+	// Admit, if set, is called after the policy accepts the spec and
+	// before the records are loaded or anything is sent: a privacy ledger
+	// charges the session's budget there ([ledger.Ledger.Charge] in package
+	// party/ledger). An error refuses the session (code policy).
+	Admit func(*session.Spec) error
 	// Logger receives progress; nil discards it. Secrets are never logged.
 	Logger *slog.Logger
 	// Progress, if set, is called as ring and token work advances.
@@ -342,12 +347,21 @@ func (d *driver) accept() error {
 		d.p.Abort(protocol.CodePolicy, err.Error())
 		return err
 	}
+	if d.cfg.Admit != nil {
+		if err := d.cfg.Admit(spec); err != nil {
+			d.p.Abort(protocol.CodePolicy, err.Error())
+			return err
+		}
+	}
 	loadStart := time.Now()
 	recs, err := d.cfg.Load(spec)
 	d.st.Load = time.Since(loadStart)
 	if err != nil {
-		d.p.Abort(protocol.CodeInput, "the party's records could not be loaded")
-		return err
+		// The error names the file, line and field, and may quote the
+		// value: it stays here; the others get the code and a reference.
+		r := protocol.Redact(protocol.CodeInput, spec.Parties[d.p.Index()], err)
+		d.p.Abort(r.Code, r.Public)
+		return r
 	}
 	rp := recs.Report
 	d.log.Info("records loaded", "rows", rp.Rows, "loaded", rp.Loaded, "rejected", rp.Rejected, "duplicates", rp.Duplicates, "empty_identifier", rp.EmptyIdentifier)

@@ -350,44 +350,56 @@ func TestE2ECoordinatorRestart(t *testing.T) {
 
 // mpsi session result prints only a Result whose coordinator signature
 // verifies against the coordinator's certificate, pinned by name: a stored
-// result changed on disk (one digit) is refused, with --no-verify for
-// forensics.
+// signature changed on disk is refused, with --no-verify for forensics; a
+// stored result changed by one digit fails the audit check.
 func TestE2ESessionResultVerifiesSignature(t *testing.T) {
 	cl := newCluster(t, cohort.Config{Seed: 25, Parties: 2, Records: 60, SharedAll: 0.5, MinCell: 1, Mode: session.ModeKeyed})
 	cl.createSession()
 	cl.runParties()
-	args := []string{"session", "result", "--coordinator", cl.addr, "--certs", cl.certs, "--session", cl.spec.ID}
-	out, stderr, err := mpsi(t, args...)
+	args := func() []string {
+		return []string{"session", "result", "--coordinator", cl.addr, "--certs", cl.certs, "--session", cl.spec.ID}
+	}
+	out, stderr, err := mpsi(t, args()...)
 	require.NoError(t, err, stderr)
-	_, stderr, err = mpsi(t, append(args, "--coordinator-name", "hospital-a")...)
+	_, stderr, err = mpsi(t, append(args(), "--coordinator-name", "hospital-a")...)
 	require.Error(t, err)
 	require.Contains(t, stderr, `pinned name "hospital-a"`)
 
-	// Change one digit of the stored result, behind the store's back.
+	// Change one byte of the stored signature, behind the store's back.
 	cl.stop(syscall.SIGTERM)
-	db, err := sql.Open("sqlite", cl.db)
-	require.NoError(t, err)
-	_, err = db.Exec(`DROP TRIGGER IF EXISTS results_no_update`)
-	require.NoError(t, err)
+	tamper := func(query string, qargs ...any) {
+		db, err := sql.Open("sqlite", cl.db)
+		require.NoError(t, err)
+		defer db.Close()
+		_, err = db.Exec(`DROP TRIGGER IF EXISTS results_no_update`)
+		require.NoError(t, err)
+		res, err := db.Exec(query, qargs...)
+		require.NoError(t, err)
+		n, err := res.RowsAffected()
+		require.NoError(t, err)
+		require.EqualValues(t, 1, n)
+	}
+	tamper(`UPDATE results SET signature = CAST(substr(signature, 1, length(signature)-1) || X'00' AS BLOB) WHERE session = ?`, cl.spec.ID)
+	cl.start()
+	_, stderr, err = mpsi(t, args()...)
+	require.Error(t, err, "a result whose signature fails must be refused")
+	require.Contains(t, stderr, "does not verify")
+	got, stderr, err := mpsi(t, append(args(), "--no-verify")...)
+	require.NoError(t, err, stderr)
+	require.Equal(t, out, got)
+	require.Contains(t, stderr, "NOT checked")
+
+	// Change one digit of the stored result: the audit chain no longer
+	// matches it.
+	cl.stop(syscall.SIGTERM)
 	var r session.Result
 	require.NoError(t, json.Unmarshal([]byte(out), &r))
 	from := fmt.Sprintf(`"intersection":%d`, *r.Intersection)
 	to := fmt.Sprintf(`"intersection":%d`, *r.Intersection+1)
-	res, err := db.Exec(`UPDATE results SET result = CAST(replace(CAST(result AS TEXT), ?, ?) AS BLOB) WHERE session = ?`, from, to, cl.spec.ID)
-	require.NoError(t, err)
-	n, err := res.RowsAffected()
-	require.NoError(t, err)
-	require.EqualValues(t, 1, n)
-	require.NoError(t, db.Close())
-	cl.start()
-	args = []string{"session", "result", "--coordinator", cl.addr, "--certs", cl.certs, "--session", cl.spec.ID}
-	_, stderr, err = mpsi(t, args...)
-	require.Error(t, err, "a tampered result must be refused")
-	require.Contains(t, stderr, "does not verify")
-	out, stderr, err = mpsi(t, append(args, "--no-verify")...)
-	require.NoError(t, err, stderr)
-	require.Contains(t, out, to)
-	require.Contains(t, stderr, "NOT checked")
+	tamper(`UPDATE results SET result = CAST(replace(CAST(result AS TEXT), ?, ?) AS BLOB) WHERE session = ?`, from, to, cl.spec.ID)
+	_, stderr, err = mpsi(t, "audit", "verify", "--db", cl.db)
+	require.Error(t, err, "audit verify must catch a changed result")
+	require.NotEmpty(t, stderr)
 }
 
 func TestCLIUsageErrors(t *testing.T) {

@@ -33,6 +33,7 @@ import (
 	"github.com/mpsi-dev/mpsi/internal/devcert"
 	"github.com/mpsi-dev/mpsi/internal/envelope"
 	"github.com/mpsi-dev/mpsi/party"
+	"github.com/mpsi-dev/mpsi/party/ledger"
 	"github.com/mpsi-dev/mpsi/psi/protocol"
 	"github.com/mpsi-dev/mpsi/psi/session"
 )
@@ -54,6 +55,8 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile to this file")
 	joinBudget := fs.String("join-budget", "0", "memory budget of each session's join, e.g. 512MiB; beyond it tokens spill to disk by prefix (0: keep every list in memory)")
 	spillDir := fs.String("spill-dir", "", "directory for the join's spill files (default: the system temporary directory)")
+	privEps := fs.Float64("privacy-epsilon", 0, "refuse, at creation, sessions that would spend more than this ε for a party with the same partners (advisory: each hospital's ledger enforces its own); 0: no budget")
+	privDelta := fs.Float64("privacy-delta", 1e-6, "the δ of --privacy-epsilon")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -86,7 +89,8 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	reg := prometheus.NewRegistry()
 	coordinator.RegisterRuntime(reg)
 	srv, err := coordinator.New(coordinator.Config{Store: st, Signer: signer, Name: *name, Logger: log, RoundTimeout: *roundTimeout,
-		AdminNames: splitNames(*admins), Metrics: coordinator.NewMetrics(reg), JoinBudget: budget, SpillDir: *spillDir})
+		AdminNames: splitNames(*admins), Metrics: coordinator.NewMetrics(reg), JoinBudget: budget, SpillDir: *spillDir,
+		PrivacyBudget: privacyBudget(*privEps, *privDelta)})
 	if err != nil {
 		return err
 	}
@@ -315,6 +319,8 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	data := fs.String("data", "", "CSV file with this party's records")
 	mapPath := fs.String("map", "", "column mapping file (optional)")
 	policyPath := fs.String("policy", "", "local policy file (optional)")
+	ledgerPath := fs.String("ledger", "", "privacy-budget ledger (SQLite file; required when the policy sets a privacy_budget)")
+	dataset := fs.String("dataset", "", "the dataset's name in the ledger (default: the --data file's base name)")
 	out := fs.String("out", "", "write the Result JSON here (atomically) instead of stdout")
 	rejectDup := fs.Bool("reject-duplicates", false, "fail on repeated match keys instead of merging them")
 	skipBad := fs.Bool("skip-bad-rows", false, "reject rows that fail to parse (each listed by line number here only) instead of stopping at the first")
@@ -364,6 +370,31 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
+	var admit func(*session.Spec) error
+	if pol != nil && pol.PrivacyBudget != nil {
+		if *ledgerPath == "" {
+			return errors.New("the policy sets a privacy_budget: --ledger FILE is required")
+		}
+		led, err := ledger.Open(ctx, *ledgerPath)
+		if err != nil {
+			return err
+		}
+		defer led.Close()
+		ds := *dataset
+		if ds == "" {
+			ds = filepath.Base(*data)
+		}
+		admit = func(s *session.Spec) error {
+			c, err := led.Charge(ctx, ds, *name, s, *pol.PrivacyBudget)
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				log.Info("privacy budget charged", "dataset", ds, "partners", c.Partners, "rho", c.Rho, "spent", c.Spent, "budget", c.Budget)
+			}
+			return nil
+		}
+	}
 	var stats party.Stats
 	var progress func(string, int, int)
 	if f, ok := stderr.(*os.File); ok && isTerminal(f) {
@@ -404,6 +435,7 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return recs, err
 		},
 		Policy: pol,
+		Admit:  admit,
 		Logger: log,
 	})
 	if err != nil {
@@ -501,4 +533,13 @@ func parseBytes(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a byte count (e.g. 512MiB, 2GiB or 1048576)", s)
 	}
 	return v * mult, nil
+}
+
+// privacyBudget is the coordinator's advisory budget of its flags (nil
+// without one).
+func privacyBudget(eps, delta float64) *coordinator.PrivacyBudget {
+	if eps <= 0 {
+		return nil
+	}
+	return &coordinator.PrivacyBudget{Epsilon: eps, Delta: delta}
 }

@@ -197,8 +197,9 @@ func (p *Party) fail(err error) error {
 		p.emit(Aborted{Code: ae.Code, Reason: ae.Reason})
 		return err
 	}
-	p.Abort(CodeOf(err), err.Error())
-	return err
+	r := Redact(CodeUnspecified, p.cfg.Name, err) // issue 12: no record value in the Abort
+	p.Abort(r.Code, r.Public)
+	return r
 }
 
 func (p *Party) stopWork() {
@@ -330,9 +331,11 @@ func (p *Party) Accept(recs Records) error {
 		return nil
 	}()
 	if err != nil {
-		p.Abort(CodeInput, err.Error())
+		r := Redact(CodeInput, p.cfg.Name, err) // issue 12: no record value in the Abort
+		p.Abort(r.Code, r.Public)
+		return r
 	}
-	return err
+	return nil
 }
 
 func (p *Party) onRoster(r *Roster) error {

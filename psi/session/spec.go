@@ -124,6 +124,9 @@ type Spec struct {
 	// after sending all its ciphertexts never aborts such a session (its
 	// contributions count) as long as t parties remain for the key switch.
 	Dropout string `json:"dropout,omitempty"`
+	// Privacy, if set, makes every party add discrete Gaussian noise to
+	// its contribution, calibrated to (epsilon, delta) (see [Privacy]).
+	Privacy *Privacy `json:"privacy,omitempty"`
 }
 
 // Match says which logical fields form the matching key and how tokens are made.
@@ -345,6 +348,9 @@ func (s *Spec) Validate() error {
 			return specErr(fmt.Sprintf("aggregates[%d].name", i), "duplicate aggregate %q", a.Name)
 		}
 		aseen[a.Name] = true
+	}
+	if err := s.validatePrivacy(); err != nil {
+		return err
 	}
 	if s.Aggregation == AggregationEncrypted {
 		return s.checkEncryptedBounds()
