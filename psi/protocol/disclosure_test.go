@@ -45,10 +45,16 @@ func TestMembershipSuppressed(t *testing.T) {
 // the patient's value plus noise of variance 2·n·σ² (what the Result
 // states), and it equals the value in only a small fraction of them.
 func TestDifferencingWithPrivacy(t *testing.T) {
+	for _, agg := range []string{session.AggregationMasked, session.AggregationOblivious} {
+		t.Run(agg, func(t *testing.T) { testDifferencingWithPrivacy(t, agg) })
+	}
+}
+
+func testDifferencingWithPrivacy(t *testing.T, aggregation string) {
 	spec, err := session.ParseSpec([]byte(`{"id":"dp","parties":["hospital-a","hospital-b","hospital-c"],
 	"fields":{"name":"name","visits":"number"},"match":{"mode":"keyed","fields":["name"]},
 	"reveal":["aggregates"],"aggregates":[{"name":"visits","kind":"sum","field":"visits","min":0,"max":10,"from":["hospital-a"]}],
-	"privacy":{"epsilon":1,"delta":1e-6}}`))
+	"privacy":{"epsilon":1,"delta":1e-6},"aggregation":"` + aggregation + `"}`))
 	require.NoError(t, err)
 	// memRecords: person k has visits k mod 7; person 12 has 5.
 	with := []LocalInput{{"hospital-a", people(0, 20)}, {"hospital-b", people(0, 20)}, {"hospital-c", people(0, 20)}}

@@ -406,6 +406,17 @@ func (p *Party) unmask() error {
 		}
 		clear(block)
 	}
+	// With privacy, the party's noise e enters the released sum through its
+	// share: Σ S − Σ U then holds Σ x + Σ e (the coordinator sees only the
+	// noised total, as in masked mode).
+	e := make(sharing.Vector, L)
+	if err := p.h.addNoise(e); err != nil {
+		return err
+	}
+	if err := u.Sub(e); err != nil {
+		return err
+	}
+	clear(e)
 	for k := range p.n {
 		if k == p.index {
 			continue

@@ -40,8 +40,8 @@ func (s *Spec) validatePrivacy() error {
 		return specErr("privacy.epsilon", "must be in (0, %v], is %v", MaxEpsilon, p.Epsilon)
 	case !(p.Delta > 0 && p.Delta <= MaxDelta):
 		return specErr("privacy.delta", "must be in (0, %v], is %v", MaxDelta, p.Delta)
-	case s.Aggregation != AggregationMasked:
-		return specErr("privacy", "needs aggregation %q: with %q the parties' noise has no slot the coordinator keeps (not yet supported)", AggregationMasked, s.Aggregation)
+	case s.Aggregation == AggregationEncrypted:
+		return specErr("privacy", "needs aggregation %q or %q: with %q the parties' noise has no slot the coordinator keeps (not yet supported)", AggregationMasked, AggregationOblivious, s.Aggregation)
 	case len(s.Aggregates) == 0:
 		return specErr("privacy", "no aggregates to protect")
 	}
