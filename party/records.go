@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -264,6 +265,16 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		}
 		if idCol.col >= 0 {
 			use = append(use, ColumnUse{Field: RecordIDField, Column: idCol.col, Name: header[idCol.col]})
+		}
+		// Columns of the spec's other fields, which this party does not read.
+		for _, f := range slices.Sorted(maps.Keys(spec.Fields)) {
+			if slices.ContainsFunc(use, func(u ColumnUse) bool { return u.Field == f }) {
+				continue
+			}
+			if c, _ := resolve(f, false); c.col >= 0 {
+				typ, _ := spec.FieldType(f)
+				use = append(use, ColumnUse{Field: f, Type: typ, Column: c.col, Name: header[c.col], Unread: true})
+			}
 		}
 		if err := cc.CheckColumns(use); err != nil {
 			return nil, err

@@ -41,6 +41,10 @@ type ColumnUse struct {
 	Match     bool       // a match field (an empty value leaves the row out)
 	Format    string     // the mapping's date format, "" for YYYY-MM-DD
 	Separator string     // the separator a codes field is split on
+	// Unread marks the column of a spec field that this party does not
+	// read (it contributes to no aggregate over it): a source may leave
+	// its values empty.
+	Unread bool
 }
 
 // Pos names a row in its input.

@@ -270,8 +270,10 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	certs := fs.String("certs", "", "certificate directory with ca.pem, NAME.pem, NAME-key.pem")
 	name := fs.String("name", "", "this party's name (its certificate name)")
 	id := fs.String("session", "", "session id")
-	data := fs.String("data", "", "CSV file with this party's records")
-	mapPath := fs.String("map", "", "column mapping file (optional)")
+	var data listFlag
+	fs.Var(&data, "data", "this party's records: a CSV file; FHIR NDJSON files (repeat: Patient and Condition files) or a bulk-export directory; or a postgres:// URL with --query")
+	mapPath := fs.String("map", "", "column mapping file (optional; for FHIR, field paths)")
+	inFlags := addInputFlags(fs)
 	policyPath := fs.String("policy", "", "local policy file (optional)")
 	out := fs.String("out", "", "write the Result JSON here (atomically) instead of stdout")
 	rejectDup := fs.Bool("reject-duplicates", false, "fail on repeated match keys instead of merging them")
@@ -291,7 +293,7 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	default:
 		return fmt.Errorf("--fault-exit-at %q is not a stage", *exitAt)
 	}
-	for f, v := range map[string]string{"--certs": *certs, "--name": *name, "--session": *id, "--data": *data} {
+	for f, v := range map[string]string{"--certs": *certs, "--name": *name, "--session": *id, "--data": data.String()} {
 		if v == "" {
 			return fmt.Errorf("%s is required", f)
 		}
@@ -305,11 +307,15 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *rejectDup {
 		opt.Duplicates = party.DuplicatesReject
 	}
-	if *mapPath != "" {
-		if opt.Mapping, err = party.LoadMapping(*mapPath); err != nil {
-			return err
-		}
+	in, err := inFlags.input(data, *mapPath)
+	if err != nil {
+		return err
 	}
+	input, err := openInput(ctx, in, *name, opt)
+	if err != nil {
+		return err
+	}
+	defer input.close()
 	var pol *party.Policy
 	if *policyPath != "" {
 		if pol, err = party.LoadPolicy(*policyPath); err != nil {
@@ -346,11 +352,9 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Address:  *addr,
 		TLS:      &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool},
 		Session:  *id,
-		Load: func(s *session.Spec) (*party.Records, error) {
-			return party.LoadCSV(*data, s, *name, opt)
-		},
-		Policy: pol,
-		Logger: log,
+		Load:     input.load,
+		Policy:   pol,
+		Logger:   log,
 	})
 	if err != nil {
 		return err

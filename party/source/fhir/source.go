@@ -161,6 +161,9 @@ func (s *Source) Columns() ([]string, error) { return s.cols, nil }
 func (s *Source) CheckColumns(use []party.ColumnUse) error {
 	used := make([]bool, len(s.cols))
 	for _, u := range use {
+		if u.Unread {
+			continue
+		}
 		used[u.Column] = true
 		if u.Match {
 			if s.paths[u.Column].condition {

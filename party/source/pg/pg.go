@@ -11,7 +11,8 @@
 // number takes integer, numeric, float, boolean or text; a codes field
 // takes a text or integer array, or text split on the mapping's
 // separator; names, identifiers and sex take text or integers), and the
-// query may return no column that no field reads. Codes may come from an
+// query may return no column that is not a field of the session (the
+// columns of fields this party does not contribute are not read). Codes may come from an
 // aggregated column (array_agg, string_agg) or from a second query
 // ([Config.CodesQuery]) whose rows (record id, code) are gathered by record
 // id before the first row.
@@ -240,6 +241,10 @@ func (s *Source) CheckColumns(use []party.ColumnUse) error {
 	used := make([]bool, len(s.cols))
 	for _, u := range use {
 		used[u.Column] = true
+		if u.Unread {
+			s.kinds[u.Column] = kindUnused
+			continue
+		}
 		oid := s.fields[u.Column].oid
 		k, ok := compatible(u.Type, oid)
 		if !ok {
@@ -256,7 +261,7 @@ func (s *Source) CheckColumns(use []party.ColumnUse) error {
 	}
 	for i, c := range s.cols {
 		if !used[i] {
-			return fmt.Errorf("%w: the query returns column %q, which no field of this party reads: leave it out of the query, or map it", ErrQuery, c)
+			return fmt.Errorf("%w: the query returns column %q, which is no field of the session: leave it out of the query, or map it", ErrQuery, c)
 		}
 	}
 	if s.cfg.CodesQuery != "" && s.idCol < 0 {
@@ -375,8 +380,13 @@ func (s *Source) value(i int, v []byte) error {
 		return nil
 	}
 	switch s.kinds[i] {
+	case kindUnused:
+		s.row[i] = ""
 	case kindBool:
-		s.row[i] = map[bool]string{true: "1", false: "0"}[len(v) > 0 && v[0] == 't']
+		s.row[i] = "0"
+		if len(v) > 0 && v[0] == 't' {
+			s.row[i] = "1"
+		}
 	case kindTimestamp:
 		d, _, _ := strings.Cut(string(v), " ")
 		s.row[i] = d

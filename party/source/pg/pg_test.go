@@ -176,7 +176,7 @@ func TestQueryErrors(t *testing.T) {
 		name, query, want string
 		wantErr           error
 	}{
-		{"unmapped column", "SELECT record_id, given_name, family_name, birth_date, sex, deceased, condition_codes, blob FROM odd", `column "blob", which no field of this party reads`, pg.ErrQuery},
+		{"unmapped column", "SELECT record_id, given_name, family_name, birth_date, sex, deceased, condition_codes, blob FROM odd", `column "blob", which is no field of the session`, pg.ErrQuery},
 		{"wrong type", "SELECT record_id, given_name, family_name, blob AS birth_date, sex, deceased, condition_codes FROM odd", `column "birth_date" has type bytea, which field birth_date (date) cannot take`, pg.ErrQuery},
 		{"number from an array", "SELECT record_id, given_name, family_name, birth_date, sex, condition_codes AS deceased, condition_codes FROM odd", `column "deceased" has type _text`, pg.ErrQuery},
 		{"missing column", "SELECT record_id, given_name, family_name, sex, deceased, condition_codes FROM odd", `no column "birth_date"`, party.ErrRecords},
