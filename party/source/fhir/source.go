@@ -46,7 +46,7 @@ type Source struct {
 	sc       *bufio.Scanner
 	pos      party.Pos
 	row      []string
-	top      map[string]json.RawMessage
+	top      map[string]member
 	res      map[string]any
 	started  bool
 }
@@ -261,25 +261,40 @@ type header struct {
 	ID           string `json:"id"`
 }
 
+// member is a top-level member's JSON text. Unlike json.RawMessage it is
+// not copied: it points into the line, which outlives it (it is used
+// before the next line is read).
+type member []byte
+
+// UnmarshalJSON keeps the text.
+func (m *member) UnmarshalJSON(b []byte) error {
+	*m = b
+	return nil
+}
+
 // decode splits a line into its top-level members and checks its type.
 func (s *Source) decode(line []byte, want string, pos *party.Pos) error {
 	clear(s.top)
 	if s.top == nil {
-		s.top = map[string]json.RawMessage{}
+		s.top = map[string]member{}
 	}
 	if err := json.Unmarshal(line, &s.top); err != nil {
 		return fmt.Errorf("malformed JSON: %v", jsonErr(err))
 	}
 	var h header
-	if raw, ok := s.top["resourceType"]; ok {
-		if err := json.Unmarshal(raw, &h.ResourceType); err != nil {
-			return errors.New("resourceType is not a string")
+	for name, dst := range map[string]*string{"resourceType": &h.ResourceType, "id": &h.ID} {
+		raw, ok := s.top[name]
+		if !ok {
+			continue
 		}
-	}
-	if raw, ok := s.top["id"]; ok {
-		if err := json.Unmarshal(raw, &h.ID); err != nil {
-			return errors.New("id is not a string")
+		if v, ok := scalar(raw); ok {
+			if *dst, ok = v.(string); ok {
+				continue
+			}
+		} else if err := json.Unmarshal(raw, dst); err == nil {
+			continue
 		}
+		return fmt.Errorf("%s is not a string", name)
 	}
 	if h.ResourceType == "" {
 		return errors.New("no resourceType: not a FHIR resource")
@@ -308,6 +323,20 @@ func jsonErr(err error) string {
 	return "not a JSON object"
 }
 
+// scalar decodes a member that is a string without escapes, true or
+// false, without the JSON decoder (the line is already checked valid).
+func scalar(raw member) (any, bool) {
+	switch {
+	case len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0:
+		return string(raw[1 : len(raw)-1]), true
+	case string(raw) == "true":
+		return true, true
+	case string(raw) == "false":
+		return false, true
+	}
+	return nil, false
+}
+
 // elements decodes the top-level members the paths read into s.res.
 func (s *Source) elements(roots map[string]bool) error {
 	clear(s.res)
@@ -319,9 +348,11 @@ func (s *Source) elements(roots map[string]bool) error {
 		if !ok {
 			continue
 		}
-		var v any
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return fmt.Errorf("element %s: %v", name, jsonErr(err))
+		v, ok := scalar(raw)
+		if !ok {
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return fmt.Errorf("element %s: %v", name, jsonErr(err))
+			}
 		}
 		s.res[name] = v
 	}

@@ -1,0 +1,291 @@
+package sources_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mpsi-dev/mpsi/internal/patients"
+	"github.com/mpsi-dev/mpsi/internal/pgtest"
+	"github.com/mpsi-dev/mpsi/party"
+	"github.com/mpsi-dev/mpsi/party/source/fhir"
+	"github.com/mpsi-dev/mpsi/party/source/pg"
+	"github.com/mpsi-dev/mpsi/psi/session"
+)
+
+// The number of patients: MPSI_BENCH_PATIENTS (1000000 for the README
+// figures), default 20000 so that a plain -bench run is short.
+func size() int {
+	if n, err := strconv.Atoi(os.Getenv("MPSI_BENCH_PATIENTS")); err == nil && n > 0 {
+		return n
+	}
+	return 20000
+}
+
+const specJSON = `{"id":"bench","parties":["a","b"],"max_set_size":100000000,
+"fields":{"given_name":"name","family_name":"name","birth_date":"date","sex":"sex","deceased":"number","condition_codes":"codes"},
+"match":{"fields":["given_name","family_name","birth_date","sex"]},"reveal":["cardinality","aggregates"],
+"aggregates":[{"name":"dead","kind":"sum","field":"deceased","min":0,"max":1,"from":["a"]},
+{"name":"diabetes","kind":"count_if","field":"condition_codes","contains":"44054006","from":["a"]}]}`
+
+type data struct {
+	n                        int
+	dir                      string
+	csv, patients, condition string
+	spec                     *session.Spec
+}
+
+var (
+	once sync.Once
+	d    data
+	derr error
+)
+
+// files writes the generated patients once as CSV and FHIR NDJSON.
+func files(b *testing.B) *data {
+	once.Do(func() {
+		d.n = size()
+		people := patients.Generate(d.n, 2026)
+		d.dir, derr = os.MkdirTemp("", "mpsi-bench-sources-")
+		if derr != nil {
+			return
+		}
+		d.csv = filepath.Join(d.dir, "records.csv")
+		d.patients = filepath.Join(d.dir, "Patient.000.ndjson")
+		d.condition = filepath.Join(d.dir, "Condition.000.ndjson")
+		f, _ := os.Create(d.csv)
+		derr = patients.WriteCSV(f, people)
+		f.Close()
+		pf, _ := os.Create(d.patients)
+		cf, _ := os.Create(d.condition)
+		if err := patients.WriteFHIR(pf, cf, people); err != nil && derr == nil {
+			derr = err
+		}
+		pf.Close()
+		cf.Close()
+		d.spec, _ = session.ParseSpec([]byte(specJSON))
+	})
+	if derr != nil {
+		b.Fatal(derr)
+	}
+	return &d
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if d.dir != "" {
+		os.RemoveAll(d.dir)
+	}
+	if srv != nil {
+		srv.Stop()
+	}
+	os.Exit(code)
+}
+
+func report(b *testing.B, rows int, start time.Time) {
+	b.ReportMetric(float64(rows)*float64(b.N)/time.Since(start).Seconds(), "rows/s")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkCSV: party.LoadCSV against encoding/csv reading every record.
+func BenchmarkCSV(b *testing.B) {
+	d := files(b)
+	b.Run("floor=encoding-csv", func(b *testing.B) {
+		start := time.Now()
+		for b.Loop() {
+			f, _ := os.Open(d.csv)
+			r := csv.NewReader(bufio.NewReader(f))
+			r.ReuseRecord = true
+			n := 0
+			for {
+				if _, err := r.Read(); err == io.EOF {
+					break
+				} else if err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+			f.Close()
+			if n != d.n+1 {
+				b.Fatal(n)
+			}
+		}
+		report(b, d.n, start)
+	})
+	b.Run("mpsi", func(b *testing.B) {
+		start := time.Now()
+		for b.Loop() {
+			r, err := party.LoadCSV(d.csv, d.spec, "a", party.LoadOptions{})
+			if err != nil || r.Report.Rows != d.n {
+				b.Fatal(err)
+			}
+		}
+		report(b, d.n, start)
+	})
+}
+
+// The subset of a Patient and a Condition the spec needs, decoded by
+// encoding/json: the least a JSON decode of these files can do.
+type floorPatient struct {
+	ResourceType string `json:"resourceType"`
+	ID           string `json:"id"`
+	Name         []struct {
+		Use    string   `json:"use"`
+		Family string   `json:"family"`
+		Given  []string `json:"given"`
+	} `json:"name"`
+	Gender           string `json:"gender"`
+	BirthDate        string `json:"birthDate"`
+	DeceasedBoolean  *bool  `json:"deceasedBoolean"`
+	DeceasedDateTime string `json:"deceasedDateTime"`
+}
+
+type floorCondition struct {
+	Code struct {
+		Coding []struct {
+			System string `json:"system"`
+			Code   string `json:"code"`
+		} `json:"coding"`
+	} `json:"code"`
+	Subject struct {
+		Reference string `json:"reference"`
+	} `json:"subject"`
+}
+
+func decodeLines[T any](b *testing.B, path string) int {
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
+	n := 0
+	for sc.Scan() {
+		var v T
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	return n
+}
+
+// BenchmarkNDJSON: the FHIR source (Patient and Condition files) against
+// encoding/json decoding every line of both into the needed subset.
+func BenchmarkNDJSON(b *testing.B) {
+	d := files(b)
+	b.Run("floor=encoding-json", func(b *testing.B) {
+		start := time.Now()
+		for b.Loop() {
+			decodeLines[floorCondition](b, d.condition)
+			if n := decodeLines[floorPatient](b, d.patients); n != d.n {
+				b.Fatal(n)
+			}
+		}
+		report(b, d.n, start)
+	})
+	b.Run("mpsi", func(b *testing.B) {
+		start := time.Now()
+		for b.Loop() {
+			src, err := fhir.Open(context.Background(), []string{d.patients, d.condition}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r, err := party.ReadRows(src, d.spec, "a", party.LoadOptions{})
+			src.Close()
+			if err != nil || r.Report.Rows != d.n {
+				b.Fatal(err)
+			}
+		}
+		report(b, d.n, start)
+	})
+}
+
+var (
+	srv    *pgtest.Server
+	pgOnce sync.Once
+	pgErr  error
+)
+
+// database starts PostgreSQL once and loads the patients as OMOP tables.
+func database(b *testing.B) string {
+	if !pgtest.Enabled() {
+		b.Skipf("set %s=1 for the PostgreSQL benchmark", pgtest.Env)
+	}
+	pgOnce.Do(func() {
+		if srv, pgErr = pgtest.New(); pgErr != nil {
+			return
+		}
+		ctx := context.Background()
+		if pgErr = srv.CreateDB(ctx, "omop"); pgErr != nil {
+			return
+		}
+		c, err := srv.Connect(ctx, "omop")
+		if err != nil {
+			pgErr = err
+			return
+		}
+		defer c.Close(ctx)
+		pgErr = pgtest.LoadOMOP(ctx, c, patients.Generate(size(), 2026))
+	})
+	if pgErr != nil {
+		b.Fatal(pgErr)
+	}
+	os.Setenv("PGPASSWORD", srv.Password)
+	return srv.URL("omop")
+}
+
+// BenchmarkPostgres: the pg source (cursor, typed checks, conversion)
+// against pgx streaming the same query's rows without converting them.
+func BenchmarkPostgres(b *testing.B) {
+	url := database(b)
+	d := files(b)
+	b.Run("floor=pgx-rows", func(b *testing.B) {
+		ctx := context.Background()
+		c, err := srv.Connect(ctx, "omop")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close(ctx)
+		start := time.Now()
+		for b.Loop() {
+			rows, err := c.Query(ctx, pgtest.OMOPQuery)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n := 0
+			for rows.Next() {
+				_ = rows.RawValues()
+				n++
+			}
+			if rows.Err() != nil || n != d.n {
+				b.Fatal(rows.Err(), n)
+			}
+		}
+		report(b, d.n, start)
+	})
+	b.Run("mpsi", func(b *testing.B) {
+		start := time.Now()
+		for b.Loop() {
+			src, err := pg.Connect(context.Background(), pg.Config{URL: url, Query: pgtest.OMOPQuery})
+			if err != nil {
+				b.Fatal(err)
+			}
+			r, err := party.ReadRows(src, d.spec, "a", party.LoadOptions{})
+			src.Close()
+			if err != nil || r.Report.Rows != d.n {
+				b.Fatal(err)
+			}
+		}
+		report(b, d.n, start)
+	})
+}
