@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -39,14 +40,14 @@ type Source struct {
 	roots      map[string]bool // top-level Patient elements any path reads
 	required   []bool          // column is a match field: absent is an error
 
-	condCols []int                 // columns read from Conditions
-	condVals map[string][][]string // patient id -> per condCols values
-	file     int                   // index in patients
+	condCols []int               // columns read from Conditions
+	condVals map[string][]string // patient id -> per condCols, its values joined by ';'
+	file     int                 // index in patients
 	f        io.ReadCloser
 	sc       *bufio.Scanner
 	pos      party.Pos
 	row      []string
-	top      map[string]member
+	shape    *shape // of Patient lines, made at the first
 	res      map[string]any
 	started  bool
 }
@@ -255,56 +256,69 @@ func (s *Source) openNext() error {
 	return nil
 }
 
-// header is a resource's type and id.
-type header struct {
-	ResourceType string `json:"resourceType"`
-	ID           string `json:"id"`
+// shape decodes a line in one pass into a struct type made at run time:
+// resourceType, id, and an any-typed field for each top-level element a
+// path reads. The decoder skips every other element (narrative,
+// extensions) without building anything for it. (encoding/json matches
+// member names exactly first, else case-insensitively.)
+type shape struct {
+	names []string      // element of field i+2
+	ptr   reflect.Value // *struct, reused line after line
 }
 
-// member is a top-level member's JSON text. Unlike json.RawMessage it is
-// not copied: it points into the line, which outlives it (it is used
-// before the next line is read).
-type member []byte
-
-// UnmarshalJSON keeps the text.
-func (m *member) UnmarshalJSON(b []byte) error {
-	*m = b
-	return nil
-}
-
-// decode splits a line into its top-level members and checks its type.
-func (s *Source) decode(line []byte, want string, pos *party.Pos) error {
-	clear(s.top)
-	if s.top == nil {
-		s.top = map[string]member{}
+func newShape(roots map[string]bool) *shape {
+	anyT := reflect.TypeFor[any]()
+	fields := []reflect.StructField{
+		{Name: "ResourceType", Type: anyT, Tag: `json:"resourceType"`},
+		{Name: "ID", Type: anyT, Tag: `json:"id"`},
 	}
-	if err := json.Unmarshal(line, &s.top); err != nil {
+	sh := &shape{}
+	for _, n := range slices.Sorted(maps.Keys(roots)) {
+		if n == "resourceType" || n == "id" {
+			continue
+		}
+		fields = append(fields, reflect.StructField{Name: fmt.Sprintf("F%d", len(sh.names)), Type: anyT, Tag: reflect.StructTag(`json:"` + n + `"`)})
+		sh.names = append(sh.names, n)
+	}
+	sh.ptr = reflect.New(reflect.StructOf(fields))
+	return sh
+}
+
+// decode decodes a line into res, checks its type and names it in pos.
+func (sh *shape) decode(line []byte, want string, pos *party.Pos, res map[string]any) error {
+	v := sh.ptr.Elem()
+	v.SetZero()
+	clear(res)
+	if err := json.Unmarshal(line, sh.ptr.Interface()); err != nil {
 		return fmt.Errorf("malformed JSON: %v", jsonErr(err))
 	}
-	var h header
-	for name, dst := range map[string]*string{"resourceType": &h.ResourceType, "id": &h.ID} {
-		raw, ok := s.top[name]
+	var h [2]string
+	for i, name := range []string{"resourceType", "id"} {
+		f := v.Field(i).Interface()
+		if f == nil {
+			continue
+		}
+		str, ok := f.(string)
 		if !ok {
-			continue
+			return fmt.Errorf("%s is not a string", name)
 		}
-		if v, ok := scalar(raw); ok {
-			if *dst, ok = v.(string); ok {
-				continue
-			}
-		} else if err := json.Unmarshal(raw, dst); err == nil {
-			continue
-		}
-		return fmt.Errorf("%s is not a string", name)
+		h[i] = str
+		res[name] = str
 	}
-	if h.ResourceType == "" {
+	for i, n := range sh.names {
+		if f := v.Field(i + 2).Interface(); f != nil {
+			res[n] = f
+		}
+	}
+	if h[0] == "" {
 		return errors.New("no resourceType: not a FHIR resource")
 	}
-	pos.Ref = h.ResourceType
-	if h.ID != "" {
-		pos.Ref += "/" + h.ID
+	pos.Ref = h[0]
+	if h[1] != "" {
+		pos.Ref += "/" + h[1]
 	}
-	if h.ResourceType != want {
-		return fmt.Errorf("%w: a %s resource in a %s file", ErrInput, h.ResourceType, want)
+	if h[0] != want {
+		return fmt.Errorf("%w: a %s resource in a %s file", ErrInput, h[0], want)
 	}
 	return nil
 }
@@ -323,53 +337,17 @@ func jsonErr(err error) string {
 	return "not a JSON object"
 }
 
-// scalar decodes a member that is a string without escapes, true or
-// false, without the JSON decoder (the line is already checked valid).
-func scalar(raw member) (any, bool) {
-	switch {
-	case len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0:
-		return string(raw[1 : len(raw)-1]), true
-	case string(raw) == "true":
-		return true, true
-	case string(raw) == "false":
-		return false, true
-	}
-	return nil, false
-}
-
-// elements decodes the top-level members the paths read into s.res.
-func (s *Source) elements(roots map[string]bool) error {
-	clear(s.res)
-	if s.res == nil {
-		s.res = map[string]any{}
-	}
-	for name := range roots {
-		raw, ok := s.top[name]
-		if !ok {
-			continue
-		}
-		v, ok := scalar(raw)
-		if !ok {
-			if err := json.Unmarshal(raw, &v); err != nil {
-				return fmt.Errorf("element %s: %v", name, jsonErr(err))
-			}
-		}
-		s.res[name] = v
-	}
-	return nil
-}
-
 func (s *Source) patient(line []byte) ([]string, error) {
 	bad := func(field string, err error) error {
 		return &party.RowError{File: s.pos.File, Line: s.pos.Line, Ref: s.pos.Ref, Field: field, Err: err}
 	}
-	if err := s.decode(line, "Patient", &s.pos); err != nil {
+	if s.shape == nil {
+		s.shape, s.res = newShape(s.roots), map[string]any{}
+	}
+	if err := s.shape.decode(line, "Patient", &s.pos, s.res); err != nil {
 		if errors.Is(err, ErrInput) {
 			return nil, fmt.Errorf("%s: %w", s.pos, err)
 		}
-		return nil, bad("", err)
-	}
-	if err := s.elements(s.roots); err != nil {
 		return nil, bad("", err)
 	}
 	id := ""
@@ -387,17 +365,10 @@ func (s *Source) patient(line []byte) ([]string, error) {
 		}
 	}
 	if len(s.condCols) > 0 {
-		vals := s.condVals[id]
-		for j, c := range s.condCols {
-			if vals == nil {
-				continue
+		if vals := s.condVals[id]; vals != nil {
+			for j, c := range s.condCols {
+				s.row[c] = vals[j]
 			}
-			for _, v := range vals[j] {
-				if strings.Contains(v, ";") {
-					return nil, bad(s.cols[c], errors.New("a Condition value contains ';'"))
-				}
-			}
-			s.row[c] = strings.Join(vals[j], ";")
 		}
 	}
 	return s.row, nil
@@ -405,7 +376,7 @@ func (s *Source) patient(line []byte) ([]string, error) {
 
 // readConditions gathers the Condition values of every patient.
 func (s *Source) readConditions() error {
-	s.condVals = map[string][][]string{}
+	s.condVals = map[string][]string{}
 	subject := mustPath("subject.reference")
 	roots := map[string]bool{"subject": true}
 	for _, c := range s.condCols {
@@ -428,6 +399,7 @@ func (s *Source) readConditionFile(in input, subject *Path, roots map[string]boo
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
 	pos := party.Pos{File: in.name}
+	sh, res := newShape(roots), map[string]any{}
 	for sc.Scan() {
 		pos.Line++
 		pos.Ref = ""
@@ -440,16 +412,13 @@ func (s *Source) readConditionFile(in input, subject *Path, roots map[string]boo
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		if err := s.decode(line, "Condition", &pos); err != nil {
+		if err := sh.decode(line, "Condition", &pos, res); err != nil {
 			if errors.Is(err, ErrInput) {
 				return fmt.Errorf("%s: %w", pos, err)
 			}
 			return fmt.Errorf("%w: %s: %v", ErrInput, pos, err)
 		}
-		if err := s.elements(roots); err != nil {
-			return fmt.Errorf("%w: %s: %v", ErrInput, pos, err)
-		}
-		ref := subject.first(s.res)
+		ref := subject.first(res)
 		id, ok := strings.CutPrefix(ref, "Patient/")
 		if !ok {
 			id, ok = strings.CutPrefix(ref, "urn:uuid:")
@@ -459,19 +428,38 @@ func (s *Source) readConditionFile(in input, subject *Path, roots map[string]boo
 		}
 		vals := s.condVals[id]
 		if vals == nil {
-			vals = make([][]string, len(s.condCols))
+			vals = make([]string, len(s.condCols))
 			s.condVals[id] = vals
 		}
+		semicolon := false
 		for j, c := range s.condCols {
-			s.paths[c].all(s.res, func(v string) {
-				if !slices.Contains(vals[j], v) {
-					vals[j] = append(vals[j], v)
+			s.paths[c].all(res, func(v string) {
+				switch {
+				case strings.Contains(v, ";"):
+					semicolon = true
+				case vals[j] == "":
+					vals[j] = v
+				case !hasItem(vals[j], v):
+					vals[j] += ";" + v
 				}
 			})
+		}
+		if semicolon {
+			return fmt.Errorf("%s: %w: a value contains ';', which separates codes", pos, ErrInput)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("%w: %s: after line %d: %v", ErrInput, pos.File, pos.Line, err)
 	}
 	return nil
+}
+
+// hasItem reports whether the ';'-separated list holds v.
+func hasItem(list, v string) bool {
+	for item := range strings.SplitSeq(list, ";") {
+		if item == v {
+			return true
+		}
+	}
+	return false
 }

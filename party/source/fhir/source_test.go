@@ -138,6 +138,7 @@ func TestErrors(t *testing.T) {
 		{"no resourceType", []string{`{"id":"x"}`}, nil, "line 1: no resourceType", party.ErrRecords, false},
 		{"Patient in a Condition file", []string{ada}, []string{c1, ada}, "Condition.000.ndjson: line 2 (Patient/p1): fhir: invalid input: a Patient resource in a Condition file", fhir.ErrInput, false},
 		{"Condition without a subject", []string{ada}, []string{`{"resourceType":"Condition","id":"c9"}`}, "Condition.000.ndjson: line 1 (Condition/c9): subject.reference", fhir.ErrInput, false},
+		{"code with the separator", []string{ada}, []string{strings.Replace(c1, "44054006", "44;054006", 1)}, "Condition.000.ndjson: line 1 (Condition/c1): fhir: invalid input: a value contains ';'", fhir.ErrInput, false},
 		{"malformed Condition", []string{ada}, []string{`{"resourceType":`}, "Condition.000.ndjson: line 1: malformed JSON", fhir.ErrInput, false},
 	}
 	for _, tc := range cases {

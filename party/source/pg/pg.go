@@ -82,7 +82,8 @@ type Source struct {
 	cols   []string
 	kinds  []kind
 	seps   []string
-	nMain  int // columns of the main query; a codes column follows
+	plans  []pgtype.ScanPlan // per array column, made at its first value
+	nMain  int               // columns of the main query; a codes column follows
 
 	codesField []pgconnField
 	codes      map[string][]string
@@ -206,6 +207,10 @@ func (s *Source) Columns() ([]string, error) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrConnect, s.where, err)
 	}
 	s.tx = tx
+	// Every row is read: plan for all of them, not for a fast first 10%.
+	if _, err := tx.Exec(s.ctx, "SET LOCAL cursor_tuple_fraction = 1.0", pgx.QueryExecModeSimpleProtocol); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrQuery, s.where, err)
+	}
 	if s.fields, err = s.describe("mpsi_rows", s.cfg.Query); err != nil {
 		return nil, err
 	}
@@ -224,6 +229,7 @@ func (s *Source) Columns() ([]string, error) {
 	}
 	s.kinds = make([]kind, len(s.cols))
 	s.seps = make([]string, len(s.cols))
+	s.plans = make([]pgtype.ScanPlan, len(s.cols))
 	s.row = make([]string, len(s.cols))
 	return s.cols, nil
 }
@@ -392,7 +398,10 @@ func (s *Source) value(i int, v []byte) error {
 		s.row[i] = d
 	case kindArray:
 		var items []*string
-		if err := s.conn.TypeMap().Scan(s.fields[i].oid, pgtype.TextFormatCode, v, &items); err != nil {
+		if s.plans[i] == nil {
+			s.plans[i] = s.conn.TypeMap().PlanScan(s.fields[i].oid, pgtype.TextFormatCode, &items)
+		}
+		if err := s.plans[i].Scan(v, &items); err != nil {
 			return errors.New("malformed array")
 		}
 		var b strings.Builder

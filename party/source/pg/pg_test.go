@@ -132,8 +132,12 @@ func TestOMOPMatchesCSV(t *testing.T) {
 		{"array_agg", pg.Config{URL: url, Query: pgtest.OMOPQuery}},
 		{"codes query", pg.Config{URL: url, Query: pgtest.OMOPPersonQuery, CodesQuery: pgtest.OMOPCodesQuery}},
 		{"small batches", pg.Config{URL: url, Query: pgtest.OMOPQuery + ";", Fetch: 7}},
+		{"integer array", pg.Config{URL: url, Query: strings.Replace(pgtest.OMOPQuery, "array_agg(co.condition_source_value ORDER BY co.condition_occurrence_id)\n         FILTER (WHERE co.condition_source_value IS NOT NULL)", "array_agg(co.condition_source_value::bigint ORDER BY co.condition_occurrence_id)\n         FILTER (WHERE co.condition_source_value IS NOT NULL)", 1)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "integer array" {
+				require.Contains(t, tc.cfg.Query, "::bigint")
+			}
 			got, err := party.ReadRows(open(t, tc.cfg), specT(t), "a", party.LoadOptions{})
 			require.NoError(t, err)
 			requireSame(t, want, got)
