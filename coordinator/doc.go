@@ -1,22 +1,20 @@
-// Package coordinator runs the coordinator's side of an mpsi session: it
-// routes the dh ring (or collects keyed tokens), joins the token lists,
-// deals zero-sum masks, sums the masked shares and releases the Result.
+// Package coordinator is the coordinator service of mpsi: a gRPC server
+// (mutual TLS 1.3) that authenticates every stream by its client
+// certificate, attaches it to its session, and carries frames between the
+// parties and the session's protocol machine ([protocol.Coordinator]). It
+// keeps per-party send queues, deadlines (a round without progress for
+// [Config.RoundTimeout] aborts), the SQLite store with its append-only
+// audit chain, and Prometheus metrics, all written from the machine's
+// events. The rounds themselves, their order and their checks live in
+// package psi/protocol, not here.
 //
-// [Engine] is the per-session state machine without I/O; the in-process
-// runner ([github.com/mpsi-dev/mpsi/party.RunLocal]) and the gRPC service
-// drive the same Engine.
+// Each live session has one goroutine owning its machine and a session
+// context that [Server.Shutdown] cancels (a join in progress, spilling or
+// not, stops). With [Config.JoinBudget] the tokens of a session go to disk
+// as they arrive and the join runs one token-prefix partition at a time, in
+// bounded memory.
 //
-// In the encrypted aggregation mode ([Engine.StartEncrypted]; over the
-// network the rounds of doc/PROTOCOL.md) the coordinator aggregates the
-// parties' key shares, multiplies their ciphertexts by each party's 0/1
-// intersection indicator as they arrive, sums them and asks t live parties
-// to switch the total to the release key, a key pair of its own unrelated to
-// the collective key; it never holds a secret-key share. With a threshold it
-// tolerates parties that vanish, per the spec's dropout rule.
-//
-// With [Config.JoinBudget] the tokens of a session go to disk as they
-// arrive and the join runs one token-prefix partition at a time, in bounded
-// memory ([Engine.Spill]).
+// It does not import package party: the service links no hospital code.
 //
 // # Security model
 //

@@ -1,24 +1,19 @@
 package coordinator
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/protobuf/proto"
-
-	mpsiv1 "github.com/mpsi-dev/mpsi/api/mpsi/v1"
-	"github.com/mpsi-dev/mpsi/psi/session"
 )
 
 // Metrics are the coordinator's Prometheus metrics, registered on a
 // registry the caller owns (no global registration). A nil *Metrics is
 // valid and records nothing.
 type Metrics struct {
-	sessions   *prometheus.CounterVec
-	rounds     *prometheus.HistogramVec
-	bytesIn    prometheus.Counter
-	elementsIn prometheus.Counter
+	sessions *prometheus.CounterVec
+	rounds   *prometheus.HistogramVec
+	bytesIn  prometheus.Counter
+	bytesOut prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them on reg.
@@ -27,10 +22,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mpsi_sessions_total", Help: "Sessions by outcome (created, completed, aborted)."}, []string{"state"}),
 		rounds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mpsi_round_duration_seconds", Help: "Duration of protocol rounds.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 4, 10)}, []string{"round"}),
-		bytesIn:    prometheus.NewCounter(prometheus.CounterOpts{Name: "mpsi_received_bytes_total", Help: "Protocol message bytes received from parties."}),
-		elementsIn: prometheus.NewCounter(prometheus.CounterOpts{Name: "mpsi_ring_elements_total", Help: "Ring and token elements received from parties."}),
+		bytesIn:  prometheus.NewCounter(prometheus.CounterOpts{Name: "mpsi_received_bytes_total", Help: "Protocol message bytes received from parties."}),
+		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "mpsi_sent_bytes_total", Help: "Protocol message bytes sent to parties."}),
 	}
-	reg.MustRegister(m.sessions, m.rounds, m.bytesIn, m.elementsIn)
+	reg.MustRegister(m.sessions, m.rounds, m.bytesIn, m.bytesOut)
 	return m
 }
 
@@ -52,16 +47,14 @@ func (m *Metrics) roundDone(round string, d time.Duration) {
 	}
 }
 
-func (m *Metrics) received(msg *mpsiv1.PartyMessage) {
+func (m *Metrics) received(n int) {
 	if m != nil {
-		m.bytesIn.Add(float64(proto.Size(msg)))
+		m.bytesIn.Add(float64(n))
 	}
 }
 
-func (m *Metrics) elements(n int) {
+func (m *Metrics) sent(n int) {
 	if m != nil {
-		m.elementsIn.Add(float64(n))
+		m.bytesOut.Add(float64(n))
 	}
 }
-
-func jsonMarshal(r *session.Result) ([]byte, error) { return json.Marshal(r) }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -23,20 +22,16 @@ import (
 
 	mpsiv1 "github.com/mpsi-dev/mpsi/api/mpsi/v1"
 	"github.com/mpsi-dev/mpsi/coordinator/store"
-	"github.com/mpsi-dev/mpsi/internal/envelope"
 	"github.com/mpsi-dev/mpsi/psi"
 	"github.com/mpsi-dev/mpsi/psi/join"
+	"github.com/mpsi-dev/mpsi/psi/protocol"
 	"github.com/mpsi-dev/mpsi/psi/session"
-	"github.com/mpsi-dev/mpsi/sharing"
 )
 
 // Defaults for [Config].
 const (
 	DefaultRoundTimeout = 2 * time.Minute
-	DefaultMaxBatch     = 8192
 	DefaultAdminName    = "admin"
-	// MaxMessageSize is the gRPC message size limit on both sides.
-	MaxMessageSize = 16 << 20
 )
 
 // Errors the service maps to status codes.
@@ -44,13 +39,16 @@ var (
 	ErrUnauthenticated = errors.New("coordinator: no verified client certificate")
 	ErrForbidden       = errors.New("coordinator: certificate name not allowed")
 	ErrUnknownSession  = errors.New("coordinator: unknown session")
-	ErrSessionOver     = errors.New("coordinator: session is over")
+	ErrShuttingDown    = errors.New("coordinator: shutting down")
 )
 
 // Config configures a [Server]. Store and Signer are required.
 type Config struct {
 	Store  *store.Store
-	Signer crypto.Signer // the coordinator's TLS key; signs released Results
+	Signer crypto.Signer // the coordinator's TLS key; signs tallies and released Results
+	// Name is the coordinator's certificate name: no session may list it as
+	// a party. Empty means protocol.DefaultCoordinatorName.
+	Name string
 	// Logger receives structured logs; nil discards them. Secrets are never logged.
 	Logger *slog.Logger
 	// RoundTimeout bounds the time a session may go without progress (no
@@ -60,7 +58,8 @@ type Config struct {
 	// AdminNames are the certificate names allowed to create sessions;
 	// empty means {DefaultAdminName}.
 	AdminNames []string
-	// MaxBatch bounds the elements in one Batch; zero means DefaultMaxBatch.
+	// MaxBatch bounds the elements in one Batch; zero means
+	// protocol.DefaultMaxBatch.
 	MaxBatch int
 	// Workers bounds the goroutines of the join; zero means GOMAXPROCS.
 	Workers int
@@ -77,7 +76,8 @@ type Config struct {
 
 // Server is the coordinator's gRPC service. It is safe for concurrent use
 // and serves many sessions at once; each live session is owned by one
-// goroutine that drives an [Engine].
+// goroutine that drives a [protocol.Coordinator] machine and carries out its
+// events: frames to the parties, the store, the audit log, metrics.
 type Server struct {
 	mpsiv1.UnimplementedCoordinatorServer
 	cfg Config
@@ -107,7 +107,13 @@ func New(cfg Config) (*Server, error) {
 		cfg.AdminNames = []string{DefaultAdminName}
 	}
 	if cfg.MaxBatch == 0 {
-		cfg.MaxBatch = DefaultMaxBatch
+		cfg.MaxBatch = protocol.DefaultMaxBatch
+	}
+	if cfg.Name == "" {
+		cfg.Name = protocol.DefaultCoordinatorName
+	}
+	if cfg.MaxBatch < 0 || cfg.MaxBatch > protocol.MaxBatchLimit {
+		return nil, fmt.Errorf("coordinator: MaxBatch %d outside [1, %d]", cfg.MaxBatch, protocol.MaxBatchLimit)
 	}
 	return &Server{cfg: cfg, log: cfg.Logger, sessions: map[string]*live{}}, nil
 }
@@ -140,13 +146,15 @@ func (s *Server) Recover(ctx context.Context) ([]string, error) {
 	return ids, err
 }
 
-// Shutdown aborts every live session with a reason and waits for their
-// goroutines, or for ctx.
+// Shutdown aborts every live session with a reason, cancels their
+// session contexts (a join in progress, spilling or not, stops) and waits
+// for their goroutines, or for ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
 	for _, l := range s.sessions {
-		l.abortAsync("coordinator shutting down")
+		l.abortAsync(protocol.CodeShutdown, "coordinator shutting down")
+		l.cancel()
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})
@@ -187,10 +195,12 @@ func (s *Server) toStatus(err error) error {
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, store.ErrExists):
 		return status.Error(codes.AlreadyExists, err.Error())
-	case errors.Is(err, session.ErrInvalidSpec), errors.Is(err, ErrBadMessage), errors.Is(err, psi.ErrInvalidPoint):
+	case errors.Is(err, session.ErrInvalidSpec), errors.Is(err, protocol.ErrBadMessage), errors.Is(err, protocol.ErrMalformed), errors.Is(err, psi.ErrInvalidPoint):
 		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, ErrWrongRound), errors.Is(err, ErrSessionOver):
+	case errors.Is(err, protocol.ErrWrongRound), errors.Is(err, protocol.ErrSessionOver):
 		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, ErrShuttingDown):
+		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "round timed out")
 	case errors.Is(err, context.Canceled):
@@ -213,6 +223,9 @@ func (s *Server) CreateSession(ctx context.Context, req *mpsiv1.CreateSessionReq
 	spec, err := session.ParseSpec(req.GetSpecJson())
 	if err != nil {
 		return nil, s.toStatus(err)
+	}
+	if spec.PartyIndex(s.cfg.Name) >= 0 {
+		return nil, s.toStatus(fmt.Errorf("%w: parties: the coordinator %q cannot be a party of its own session", session.ErrInvalidSpec, s.cfg.Name))
 	}
 	if err := s.cfg.Store.CreateSession(ctx, spec.ID, spec.Canonical(), name); err != nil {
 		return nil, s.toStatus(err)
@@ -252,8 +265,10 @@ func (s *Server) GetResult(ctx context.Context, req *mpsiv1.GetResultRequest) (*
 	return resp, nil
 }
 
-// Run carries one party's stream.
-func (s *Server) Run(stream grpc.BidiStreamingServer[mpsiv1.PartyMessage, mpsiv1.CoordinatorMessage]) error {
+// Run carries one party's stream: frames in, decoded and checked by the
+// protocol codec, go to the session's machine; the machine's frames for the
+// party go out through the party's queue.
+func (s *Server) Run(stream grpc.BidiStreamingServer[mpsiv1.Frame, mpsiv1.Frame]) error {
 	ctx := stream.Context()
 	name, cert, err := peerName(ctx)
 	if err != nil {
@@ -261,42 +276,47 @@ func (s *Server) Run(stream grpc.BidiStreamingServer[mpsiv1.PartyMessage, mpsiv1
 	}
 	// The first message must come within a round's time.
 	type recvd struct {
-		m   *mpsiv1.PartyMessage
+		f   *mpsiv1.Frame
 		err error
 	}
 	firstc := make(chan recvd, 1)
 	go func() {
-		m, err := stream.Recv()
-		firstc <- recvd{m, err}
+		f, err := stream.Recv()
+		firstc <- recvd{f, err}
 	}()
-	var first *mpsiv1.PartyMessage
+	var first *mpsiv1.Frame
 	select {
 	case r := <-firstc:
 		if r.err != nil {
 			return r.err
 		}
-		first = r.m
+		first = r.f
 	case <-time.After(s.cfg.RoundTimeout):
 		return status.Error(codes.DeadlineExceeded, "no Hello within the round deadline")
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	hello := first.GetHello()
-	if hello == nil {
-		return s.toStatus(fmt.Errorf("%w: the first message must be Hello", ErrBadMessage))
+	m, err := protocol.Decode(first.GetData())
+	if err != nil {
+		return s.toStatus(err)
 	}
+	hello, ok := m.(*protocol.Hello)
+	if !ok {
+		return s.toStatus(fmt.Errorf("%w: the first message must be Hello, not %s", protocol.ErrBadMessage, m.Type()))
+	}
+	id := hello.Session
 	s.mu.Lock()
-	l := s.sessions[hello.GetSessionId()]
+	l := s.sessions[id]
 	s.mu.Unlock()
 	if l == nil {
-		rec, err := s.cfg.Store.Session(ctx, hello.GetSessionId())
+		rec, err := s.cfg.Store.Session(ctx, id)
 		if err != nil {
-			return s.toStatus(fmt.Errorf("%w: %q", ErrUnknownSession, truncate(hello.GetSessionId(), 140)))
+			return s.toStatus(fmt.Errorf("%w: %q", ErrUnknownSession, truncate(id, 140)))
 		}
 		if spec, err := session.ParseSpec(rec.Spec); err != nil || spec.PartyIndex(name) < 0 {
 			return s.toStatus(fmt.Errorf("%w: certificate name %q is not a party of session %s", ErrForbidden, name, rec.ID))
 		}
-		return s.toStatus(fmt.Errorf("%w: session %s is %s %s", ErrSessionOver, rec.ID, rec.State, rec.Reason))
+		return s.toStatus(fmt.Errorf("%w: session %s is %s %s", protocol.ErrSessionOver, rec.ID, rec.State, rec.Reason))
 	}
 	idx := l.spec.PartyIndex(name)
 	if idx < 0 {
@@ -307,41 +327,40 @@ func (s *Server) Run(stream grpc.BidiStreamingServer[mpsiv1.PartyMessage, mpsiv1
 	if err != nil {
 		return s.toStatus(err)
 	}
-	_ = s.cfg.Store.Append(ctx, "party.joined", l.spec.ID, name, "")
 	s.log.Info("party joined", "session", l.spec.ID, "party", name)
 	// Sender: drain the connection's queue onto the stream.
 	sendErr := make(chan error, 1)
-	go func() { sendErr <- c.pump(stream) }()
-	// Reader: forward messages to the session goroutine.
+	go func() { sendErr <- c.pump(stream, s.cfg.Metrics) }()
+	// Reader: decode frames and forward them to the session goroutine.
 	readErr := make(chan error, 1)
 	go func() {
 		for {
-			m, err := stream.Recv()
+			f, err := stream.Recv()
+			var ev event
 			if err != nil {
-				// Through the session's queue, after the party's last
-				// messages (an Abort it sent just before closing).
-				select {
-				case l.events <- event{from: idx, gone: err}:
-				case <-l.done:
-				}
-				readErr <- err
-				return
+				ev = event{from: idx, gone: err}
+			} else {
+				s.cfg.Metrics.received(len(f.GetData()))
+				m, derr := protocol.Decode(f.GetData())
+				ev = event{from: idx, msg: m, bad: derr}
 			}
-			s.cfg.Metrics.received(m)
+			// Through the session's queue, after the party's last messages
+			// (an Abort it sent just before closing).
 			select {
-			case l.events <- event{from: idx, msg: m}:
+			case l.events <- ev:
 			case <-l.done:
 				// The session is over. Keep reading (and dropping) what the
 				// party still sends: a party blocked in a large Send (key
 				// shares, ciphertexts) on flow control would otherwise never
 				// read the Abort or Result queued for it, and the final
 				// message would never flush (both sides blocked sending).
-				for {
-					if _, err := stream.Recv(); err != nil {
-						readErr <- err
-						return
-					}
+				for err == nil {
+					_, err = stream.Recv()
 				}
+			}
+			if err != nil {
+				readErr <- err
+				return
 			}
 		}
 	}()
@@ -380,7 +399,8 @@ func (s *Server) start(spec *session.Spec) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return errors.New("coordinator: shutting down")
+		l.cancel()
+		return ErrShuttingDown
 	}
 	s.sessions[spec.ID] = l
 	s.wg.Add(1)
@@ -394,25 +414,21 @@ func (s *Server) start(spec *session.Spec) error {
 	return nil
 }
 
-// newLive makes a session's state in the join round; its run goroutine is
-// not started.
+// newLive makes a session's machine and state; its run goroutine is not
+// started.
 func (s *Server) newLive(spec *session.Spec) (*live, error) {
-	eng, err := NewEngine(spec)
+	m, err := protocol.NewCoordinator(spec, protocol.CoordinatorConfig{Signer: s.cfg.Signer, Name: s.cfg.Name, MaxBatch: s.cfg.MaxBatch,
+		Workers: s.cfg.Workers, JoinBudget: s.cfg.JoinBudget, SpillDir: s.cfg.SpillDir})
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	n := len(spec.Parties)
-	l := &live{
-		srv: s, spec: spec, eng: eng, n: n,
-		events: make(chan event, 64), done: make(chan struct{}), abortCh: make(chan string, 1),
-		conns:   make([]*conn, n),
-		ready:   make([]*mpsiv1.Ready, n),
-		envSeen: map[[3]uint32]bool{},
-		streams: map[[2]uint32]*listState{},
-		tokDone: make([]bool, n),
-	}
-	l.setRound("join")
-	return l, nil
+	return &live{
+		srv: s, spec: spec, m: m, n: n, ctx: ctx, cancel: cancel,
+		events: make(chan event, 64), done: make(chan struct{}), abortCh: make(chan abortReq, 1),
+		conns: make([]*conn, n), log: s.log.With("session", spec.ID),
+	}, nil
 }
 
 func newConn(cert *x509.Certificate) *conn {
@@ -421,23 +437,23 @@ func newConn(cert *x509.Certificate) *conn {
 	return c
 }
 
-// conn is the coordinator's side of one party's stream. Messages to the
-// party are queued without bound so that the session goroutine never
-// blocks on a slow party (the ring would otherwise deadlock); the queue
-// holds at most the lists in flight.
+// conn is the coordinator's side of one party's stream. Frames to the party
+// are queued without bound so that the session goroutine never blocks on a
+// slow party (the ring would otherwise deadlock); the queue holds at most
+// the lists in flight.
 type conn struct {
 	cert *x509.Certificate
 	mu   sync.Mutex // guards q, closed
 	cond *sync.Cond
-	q    []*mpsiv1.CoordinatorMessage
-	// closed: no more messages will be queued; pump returns when q drains.
+	q    [][]byte
+	// closed: no more frames will be queued; pump returns when q drains.
 	closed bool
 }
 
-func (c *conn) send(m *mpsiv1.CoordinatorMessage) {
+func (c *conn) send(b []byte) {
 	c.mu.Lock()
 	if !c.closed {
-		c.q = append(c.q, m)
+		c.q = append(c.q, b)
 	}
 	c.mu.Unlock()
 	c.cond.Signal()
@@ -450,7 +466,7 @@ func (c *conn) close() {
 	c.cond.Broadcast()
 }
 
-func (c *conn) pump(stream grpc.BidiStreamingServer[mpsiv1.PartyMessage, mpsiv1.CoordinatorMessage]) error {
+func (c *conn) pump(stream grpc.BidiStreamingServer[mpsiv1.Frame, mpsiv1.Frame], m *Metrics) error {
 	for {
 		c.mu.Lock()
 		for len(c.q) == 0 && !c.closed {
@@ -460,60 +476,66 @@ func (c *conn) pump(stream grpc.BidiStreamingServer[mpsiv1.PartyMessage, mpsiv1.
 			c.mu.Unlock()
 			return nil
 		}
-		m := c.q[0]
+		b := c.q[0]
 		c.q[0] = nil
 		c.q = c.q[1:]
 		c.mu.Unlock()
-		if err := stream.Send(m); err != nil {
+		if err := stream.Send(&mpsiv1.Frame{Data: b}); err != nil {
 			return err
 		}
+		m.sent(len(b))
 	}
 }
 
+// event is what a party's stream delivers to its session goroutine.
 type event struct {
-	from int
-	msg  *mpsiv1.PartyMessage
-	gone error // the party's stream ended with this error
+	from   int
+	attach *x509.Certificate // the party attached
+	msg    protocol.Message
+	bad    error // the frame did not decode
+	gone   error // the party's stream ended with this error
 }
 
-func goneReason(name string, err error) string {
+type abortReq struct {
+	code   protocol.Code
+	reason string
+}
+
+func goneReason(err error) string {
 	if errors.Is(err, io.EOF) {
-		return fmt.Sprintf("party %s closed its stream before the end", name)
+		return "closed its stream before the end"
 	}
-	return fmt.Sprintf("party %s disconnected: %v", name, status.Convert(err).Message())
+	return fmt.Sprintf("disconnected: %v", status.Convert(err).Message())
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }
 
 // live is a running session, owned by its run goroutine.
 type live struct {
 	srv     *Server
 	spec    *session.Spec
-	eng     *Engine
+	m       *protocol.Coordinator
 	n       int
+	log     *slog.Logger
+	ctx     context.Context // cancelled by Shutdown: a join in progress stops
+	cancel  context.CancelFunc
 	events  chan event
 	done    chan struct{}
-	abortCh chan string
+	abortCh chan abortReq
 
 	mu    sync.Mutex // guards conns
 	conns []*conn
 
 	// Owned by run.
-	ready    []*mpsiv1.Ready
-	rostered bool
-	envSeen  map[[3]uint32]bool
-	streams  map[[2]uint32]*listState // (owner, hop done) -> progress
-	tokBuf   []join.Token             // reused for each final batch
-	tokDone  []bool
-	dealt    bool // token round over: masks dealt, or (encrypted) joined
-	enc      *encState
-	running  bool
-	round    string
-	started  time.Time
-}
-
-// listState tracks one streamed list.
-type listState struct {
-	next  uint64
-	total uint64
+	running    bool
+	round      protocol.Round
+	roundStart time.Time
+	started    time.Time
 }
 
 func (l *live) attach(idx int, cert *x509.Certificate) (*conn, error) {
@@ -521,29 +543,30 @@ func (l *live) attach(idx int, cert *x509.Certificate) (*conn, error) {
 	select {
 	case <-l.done:
 		l.mu.Unlock()
-		return nil, fmt.Errorf("%w: session %s", ErrSessionOver, l.spec.ID)
+		return nil, fmt.Errorf("%w: session %s", protocol.ErrSessionOver, l.spec.ID)
 	default:
 	}
 	if l.conns[idx] != nil {
 		l.mu.Unlock()
-		return nil, fmt.Errorf("%w: party %s is already connected", ErrWrongRound, l.spec.Parties[idx])
+		return nil, fmt.Errorf("%w: party %s is already connected", protocol.ErrWrongRound, l.spec.Parties[idx])
 	}
 	c := newConn(cert)
 	l.conns[idx] = c
 	// Not under l.mu: the session goroutine needs it to drain the queue.
 	l.mu.Unlock()
-	// The session goroutine sends Welcome when it sees the party.
+	// The session goroutine attaches the party to the machine, which
+	// answers with the Welcome.
 	select {
-	case l.events <- event{from: idx}:
+	case l.events <- event{from: idx, attach: cert}:
 	case <-l.done:
-		return nil, fmt.Errorf("%w: session %s", ErrSessionOver, l.spec.ID)
+		return nil, fmt.Errorf("%w: session %s", protocol.ErrSessionOver, l.spec.ID)
 	}
 	return c, nil
 }
 
-func (l *live) abortAsync(reason string) {
+func (l *live) abortAsync(code protocol.Code, reason string) {
 	select {
-	case l.abortCh <- reason:
+	case l.abortCh <- abortReq{code, reason}:
 	default:
 	}
 }
@@ -554,20 +577,14 @@ func (l *live) conn(i int) *conn {
 	return l.conns[i]
 }
 
-func (l *live) broadcast(m *mpsiv1.CoordinatorMessage) {
-	for i := 0; i < l.n; i++ {
-		if c := l.conn(i); c != nil {
-			c.send(m)
-		}
-	}
-}
-
-// run is the session goroutine: it owns the Engine and every round.
+// run is the session goroutine: it owns the machine, feeds it the parties'
+// events and carries out what it asks.
 func (l *live) run() {
 	defer close(l.done)
+	defer l.cancel()
 	defer func() {
-		if err := l.eng.Close(); err != nil {
-			l.srv.log.Error("removing spill files", "session", l.spec.ID, "err", err)
+		if err := l.m.Close(); err != nil {
+			l.log.Error("removing spill files", "err", err)
 		}
 	}()
 	defer func() {
@@ -579,468 +596,113 @@ func (l *live) run() {
 		}
 		l.mu.Unlock()
 	}()
-	ctx := context.Background()
-	log := l.srv.log.With("session", l.spec.ID)
-	// The join round waits for parties for as long as a round may take.
+	l.started, l.roundStart = time.Now(), time.Now()
+	// The deadline is RoundTimeout without progress: every event restarts
+	// it, so that a large session whose rounds take longer than
+	// RoundTimeout but keep moving is not cut off, while a silent party
+	// still is.
 	timer := time.NewTimer(l.srv.cfg.RoundTimeout)
 	defer timer.Stop()
-	abort := func(reason string) {
-		log.Warn("session aborted", "reason", reason, "round", l.round)
-		if err := l.srv.cfg.Store.Abort(ctx, l.spec.ID, reason); err != nil {
-			log.Error("recording abort", "err", err)
-		}
-		l.srv.cfg.Metrics.sessionEnded("aborted")
-		l.broadcast(&mpsiv1.CoordinatorMessage{Msg: &mpsiv1.CoordinatorMessage_Abort{Abort: &mpsiv1.Abort{Reason: reason}}})
-	}
-	for {
+	for !l.m.Over() {
 		select {
-		case reason := <-l.abortCh:
-			abort(reason)
-			return
+		case a := <-l.abortCh:
+			l.m.Abort(a.code, a.reason)
 		case <-timer.C:
-			abort(fmt.Sprintf("deadline exceeded in round %s after %s (waiting for %s)", l.round, l.srv.cfg.RoundTimeout, l.waitingFor()))
-			return
+			l.m.Expire(l.srv.cfg.RoundTimeout.String())
 		case ev := <-l.events:
-			var finished bool
-			if ev.gone != nil {
-				reason := goneReason(l.spec.Parties[ev.from], ev.gone)
-				if l.enc == nil || !l.enc.pkSent || l.spec.Threshold >= l.n {
-					abort(reason)
-					return
-				}
-				if finished, reason = l.onGoneEncrypted(ctx, ev.from, reason); reason != "" {
-					abort(reason)
-					return
-				}
-			} else {
-				var err error
-				if finished, err = l.handle(ctx, ev); err != nil {
-					abort(fmt.Sprintf("party %s: %v", l.spec.Parties[ev.from], err))
-					return
-				}
-			}
-			if finished {
-				l.srv.cfg.Metrics.sessionEnded("completed")
-				log.Info("session released", "duration", time.Since(l.started))
-				return
-			}
-			// The deadline is RoundTimeout without progress: every accepted
-			// message (and every new round) restarts it, so that a large
-			// session whose rounds take longer than RoundTimeout but keep
-			// moving is not cut off, while a silent party still is.
-			if !timer.Stop() {
-				select {
-				case <-timer.C:
-				default:
-				}
-			}
+			l.feed(ev)
 			timer.Reset(l.srv.cfg.RoundTimeout)
 		}
+		l.apply()
 	}
 }
 
-func (l *live) setRound(r string) {
-	if l.round != "" {
-		l.srv.cfg.Metrics.roundDone(l.round, time.Since(l.started))
-	}
-	l.round, l.started = r, time.Now()
-	l.srv.log.Info("round", "session", l.spec.ID, "round", r)
-}
-
-func (l *live) waitingFor() string {
-	var w []string
-	for i, p := range l.spec.Parties {
-		switch l.round {
-		case "join":
-			if l.ready[i] == nil {
-				w = append(w, p)
-			}
-		case "tokens":
-			if l.owesTokens(i) {
-				w = append(w, p)
-			}
-		case "shares":
-			if l.eng.shares[i] == nil {
-				w = append(w, p)
-			}
-		case "keys":
-			if l.enc.ckg[i] == nil || l.enc.gkg[i] == nil || l.owesEnvelopes(i, mpsiv1.Round_ROUND_THRESHOLD_SHARE) {
-				w = append(w, p)
-			}
-		case "ciphertexts":
-			if l.enc.cts[i] < l.enc.want[i] && !l.enc.gone[i] {
-				w = append(w, p)
-			}
-		case "key-switch":
-			if slices.Contains(l.enc.active, i) && l.enc.shares[i] == nil {
-				w = append(w, p)
-			}
-		}
-	}
-	if len(w) == 0 {
-		return "parties"
-	}
-	return fmt.Sprint(w)
-}
-
-// owesTokens reports whether party i has not yet sent something the token
-// round is waiting for: its envelopes to every other party, or the next hop
-// of a list (dh) or its own token list (keyed).
-func (l *live) owesTokens(i int) bool {
-	keyed := l.spec.Match.Mode == session.ModeKeyed
-	if l.enc == nil && l.owesEnvelopes(i, mpsiv1.Round_ROUND_MASK_SEED) {
-		return true
-	}
-	if keyed && l.owesEnvelopes(i, mpsiv1.Round_ROUND_KEY_CONTRIBUTION) {
-		return true
-	}
-	hops := l.n
-	if keyed {
-		hops = 1
-	}
-	for owner := 0; owner < l.n; owner++ {
-		if l.tokDone[owner] {
-			continue
-		}
-		for hop := 0; hop < hops; hop++ {
-			st := l.streams[[2]uint32{uint32(owner), uint32(hop)}]
-			if st == nil || st.next < st.total {
-				if RingTarget(l.n, owner, hop) == i {
-					return true
-				}
-				break
-			}
-		}
-	}
-	return false
-}
-
-// owesEnvelopes reports whether party i has not yet sent its envelope of
-// round r to every other party (only rounds the session uses: the threshold
-// round only with a threshold).
-func (l *live) owesEnvelopes(i int, r mpsiv1.Round) bool {
-	if r == mpsiv1.Round_ROUND_THRESHOLD_SHARE && (l.enc == nil || !l.enc.x.Params().IsThreshold()) {
-		return false
-	}
-	for to := 0; to < l.n; to++ {
-		if to != i && !l.envSeen[[3]uint32{uint32(r), uint32(i), uint32(to)}] {
-			return true
-		}
-	}
-	return false
-}
-
-func (l *live) handle(ctx context.Context, ev event) (bool, error) {
-	m := ev.msg
-	i := ev.from
-	if m == nil { // a party attached
+// feed gives one stream event to the machine.
+func (l *live) feed(ev event) {
+	switch {
+	case ev.attach != nil:
 		if !l.running {
 			l.running = true
-			if err := l.srv.cfg.Store.SetRunning(ctx, l.spec.ID); err != nil {
-				return false, err
+			if err := l.srv.cfg.Store.SetRunning(l.ctx, l.spec.ID); err != nil {
+				l.m.Abort(protocol.CodeInternal, fmt.Sprintf("coordinator store: %v", err))
+				return
 			}
 		}
-		l.conn(i).send(&mpsiv1.CoordinatorMessage{Msg: &mpsiv1.CoordinatorMessage_Welcome{Welcome: &mpsiv1.Welcome{
-			SpecJson: l.spec.Canonical(), PartyIndex: uint32(i), MaxBatch: uint32(l.srv.cfg.MaxBatch)}}})
-		return false, nil
-	}
-	switch x := m.Msg.(type) {
-	case *mpsiv1.PartyMessage_Ready:
-		return false, l.onReady(ctx, i, x.Ready)
-	case *mpsiv1.PartyMessage_Envelope:
-		return false, l.onEnvelope(i, x.Envelope)
-	case *mpsiv1.PartyMessage_Batch:
-		return false, l.onBatch(i, x.Batch)
-	case *mpsiv1.PartyMessage_Share:
-		return l.onShare(ctx, i, x.Share)
-	case *mpsiv1.PartyMessage_Mhe:
-		return l.onMhe(ctx, i, x.Mhe)
-	case *mpsiv1.PartyMessage_Abort:
-		return false, fmt.Errorf("aborted: %s", truncate(x.Abort.GetReason(), 200))
-	case *mpsiv1.PartyMessage_Hello:
-		return false, fmt.Errorf("%w: Hello sent twice", ErrWrongRound)
+		if err := l.m.Attach(ev.from, ev.attach.Raw); err != nil {
+			l.log.Warn("attach refused", "party", l.spec.Parties[ev.from], "err", err)
+			return
+		}
+		_ = l.srv.cfg.Store.Append(l.ctx, "party.joined", l.spec.ID, l.spec.Parties[ev.from], "")
+	case ev.gone != nil:
+		l.m.Gone(l.ctx, ev.from, goneReason(ev.gone))
+	case ev.bad != nil:
+		// The machine names the party and the check, and aborts.
+		l.m.Refuse(ev.from, ev.bad)
 	default:
-		return false, fmt.Errorf("%w: empty message", ErrBadMessage)
+		_ = l.m.Receive(l.ctx, ev.from, ev.msg)
 	}
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
-}
-
-func (l *live) onReady(ctx context.Context, i int, r *mpsiv1.Ready) error {
-	if l.ready[i] != nil || l.rostered {
-		return fmt.Errorf("%w: Ready sent twice", ErrWrongRound)
-	}
-	if len(r.GetHpkePublicKey()) != 32 || len(r.GetSignature()) == 0 || len(r.GetSignature()) > 512 {
-		return fmt.Errorf("%w: Ready: bad key or signature length", ErrBadMessage)
-	}
-	if r.GetSetSize() > uint64(l.spec.MaxSetSize) {
-		return fmt.Errorf("%w: set size %d exceeds max_set_size %d", ErrBadMessage, r.GetSetSize(), l.spec.MaxSetSize)
-	}
-	if err := l.eng.Declare(i, int(r.GetSetSize())); err != nil {
-		return err
-	}
-	if len(r.GetNormalization()) > 100 {
-		return fmt.Errorf("%w: Ready: normalization version too long", ErrBadMessage)
-	}
-	l.ready[i] = r
-	_ = l.srv.cfg.Store.Append(ctx, "party.ready", l.spec.ID, l.spec.Parties[i], fmt.Sprintf("set_size=%d normalization=%q", r.GetSetSize(), r.GetNormalization()))
-	for _, x := range l.ready {
-		if x == nil {
-			return nil
-		}
-	}
-	for j, x := range l.ready {
-		if x.GetNormalization() != l.ready[0].GetNormalization() {
-			return fmt.Errorf("%w: parties normalise identifiers differently (%s: %q, %s: %q); equal identifiers could fail to match — upgrade to the same mpsi version",
-				ErrBadMessage, l.spec.Parties[0], l.ready[0].GetNormalization(), l.spec.Parties[j], x.GetNormalization())
-		}
-	}
-	roster := &mpsiv1.Roster{}
-	for j, x := range l.ready {
-		roster.Parties = append(roster.Parties, &mpsiv1.RosterEntry{Name: l.spec.Parties[j], SetSize: x.GetSetSize(),
-			HpkePublicKey: x.GetHpkePublicKey(), Signature: x.GetSignature(), Certificate: l.conn(j).cert.Raw})
-	}
-	l.rostered = true
-	if l.srv.cfg.JoinBudget > 0 {
-		if err := l.eng.Spill(join.SpillOptions{Budget: l.srv.cfg.JoinBudget, Dir: l.srv.cfg.SpillDir, Workers: l.srv.cfg.Workers}); err != nil {
-			return err
-		}
-	}
-	if l.spec.Aggregation == session.AggregationEncrypted {
-		if err := l.startEncrypted(); err != nil {
-			return err
-		}
-	}
-	l.broadcast(&mpsiv1.CoordinatorMessage{Msg: &mpsiv1.CoordinatorMessage_Roster{Roster: roster}})
-	l.setRound("tokens")
-	// Empty lists complete at once.
-	for j := range l.tokDone {
-		if l.eng.Size(j) == 0 {
-			if err := l.finishTokens(j); err != nil {
-				return err
+// apply carries out the machine's events in order.
+func (l *live) apply() {
+	for evs := l.m.Events(); len(evs) > 0; evs = l.m.Events() {
+		for k := 0; k < len(evs); k++ {
+			switch e := evs[k].(type) {
+			case protocol.Send:
+				b, err := protocol.Encode(e.Msg)
+				if err != nil {
+					l.m.Abort(protocol.CodeInternal, fmt.Sprintf("encoding %s for %s: %v", e.Msg.Type(), l.spec.Parties[e.To], err))
+					evs = dropResults(evs[k+1:])
+					k = -1
+					continue
+				}
+				if c := l.conn(e.To); c != nil {
+					c.send(b)
+				}
+			case protocol.RoundEntered:
+				l.srv.cfg.Metrics.roundDone(l.round.String(), time.Since(l.roundStart))
+				l.round, l.roundStart = e.Round, time.Now()
+				l.log.Info("round", "round", e.Round.String())
+			case protocol.Audit:
+				_ = l.srv.cfg.Store.Append(l.ctx, e.Kind, l.spec.ID, e.Party, e.Detail)
+			case protocol.Info:
+				l.log.Info(e.Msg, e.Args...)
+			case protocol.Disconnect:
+				if c := l.conn(e.Party); c != nil {
+					c.close()
+				}
+			case protocol.Aborted:
+				l.log.Warn("session aborted", "code", e.Code.String(), "reason", e.Reason, "round", e.Round.String())
+				// Not the session context: the abort must be recorded even
+				// when a shutdown cancelled the session.
+				if err := l.srv.cfg.Store.Abort(context.Background(), l.spec.ID, e.Reason); err != nil {
+					l.log.Error("recording abort", "err", err)
+				}
+				l.srv.cfg.Metrics.sessionEnded("aborted")
+			case protocol.Released:
+				if err := l.srv.cfg.Store.Complete(context.Background(), l.spec.ID, e.JSON, e.Signature); err != nil {
+					// Never send a Result that is not stored: abort instead
+					// and drop the Result frames that follow.
+					l.m.Abort(protocol.CodeInternal, fmt.Sprintf("coordinator store: %v", err))
+					evs = dropResults(evs[k+1:])
+					k = -1
+					continue
+				}
+				l.srv.cfg.Metrics.sessionEnded("completed")
+				l.log.Info("session released", "duration", time.Since(l.started))
 			}
 		}
 	}
-	return l.maybeJoin()
 }
 
-func (l *live) onEnvelope(i int, e *mpsiv1.Envelope) error {
-	if !l.rostered {
-		return fmt.Errorf("%w: envelope before the roster", ErrWrongRound)
-	}
-	maxSealed := envelope.MaxEnvelopeSealed
-	switch e.GetRound() {
-	case mpsiv1.Round_ROUND_MASK_SEED:
-		if l.enc != nil {
-			return fmt.Errorf("%w: mask seed with aggregation %s", ErrBadMessage, l.spec.Aggregation)
+// dropResults removes the Result frames from evs.
+func dropResults(evs []protocol.Event) []protocol.Event {
+	out := make([]protocol.Event, 0, len(evs))
+	for _, ev := range evs {
+		if e, ok := ev.(protocol.Send); ok && e.Msg.Type() == protocol.TypeResult {
+			continue
 		}
-	case mpsiv1.Round_ROUND_THRESHOLD_SHARE:
-		if l.enc == nil || !l.enc.x.Params().IsThreshold() || l.enc.pkSent {
-			return fmt.Errorf("%w: threshold share outside a threshold session's key round", ErrBadMessage)
-		}
-		maxSealed = envelope.MaxBulkSealed
-	case mpsiv1.Round_ROUND_KEY_CONTRIBUTION:
-		if l.spec.Match.Mode != session.ModeKeyed {
-			return fmt.Errorf("%w: key contribution in %s mode", ErrBadMessage, l.spec.Match.Mode)
-		}
-	default:
-		return fmt.Errorf("%w: envelope for unknown round %d", ErrBadMessage, e.GetRound())
+		out = append(out, ev)
 	}
-	if e.GetFrom() != uint32(i) || int(e.GetTo()) >= l.n || e.GetTo() == e.GetFrom() {
-		return fmt.Errorf("%w: envelope from %d to %d on party %d's stream", ErrBadMessage, e.GetFrom(), e.GetTo(), i)
-	}
-	if len(e.GetEnc()) != envelope.EncSize || len(e.GetCiphertext()) > maxSealed {
-		return fmt.Errorf("%w: envelope lengths", ErrBadMessage)
-	}
-	k := [3]uint32{uint32(e.GetRound()), e.GetFrom(), e.GetTo()}
-	if l.envSeen[k] {
-		return fmt.Errorf("%w: envelope replayed", ErrWrongRound)
-	}
-	l.envSeen[k] = true
-	l.conn(int(e.GetTo())).send(&mpsiv1.CoordinatorMessage{Msg: &mpsiv1.CoordinatorMessage_Envelope{Envelope: e}})
-	if e.GetRound() == mpsiv1.Round_ROUND_THRESHOLD_SHARE {
-		// Cannot finish: no ciphertext can be in before the public key.
-		_, err := l.maybePublicKey(context.Background())
-		return err
-	}
-	return nil
-}
-
-func (l *live) onBatch(i int, b *mpsiv1.Batch) error {
-	if !l.rostered || l.dealt {
-		return fmt.Errorf("%w: batch outside the token round", ErrWrongRound)
-	}
-	owner, hop := int(b.GetOwner()), int(b.GetHop())
-	if owner >= l.n {
-		return fmt.Errorf("%w: batch for unknown owner %d", ErrBadMessage, owner)
-	}
-	want := psi.TokenSize
-	switch b.GetKind() {
-	case mpsiv1.BatchKind_BATCH_KIND_RING:
-		if l.spec.Match.Mode != session.ModeDH {
-			return fmt.Errorf("%w: ring batch in %s mode", ErrBadMessage, l.spec.Match.Mode)
-		}
-		if hop >= l.n || (hop == 0 && owner != i) || (hop > 0 && RingTarget(l.n, owner, hop) != i) {
-			return fmt.Errorf("%w: ring batch (owner %d, hop %d) not for this party", ErrBadMessage, owner, hop)
-		}
-	case mpsiv1.BatchKind_BATCH_KIND_TOKENS:
-		if l.spec.Match.Mode != session.ModeKeyed || owner != i || hop != 0 {
-			return fmt.Errorf("%w: token batch not allowed here", ErrBadMessage)
-		}
-	default:
-		return fmt.Errorf("%w: batch kind %v from a party", ErrBadMessage, b.GetKind())
-	}
-	data := b.GetData()
-	if len(data)%want != 0 || len(data)/want > l.srv.cfg.MaxBatch || len(data) == 0 {
-		return fmt.Errorf("%w: batch of %d bytes (limit %d elements of %d bytes)", ErrBadMessage, len(data), l.srv.cfg.MaxBatch, want)
-	}
-	size := uint64(l.eng.Size(owner))
-	if b.GetTotal() != size {
-		return fmt.Errorf("%w: batch total %d, declared size %d", ErrBadMessage, b.GetTotal(), size)
-	}
-	key := [2]uint32{uint32(owner), uint32(hop)}
-	st := l.streams[key]
-	if st == nil {
-		st = &listState{total: size}
-		l.streams[key] = st
-	}
-	cnt := uint64(len(data) / want)
-	if b.GetOffset() != st.next || st.next+cnt > st.total {
-		return fmt.Errorf("%w: batch at offset %d, expected %d of %d", ErrBadMessage, b.GetOffset(), st.next, st.total)
-	}
-	if hop > 0 {
-		if in := l.streams[[2]uint32{uint32(owner), uint32(hop - 1)}]; in == nil || st.next+cnt > in.next {
-			return fmt.Errorf("%w: ring batch (owner %d, hop %d) ahead of its input", ErrWrongRound, owner, hop)
-		}
-	}
-	st.next += cnt
-	l.srv.cfg.Metrics.elements(int(cnt))
-	final := b.GetKind() == mpsiv1.BatchKind_BATCH_KIND_TOKENS || hop == l.n-1
-	if !final {
-		next := RingTarget(l.n, owner, hop+1)
-		l.conn(next).send(&mpsiv1.CoordinatorMessage{Msg: &mpsiv1.CoordinatorMessage_Batch{Batch: &mpsiv1.Batch{
-			Kind: mpsiv1.BatchKind_BATCH_KIND_RING, Owner: uint32(owner), Hop: uint32(hop + 1), Offset: b.GetOffset(), Total: size, Data: data}}})
-		return nil
-	}
-	l.tokBuf = l.tokBuf[:0]
-	for k := 0; k < len(data); k += want {
-		l.tokBuf = append(l.tokBuf, join.Token(data[k:k+want]))
-	}
-	if err := l.eng.AddTokens(owner, b.GetOffset(), l.tokBuf); err != nil {
-		return err
-	}
-	if st.next == st.total {
-		if err := l.finishTokens(owner); err != nil {
-			return err
-		}
-		return l.maybeJoin()
-	}
-	return nil
-}
-
-func (l *live) finishTokens(owner int) error {
-	if l.tokDone[owner] {
-		return nil
-	}
-	l.tokDone[owner] = true
-	if l.eng.Size(owner) == 0 {
-		return l.eng.AddTokens(owner, 0, nil) // completes the empty list
-	}
-	return nil
-}
-
-func (l *live) maybeJoin() error {
-	for _, d := range l.tokDone {
-		if !d {
-			return nil
-		}
-	}
-	l.setRound("join-tokens")
-	joinStart := time.Now()
-	jr, err := l.eng.Join(context.Background(), l.srv.cfg.Workers)
-	if err != nil {
-		return err
-	}
-	joinTime := time.Since(joinStart)
-	if l.enc != nil {
-		// No positions and no masks: the keys (if complete) and then the
-		// public key, after which the parties encrypt every record.
-		l.srv.log.Info("intersection computed", "session", l.spec.ID, "size", jr.Intersection, "join_seconds", joinTime.Seconds())
-		l.dealt = true
-		l.setRound("keys")
-		_, err := l.maybePublicKey(context.Background()) // cannot finish: no ciphertext yet
-		return err
-	}
-	masks, err := l.eng.Masks()
-	if err != nil {
-		return err
-	}
-	l.srv.log.Info("intersection computed", "session", l.spec.ID, "size", jr.Intersection, "join_seconds", joinTime.Seconds())
-	for i := 0; i < l.n; i++ {
-		c := l.conn(i)
-		pos := jr.Positions[i]
-		for off := 0; off < len(pos); off += l.srv.cfg.MaxBatch {
-			end := min(off+l.srv.cfg.MaxBatch, len(pos))
-			data := make([]byte, 0, 4*(end-off))
-			for _, p := range pos[off:end] {
-				data = binary.LittleEndian.AppendUint32(data, p)
-			}
-			c.send(&mpsiv1.CoordinatorMessage{Msg: &mpsiv1.CoordinatorMessage_Batch{Batch: &mpsiv1.Batch{
-				Kind: mpsiv1.BatchKind_BATCH_KIND_POSITIONS, Owner: uint32(i), Offset: uint64(off), Total: uint64(len(pos)), Data: data}}})
-		}
-		mb, err := masks[i].MarshalBinary()
-		if err != nil {
-			return err
-		}
-		c.send(&mpsiv1.CoordinatorMessage{Msg: &mpsiv1.CoordinatorMessage_Mask{Mask: &mpsiv1.MaskDeal{Mask: mb}}})
-	}
-	l.dealt = true
-	l.setRound("shares")
-	return nil
-}
-
-func (l *live) onShare(ctx context.Context, i int, sh *mpsiv1.Share) (bool, error) {
-	if !l.dealt || l.enc != nil {
-		return false, fmt.Errorf("%w: share before masks were dealt, or with aggregation encrypted", ErrWrongRound)
-	}
-	z, err := sharing.UnmarshalVector(sh.GetVector(), l.eng.Layout().Len())
-	if err != nil {
-		return false, fmt.Errorf("%w: share: %v", ErrBadMessage, err)
-	}
-	if err := l.eng.AddShare(i, z); err != nil {
-		return false, err
-	}
-	for _, s := range l.eng.shares {
-		if s == nil {
-			return false, nil
-		}
-	}
-	res, err := l.eng.Release()
-	if err != nil {
-		return false, err
-	}
-	return true, l.publish(ctx, res)
-}
-
-// publish signs, stores and sends the released Result.
-func (l *live) publish(ctx context.Context, res *session.Result) error {
-	b, err := jsonMarshal(res)
-	if err != nil {
-		return err
-	}
-	sig, err := envelope.SignResult(l.srv.cfg.Signer, l.spec.ID, b)
-	if err != nil {
-		return err
-	}
-	if err := l.srv.cfg.Store.Complete(ctx, l.spec.ID, b, sig); err != nil {
-		return err
-	}
-	l.setRound("released")
-	l.broadcast(&mpsiv1.CoordinatorMessage{Msg: &mpsiv1.CoordinatorMessage_Result{Result: &mpsiv1.Result{ResultJson: b, Signature: sig}}})
-	return nil
+	return out
 }

@@ -11,10 +11,10 @@ import (
 
 	mpsiv1 "github.com/mpsi-dev/mpsi/api/mpsi/v1"
 	"github.com/mpsi-dev/mpsi/bench/cohort"
-	"github.com/mpsi-dev/mpsi/coordinator"
 	"github.com/mpsi-dev/mpsi/coordinator/store"
 	"github.com/mpsi-dev/mpsi/internal/envelope"
-	"github.com/mpsi-dev/mpsi/internal/mhewire"
+	"github.com/mpsi-dev/mpsi/party"
+	"github.com/mpsi-dev/mpsi/psi/protocol"
 	"github.com/mpsi-dev/mpsi/psi/session"
 )
 
@@ -108,13 +108,13 @@ func TestEncryptedDropouts(t *testing.T) {
 		want      string            // canonical Result, or "" for an abort
 		abort     []string          // substrings of the abort reason
 	}{
-		{"after its ciphertexts", 2, "", map[string]string{"hospital-c": "ciphertexts-sent"}, full, nil},
-		{"active party during the key switch", 2, "", map[string]string{"hospital-a": "key-switch"}, full, nil},
-		{"before its ciphertexts, left out", 2, session.DropoutLeaveOut, map[string]string{"hospital-c": "public-key"}, withoutC, nil},
-		{"before its ciphertexts, rule abort", 2, "", map[string]string{"hospital-c": "public-key"}, "", []string{"hospital-c", "before all its ciphertexts were in (dropout rule abort)"}},
-		{"before the keys are made", 2, session.DropoutLeaveOut, map[string]string{"hospital-c": "keys-sent"}, "", []string{"hospital-c"}},
-		{"below the threshold", 2, "", map[string]string{"hospital-b": "ciphertexts-sent", "hospital-c": "ciphertexts-sent"}, "", []string{"only 1 parties remain and the key switch needs 2"}},
-		{"n-of-n after its ciphertexts", 0, "", map[string]string{"hospital-c": "ciphertexts-sent"}, "", []string{"hospital-c"}},
+		{"after its ciphertexts", 2, "", map[string]string{"hospital-c": protocol.StageCiphertextsSent}, full, nil},
+		{"active party during the key switch", 2, "", map[string]string{"hospital-a": protocol.StageKeySwitch}, full, nil},
+		{"before its ciphertexts, left out", 2, session.DropoutLeaveOut, map[string]string{"hospital-c": protocol.StagePublicKey}, withoutC, nil},
+		{"before its ciphertexts, rule abort", 2, "", map[string]string{"hospital-c": protocol.StagePublicKey}, "", []string{"hospital-c", "before all its ciphertexts were in (dropout rule abort)"}},
+		{"before the keys are made", 2, session.DropoutLeaveOut, map[string]string{"hospital-c": protocol.StageKeysSent}, "", []string{"hospital-c"}},
+		{"below the threshold", 2, "", map[string]string{"hospital-b": protocol.StageCiphertextsSent, "hospital-c": protocol.StageCiphertextsSent}, "", []string{"only 1 parties remain and the key switch needs 2"}},
+		{"n-of-n after its ciphertexts", 0, "", map[string]string{"hospital-c": protocol.StageCiphertextsSent}, "", []string{"hospital-c"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -135,7 +135,7 @@ func TestEncryptedDropouts(t *testing.T) {
 					name := n
 					hook = func(s string) {
 						if s == stage {
-							if s == "ciphertexts-sent" {
+							if s == protocol.StageCiphertextsSent {
 								h.waitEvents(t, id, "party.ciphertexts", name)
 							}
 							runtime.Goexit()
@@ -189,44 +189,49 @@ func TestNoDeadlockWhenSessionEndsMidSend(t *testing.T) {
 		a.send(a.readyMsg(h, uint64(a.p.SetSize())))
 	}
 	for _, a := range advs {
-		for {
-			m, err := a.stream.Recv()
-			require.NoError(t, err)
-			if r := m.GetRoster(); r != nil {
-				break
-			}
-		}
+		a.readRoster()
 	}
 	// b and c send hospital-a 2 MB of (unopenable) threshold-share envelopes,
 	// far beyond the stream's flow-control window, which a never reads.
 	for _, a := range advs[1:] {
-		a.send(envMsg(&mpsiv1.Envelope{Round: mpsiv1.Round_ROUND_THRESHOLD_SHARE, From: uint32(a.idx), To: 0,
-			Enc: make([]byte, 32), Ciphertext: make([]byte, envelope.MaxBulkSealed)}))
+		a.send(&protocol.Envelope{Header: a.hdr(), Round: protocol.EnvelopeThresholdShare, FromParty: uint32(a.idx), To: 0,
+			Enc: make([]byte, 32), Ciphertext: make([]byte, envelope.MaxBulkSealed)})
 	}
 	// a streams 1 MiB chunks of a garbage Galois-key message of the right
 	// length (the session aborts when it is complete and does not decode),
 	// and then 40 MiB more.
 	spec, err := session.ParseSpec(specJSON(t, c, id, encrypted(2, "")))
 	require.NoError(t, err)
-	params, _, err := coordinator.EncryptedParams(spec, advs[0].p.SetSize())
+	largest := 0
+	for _, e := range advs[0].roster {
+		largest = max(largest, int(e.SetSize))
+	}
+	params, _, err := protocol.EncryptedParams(spec, largest)
 	require.NoError(t, err)
-	sizes, err := mhewire.SizesOf(params)
+	sizes, err := protocol.SizesOf(params)
 	require.NoError(t, err)
-	total := uint64(sizes[mpsiv1.MheKind_MHE_KIND_GALOIS_SHARES])
+	total := uint64(sizes[protocol.MheGaloisShares])
+	require.Greater(t, total, uint64(1<<20), "the message must span several chunks")
 	sent := make(chan error, 1)
-	chunk := func(off, n uint64) *mpsiv1.PartyMessage {
-		return &mpsiv1.PartyMessage{Msg: &mpsiv1.PartyMessage_Mhe{Mhe: &mpsiv1.MheChunk{
-			Kind: mpsiv1.MheKind_MHE_KIND_GALOIS_SHARES, Offset: off, Total: total, Data: make([]byte, n)}}}
+	hdr := advs[0].hdr()
+	// send encodes and sends one chunk (on the sending goroutine: no
+	// require there).
+	send := func(off, n uint64) error {
+		b, err := protocol.Encode(&protocol.MheChunk{Header: hdr, Kind: protocol.MheGaloisShares, Offset: off, Total: total, Data: make([]byte, n)})
+		if err != nil {
+			return err
+		}
+		return advs[0].stream.Send(&mpsiv1.Frame{Data: b})
 	}
 	go func() {
 		for off := uint64(0); off < total; off += 1 << 20 {
-			if err := advs[0].stream.Send(chunk(off, min(1<<20, total-off))); err != nil {
+			if err := send(off, min(1<<20, total-off)); err != nil {
 				sent <- err
 				return
 			}
 		}
 		for k := 0; k < 40; k++ {
-			if err := advs[0].stream.Send(chunk(0, 1<<20)); err != nil {
+			if err := send(0, 1<<20); err != nil {
 				sent <- err
 				return
 			}
@@ -240,4 +245,38 @@ func TestNoDeadlockWhenSessionEndsMidSend(t *testing.T) {
 	}
 	rec := h.waitFinal(t, id, 10*time.Second)
 	require.Equal(t, store.StateAborted, rec.State)
+	require.Contains(t, rec.Reason, "party hospital-a: "+protocol.ErrBadMessage.Error()+": Galois-key shares",
+		"aborted by the garbage message once complete")
+}
+
+// Regression for the divergence issue 11 names: a spec with aggregation
+// encrypted and nothing to encrypt (cardinality only, no aggregates)
+// completed in process but aborted every party over gRPC ("declares no
+// aggregates to encrypt"). Both paths now drive the same machines: over
+// the network it completes with the in-process Result.
+func TestEncryptedWithoutAggregatesOverNetwork(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	c := getCohort(t, session.ModeKeyed)
+	edit := func(m map[string]any) {
+		m["aggregation"] = session.AggregationEncrypted
+		m["reveal"] = []string{"cardinality"}
+		delete(m, "aggregates")
+	}
+	got := h.runSpec(t, c, "noagg", edit)
+	var res session.Result
+	require.NoError(t, json.Unmarshal(got, &res))
+	require.NotNil(t, res.Intersection)
+
+	spec, err := session.ParseSpec(specJSON(t, c, res.Session, edit))
+	require.NoError(t, err)
+	var ins []party.Input
+	for _, n := range partyNames {
+		ins = append(ins, party.Input{Name: n, Records: records(t, c, spec, n)})
+	}
+	local, err := party.RunLocal(context.Background(), spec, ins, party.Config{})
+	require.NoError(t, err)
+	want, err := json.Marshal(local.Result)
+	require.NoError(t, err)
+	require.JSONEq(t, string(want), string(got), "the network releases what RunLocal does")
 }

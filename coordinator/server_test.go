@@ -14,7 +14,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -38,8 +37,8 @@ import (
 	"github.com/mpsi-dev/mpsi/party"
 	"github.com/mpsi-dev/mpsi/psi"
 	"github.com/mpsi-dev/mpsi/psi/ident"
+	"github.com/mpsi-dev/mpsi/psi/protocol"
 	"github.com/mpsi-dev/mpsi/psi/session"
-	"github.com/mpsi-dev/mpsi/sharing"
 )
 
 // Test parameters: a short round timeout keeps deadline tests quick, a tiny
@@ -196,10 +195,8 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// newCore is the coordinator with its store, without the network.
-func newCore(t testing.TB) *harness { return newCoreTimeout(t, testRoundTimeout) }
-
-// newCoreTimeout is newCore with another round timeout.
+// newCoreTimeout is the coordinator with its store and the given round
+// timeout, without the network.
 func newCoreTimeout(t testing.TB, roundTimeout time.Duration, edit ...func(*coordinator.Config)) *harness {
 	t.Helper()
 	p := getPKI(t)
@@ -221,7 +218,7 @@ func newCoreTimeout(t testing.TB, roundTimeout time.Duration, edit ...func(*coor
 	return &harness{pki: p, srv: srv, st: st}
 }
 
-// newHarness serves newCore over mutual TLS 1.3 on 127.0.0.1.
+// newHarness serves the coordinator over mutual TLS 1.3 on 127.0.0.1.
 func newHarness(t *testing.T) *harness { return newHarnessTimeout(t, testRoundTimeout) }
 
 // newHarnessTimeout is newHarness with another round timeout.
@@ -232,12 +229,12 @@ func newHarnessTimeout(t *testing.T, roundTimeout time.Duration, edit ...func(*c
 	scfg, err := devcert.ServerConfig(h.pki.ca, h.pki.leaves["coordinator"])
 	require.NoError(t, err)
 	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(scfg)),
-		grpc.MaxRecvMsgSize(coordinator.MaxMessageSize), grpc.MaxSendMsgSize(coordinator.MaxMessageSize))
+		grpc.MaxRecvMsgSize(protocol.MaxMessageSize), grpc.MaxSendMsgSize(protocol.MaxMessageSize))
 	h.srv.Register(g)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	go func() { _ = g.Serve(lis) }()
-	t.Cleanup(g.Stop) // runs before newCore's cleanup
+	t.Cleanup(g.Stop) // runs before newCoreTimeout's cleanup
 	h.addr = lis.Addr().String()
 	return h
 }
@@ -311,10 +308,19 @@ func (h *harness) honest(ctx context.Context, t testing.TB, c *cohort.Cohort, id
 	return h.honestStage(ctx, t, c, id, name, nil)
 }
 
-// honestStage is honest with a RemoteConfig.Stage hook.
+// honestStage is honest with a hook called with every stage of aggregation
+// encrypted the party reaches (protocol.StageReached events).
 func (h *harness) honestStage(ctx context.Context, t testing.TB, c *cohort.Cohort, id, name string, stage func(string)) <-chan outcome {
 	ch := make(chan outcome, 1)
-	cfg := party.RemoteConfig{Address: h.addr, TLS: h.pki.clientTLS(t, name), Session: id, Stage: stage,
+	var observe func(protocol.Event)
+	if stage != nil {
+		observe = func(ev protocol.Event) {
+			if e, ok := ev.(protocol.StageReached); ok {
+				stage(e.Stage)
+			}
+		}
+	}
+	cfg := party.RemoteConfig{Address: h.addr, TLS: h.pki.clientTLS(t, name), Session: id, Observe: observe,
 		Load: func(spec *session.Spec) (*party.Records, error) {
 			for _, p := range c.Parties {
 				if p.Name == name {
@@ -421,18 +427,20 @@ func requireHonestAborted(t testing.TB, outs []outcome, reason string) {
 
 // ---------------------------------------------------------------- adversary
 
-// adversary is a party speaking the protocol by hand over a raw stream.
+// adversary is a party speaking the protocol by hand over a raw stream:
+// frames it encodes itself with protocol.Encode (or not at all).
 type adversary struct {
 	t        testing.TB
 	name     string
-	stream   grpc.BidiStreamingClient[mpsiv1.PartyMessage, mpsiv1.CoordinatorMessage]
+	stream   grpc.BidiStreamingClient[mpsiv1.Frame, mpsiv1.Frame]
 	cancel   context.CancelFunc
 	spec     *session.Spec
 	idx      int
 	maxBatch int
-	p        *party.Party // honest state, to play honestly where needed
+	p        *protocol.Holder // honest state, to play honestly where needed
 	key      *envelope.SessionKey
-	roster   []*mpsiv1.RosterEntry
+	roster   []protocol.RosterEntry
+	ringOut  []byte // the key our ring batches are authenticated with (dh)
 }
 
 // join opens name's stream, says Hello and reads the Welcome.
@@ -444,73 +452,122 @@ func (h *harness) join(ctx context.Context, t testing.TB, c *cohort.Cohort, name
 	require.NoError(t, err)
 	a := &adversary{t: t, name: name, stream: stream, cancel: cancel}
 	a.send(hello(id))
-	m, err := stream.Recv()
+	m := a.recv()
+	w, ok := m.(*protocol.Welcome)
+	require.True(t, ok, "got %s", m.Type())
+	require.Equal(t, protocol.Header{Session: id, From: protocol.FromCoordinator}, w.Header)
+	a.spec, err = session.ParseSpec(w.Spec)
 	require.NoError(t, err)
-	w := m.GetWelcome()
-	require.NotNil(t, w, "got %v", m)
-	a.spec, err = session.ParseSpec(w.GetSpecJson())
-	require.NoError(t, err)
-	a.idx, a.maxBatch = int(w.GetPartyIndex()), int(w.GetMaxBatch())
+	a.idx, a.maxBatch = int(w.Index), int(w.MaxBatch)
 	require.Equal(t, a.spec.PartyIndex(name), a.idx)
-	a.p, err = party.New(a.spec, name, records(t, c, a.spec, name), party.Config{})
+	require.Equal(t, testMaxBatch, a.maxBatch)
+	a.p, err = protocol.NewHolder(a.spec, name, records(t, c, a.spec, name), 0)
 	require.NoError(t, err)
 	a.key, err = envelope.GenerateSessionKey()
 	require.NoError(t, err)
 	return a
 }
 
-func (a *adversary) send(m *mpsiv1.PartyMessage) {
+// hdr is the header of the adversary's honest messages.
+func (a *adversary) hdr() protocol.Header {
+	return protocol.Header{Session: a.spec.ID, From: protocol.Sender(a.idx)}
+}
+
+// frame encodes m.
+func frame(t testing.TB, m protocol.Message) *mpsiv1.Frame {
+	t.Helper()
+	b, err := protocol.Encode(m)
+	require.NoError(t, err)
+	return &mpsiv1.Frame{Data: b}
+}
+
+func (a *adversary) send(m protocol.Message) {
 	a.t.Helper()
-	require.NoError(a.t, a.stream.Send(m))
+	require.NoError(a.t, a.stream.Send(frame(a.t, m)))
+}
+
+// sendRaw sends b as a frame's data, as it is.
+func (a *adversary) sendRaw(b []byte) {
+	a.t.Helper()
+	require.NoError(a.t, a.stream.Send(&mpsiv1.Frame{Data: b}))
 }
 
 // trySend sends m, ignoring a stream the coordinator already ended.
-func (a *adversary) trySend(m *mpsiv1.PartyMessage) { _ = a.stream.Send(m) }
+func (a *adversary) trySend(m protocol.Message) { _ = a.stream.Send(frame(a.t, m)) }
+
+// recv reads and decodes the coordinator's next frame, which must come from
+// the coordinator for this session.
+func (a *adversary) recv() protocol.Message {
+	a.t.Helper()
+	f, err := a.stream.Recv()
+	require.NoError(a.t, err)
+	m, err := protocol.Decode(f.GetData())
+	require.NoError(a.t, err, "the coordinator sent an undecodable frame")
+	require.Equal(a.t, protocol.FromCoordinator, m.Head().From)
+	return m
+}
 
 // readyMsg is a Ready with a valid key and signature for setSize.
-func (a *adversary) readyMsg(h *harness, setSize uint64) *mpsiv1.PartyMessage {
-	sig, err := envelope.SignSessionKey(h.pki.signer(a.t, a.name), a.spec.ID, a.name, a.key.Public())
+func (a *adversary) readyMsg(h *harness, setSize uint64) *protocol.Ready {
+	sig, err := envelope.SignReady(h.pki.signer(a.t, a.name), envelope.ReadyStatement{Session: a.spec.ID, Name: a.name,
+		HPKEKey: a.key.Public(), SetSize: setSize, SpecHash: protocol.SpecHash(a.spec.Canonical())})
 	require.NoError(a.t, err)
-	return &mpsiv1.PartyMessage{Msg: &mpsiv1.PartyMessage_Ready{Ready: &mpsiv1.Ready{SetSize: setSize, HpkePublicKey: a.key.Public(), Signature: sig,
-		Normalization: ident.NormalizationVersion()}}}
+	return &protocol.Ready{Header: a.hdr(), SetSize: setSize, HPKEKey: a.key.Public(), Signature: sig,
+		Normalization: ident.NormalizationVersion()}
 }
 
 // ready declares the adversary's real set size and reads the roster.
 func (a *adversary) ready(h *harness) {
 	a.t.Helper()
 	a.send(a.readyMsg(h, uint64(a.p.SetSize())))
+	a.readRoster()
+}
+
+// readRoster reads until the roster.
+func (a *adversary) readRoster() {
+	a.t.Helper()
 	for {
-		m, err := a.stream.Recv()
-		require.NoError(a.t, err)
-		require.Nil(a.t, m.GetAbort(), "aborted before the roster")
-		if r := m.GetRoster(); r != nil {
-			a.roster = r.GetParties()
+		switch m := a.recv().(type) {
+		case *protocol.Abort:
+			a.t.Fatalf("aborted before the roster: %s", m.Reason)
+		case *protocol.Roster:
+			a.roster = m.Entries
 			return
 		}
 	}
 }
 
 // expectAbort reads until the coordinator's Abort, then requires the stream
-// to end cleanly.
-func (a *adversary) expectAbort() string {
+// to end cleanly; it returns the Abort's reason.
+func (a *adversary) expectAbort() string { return a.expectAbortMsg().Reason }
+
+// expectAbortMsg is expectAbort returning the whole Abort.
+func (a *adversary) expectAbortMsg() *protocol.Abort {
 	a.t.Helper()
 	for {
-		m, err := a.stream.Recv()
+		f, err := a.stream.Recv()
 		require.NoError(a.t, err, "the coordinator must send Abort before ending the stream")
-		if ab := m.GetAbort(); ab != nil {
+		m, err := protocol.Decode(f.GetData())
+		require.NoError(a.t, err)
+		if ab, ok := m.(*protocol.Abort); ok {
+			require.Equal(a.t, protocol.Header{Session: a.spec.ID, From: protocol.FromCoordinator}, ab.Header)
 			_, err := a.stream.Recv()
 			require.ErrorIs(a.t, err, io.EOF, "stream ends after Abort, got %v", err)
-			return ab.GetReason()
+			return ab
 		}
-		require.Nil(a.t, m.GetResult(), "nothing may be released")
+		require.NotEqual(a.t, protocol.TypeResult, m.Type(), "nothing may be released")
 	}
 }
 
 // seal seals msg to party to for (round, a → to).
-func (a *adversary) seal(round mpsiv1.Round, to int, msg []byte) *mpsiv1.Envelope {
-	enc, ct, err := envelope.Seal(a.roster[to].GetHpkePublicKey(), a.spec.ID, uint32(round), uint32(a.idx), uint32(to), msg)
+func (a *adversary) seal(round protocol.EnvelopeRound, to int, msg []byte) *protocol.Envelope {
+	seal := a.key.Seal
+	if round == protocol.EnvelopeThresholdShare {
+		seal = a.key.SealBulk
+	}
+	enc, ct, err := seal(a.roster[to].HPKEKey, a.spec.ID, uint32(round), uint32(a.idx), uint32(to), msg)
 	require.NoError(a.t, err)
-	return &mpsiv1.Envelope{Round: round, From: uint32(a.idx), To: uint32(to), Enc: enc, Ciphertext: ct}
+	return &protocol.Envelope{Header: a.hdr(), Round: round, FromParty: uint32(a.idx), To: uint32(to), Enc: enc, Ciphertext: ct}
 }
 
 // ring returns the adversary's own hop-0 list (valid points).
@@ -528,12 +585,26 @@ func pointsBytes(p []psi.Point) []byte {
 	return b
 }
 
-// playUntilMask plays honestly (seeds, own ring list, hops) until the
-// coordinator deals the mask.
-func (a *adversary) playUntilMask() { a.playPaced(0) }
+// batch is a ring batch from the adversary, authenticated with its ring
+// key (sendRingKey) as an honest party's would be.
+func (a *adversary) batch(owner, hop, off, total int, data []byte) *protocol.Batch {
+	b := &protocol.Batch{Header: a.hdr(), Kind: protocol.BatchRing, Owner: uint32(owner), Hop: uint32(hop),
+		Offset: uint64(off), Total: uint64(total), Data: data}
+	if a.ringOut != nil {
+		b.MAC = protocol.RingMAC(a.ringOut, a.spec.ID, b.Owner, b.Hop, b.Offset, b.Total, data)
+	}
+	return b
+}
 
-// playPaced plays honestly until the mask deal, sending its own list's
-// batches pace apart.
+// sendRingKey seals the adversary's ring key to the next party (dh).
+func (a *adversary) sendRingKey() {
+	a.t.Helper()
+	a.ringOut = bytes.Repeat([]byte{0x17}, 32)
+	a.send(a.seal(protocol.EnvelopeRingKey, (a.idx+1)%len(a.spec.Parties), a.ringOut))
+}
+
+// playPaced plays honestly (seeds, own ring list, hops) until the
+// coordinator deals the mask, sending its own list's batches pace apart.
 func (a *adversary) playPaced(pace time.Duration) {
 	a.t.Helper()
 	n := len(a.spec.Parties)
@@ -541,62 +612,41 @@ func (a *adversary) playPaced(pace time.Duration) {
 		if j != a.idx {
 			s, err := a.p.Seed(j)
 			require.NoError(a.t, err)
-			a.send(envMsg(a.seal(mpsiv1.Round_ROUND_MASK_SEED, j, s[:])))
+			a.send(a.seal(protocol.EnvelopeMaskSeed, j, s[:]))
 		}
 	}
+	a.sendRingKey()
 	own := a.ring()
 	total := len(own) / psi.PointSize
 	for off := 0; off < total; off += a.maxBatch {
 		time.Sleep(pace)
 		end := min(off+a.maxBatch, total)
-		a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_RING, a.idx, 0, off, total, own[off*32:end*32]))
+		a.send(a.batch(a.idx, 0, off, total, own[off*32:end*32]))
 	}
 	for {
-		m, err := a.stream.Recv()
-		require.NoError(a.t, err)
-		require.Nil(a.t, m.GetAbort(), "aborted while playing honestly")
-		if m.GetMask() != nil {
+		switch m := a.recv().(type) {
+		case *protocol.Abort:
+			a.t.Fatalf("aborted while playing honestly: %s", m.Reason)
+		case *protocol.MaskDeal:
 			return
-		}
-		if b := m.GetBatch(); b != nil && b.GetKind() == mpsiv1.BatchKind_BATCH_KIND_RING {
-			pts := make([]psi.Point, len(b.GetData())/32)
+		case *protocol.Batch:
+			if m.Kind != protocol.BatchRing {
+				continue
+			}
+			pts := make([]psi.Point, len(m.Data)/32)
 			for k := range pts {
-				copy(pts[k][:], b.GetData()[k*32:])
+				copy(pts[k][:], m.Data[k*32:])
 			}
 			_, err := a.p.Hop(pts)
 			require.NoError(a.t, err)
-			a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_RING, int(b.GetOwner()), int(b.GetHop()), int(b.GetOffset()), int(b.GetTotal()), pointsBytes(pts)))
+			a.send(a.batch(int(m.Owner), int(m.Hop), int(m.Offset), int(m.Total), pointsBytes(pts)))
 		}
 	}
 }
 
-func hello(id string) *mpsiv1.PartyMessage {
-	return &mpsiv1.PartyMessage{Msg: &mpsiv1.PartyMessage_Hello{Hello: &mpsiv1.Hello{SessionId: id}}}
-}
-
-func envMsg(e *mpsiv1.Envelope) *mpsiv1.PartyMessage {
-	return &mpsiv1.PartyMessage{Msg: &mpsiv1.PartyMessage_Envelope{Envelope: e}}
-}
-
-func batchMsg(kind mpsiv1.BatchKind, owner, hop, off, total int, data []byte) *mpsiv1.PartyMessage {
-	return &mpsiv1.PartyMessage{Msg: &mpsiv1.PartyMessage_Batch{Batch: &mpsiv1.Batch{
-		Kind: kind, Owner: uint32(owner), Hop: uint32(hop), Offset: uint64(off), Total: uint64(total), Data: data}}}
-}
-
-func shareMsg(b []byte) *mpsiv1.PartyMessage {
-	return &mpsiv1.PartyMessage{Msg: &mpsiv1.PartyMessage_Share{Share: &mpsiv1.Share{Vector: b}}}
-}
-
-func vectorBytes(t testing.TB, n int) []byte {
-	b, err := make(sharing.Vector, n).MarshalBinary()
-	require.NoError(t, err)
-	return b
-}
-
-func layoutLen(t testing.TB, spec *session.Spec) int {
-	l, err := session.NewLayout(spec)
-	require.NoError(t, err)
-	return l.Len()
+// hello is the first message of a party's stream.
+func hello(id string) *protocol.Hello {
+	return &protocol.Hello{Header: protocol.Header{Session: id, From: protocol.FromUnassigned}}
 }
 
 func requireStatus(t testing.TB, err error, code codes.Code, substr string) {
@@ -609,7 +659,7 @@ func requireStatus(t testing.TB, err error, code codes.Code, substr string) {
 }
 
 // recvStatus reads a stream until it ends and returns its final error.
-func recvStatus(stream grpc.BidiStreamingClient[mpsiv1.PartyMessage, mpsiv1.CoordinatorMessage]) error {
+func recvStatus(stream grpc.BidiStreamingClient[mpsiv1.Frame, mpsiv1.Frame]) error {
 	for {
 		if _, err := stream.Recv(); err != nil {
 			return err
@@ -635,7 +685,7 @@ func TestAuthentication(t *testing.T) {
 		requireStatus(t, err, codes.Unavailable, "")
 		stream, err := cl.Run(ctx)
 		if err == nil {
-			_ = stream.Send(hello(id))
+			_ = stream.Send(frame(t, hello(id)))
 			err = recvStatus(stream)
 		}
 		requireStatus(t, err, codes.Unavailable, "")
@@ -652,7 +702,7 @@ func TestAuthentication(t *testing.T) {
 		for _, who := range []string{"outsider", "admin"} {
 			stream, err := h.client(t, who).Run(ctx)
 			require.NoError(t, err)
-			require.NoError(t, stream.Send(hello(id)))
+			require.NoError(t, stream.Send(frame(t, hello(id))))
 			requireStatus(t, recvStatus(stream), codes.PermissionDenied, fmt.Sprintf("%q is not a party of session %s", who, id))
 		}
 	})
@@ -687,21 +737,35 @@ func TestAuthentication(t *testing.T) {
 	t.Run("Hello for an unknown session", func(t *testing.T) {
 		stream, err := h.client(t, "hospital-a").Run(ctx)
 		require.NoError(t, err)
-		require.NoError(t, stream.Send(hello("no-such-session")))
+		require.NoError(t, stream.Send(frame(t, hello("no-such-session"))))
 		requireStatus(t, recvStatus(stream), codes.NotFound, `unknown session: "no-such-session"`)
 	})
 
 	t.Run("first message is not Hello", func(t *testing.T) {
-		for _, m := range []*mpsiv1.PartyMessage{
-			{},
-			{Msg: &mpsiv1.PartyMessage_Ready{Ready: &mpsiv1.Ready{SetSize: 1}}},
-			{Msg: &mpsiv1.PartyMessage_Abort{Abort: &mpsiv1.Abort{Reason: "x"}}},
+		id := h.create(t, specJSON(t, c, newSessionID("not-hello"), nil))
+		sig := make([]byte, 64)
+		for _, tc := range []struct {
+			name   string
+			data   []byte
+			substr string
+		}{
+			{"empty frame", nil, "malformed message"},
+			{"garbage", []byte("GET / HTTP/1.1"), "malformed message"},
+			{"Ready", frame(t, &protocol.Ready{Header: protocol.Header{Session: id}, SetSize: 1, HPKEKey: make([]byte, 32), Signature: sig}).Data,
+				"the first message must be Hello, not Ready"},
+			{"Abort", frame(t, &protocol.Abort{Header: protocol.Header{Session: id, From: protocol.FromUnassigned}, Reason: "x"}).Data,
+				"the first message must be Hello, not Abort"},
 		} {
 			stream, err := h.client(t, "hospital-a").Run(ctx)
 			require.NoError(t, err)
-			require.NoError(t, stream.Send(m))
-			requireStatus(t, recvStatus(stream), codes.InvalidArgument, "the first message must be Hello")
+			require.NoError(t, stream.Send(&mpsiv1.Frame{Data: tc.data}))
+			requireStatus(t, recvStatus(stream), codes.InvalidArgument, tc.substr)
 		}
+		// None of them reached the session.
+		evs, err := h.st.Events(ctx, id)
+		require.NoError(t, err)
+		require.False(t, slices.ContainsFunc(evs, func(e store.Event) bool { return e.Kind == "party.joined" }))
+		require.Equal(t, store.StateCreated, h.result(t, id).GetState())
 	})
 
 	t.Run("second stream for a connected party", func(t *testing.T) {
@@ -713,7 +777,7 @@ func TestAuthentication(t *testing.T) {
 		h.waitEvents(t, id, "party.ready", "hospital-a")
 		stream, err := h.client(t, "hospital-a").Run(ctx)
 		require.NoError(t, err)
-		require.NoError(t, stream.Send(hello(id)))
+		require.NoError(t, stream.Send(frame(t, hello(id))))
 		requireStatus(t, recvStatus(stream), codes.FailedPrecondition, "party hospital-a is already connected")
 		// The first stream and the session are unaffected.
 		outs := collect(t, a, h.honest(cctx, t, c, id, "hospital-b"), h.honest(cctx, t, c, id, "hospital-c"))
@@ -734,20 +798,22 @@ func TestRunDoesNotLeakFinishedSessionToOutsider(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	a := h.join(ctx, t, c, "hospital-a", id)
-	a.send(&mpsiv1.PartyMessage{Msg: &mpsiv1.PartyMessage_Abort{Abort: &mpsiv1.Abort{Reason: "secret-ish operational detail"}}})
+	a.send(&protocol.Abort{Header: a.hdr(), Code: protocol.CodePolicy, Reason: "secret-ish operational detail"})
 	a.expectAbort()
 	h.requireAborted(t, id, "secret-ish operational detail")
 
 	stream, err := h.client(t, "outsider").Run(ctx)
 	require.NoError(t, err)
-	require.NoError(t, stream.Send(hello(id)))
+	require.NoError(t, stream.Send(frame(t, hello(id))))
 	err = recvStatus(stream)
 	require.NotContains(t, status.Convert(err).Message(), "secret-ish", "abort reason leaked to a non-party")
 	requireStatus(t, err, codes.PermissionDenied, "not a party")
 }
 
-// ================================================================ 2. malformed messages
+// ================================================================ 2. malformed frames
 
+// advCase is one misbehaviour of hospital-a, with hospital-b and
+// hospital-c honest.
 type advCase struct {
 	name string
 	// preRoster runs instead of Ready + roster, once the honest parties are ready.
@@ -756,224 +822,52 @@ type advCase struct {
 	act func(t *testing.T, h *harness, a *adversary)
 	// reason: substrings of the abort reason.
 	reason []string
+	// code is the abort's code.
+	code protocol.Code
 	// detector, if set, is the honest party that detects the problem itself
-	// (its error must wrap detErr); the others get ErrAborted.
+	// (its error must wrap detErr), or "any"; the others get ErrAborted.
 	detector string
 	detErr   error
 }
 
-func TestMalformedMessages(t *testing.T) {
+// The transport path of bad input: frames are decoded by the protocol
+// codec and checked by the session's machine against the stream they came
+// on, and whatever the check, the session aborts with one reason, stored
+// and broadcast alike, and nothing is released. The machine's checks
+// message by message are tested in package protocol.
+func TestMalformedFrames(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	c := getCohort(t, session.ModeDH)
-	const ff = 0xff
-	allFF := bytes.Repeat([]byte{ff}, 32)
-	identity := make([]byte, 32)
-	size := func(a *adversary) int { return a.p.SetSize() }
-
 	cases := []advCase{
-		// Ring batches.
-		{name: "ring point not canonical (all 0xff)", act: func(t *testing.T, h *harness, a *adversary) {
-			a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_RING, 0, 0, 0, size(a), bytes.Repeat(allFF, min(size(a), a.maxBatch))))
-		}, reason: []string{"invalid group element", "not a canonical encoding"}, detector: "hospital-b", detErr: psi.ErrInvalidPoint},
-		{name: "ring point is the identity", act: func(t *testing.T, h *harness, a *adversary) {
-			data := a.ring()[:a.maxBatch*32]
-			copy(data[3*32:], identity)
-			a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_RING, 0, 0, 0, size(a), data))
-		}, reason: []string{"invalid group element", "element 3", "identity"}, detector: "hospital-b", detErr: psi.ErrInvalidPoint},
-		{name: "data not a multiple of 32", act: func(t *testing.T, h *harness, a *adversary) {
-			a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_RING, 0, 0, 0, size(a), a.ring()[:33]))
-		}, reason: []string{"party hospital-a", "malformed message", "batch of 33 bytes"}},
-		{name: "empty batch", act: func(t *testing.T, h *harness, a *adversary) {
-			a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_RING, 0, 0, 0, size(a), nil))
-		}, reason: []string{"party hospital-a", "batch of 0 bytes"}},
-		{name: "batch above MaxBatch", act: func(t *testing.T, h *harness, a *adversary) {
-			a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_RING, 0, 0, 0, size(a), a.ring()[:(testMaxBatch+1)*32]))
-		}, reason: []string{"party hospital-a", fmt.Sprintf("batch of %d bytes (limit %d elements", (testMaxBatch+1)*32, testMaxBatch)}},
-		{name: "offset gap", act: func(t *testing.T, h *harness, a *adversary) {
-			a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_RING, 0, 0, 8, size(a), a.ring()[8*32:16*32]))
-		}, reason: []string{"party hospital-a", "batch at offset 8, expected 0"}},
-		{name: "offset replay", act: func(t *testing.T, h *harness, a *adversary) {
-			data := a.ring()[:8*32]
-			a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_RING, 0, 0, 0, size(a), data))
-			a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_RING, 0, 0, 0, size(a), data))
-		}, reason: []string{"party hospital-a", "batch at offset 0, expected 8"}},
-		{name: "list past its total", act: func(t *testing.T, h *harness, a *adversary) {
-			own := a.ring()
-			n := size(a)
-			for off := 0; off < n; off += a.maxBatch {
-				a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_RING, 0, 0, off, n, own[off*32:min(off+a.maxBatch, n)*32]))
-			}
-			a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_RING, 0, 0, n, n, own[:32]))
-		}, reason: []string{"party hospital-a", fmt.Sprintf("batch at offset %d, expected %d of %d", testRecords, testRecords, testRecords)}},
-		{name: "total differs from the declared size", act: func(t *testing.T, h *harness, a *adversary) {
-			a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_RING, 0, 0, 0, size(a)+1, a.ring()[:32]))
-		}, reason: []string{"party hospital-a", fmt.Sprintf("batch total %d, declared size %d", testRecords+1, testRecords)}},
-		{name: "hop of another party (owner 1 hop 1)", act: func(t *testing.T, h *harness, a *adversary) {
-			a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_RING, 1, 1, 0, testRecords, a.ring()[:32]))
-		}, reason: []string{"party hospital-a", "ring batch (owner 1, hop 1) not for this party"}},
-		{name: "hop of another party (own list, hop 1)", act: func(t *testing.T, h *harness, a *adversary) {
-			a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_RING, 0, 1, 0, size(a), a.ring()[:32]))
-		}, reason: []string{"ring batch (owner 0, hop 1) not for this party"}},
-		{name: "hop 0 of another's list", act: func(t *testing.T, h *harness, a *adversary) {
-			a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_RING, 2, 0, 0, testRecords, a.ring()[:32]))
-		}, reason: []string{"ring batch (owner 2, hop 0) not for this party"}},
-		{name: "hop out of range", act: func(t *testing.T, h *harness, a *adversary) {
-			a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_RING, 0, 3, 0, size(a), a.ring()[:32]))
-		}, reason: []string{"ring batch (owner 0, hop 3) not for this party"}},
-		{name: "owner out of range", act: func(t *testing.T, h *harness, a *adversary) {
-			a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_RING, 1<<31, 0, 0, size(a), a.ring()[:32]))
-		}, reason: []string{"batch for unknown owner 2147483648"}},
-		{name: "token batch in dh mode", act: func(t *testing.T, h *harness, a *adversary) {
-			a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_TOKENS, 0, 0, 0, size(a), a.ring()[:32]))
-		}, reason: []string{"token batch not allowed here"}},
-		{name: "positions batch from a party", act: func(t *testing.T, h *harness, a *adversary) {
-			a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_POSITIONS, 0, 0, 0, size(a), make([]byte, 4)))
-		}, reason: []string{"batch kind BATCH_KIND_POSITIONS from a party"}},
-		{name: "batch kind unspecified", act: func(t *testing.T, h *harness, a *adversary) {
-			a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_UNSPECIFIED, 0, 0, 0, size(a), a.ring()[:32]))
-		}, reason: []string{"batch kind BATCH_KIND_UNSPECIFIED from a party"}},
-
-		// Envelopes.
-		{name: "envelope from another party", act: func(t *testing.T, h *harness, a *adversary) {
-			e := a.seal(mpsiv1.Round_ROUND_MASK_SEED, 2, make([]byte, 32))
-			e.From = 1
-			a.send(envMsg(e))
-		}, reason: []string{"party hospital-a", "envelope from 1 to 2 on party 0's stream"}},
-		{name: "envelope to itself", act: func(t *testing.T, h *harness, a *adversary) {
-			e := a.seal(mpsiv1.Round_ROUND_MASK_SEED, 1, make([]byte, 32))
-			e.To = 0
-			a.send(envMsg(e))
-		}, reason: []string{"envelope from 0 to 0 on party 0's stream"}},
-		{name: "envelope to no party", act: func(t *testing.T, h *harness, a *adversary) {
-			e := a.seal(mpsiv1.Round_ROUND_MASK_SEED, 1, make([]byte, 32))
-			e.To = 3
-			a.send(envMsg(e))
-		}, reason: []string{"envelope from 0 to 3 on party 0's stream"}},
-		{name: "envelope to 2^32-1", act: func(t *testing.T, h *harness, a *adversary) {
-			e := a.seal(mpsiv1.Round_ROUND_MASK_SEED, 1, make([]byte, 32))
-			e.To = 1<<32 - 1
-			a.send(envMsg(e))
-		}, reason: []string{"envelope from 0 to 4294967295"}},
-		{name: "envelope round unspecified", act: func(t *testing.T, h *harness, a *adversary) {
-			e := a.seal(mpsiv1.Round_ROUND_MASK_SEED, 1, make([]byte, 32))
-			e.Round = mpsiv1.Round_ROUND_UNSPECIFIED
-			a.send(envMsg(e))
-		}, reason: []string{"envelope for unknown round 0"}},
-		{name: "envelope round unknown", act: func(t *testing.T, h *harness, a *adversary) {
-			e := a.seal(mpsiv1.Round_ROUND_MASK_SEED, 1, make([]byte, 32))
-			e.Round = 3
-			a.send(envMsg(e))
-		}, reason: []string{"envelope for unknown round 3"}},
-		{name: "key contribution in dh mode", act: func(t *testing.T, h *harness, a *adversary) {
-			a.send(envMsg(a.seal(mpsiv1.Round_ROUND_KEY_CONTRIBUTION, 1, make([]byte, 32))))
-		}, reason: []string{"key contribution in dh mode"}},
-		{name: "enc too short", act: func(t *testing.T, h *harness, a *adversary) {
-			e := a.seal(mpsiv1.Round_ROUND_MASK_SEED, 1, make([]byte, 32))
-			e.Enc = e.Enc[:31]
-			a.send(envMsg(e))
-		}, reason: []string{"party hospital-a", "envelope lengths"}},
-		{name: "enc too long", act: func(t *testing.T, h *harness, a *adversary) {
-			e := a.seal(mpsiv1.Round_ROUND_MASK_SEED, 1, make([]byte, 32))
-			e.Enc = append(e.Enc, 0)
-			a.send(envMsg(e))
-		}, reason: []string{"envelope lengths"}},
-		{name: "ciphertext too long", act: func(t *testing.T, h *harness, a *adversary) {
-			e := a.seal(mpsiv1.Round_ROUND_MASK_SEED, 1, make([]byte, 32))
-			e.Ciphertext = make([]byte, envelope.MaxEnvelopeSealed+1)
-			a.send(envMsg(e))
-		}, reason: []string{"envelope lengths"}},
-		{name: "envelope replayed", act: func(t *testing.T, h *harness, a *adversary) {
-			s, err := a.p.Seed(1)
-			require.NoError(t, err)
-			e := a.seal(mpsiv1.Round_ROUND_MASK_SEED, 1, s[:])
-			a.send(envMsg(e))
-			a.send(envMsg(e))
-		}, reason: []string{"party hospital-a", "envelope replayed"}},
-		{name: "envelope tampered (recipient rejects)", act: func(t *testing.T, h *harness, a *adversary) {
-			e := a.seal(mpsiv1.Round_ROUND_MASK_SEED, 1, make([]byte, 32))
-			e.Ciphertext[0] ^= 1
-			a.send(envMsg(e))
-		}, reason: []string{"party hospital-b", "envelope from hospital-a", "does not open"}, detector: "hospital-b", detErr: envelope.ErrEnvelope},
-		{name: "envelope sealed for another recipient (recipient rejects)", act: func(t *testing.T, h *harness, a *adversary) {
-			enc, ct, err := envelope.Seal(a.roster[1].GetHpkePublicKey(), a.spec.ID, uint32(mpsiv1.Round_ROUND_MASK_SEED), 0, 2, make([]byte, 32))
-			require.NoError(t, err)
-			a.send(envMsg(&mpsiv1.Envelope{Round: mpsiv1.Round_ROUND_MASK_SEED, From: 0, To: 1, Enc: enc, Ciphertext: ct}))
-		}, reason: []string{"party hospital-b", "does not open"}, detector: "hospital-b", detErr: envelope.ErrEnvelope},
-
-		// Shares.
-		{name: "share before the masks", act: func(t *testing.T, h *harness, a *adversary) {
-			a.send(shareMsg(vectorBytes(t, layoutLen(t, a.spec))))
-		}, reason: []string{"party hospital-a", "share before masks were dealt"}},
-		{name: "share too long", act: func(t *testing.T, h *harness, a *adversary) {
-			a.playUntilMask()
-			a.send(shareMsg(vectorBytes(t, layoutLen(t, a.spec)+1)))
-		}, reason: []string{"party hospital-a", "share:", "maximum"}},
-		{name: "share too short", act: func(t *testing.T, h *harness, a *adversary) {
-			a.playUntilMask()
-			a.send(shareMsg(vectorBytes(t, layoutLen(t, a.spec)-1)))
-		}, reason: []string{"party hospital-a", "has length"}},
-		{name: "share garbage", act: func(t *testing.T, h *harness, a *adversary) {
-			a.playUntilMask()
-			a.send(shareMsg([]byte{1, 2, 3}))
-		}, reason: []string{"party hospital-a", "share:", "header"}},
-		{name: "share header lies", act: func(t *testing.T, h *harness, a *adversary) {
-			a.playUntilMask()
-			b := vectorBytes(t, layoutLen(t, a.spec))
-			a.send(shareMsg(b[:len(b)-1]))
-		}, reason: []string{"party hospital-a", "share:"}},
-		// "share sent twice" is racy over the network (the first share may
-		// complete the session); FuzzPartyMessage's replay check covers it.
-
-		// Join round and stream discipline.
-		{name: "Ready sent twice", preRoster: func(t *testing.T, h *harness, a *adversary) {
-			a.send(a.readyMsg(h, uint64(a.p.SetSize())))
-			a.send(a.readyMsg(h, uint64(a.p.SetSize())))
-		}, reason: []string{"party hospital-a", "Ready sent twice"}},
-		{name: "different normalisation version", preRoster: func(t *testing.T, h *harness, a *adversary) {
+		{name: "undecodable frame", preRoster: func(t *testing.T, h *harness, a *adversary) {
+			a.sendRaw([]byte{protocol.Version, byte(protocol.TypeReady), 0xff})
+		}, reason: []string{"party hospital-a: undecodable message: " + protocol.ErrMalformed.Error()}, code: protocol.CodeBadMessage},
+		{name: "header names another session", preRoster: func(t *testing.T, h *harness, a *adversary) {
 			m := a.readyMsg(h, uint64(a.p.SetSize()))
-			m.GetReady().Normalization = "ident/0 unicode/9.0.0"
+			m.Session = "other-session"
 			a.send(m)
-		}, reason: []string{"parties normalise identifiers differently", `"ident/0 unicode/9.0.0"`}},
-		{name: "Ready after the roster", act: func(t *testing.T, h *harness, a *adversary) {
-			a.send(a.readyMsg(h, 1))
-		}, reason: []string{"Ready sent twice"}},
-		{name: "set size above max_set_size", preRoster: func(t *testing.T, h *harness, a *adversary) {
-			a.send(a.readyMsg(h, session.DefaultMaxSetSize+1))
-		}, reason: []string{"party hospital-a", fmt.Sprintf("set size %d exceeds max_set_size %d", session.DefaultMaxSetSize+1, session.DefaultMaxSetSize)}},
-		{name: "set size 2^64-1", preRoster: func(t *testing.T, h *harness, a *adversary) {
-			a.send(a.readyMsg(h, 1<<64-1))
-		}, reason: []string{"exceeds max_set_size"}},
-		{name: "Ready with a short key", preRoster: func(t *testing.T, h *harness, a *adversary) {
-			m := a.readyMsg(h, 1)
-			m.GetReady().HpkePublicKey = m.GetReady().HpkePublicKey[:31]
+		}, reason: []string{"party hospital-a: " + protocol.ErrBadMessage.Error(), `Ready names session "other-session"`}, code: protocol.CodeBadMessage},
+		{name: "header names another sender", preRoster: func(t *testing.T, h *harness, a *adversary) {
+			m := a.readyMsg(h, uint64(a.p.SetSize()))
+			m.From = 1
 			a.send(m)
-		}, reason: []string{"bad key or signature length"}},
-		{name: "Ready without signature", preRoster: func(t *testing.T, h *harness, a *adversary) {
-			m := a.readyMsg(h, 1)
-			m.GetReady().Signature = nil
-			a.send(m)
-		}, reason: []string{"bad key or signature length"}},
+		}, reason: []string{"party hospital-a: " + protocol.ErrBadMessage.Error(), "Ready on party 0's stream names sender party 1"}, code: protocol.CodeBadMessage},
 		{name: "Ready with a forged signature (parties reject the roster)", preRoster: func(t *testing.T, h *harness, a *adversary) {
 			m := a.readyMsg(h, uint64(a.p.SetSize()))
-			m.GetReady().Signature[len(m.GetReady().Signature)-1] ^= 1
+			m.Signature[len(m.Signature)-1] ^= 1
 			a.send(m)
-		}, reason: []string{"invalid roster", "hospital-a: session key signature does not verify"}, detector: "any", detErr: envelope.ErrRoster},
-		{name: "empty message after Hello", preRoster: func(t *testing.T, h *harness, a *adversary) {
-			a.send(&mpsiv1.PartyMessage{})
-		}, reason: []string{"party hospital-a", "empty message"}},
-		{name: "Hello sent twice", preRoster: func(t *testing.T, h *harness, a *adversary) {
-			a.send(hello(a.spec.ID))
-		}, reason: []string{"party hospital-a", "Hello sent twice"}},
-		{name: "envelope before the roster", preRoster: func(t *testing.T, h *harness, a *adversary) {
-			a.send(envMsg(&mpsiv1.Envelope{Round: mpsiv1.Round_ROUND_MASK_SEED, From: 0, To: 1, Enc: make([]byte, 32), Ciphertext: make([]byte, 48)}))
-		}, reason: []string{"envelope before the roster"}},
-		{name: "batch before the roster", preRoster: func(t *testing.T, h *harness, a *adversary) {
-			a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_RING, 0, 0, 0, 1, make([]byte, 32)))
-		}, reason: []string{"batch outside the token round"}},
-		{name: "party aborts", preRoster: func(t *testing.T, h *harness, a *adversary) {
-			a.send(&mpsiv1.PartyMessage{Msg: &mpsiv1.PartyMessage_Abort{Abort: &mpsiv1.Abort{Reason: strings.Repeat("x", 1000)}}})
-		}, reason: []string{"party hospital-a: aborted: " + strings.Repeat("x", 200) + "…"}},
+		}, reason: []string{" aborted: " + envelope.ErrRoster.Error(), "hospital-a: signature over its key, set size and spec does not verify"}, code: protocol.CodeRoster,
+			detector: "any", detErr: envelope.ErrRoster},
+		{name: "envelope tampered (recipient rejects)", act: func(t *testing.T, h *harness, a *adversary) {
+			e := a.seal(protocol.EnvelopeMaskSeed, 1, make([]byte, 32))
+			e.Ciphertext[0] ^= 1
+			a.send(e)
+		}, reason: []string{"party hospital-b aborted: envelope from hospital-a: " + envelope.ErrEnvelope.Error()}, code: protocol.CodeCrypto,
+			detector: "hospital-b", detErr: envelope.ErrEnvelope},
+		{name: "party aborts with a long reason", preRoster: func(t *testing.T, h *harness, a *adversary) {
+			a.send(&protocol.Abort{Header: a.hdr(), Code: protocol.CodePolicy, Reason: strings.Repeat("x", 1000)})
+		}, reason: []string{"party hospital-a aborted: " + strings.Repeat("x", 200) + "…"}, code: protocol.CodePolicy},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1000,10 +894,12 @@ func runAdvCase(t *testing.T, h *harness, c *cohort.Cohort, tc advCase) {
 		a.ready(h)
 		tc.act(t, h, a)
 	}
-	reason := a.expectAbort()
+	ab := a.expectAbortMsg()
+	reason := ab.Reason
 	for _, s := range tc.reason {
 		require.Contains(t, reason, s)
 	}
+	require.Equal(t, tc.code, ab.Code, "abort code (%s)", ab.Code)
 	require.Equal(t, reason, h.requireAborted(t, id, tc.reason...), "the stored reason is the one broadcast")
 	outs := collect(t, b, cc)
 	for _, o := range outs {
@@ -1017,37 +913,6 @@ func runAdvCase(t *testing.T, h *harness, c *cohort.Cohort, tc advCase) {
 	}
 }
 
-// A hop party must not be able to emit the output of a hop whose input it
-// has not been given: here hospital-a sends hop 2 of hospital-b's list
-// while hospital-c (a silent second adversary) never did hop 1. The
-// coordinator accepts it as hospital-b's final token list.
-func TestRingHopAheadOfItsInput(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t)
-	c := getCohort(t, session.ModeDH)
-	id := h.create(t, specJSON(t, c, newSessionID("ahead"), nil))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	b := h.honest(ctx, t, c, id, "hospital-b")
-	a := h.join(ctx, t, c, "hospital-a", id)
-	cs := h.join(ctx, t, c, "hospital-c", id)
-	cs.send(cs.readyMsg(h, uint64(cs.p.SetSize())))
-	a.ready(h)
-	// hospital-b's list (owner 1): hop 1 is hospital-c's, hop 2 hospital-a's.
-	nB := int(a.roster[1].GetSetSize())
-	forged := bytes.Repeat(a.ring()[:32], nB)
-	for off := 0; off < nB; off += a.maxBatch {
-		a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_RING, 1, 2, off, nB, forged[off*32:min(off+a.maxBatch, nB)*32]))
-	}
-	// A probe on the same stream: if the forged hop was accepted, the
-	// session aborts on this instead.
-	a.send(&mpsiv1.PartyMessage{})
-	reason := a.expectAbort()
-	require.NotContains(t, reason, "empty message", "forged hop 2 of a list hop 1 never produced was accepted: %s", reason)
-	require.Contains(t, reason, "party hospital-a")
-	collect(t, b)
-}
-
 // ================================================================ 3. deadline
 
 func TestSilentPartyDeadline(t *testing.T) {
@@ -1058,7 +923,7 @@ func TestSilentPartyDeadline(t *testing.T) {
 		round string
 		ready bool
 	}{
-		{"silent after Hello", "join", false},
+		{"silent after Hello", "setup", false},
 		{"silent after the roster", "tokens", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1141,12 +1006,11 @@ func TestPartyDisconnectsMidRing(t *testing.T) {
 			a := h.join(ctx, t, c, "hospital-a", id)
 			a.ready(h)
 			// Half of its own list, and wait for a hop batch of another list.
+			a.sendRingKey()
 			own := a.ring()
-			a.send(batchMsg(mpsiv1.BatchKind_BATCH_KIND_RING, 0, 0, 0, a.p.SetSize(), own[:a.maxBatch*32]))
+			a.send(a.batch(0, 0, 0, a.p.SetSize(), own[:a.maxBatch*32]))
 			for {
-				m, err := a.stream.Recv()
-				require.NoError(t, err)
-				if m.GetBatch() != nil {
+				if _, ok := a.recv().(*protocol.Batch); ok {
 					break
 				}
 			}
@@ -1167,11 +1031,11 @@ func TestPartyDisconnectsMidRing(t *testing.T) {
 type fakeStream struct {
 	grpc.ServerStream
 	ctx context.Context
-	in  chan *mpsiv1.PartyMessage
+	in  chan *mpsiv1.Frame
 }
 
 func (f *fakeStream) Context() context.Context { return f.ctx }
-func (f *fakeStream) Recv() (*mpsiv1.PartyMessage, error) {
+func (f *fakeStream) Recv() (*mpsiv1.Frame, error) {
 	select {
 	case m := <-f.in:
 		return m, nil
@@ -1179,7 +1043,7 @@ func (f *fakeStream) Recv() (*mpsiv1.PartyMessage, error) {
 		return nil, status.FromContextError(f.ctx.Err()).Err()
 	}
 }
-func (f *fakeStream) Send(*mpsiv1.CoordinatorMessage) error {
+func (f *fakeStream) Send(*mpsiv1.Frame) error {
 	return status.Error(codes.Unavailable, "transport is closing")
 }
 
@@ -1197,8 +1061,8 @@ func TestSendFailureAbortsSession(t *testing.T) {
 	id := h.create(t, specJSON(t, c, newSessionID("sendfail"), nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	fs := &fakeStream{ctx: peerCtx(ctx, h.pki.cert(t, "hospital-a")), in: make(chan *mpsiv1.PartyMessage, 1)}
-	fs.in <- hello(id)
+	fs := &fakeStream{ctx: peerCtx(ctx, h.pki.cert(t, "hospital-a")), in: make(chan *mpsiv1.Frame, 1)}
+	fs.in <- frame(t, hello(id))
 	err := h.srv.Run(fs)
 	require.Error(t, err)
 	rec := h.waitFinal(t, id, testRoundTimeout/2)
@@ -1237,87 +1101,18 @@ func TestHappyPathMatchesRunLocal(t *testing.T) {
 			// Hello for a completed session is refused.
 			stream, err := h.client(t, "hospital-a").Run(context.Background())
 			require.NoError(t, err)
-			require.NoError(t, stream.Send(hello(id)))
+			require.NoError(t, stream.Send(frame(t, hello(id))))
 			requireStatus(t, recvStatus(stream), codes.FailedPrecondition, "session is over")
 		})
 	}
 }
 
-// ================================================================ envelopes
-
-// A relay cannot re-address, replay into another round or session, or
-// modify an envelope: any change makes it fail to open.
-func TestEnvelopeBinding(t *testing.T) {
-	t.Parallel()
-	b, err := envelope.GenerateSessionKey()
-	require.NoError(t, err)
-	other, err := envelope.GenerateSessionKey()
-	require.NoError(t, err)
-	const sid = "cohort-7"
-	msg := bytes.Repeat([]byte{0x5a}, 32)
-	enc, ct, err := envelope.Seal(b.Public(), sid, 4, 0, 1, msg)
-	require.NoError(t, err)
-	pt, err := b.Open(sid, 4, 0, 1, enc, ct)
-	require.NoError(t, err)
-	require.Equal(t, msg, pt)
-
-	flip := func(x []byte, i int) []byte { y := slices.Clone(x); y[i] ^= 0x80; return y }
-	for _, tc := range []struct {
-		name            string
-		key             *envelope.SessionKey
-		session         string
-		round, from, to uint32
-		enc, ct         []byte
-	}{
-		{"other session", b, "cohort-8", 4, 0, 1, enc, ct},
-		{"session prefix", b, "cohort-", 4, 0, 1, enc, ct},
-		{"other round", b, sid, 2, 0, 1, enc, ct},
-		{"round 0", b, sid, 0, 0, 1, enc, ct},
-		{"other sender", b, sid, 4, 2, 1, enc, ct},
-		{"other recipient", b, sid, 4, 0, 2, enc, ct},
-		{"swapped from/to", b, sid, 4, 1, 0, enc, ct},
-		{"other recipient key", other, sid, 4, 0, 1, enc, ct},
-		{"enc modified", b, sid, 4, 0, 1, flip(enc, 0), ct},
-		{"enc last byte", b, sid, 4, 0, 1, flip(enc, 31), ct},
-		{"ciphertext modified", b, sid, 4, 0, 1, enc, flip(ct, 0)},
-		{"tag modified", b, sid, 4, 0, 1, enc, flip(ct, len(ct)-1)},
-		{"ciphertext extended", b, sid, 4, 0, 1, enc, append(slices.Clone(ct), 0)},
-		{"enc and ct swapped", b, sid, 4, 0, 1, ct[:32], enc},
-		{"empty", b, sid, 4, 0, 1, nil, nil},
-		{"oversized ciphertext", b, sid, 4, 0, 1, enc, make([]byte, envelope.MaxEnvelopeSealed+1)},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			pt, err := tc.key.Open(tc.session, tc.round, tc.from, tc.to, tc.enc, tc.ct)
-			require.ErrorIs(t, err, envelope.ErrEnvelope)
-			require.Nil(t, pt)
-		})
-	}
-	t.Run("every truncation", func(t *testing.T) {
-		for i := 0; i < len(enc); i++ {
-			_, err := b.Open(sid, 4, 0, 1, enc[:i], ct)
-			require.ErrorIs(t, err, envelope.ErrEnvelope, "enc[:%d]", i)
-		}
-		for i := 0; i < len(ct); i++ {
-			_, err := b.Open(sid, 4, 0, 1, enc, ct[:i])
-			require.ErrorIs(t, err, envelope.ErrEnvelope, "ct[:%d]", i)
-		}
-	})
-	t.Run("every bit", func(t *testing.T) {
-		for i := 0; i < 8*len(ct); i++ {
-			y := slices.Clone(ct)
-			y[i/8] ^= 1 << (i % 8)
-			_, err := b.Open(sid, 4, 0, 1, enc, y)
-			require.ErrorIs(t, err, envelope.ErrEnvelope, "ct bit %d", i)
-		}
-	})
-}
-
 // ================================================================ white box
 
 // A party attaching while the session's event queue is full must not wedge
-// the session: attach holds the session lock while it blocks on the queue,
-// and the session goroutine needs that lock to send anything (here, to
-// broadcast the abort caused by a queued message).
+// the session: attach must not hold the session lock while it blocks on the
+// queue, since the session goroutine needs that lock to send anything (here,
+// to broadcast the abort caused by a queued message).
 func TestAttachWhileEventQueueFull(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -1326,8 +1121,10 @@ func TestAttachWhileEventQueueFull(t *testing.T) {
 	spec, err := session.ParseSpec(specJSON(t, c, id, nil))
 	require.NoError(t, err)
 	require.NoError(t, h.st.CreateSession(context.Background(), spec.ID, spec.Canonical(), "admin"))
-	// 64 queued "Hello sent twice" messages from hospital-a; hospital-b attaches.
-	done, err := h.srv.AttachDuringFullQueue(spec, 0, hello(id), 1, h.pki.cert(t, "hospital-b"))
+	// hospital-a attached, then 63 queued "Hello sent twice" messages from
+	// it; hospital-b attaches.
+	again := &protocol.Hello{Header: protocol.Header{Session: id, From: 0}}
+	done, err := h.srv.AttachDuringFullQueue(spec, 0, h.pki.cert(t, "hospital-a"), again, 1, h.pki.cert(t, "hospital-b"))
 	require.NoError(t, err)
 	select {
 	case <-done:
@@ -1336,53 +1133,8 @@ func TestAttachWhileEventQueueFull(t *testing.T) {
 	}
 	rec := h.waitFinal(t, id, time.Second)
 	require.Equal(t, store.StateAborted, rec.State)
-	require.Contains(t, rec.Reason, "Hello sent twice")
-}
-
-// One token batch must not make the coordinator allocate for the whole
-// declared set size (up to max_set_size, 10M by default: 320 MB).
-func TestDeclaredSizeDoesNotPreallocate(t *testing.T) {
-	h := newHarness(t)
-	c := getCohort(t, session.ModeKeyed)
-	id := newSessionID("alloc")
-	spec, err := session.ParseSpec(specJSON(t, c, id, nil))
-	require.NoError(t, err)
-	ts := newTestSession(t, h, spec)
-	ctx := context.Background()
-	readyAll(t, ts, []uint64{uint64(spec.MaxSetSize), 1, 1})
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	_, err = ts.Handle(ctx, 0, batchMsg(mpsiv1.BatchKind_BATCH_KIND_TOKENS, 0, 0, 0, spec.MaxSetSize, make([]byte, 32)))
-	require.NoError(t, err)
-	runtime.ReadMemStats(&after)
-	grew := after.TotalAlloc - before.TotalAlloc
-	require.Less(t, grew, uint64(64<<20), "one 32-byte token made the coordinator allocate %d MB", grew>>20)
-}
-
-func newTestSession(t testing.TB, h *harness, spec *session.Spec) *coordinator.TestSession {
-	t.Helper()
-	require.NoError(t, h.st.CreateSession(context.Background(), spec.ID, spec.Canonical(), "admin"))
-	var certs []*x509.Certificate
-	for _, n := range spec.Parties {
-		certs = append(certs, h.pki.cert(t, n))
-	}
-	ts, err := h.srv.NewTestSession(spec, certs)
-	require.NoError(t, err)
-	for i := range spec.Parties {
-		require.NoError(t, ts.Attach(context.Background(), i))
-	}
-	return ts
-}
-
-func readyAll(t testing.TB, ts *coordinator.TestSession, sizes []uint64) {
-	t.Helper()
-	for i, s := range sizes {
-		_, err := ts.Handle(context.Background(), i, &mpsiv1.PartyMessage{Msg: &mpsiv1.PartyMessage_Ready{Ready: &mpsiv1.Ready{
-			SetSize: s, HpkePublicKey: make([]byte, 32), Signature: []byte{1}}}})
-		require.NoError(t, err)
-	}
-	require.Equal(t, "tokens", ts.Round())
+	require.Equal(t, "party hospital-a: "+protocol.ErrWrongRound.Error()+": Hello sent twice", rec.Reason,
+		"aborted by the queued message, not by the deadline")
 }
 
 // A stream that never sends Hello is ended with DeadlineExceeded after the
@@ -1430,7 +1182,7 @@ func TestJoinBudgetSpills(t *testing.T) {
 		entries, err := os.ReadDir(spillDir)
 		return err == nil && len(entries) == 1
 	}, 10*time.Second, 10*time.Millisecond, "the session spills once the roster is out")
-	a.trySend(&mpsiv1.PartyMessage{Msg: &mpsiv1.PartyMessage_Abort{Abort: &mpsiv1.Abort{Reason: "test"}}})
+	a.trySend(&protocol.Abort{Header: a.hdr(), Code: protocol.CodePartyAborted, Reason: "test"})
 	spill.waitFinal(t, id, 10*time.Second)
 	cancel()
 	<-chA

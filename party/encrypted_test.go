@@ -17,10 +17,10 @@ import (
 	lmhe "github.com/tuneinsight/lattigo/v5/mhe"
 
 	"github.com/mpsi-dev/mpsi/bench/cohort"
-	"github.com/mpsi-dev/mpsi/coordinator"
 	"github.com/mpsi-dev/mpsi/party"
 	"github.com/mpsi-dev/mpsi/psi"
 	"github.com/mpsi-dev/mpsi/psi/join"
+	"github.com/mpsi-dev/mpsi/psi/protocol"
 	"github.com/mpsi-dev/mpsi/psi/session"
 	"github.com/mpsi-dev/mpsi/sharing/mhe"
 )
@@ -194,12 +194,12 @@ func TestEncryptedThresholdDropout(t *testing.T) {
 	require.NoError(t, err)
 
 	n := 3
-	eng, err := coordinator.NewEngine(spec)
+	eng, err := protocol.NewEngine(spec)
 	require.NoError(t, err)
-	parties := make([]*party.Party, n)
+	parties := make([]*protocol.Holder, n)
 	largest := 0
 	for i, in := range ins {
-		parties[i], err = party.New(spec, in.Name, in.Records, party.Config{})
+		parties[i], err = protocol.NewHolder(spec, in.Name, in.Records, 0)
 		require.NoError(t, err)
 		require.NoError(t, eng.Declare(i, parties[i].SetSize()))
 		largest = max(largest, parties[i].SetSize())
@@ -219,7 +219,7 @@ func TestEncryptedThresholdDropout(t *testing.T) {
 	x, err := eng.StartEncrypted()
 	require.NoError(t, err)
 	require.True(t, x.Params().IsThreshold())
-	eps := make([]*party.EncryptedParty, n)
+	eps := make([]*protocol.EncryptedHolder, n)
 	ckg := make([]*mhe.CKGShareMsg, n)
 	gkg := make([]*mhe.GaloisSharesMsg, n)
 	for i, p := range parties {
@@ -247,12 +247,12 @@ func TestEncryptedThresholdDropout(t *testing.T) {
 		cts, err := ep.EncryptContributions(pk)
 		require.NoError(t, err)
 		_, err = ep.EncryptContributions(pk)
-		require.ErrorIs(t, err, party.ErrStateConsumed)
+		require.ErrorIs(t, err, protocol.ErrStateConsumed)
 		for _, m := range cts {
 			require.NoError(t, x.AddCiphertext(i, m))
 		}
 		if i == 0 {
-			require.ErrorIs(t, x.AddCiphertext(1, cts[0]), coordinator.ErrBadMessage, "sender must be the party")
+			require.ErrorIs(t, x.AddCiphertext(1, cts[0]), protocol.ErrBadMessage, "sender must be the party")
 			require.ErrorIs(t, x.AddCiphertext(0, cts[0]), mhe.ErrDuplicateSender)
 		}
 	}
@@ -295,18 +295,18 @@ func TestEncryptedThresholdDropout(t *testing.T) {
 func requireNoSecrets(t *testing.T, v reflect.Value) {
 	t.Helper()
 	forbidden := map[reflect.Type]bool{
-		reflect.TypeOf(rlwe.SecretKey{}):         true,
-		reflect.TypeOf(rlwe.Decryptor{}):         true,
-		reflect.TypeOf(lmhe.ShamirSecretShare{}): true,
-		reflect.TypeOf(lmhe.ShamirPolynomial{}):  true,
-		reflect.TypeOf(lmhe.Thresholdizer{}):     true,
-		reflect.TypeOf(lmhe.Combiner{}):          true,
-		reflect.TypeOf(mhe.PartyKeys{}):          true,
-		reflect.TypeOf(mhe.Party{}):              true,
-		reflect.TypeOf(mhe.ThresholdShareMsg{}):  true,
-		reflect.TypeOf(mhe.Recipient{}):          true,
-		reflect.TypeOf(party.EncryptedParty{}):   true,
-		reflect.TypeOf(party.Party{}):            true,
+		reflect.TypeOf(rlwe.SecretKey{}):           true,
+		reflect.TypeOf(rlwe.Decryptor{}):           true,
+		reflect.TypeOf(lmhe.ShamirSecretShare{}):   true,
+		reflect.TypeOf(lmhe.ShamirPolynomial{}):    true,
+		reflect.TypeOf(lmhe.Thresholdizer{}):       true,
+		reflect.TypeOf(lmhe.Combiner{}):            true,
+		reflect.TypeOf(mhe.PartyKeys{}):            true,
+		reflect.TypeOf(mhe.Party{}):                true,
+		reflect.TypeOf(mhe.ThresholdShareMsg{}):    true,
+		reflect.TypeOf(mhe.Recipient{}):            true,
+		reflect.TypeOf(protocol.EncryptedHolder{}): true,
+		reflect.TypeOf(protocol.Holder{}):          true,
 	}
 	visited := map[uintptr]bool{}
 	var walk func(reflect.Value, string)
@@ -362,7 +362,7 @@ func TestEncryptedPartyHasNoPositions(t *testing.T) {
 		}
 		return false
 	}
-	for _, typ := range []reflect.Type{reflect.TypeOf(party.EncryptedParty{}), reflect.TypeOf(party.Party{})} {
+	for _, typ := range []reflect.Type{reflect.TypeOf(protocol.EncryptedHolder{}), reflect.TypeOf(protocol.Holder{})} {
 		seen := map[reflect.Type]bool{}
 		var walk func(reflect.Type, string)
 		walk = func(ty reflect.Type, path string) {
@@ -387,12 +387,12 @@ func TestEncryptedPartyHasNoPositions(t *testing.T) {
 		}
 		walk(typ, typ.Name())
 	}
-	ep := reflect.TypeOf(&party.EncryptedParty{})
+	ep := reflect.TypeOf(&protocol.EncryptedHolder{})
 	for i := 0; i < ep.NumMethod(); i++ {
 		m := ep.Method(i)
 		for k := 1; k < m.Type.NumIn(); k++ {
 			require.False(t, isPositions(m.Type.In(k)), "EncryptedParty.%s takes positions", m.Name)
-			require.NotEqual(t, reflect.TypeOf(&party.Party{}), m.Type.In(k), "EncryptedParty.%s takes a Party", m.Name)
+			require.NotEqual(t, reflect.TypeOf(&protocol.Holder{}), m.Type.In(k), "EncryptedParty.%s takes a Party", m.Name)
 		}
 	}
 }
@@ -436,7 +436,7 @@ func TestEncryptedLimitsMatchMHE(t *testing.T) {
 	}
 	s, err := session.ParseSpec([]byte(spec(largest)))
 	require.NoError(t, err)
-	params, _, err := coordinator.EncryptedParams(s, maxSetSize)
+	params, _, err := protocol.EncryptedParams(s, maxSetSize)
 	require.NoError(t, err)
 	require.Equal(t, []uint64{uint64(largest), 1}, params.Literal().MaxAbs)
 	_, err = session.ParseSpec([]byte(spec(largest + 1)))
@@ -445,7 +445,7 @@ func TestEncryptedLimitsMatchMHE(t *testing.T) {
 
 	// Beyond the spec, the parameters refuse an oversized session by name.
 	s.MaxSetSize = maxSetSize
-	_, _, err = coordinator.EncryptedParams(s, 2*maxSetSize)
+	_, _, err = protocol.EncryptedParams(s, 2*maxSetSize)
 	require.ErrorIs(t, err, mhe.ErrInvalidParams)
 	require.True(t, strings.Contains(err.Error(), "max_records"), err.Error())
 }

@@ -22,7 +22,7 @@ const RecordIDField = "record_id"
 var ErrMapping = errors.New("party: invalid mapping")
 
 // Mapping maps logical fields (and record_id) to a hospital's own columns
-// and formats (DESIGN §2). A nil or empty Mapping matches columns by the
+// and formats (doc/DESIGN.md §2). A nil or empty Mapping matches columns by the
 // logical field name, case-insensitively.
 type Mapping map[string]Column
 

@@ -12,6 +12,7 @@ import (
 	"github.com/mpsi-dev/mpsi/bench/cohort"
 	"github.com/mpsi-dev/mpsi/party"
 	"github.com/mpsi-dev/mpsi/psi"
+	"github.com/mpsi-dev/mpsi/psi/protocol"
 	"github.com/mpsi-dev/mpsi/psi/session"
 )
 
@@ -167,7 +168,7 @@ func BenchmarkKeyedParty(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				p, err := party.New(in.spec, benchParty, recs, party.Config{})
+				p, err := protocol.NewHolder(in.spec, benchParty, recs, 0)
 				if err != nil {
 					b.Fatal(err)
 				}

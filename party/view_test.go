@@ -8,6 +8,7 @@ import (
 
 	"github.com/mpsi-dev/mpsi/bench/cohort"
 	"github.com/mpsi-dev/mpsi/party"
+	"github.com/mpsi-dev/mpsi/psi/protocol"
 	"github.com/mpsi-dev/mpsi/psi/session"
 	"github.com/mpsi-dev/mpsi/sharing"
 )
@@ -19,9 +20,9 @@ func TestCoordinatorViewHidesPartyVector(t *testing.T) {
 	c, err := cohort.Generate(cohort.Config{Seed: 11, Parties: 3, Records: 80, SharedAll: 0.5, Mode: session.ModeKeyed})
 	require.NoError(t, err)
 	spec, ins := loadCohort(t, c)
-	ps := make([]*party.Party, 3)
+	ps := make([]*protocol.Holder, 3)
 	for i, in := range ins {
-		ps[i], err = party.New(spec, in.Name, in.Records, party.Config{})
+		ps[i], err = protocol.NewHolder(spec, in.Name, in.Records, 0)
 		require.NoError(t, err)
 	}
 	// Run the token rounds in process to get positions.
@@ -52,7 +53,7 @@ func TestCoordinatorViewHidesPartyVector(t *testing.T) {
 			require.NotEqual(t, x[k], z[k], "slot %d of party %d's share equals its vector", k, i)
 		}
 		_, err = p.Share(pos, masks[i], in)
-		require.ErrorIs(t, err, party.ErrStateConsumed, "a share is computed once")
+		require.ErrorIs(t, err, protocol.ErrStateConsumed, "a share is computed once")
 		xs, zs = append(xs, x), append(zs, z)
 	}
 	sx, err := sharing.Sum(xs)
@@ -72,10 +73,10 @@ func TestPositionsChecked(t *testing.T) {
 	c, err := cohort.Generate(cohort.Config{Seed: 12, Parties: 2, Records: 10, SharedAll: 0.5})
 	require.NoError(t, err)
 	spec, ins := loadCohort(t, c)
-	p, err := party.New(spec, ins[0].Name, ins[0].Records, party.Config{})
+	p, err := protocol.NewHolder(spec, ins[0].Name, ins[0].Records, 0)
 	require.NoError(t, err)
 	for _, bad := range [][]uint32{{3, 2}, {1, 1}, {10}, {0, 1 << 31}} {
 		_, err := p.Local(bad)
-		require.ErrorIs(t, err, party.ErrPositions)
+		require.ErrorIs(t, err, protocol.ErrPositions)
 	}
 }

@@ -1,5 +1,5 @@
 // Package sharing implements the arithmetic of masked aggregation
-// (DESIGN.md §4 step 4): vectors over Z_2^64, zero-sum masks dealt by the
+// (doc/DESIGN.md §4, step 4): vectors over Z_2^64, zero-sum masks dealt by the
 // coordinator, the n-key splitting each party performs, and the PRG that
 // expands a 32-byte seed into a key vector.
 //

@@ -56,7 +56,7 @@ type run struct {
 	z     []sharing.Vector   // submissions
 }
 
-// runProtocol runs DESIGN.md §4 step 4 for inputs xs (one per party), the
+// runProtocol runs doc/DESIGN.md §4, step 4 for inputs xs (one per party), the
 // way party and coordinator will: masks, seeds, expansion on both ends,
 // SelfKey, Blind. It checks that sender and recipient expand the same key.
 func runProtocol(t testing.TB, xs []sharing.Vector) *run {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mpsi-dev/mpsi/bench/cohort"
 	"github.com/mpsi-dev/mpsi/party"
+	"github.com/mpsi-dev/mpsi/psi/protocol"
 	"github.com/mpsi-dev/mpsi/psi/session"
 )
 
@@ -451,9 +452,9 @@ func TestE2EEncryptedDropouts(t *testing.T) {
 		want  func(t *testing.T, cl *cluster) *session.Result // nil: abort
 		abort string
 	}{
-		{"active party gone during the key switch", map[string]string{"hospital-a": party.StageKeySwitch},
+		{"active party gone during the key switch", map[string]string{"hospital-a": protocol.StageKeySwitch},
 			func(t *testing.T, cl *cluster) *session.Result { return local(t, cl, nil) }, ""},
-		{"party gone before its ciphertexts is left out", map[string]string{"hospital-c": party.StagePublicKey},
+		{"party gone before its ciphertexts is left out", map[string]string{"hospital-c": protocol.StagePublicKey},
 			func(t *testing.T, cl *cluster) *session.Result {
 				r := local(t, cl, func(m map[string]any) {
 					for _, a := range m["aggregates"].([]any) {
@@ -465,9 +466,9 @@ func TestE2EEncryptedDropouts(t *testing.T) {
 				r.LeftOut = []string{"hospital-c"}
 				return r
 			}, ""},
-		{"two of three gone", map[string]string{"hospital-b": party.StagePublicKey, "hospital-c": party.StagePublicKey}, nil,
+		{"two of three gone", map[string]string{"hospital-b": protocol.StagePublicKey, "hospital-c": protocol.StagePublicKey}, nil,
 			"only 1 parties remain and the key switch needs 2"},
-		{"party gone before the keys are made", map[string]string{"hospital-b": party.StageKeysSent}, nil,
+		{"party gone before the keys are made", map[string]string{"hospital-b": protocol.StageKeysSent}, nil,
 			"hospital-b"},
 	}
 	for _, tc := range cases {

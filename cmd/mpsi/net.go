@@ -31,6 +31,7 @@ import (
 	"github.com/mpsi-dev/mpsi/coordinator/store"
 	"github.com/mpsi-dev/mpsi/internal/devcert"
 	"github.com/mpsi-dev/mpsi/party"
+	"github.com/mpsi-dev/mpsi/psi/protocol"
 	"github.com/mpsi-dev/mpsi/psi/session"
 )
 
@@ -81,7 +82,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	defer st.Close()
 	reg := prometheus.NewRegistry()
-	srv, err := coordinator.New(coordinator.Config{Store: st, Signer: signer, Logger: log, RoundTimeout: *roundTimeout,
+	srv, err := coordinator.New(coordinator.Config{Store: st, Signer: signer, Name: *name, Logger: log, RoundTimeout: *roundTimeout,
 		AdminNames: splitNames(*admins), Metrics: coordinator.NewMetrics(reg), JoinBudget: budget, SpillDir: *spillDir})
 	if err != nil {
 		return err
@@ -98,7 +99,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	tcfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
 	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(tcfg)),
-		grpc.MaxRecvMsgSize(coordinator.MaxMessageSize), grpc.MaxSendMsgSize(coordinator.MaxMessageSize),
+		grpc.MaxRecvMsgSize(protocol.MaxMessageSize), grpc.MaxSendMsgSize(protocol.MaxMessageSize),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.ConnectionTimeout(10*time.Second))
 	srv.Register(g)
@@ -194,7 +195,7 @@ func dialAdmin(certs, name, addr string) (*grpc.ClientConn, error) {
 	}
 	tcfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool}
 	return grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tcfg)),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(coordinator.MaxMessageSize)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(protocol.MaxMessageSize)))
 }
 
 func runSession(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -267,6 +268,7 @@ func statusErr(err error) error {
 func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("party", stderr)
 	addr := fs.String("coordinator", "127.0.0.1:7443", "coordinator address")
+	coordName := fs.String("coordinator-name", protocol.DefaultCoordinatorName, "the coordinator's certificate name (pinned: another certificate is refused, and so is a spec listing it as a party)")
 	certs := fs.String("certs", "", "certificate directory with ca.pem, NAME.pem, NAME-key.pem")
 	name := fs.String("name", "", "this party's name (its certificate name)")
 	id := fs.String("session", "", "session id")
@@ -289,7 +291,7 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer stopProfile()
 	switch *exitAt {
-	case "", party.StageKeysSent, party.StagePublicKey, party.StageCiphertextsSent, party.StageKeySwitch:
+	case "", protocol.StageKeysSent, protocol.StagePublicKey, protocol.StageCiphertextsSent, protocol.StageKeySwitch:
 	default:
 		return fmt.Errorf("--fault-exit-at %q is not a stage", *exitAt)
 	}
@@ -337,24 +339,25 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 		}
 	}
-	stage := func(s string) {
-		log.Info("stage", "stage", s)
-		if s == *exitAt {
+	observe := func(ev protocol.Event) {
+		s, ok := ev.(protocol.StageReached)
+		if ok && s.Stage == *exitAt {
 			// Simulates a crash: no Abort, no flushing, no deferred calls.
-			fmt.Fprintf(stderr, "mpsi: party %s: fault injection: exiting at stage %s\n", *name, s)
+			fmt.Fprintf(stderr, "mpsi: party %s: fault injection: exiting at stage %s\n", *name, s.Stage)
 			os.Exit(86)
 		}
 	}
 	res, err := party.RunRemote(ctx, party.RemoteConfig{
-		Stage:    stage,
-		Progress: progress,
-		Stats:    &stats,
-		Address:  *addr,
-		TLS:      &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool},
-		Session:  *id,
-		Load:     input.load,
-		Policy:   pol,
-		Logger:   log,
+		Observe:         observe,
+		CoordinatorName: *coordName,
+		Progress:        progress,
+		Stats:           &stats,
+		Address:         *addr,
+		TLS:             &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool},
+		Session:         *id,
+		Load:            input.load,
+		Policy:          pol,
+		Logger:          log,
 	})
 	if err != nil {
 		return err

@@ -127,7 +127,7 @@ func loopback(addr string) error {
 }
 
 // readCredentials reads a credentials file (see parseCredentials).
-func readCredentials(path string) (map[string][]byte, error) {
+func readCredentials(path string) (map[string]upload.Credential, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -135,28 +135,38 @@ func readCredentials(path string) (map[string][]byte, error) {
 	return parseCredentials(path, data)
 }
 
-// parseCredentials parses "client-id hex-credential" lines; blank lines and
-// lines starting with # are skipped. Errors name the line, never the
-// credential.
-func parseCredentials(path string, data []byte) (map[string][]byte, error) {
-	out := map[string][]byte{}
+// parseCredentials parses "client-id role expires hex-credential" lines:
+// role is routine, clinic or emergency (it sets the urgency of the client's
+// jobs), expires an RFC 3339 time after which the credential is refused.
+// Blank lines and lines starting with # are skipped. Errors name the line,
+// never the credential.
+func parseCredentials(path string, data []byte) (map[string]upload.Credential, error) {
+	out := map[string]upload.Credential{}
 	for i, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
 		f := strings.Fields(line)
-		if len(f) != 2 {
-			return nil, fmt.Errorf("%s:%d: want \"client-id hex-credential\"", path, i+1)
+		if len(f) != 4 {
+			return nil, fmt.Errorf("%s:%d: want \"client-id role expires hex-credential\"", path, i+1)
 		}
-		c, err := hex.DecodeString(f[1])
+		role, err := upload.ParseRole(f[1])
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
+		}
+		exp, err := time.Parse(time.RFC3339, f[2])
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: expiry is not an RFC 3339 time", path, i+1)
+		}
+		c, err := hex.DecodeString(f[3])
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: credential is not hex", path, i+1)
 		}
 		if _, dup := out[f[0]]; dup {
 			return nil, fmt.Errorf("%s:%d: duplicate client id", path, i+1)
 		}
-		out[f[0]] = c
+		out[f[0]] = upload.Credential{Secret: c, Role: role, Expires: exp}
 	}
 	return out, nil
 }
@@ -190,23 +200,26 @@ func ensureCerts(dir string, stdout io.Writer) error {
 	if err := os.WriteFile(filepath.Join(dir, "client.token"), []byte(h+"\n"), 0o600); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "credentials"), []byte("client "+h+"\n"), 0o600); err != nil {
+	line := fmt.Sprintf("client clinic %s %s\n", time.Now().Add(365*24*time.Hour).UTC().Format(time.RFC3339), h)
+	if err := os.WriteFile(filepath.Join(dir, "credentials"), []byte(line), 0o600); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "created throwaway certificates and a credential for client %q in %s\n", "client", dir)
+	fmt.Fprintf(stdout, "created throwaway certificates and a credential for client %q (role clinic, valid one year) in %s\n", "client", dir)
 	return nil
 }
 
 type serverFlags struct {
-	listen, store, certs, creds, metrics string
-	cfg                                  upload.Config
-	verbose                              bool
+	listen, store, state, certs, creds, metrics string
+	cfg                                         upload.Config
+	verbose                                     bool
 }
 
 func addServerFlags(fs *flag.FlagSet, f *serverFlags) {
 	fs.DurationVar(&f.cfg.Window, "window", upload.DefaultWindow, "validity window of upload requests")
 	fs.IntVar(&f.cfg.Threshold, "threshold", upload.DefaultThreshold, "largest sealed recording accepted in one unary call (bytes)")
-	fs.IntVar(&f.cfg.PoolSize, "pool", upload.DefaultPoolSize, "concurrent stream transfers")
+	fs.IntVar(&f.cfg.PoolSize, "pool", upload.DefaultPoolSize, "largest number of concurrent stream transfers")
+	fs.IntVar(&f.cfg.MinPool, "min-pool", upload.DefaultMinPool, "smallest the pool shrinks to under load")
+	fs.Float64Var(&f.cfg.IngestBudget, "ingest-budget", upload.DefaultIngestBudget, "ingest capacity in bytes/s; the pool shrinks above it")
 	fs.IntVar(&f.cfg.HighPriority, "high", upload.DefaultHighPriority, "priority from which a waiting transfer preempts lower ones")
 }
 
@@ -225,6 +238,10 @@ func startServer(f *serverFlags, stdout, stderr io.Writer) (*upload.Server, *grp
 		return nil, nil, nil, err
 	}
 	f.cfg.StoreDir = f.store
+	if f.state == "" {
+		f.state = filepath.Clean(f.store) + ".state"
+	}
+	f.cfg.StateDir = f.state
 	f.cfg.Logger = logger(stderr, f.verbose)
 	srv, err := upload.New(f.cfg)
 	if err != nil {
@@ -250,8 +267,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var f serverFlags
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:7443", "loopback address to listen on")
 	fs.StringVar(&f.store, "store", "", "directory to store recordings in (required)")
+	fs.StringVar(&f.state, "state", "", "directory of the server's state: jobs, chunks, replay cache (default STORE.state)")
 	fs.StringVar(&f.certs, "certs", "", "directory with ca.pem, server.pem, server-key.pem (created if empty; required)")
-	fs.StringVar(&f.creds, "credentials", "", "file of \"client-id hex-credential\" lines (default CERTS/credentials)")
+	fs.StringVar(&f.creds, "credentials", "", "file of \"client-id role expires hex-credential\" lines (default CERTS/credentials)")
 	fs.StringVar(&f.metrics, "metrics", "", "loopback address for a Prometheus /metrics endpoint (off if empty)")
 	fs.BoolVar(&f.verbose, "v", true, "log every event")
 	addServerFlags(fs, &f)
@@ -284,7 +302,8 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		hs = &http.Server{Addr: f.metrics, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go hs.ListenAndServe()
 	}
-	fmt.Fprintf(stdout, "serving on %s (TLS 1.3, client certificates required); key epoch %d, suite %s\n", lis.Addr(), srv.Epoch(), srv.Suite())
+	defer srv.Close()
+	fmt.Fprintf(stdout, "serving on %s (TLS 1.3, client certificates required); key epoch %d, suite %s; state in %s\n", lis.Addr(), srv.Epoch(), srv.Suite(), f.state)
 	errc := make(chan error, 1)
 	go func() { errc <- g.Serve(lis) }()
 	select {
@@ -307,10 +326,10 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 type clientFlags struct {
-	server, certs, data, id, token string
-	urgency                        uint
-	cfg                            upload.ClientConfig
-	verbose                        bool
+	server, certs, data, id, token, link string
+	urgency                              uint
+	cfg                                  upload.ClientConfig
+	verbose                              bool
 }
 
 func runClient(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -322,9 +341,10 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&f.data, "data", "", "directory of WFDB records (default: shared data or generated)")
 	fs.StringVar(&f.id, "id", "client", "client id (also the certificate name in --certs)")
 	fs.StringVar(&f.token, "token", "", "file holding the hex credential (default CERTS/ID.token)")
-	fs.UintVar(&f.urgency, "urgency", 3, "urgency 0-9 of the uploads")
+	fs.UintVar(&f.urgency, "urgency", 9, "urgency 0-9 asked for; the server assigns at most the credential role's")
 	fs.IntVar(&f.cfg.Threshold, "threshold", upload.DefaultThreshold, "largest sealed recording sent in one unary call (bytes)")
-	fs.IntVar(&f.cfg.ChunkSize, "chunk", upload.DefaultChunkSize, "chunk size of stream uploads (bytes)")
+	fs.IntVar(&f.cfg.ChunkSize, "chunk", 0, "chunk size of stream uploads (bytes; 0: picked from the link)")
+	fs.StringVar(&f.link, "link", "unknown", "network the client is on: wired, wifi, cellular, poor or unknown")
 	fs.BoolVar(&f.verbose, "v", false, "log every event")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -335,10 +355,16 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if f.urgency > upload.MaxUrgency {
 		return fmt.Errorf("client: --urgency must be at most %d", upload.MaxUrgency)
 	}
+	link, err := upload.ParseLinkType(f.link)
+	if err != nil {
+		return fmt.Errorf("client: --link: %w", err)
+	}
+	f.cfg.Link = link
 	if f.token == "" {
 		f.token = filepath.Join(f.certs, f.id+".token")
 	}
-	cred, err := readToken(f.token)
+	var cred []byte
+	cred, err = readToken(f.token)
 	if err != nil {
 		return err
 	}
@@ -432,12 +458,31 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// A small pool and threshold so the demo shows both modes and the
 	// scheduler with the few recordings at hand.
 	const threshold = 1 << 20
-	f := serverFlags{listen: "127.0.0.1:0", store: *store, certs: certs, creds: filepath.Join(certs, "credentials"), verbose: *verbose}
+	f := serverFlags{listen: "127.0.0.1:0", store: *store, state: filepath.Join(tmp, "state"), certs: certs, verbose: *verbose}
 	f.cfg.Threshold, f.cfg.PoolSize = threshold, 1
+	// Credentials by role: the server assigns each job the urgency of its
+	// client's role (a client may ask for less, never for more).
+	secrets := map[string][]byte{}
+	year := time.Now().Add(365 * 24 * time.Hour)
+	f.cfg.Credentials = map[string]upload.Credential{}
+	for id, c := range map[string]upload.Credential{
+		"ward-holter": {Role: upload.RoleRoutine, Expires: year},
+		"ed-monitor":  {Role: upload.RoleEmergency, Expires: year},
+		"clinic":      {Role: upload.RoleClinic, Expires: year},
+		"old-cart":    {Role: upload.RoleClinic, Expires: time.Now().Add(-24 * time.Hour)}, // expired yesterday
+	} {
+		c.Secret = make([]byte, 32)
+		if _, err := rand.Read(c.Secret); err != nil {
+			return err
+		}
+		secrets[id] = c.Secret
+		f.cfg.Credentials[id] = c
+	}
 	srv, g, lis, err := startServer(&f, stdout, stderr)
 	if err != nil {
 		return err
 	}
+	defer srv.Close()
 	go g.Serve(lis)
 	defer g.Stop()
 	fmt.Fprintf(stdout, "server on %s: key epoch %d, clients will use %s; pool of 1 stream transfer, unary up to %d bytes\n",
@@ -452,11 +497,15 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer conn.Close()
-	cred, err := readToken(filepath.Join(certs, "client.token"))
+	newClient := func(id string, cfg upload.ClientConfig) (*upload.Client, error) {
+		cfg.ClientID, cfg.Credential, cfg.Threshold = id, secrets[id], threshold
+		return upload.NewClient(conn, cfg)
+	}
+	ed, err := newClient("ed-monitor", upload.ClientConfig{ChunkSize: 256 << 10, Link: upload.LinkWired})
 	if err != nil {
 		return err
 	}
-	c, err := upload.NewClient(conn, upload.ClientConfig{ClientID: "client", Credential: cred, Threshold: threshold, ChunkSize: 256 << 10})
+	clinic, err := newClient("clinic", upload.ClientConfig{ChunkSize: 256 << 10, Link: upload.LinkWiFi})
 	if err != nil {
 		return err
 	}
@@ -470,12 +519,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// first and takes the only stream slot; its client paces its chunks so
 	// that it is still running when the others arrive.
 	holter := upload.SyntheticECG("holter-2h", 7200)
-	hc, err := upload.NewClient(conn, upload.ClientConfig{ClientID: "client", Credential: cred, Threshold: threshold,
-		ChunkSize: 256 << 10, ChunkInterval: 40 * time.Millisecond})
+	hc, err := newClient("ward-holter", upload.ClientConfig{ChunkSize: 256 << 10, ChunkInterval: 40 * time.Millisecond, Link: upload.LinkCellular})
 	if err != nil {
 		return err
 	}
-	hj, err := hc.Begin(ctx, holter, 1)
+	// The ward's Holter client asks for urgency 9; its role is routine.
+	hj, err := hc.Begin(ctx, holter, 9)
 	if err != nil {
 		return err
 	}
@@ -491,6 +540,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		if st.State == ecgpb.JobState_JOB_STATE_ACTIVE {
+			fmt.Fprintf(stdout, "holter-2h from ward-holter (role routine, on cellular) asked for urgency 9; the server assigned %d\n", st.Priority)
 			break
 		}
 		select {
@@ -499,18 +549,24 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	fmt.Fprintf(stdout, "holter-2h (%d bytes, urgency 1) holds the stream slot; uploading %d recordings concurrently, the largest with urgency 9:\n",
+	fmt.Fprintf(stdout, "holter-2h (%d bytes, urgency 1) holds the stream slot; uploading %d recordings concurrently, the largest from ed-monitor (emergency, urgency 9), the others from clinic (urgency 2):\n",
 		holter.Size(), len(recs))
-	urgency := func(i int) uint8 {
-		if i == 0 {
-			return 9
+	receipts := make([]*upload.Receipt, len(recs))
+	var uerr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		var r []*upload.Receipt
+		r, uerr = uploadAll(ctx, ed, recs[:1], func(int) uint8 { return 9 }, stdout)
+		if uerr == nil {
+			receipts[0] = r[0]
 		}
-		return 2
-	}
-	receipts, err := uploadAll(ctx, c, recs, urgency, stdout)
-	if err != nil {
+	})
+	rest, err := uploadAll(ctx, clinic, recs[1:], func(int) uint8 { return 2 }, stdout)
+	wg.Wait()
+	if err = errors.Join(err, uerr); err != nil {
 		return err
 	}
+	copy(receipts[1:], rest)
 	hr := <-hres
 	if hr.err != nil {
 		return hr.err
@@ -522,7 +578,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	// A forged request is refused and rotates the key; the client then
 	// fetches the new key.
-	forger, err := upload.NewClient(conn, upload.ClientConfig{ClientID: "client", Credential: make([]byte, 32)})
+	forger, err := upload.NewClient(conn, upload.ClientConfig{ClientID: "clinic", Credential: make([]byte, 32)})
 	if err != nil {
 		return err
 	}
@@ -531,6 +587,15 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("forged upload: got %v, want rejection", err)
 	}
 	fmt.Fprintf(stdout, "forged credential refused; key epoch %d -> %d\n", before, srv.Epoch())
+	expired, err := newClient("old-cart", upload.ClientConfig{})
+	if err != nil {
+		return err
+	}
+	before = srv.Epoch()
+	if _, err := expired.Upload(ctx, upload.SyntheticECG("late", 2), 1); !errors.Is(err, upload.ErrExpired) {
+		return fmt.Errorf("upload with an expired credential: got %v, want rejection", err)
+	}
+	fmt.Fprintf(stdout, "expired credential refused; key epoch %d -> %d\n", before, srv.Epoch())
 
 	fmt.Fprintln(stdout, "verifying the stored recordings:")
 	for i, rec := range recs {

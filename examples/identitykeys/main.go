@@ -10,19 +10,23 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/mpsi-dev/mpsi/examples/identitykeys/cloud"
 	"github.com/mpsi-dev/mpsi/examples/identitykeys/identity"
+	"github.com/mpsi-dev/mpsi/examples/identitykeys/identitypb"
 	"github.com/mpsi-dev/mpsi/examples/identitykeys/link"
 	"github.com/mpsi-dev/mpsi/examples/identitykeys/platform"
 	"github.com/mpsi-dev/mpsi/examples/identitykeys/recordkey"
@@ -60,9 +64,15 @@ type summary struct {
 	WrongIdentity    int  // bundles found with a mistyped identity
 	DoctorBundles    int
 	ColleagueBundles int
-	SameRecords      bool // patient, doctor and colleague read identical bundles
-	RateLimitedAfter int  // queries accepted before the guesser was refused
-	GuessHits        int  // bundles the guesser found
+	SameRecords      bool   // patient, doctor and colleague read identical bundles
+	Enrolled         [2]int // credentials issued per hospital
+	NoCredentialHits int    // bundles found by someone who knows the identity but not the credential
+	ForgedFetch      bool   // the cloud refused a fetch of the patient's index without the access key
+	RevokedDoctor    bool   // dr-lee refused after the patient revoked
+	RevokedColleague bool   // dr-okafor refused after the patient revoked dr-lee's grant
+	NotDelegable     bool   // dr-okafor could not pass dr-lee's grant on again
+	RateLimitedAfter int    // queries accepted before the guesser was refused
+	GuessHits        int    // bundles the guesser found
 	LinkEvents       int
 	BothConnected    bool // never true: checked on every link event
 }
@@ -96,7 +106,8 @@ func run(ctx context.Context, w io.Writer, dataDir string) (*summary, error) {
 	defer cancel()
 	sum := &summary{}
 	say := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
-	step := func(n int, title string) { say("\n── step %d: %s", n, title) }
+	steps := 0
+	step := func(_ int, title string) { steps++; say("\n── step %d: %s", steps, title) }
 
 	// 1. Hospital databases.
 	step(1, "hospital databases")
@@ -115,10 +126,15 @@ func run(ctx context.Context, w io.Writer, dataDir string) (*summary, error) {
 	}
 
 	// 2. Parties.
-	step(2, "parties start (gRPC, mTLS 1.3 on 127.0.0.1, one certificate each)")
+	step(2, "parties start (gRPC, mTLS 1.3 on 127.0.0.1, one certificate each; every database a SQLite file)")
+	dir, err := os.MkdirTemp("", "identitykeys-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
 	var linkMu sync.Mutex // guards the link counters below
 	p, err := platform.Start(platform.Options{
-		DBs: dbs[:],
+		DBs: dbs[:], Dir: dir,
 		OnLink: func(h string, from link.State, ev link.Event, to link.State) {
 			linkMu.Lock()
 			defer linkMu.Unlock()
@@ -132,11 +148,29 @@ func run(ctx context.Context, w io.Writer, dataDir string) (*summary, error) {
 		return nil, err
 	}
 	defer p.Close()
-	say("  cloud store        %s  (holds no key)", p.CloudAddr)
+	say("  cloud store        %s  (holds no key that opens a bundle; %s)", p.CloudAddr, filepath.Join(dir, "cloud.db"))
 	for _, n := range p.Nodes {
 		say("  relay %-12s %s  OPRF ristretto255-SHA512 (verifiable), public key %x…", n.Hospital, n.Addr, n.Evaluator.PublicKey()[:8])
 	}
 	say("  terminals pin each relay's OPRF public key; link of every relay starts on the cloud side")
+
+	// The patient is one with records at both hospitals (index 2 mod 3).
+	who := patients[2]
+	step(2, "registration: each hospital enrols its patients and issues each an enrolment credential")
+	creds := map[string]recordkey.Credential{}
+	for i, n := range p.Nodes {
+		c, err := n.DB.Enrol(ctx, who.Identity)
+		if err != nil {
+			return nil, err
+		}
+		creds[n.Hospital] = c
+		others, err := n.DB.EnrolAll(ctx)
+		if err != nil {
+			return nil, err
+		}
+		sum.Enrolled[i] = others + 1
+		say("  %s: the patient receives a 32-byte credential at the desk (kept in the hospital's database and on the patient's terminal); %d other patients enrolled", n.Hospital, others)
+	}
 
 	// 3. One switch cycle per relay.
 	step(3, "link cycle: timer → hospital side (sync, encrypt) → timer → cloud side (upload)")
@@ -149,8 +183,8 @@ func run(ctx context.Context, w io.Writer, dataDir string) (*summary, error) {
 		if err != nil {
 			return nil, err
 		}
-		say("  %s relay reads its database (cloud disconnected): %d rows → %d bundles (%d merged duplicates), %d conditions, sealed AES-256-GCM: %d bytes",
-			n.Hospital, rep.Patients, rep.Bundles, rep.Merged, rep.Conditions, rep.Bytes)
+		say("  %s relay reads its SQLite database (cloud disconnected): %d rows → %d bundles (%d merged duplicates, %d not enrolled), %d conditions, sealed AES-256-GCM: %d bytes",
+			n.Hospital, rep.Patients, rep.Bundles, rep.Merged, rep.Unenrolled, rep.Conditions, rep.Bytes)
 		if err := n.Link.Toggle(ctx); err != nil {
 			return nil, err
 		}
@@ -160,9 +194,12 @@ func run(ctx context.Context, w io.Writer, dataDir string) (*summary, error) {
 			return nil, err
 		}
 		sum.Stored[i] = stored
-		say("  %s relay → cloud: Put %d entries (hospital, 32-byte index, ciphertext)", n.Hospital, stored)
+		say("  %s relay → cloud: Put %d entries (hospital, 32-byte index, ciphertext, access public key)", n.Hospital, stored)
 	}
-	items, _ := p.Cloud.Snapshot()
+	items, _, err := p.Cloud.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if len(items) == 0 {
 		return nil, errors.New("the cloud holds no bundle after the upload")
 	}
@@ -189,14 +226,13 @@ func run(ctx context.Context, w io.Writer, dataDir string) (*summary, error) {
 		platform.TerminalSpec{Name: "dr-lee", Trace: trace("dr-lee")},
 		platform.TerminalSpec{Name: "dr-okafor", Trace: trace("dr-okafor")},
 		platform.TerminalSpec{Name: "guesser", Trace: nil},
+		platform.TerminalSpec{Name: "mallory", Trace: trace("mallory")},
 	)
 	if err != nil {
 		return nil, err
 	}
-	patientT, lee, okafor, guesser := ts[0], ts[1], ts[2], ts[3]
+	patientT, lee, okafor, guesser, mallory := ts[0], ts[1], ts[2], ts[3], ts[4]
 
-	// The patient is one with records at both hospitals (index 2 mod 3).
-	who := patients[2]
 	typed := identity.Fields{
 		Given:      "  " + strings.ToUpper(who.Identity.Given) + " ",
 		Family:     strings.ToLower(who.Identity.Family),
@@ -221,7 +257,7 @@ func run(ctx context.Context, w io.Writer, dataDir string) (*summary, error) {
 		}
 		toggled <- b.Link.Toggle(ctx)
 	}()
-	keys, err := patientT.DeriveKeys(ctx, typed)
+	keys, err := patientT.DeriveKeys(ctx, typed, creds)
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +280,7 @@ func run(ctx context.Context, w io.Writer, dataDir string) (*summary, error) {
 	step(6, "a mistyped identity (birth date off by one day) derives a useless key")
 	wrong := typed
 	wrong.BirthDate = dayAfter(typed.BirthDate)
-	wkeys, err := patientT.DeriveKeys(ctx, wrong)
+	wkeys, err := patientT.DeriveKeys(ctx, wrong, creds)
 	if err != nil {
 		return nil, err
 	}
@@ -255,15 +291,39 @@ func run(ctx context.Context, w io.Writer, dataDir string) (*summary, error) {
 	sum.WrongIdentity = len(wgot)
 	say("  bundles found with the mistyped identity: %d", len(wgot))
 
-	step(7, "patient hands the key to dr-lee (HPKE auth mode, sealed end to end through the cloud)")
-	var granted []*recordkey.Key
-	for _, f := range got {
-		granted = append(granted, f.Key)
+	step(6, "mallory knows the patient's name, birth date and national ID, but not the enrolment credentials")
+	guessed := map[string]recordkey.Credential{}
+	for _, n := range p.Nodes {
+		if guessed[n.Hospital], err = recordkey.NewCredential(); err != nil {
+			return nil, err
+		}
 	}
-	if err := patientT.Share(ctx, "dr-lee", granted); err != nil {
+	mkeys, err := mallory.DeriveKeys(ctx, typed, guessed)
+	if err != nil {
 		return nil, err
 	}
-	_, mail := p.Cloud.Snapshot()
+	mgot, err := mallory.Fetch(ctx, mkeys)
+	if err != nil {
+		return nil, err
+	}
+	sum.NoCredentialHits = len(mgot)
+	say("  bundles mallory finds with the identity and guessed credentials: %d", len(mgot))
+	// Even knowing the patient's index, the cloud wants the access key.
+	ix := keys[0].Index()
+	forged := ed25519.Sign(mkeys[0].AccessKey(), recordkey.FetchMessage("mallory", keys[0].Hospital(), ix, time.Now().Unix()))
+	_, ferr := p.Cloud.Fetch(ctx, "mallory", &identitypb.GetRequest{Hospital: keys[0].Hospital(), Index: ix[:], Time: time.Now().Unix(), Signature: forged})
+	sum.ForgedFetch = errors.Is(ferr, cloud.ErrForbidden)
+	say("  the cloud refuses a fetch of the patient's own index signed with another key: %v", ferr)
+
+	step(7, "patient grants dr-lee read access for an hour (signed permits at the cloud, read keys sealed with HPKE auth mode)")
+	leeReads, err := patientT.Share(ctx, "dr-lee", keys, time.Now().Add(time.Hour), true)
+	if err != nil {
+		return nil, err
+	}
+	_, mail, err := p.Cloud.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
 	say("  cloud mailbox holds %d sealed grant(s); it cannot open them", len(mail))
 	inbox, err := lee.Inbox(ctx)
 	if err != nil {
@@ -272,8 +332,8 @@ func run(ctx context.Context, w io.Writer, dataDir string) (*summary, error) {
 	if len(inbox) != 1 {
 		return nil, fmt.Errorf("dr-lee received %d grants, want 1", len(inbox))
 	}
-	say("  dr-lee opened a grant from %s with %d key(s)", inbox[0].From, len(inbox[0].Keys))
-	leeGot, err := lee.Fetch(ctx, inbox[0].Keys)
+	say("  dr-lee opened a grant from %s with %d read key(s) (no access key: he cannot sign as the patient)", inbox[0].From, len(inbox[0].Reads))
+	leeGot, err := lee.FetchGranted(ctx, inbox[0].Reads)
 	if err != nil {
 		return nil, err
 	}
@@ -282,8 +342,8 @@ func run(ctx context.Context, w io.Writer, dataDir string) (*summary, error) {
 		say("  dr-lee sees %s: %d conditions", f.Bundle.Hospital, len(f.Bundle.Conditions))
 	}
 
-	step(8, "dr-lee passes the key to dr-okafor for a consultation")
-	if err := lee.Share(ctx, "dr-okafor", inbox[0].Keys); err != nil {
+	step(8, "dr-lee passes the grant to dr-okafor for a consultation")
+	if _, err := lee.PassOn(ctx, "dr-okafor", inbox[0].Reads, time.Now().Add(30*time.Minute)); err != nil {
 		return nil, err
 	}
 	inbox2, err := okafor.Inbox(ctx)
@@ -293,7 +353,7 @@ func run(ctx context.Context, w io.Writer, dataDir string) (*summary, error) {
 	if len(inbox2) != 1 {
 		return nil, fmt.Errorf("dr-okafor received %d grants, want 1", len(inbox2))
 	}
-	okGot, err := okafor.Fetch(ctx, inbox2[0].Keys)
+	okGot, err := okafor.FetchGranted(ctx, inbox2[0].Reads)
 	if err != nil {
 		return nil, err
 	}
@@ -301,12 +361,28 @@ func run(ctx context.Context, w io.Writer, dataDir string) (*summary, error) {
 	say("  dr-okafor opened a grant from %s and reads %d bundle(s)", inbox2[0].From, len(okGot))
 	sum.SameRecords = sameBundles(got, leeGot) && sameBundles(got, okGot)
 	say("  patient, dr-lee and dr-okafor read identical records: %v", sum.SameRecords)
+	_, err = okafor.PassOn(ctx, "mallory", inbox2[0].Reads, time.Now().Add(time.Minute))
+	sum.NotDelegable = errors.Is(err, terminal.ErrDenied)
+	say("  dr-okafor tries to pass it on again: %v", err)
+
+	step(8, "the patient revokes dr-lee's grants; the cloud refuses dr-lee and dr-okafor from then on")
+	for i, r := range leeReads {
+		if err := patientT.Revoke(ctx, keys[i], r.ID); err != nil {
+			return nil, err
+		}
+	}
+	_, err = lee.FetchGranted(ctx, inbox[0].Reads)
+	sum.RevokedDoctor = errors.Is(err, terminal.ErrDenied)
+	say("  dr-lee fetches again: %v", err)
+	_, err = okafor.FetchGranted(ctx, inbox2[0].Reads)
+	sum.RevokedColleague = errors.Is(err, terminal.ErrDenied)
+	say("  dr-okafor fetches again: %v", err)
 
 	step(9, "a terminal guessing identities online is rate-limited by each relay")
 	guess := typed
 	for i := range relay.DefaultRateBurst + 2 {
 		guess.NationalID = fmt.Sprintf("000-00-%04d", i) // outside the 999 test range: no such patient
-		gkeys, err := guesser.DeriveKeys(ctx, guess)
+		gkeys, err := guesser.DeriveKeys(ctx, guess, guessed)
 		if errors.Is(err, terminal.ErrRelay) {
 			say("  guess %d refused: %v", i+1, err)
 			break
@@ -327,8 +403,11 @@ func run(ctx context.Context, w io.Writer, dataDir string) (*summary, error) {
 	linkMu.Lock()
 	say("  link events: %d across both relays; connected to both sides at once: %v", sum.LinkEvents, sum.BothConnected)
 	linkMu.Unlock()
-	items, mail = p.Cloud.Snapshot()
-	say("  cloud holds %d ciphertexts and %d pending sealed grants, and no key", len(items), len(mail))
+	items, mail, err = p.Cloud.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	say("  cloud holds %d ciphertexts and %d pending sealed grants, and no key that opens a bundle", len(items), len(mail))
 	return sum, nil
 }
 

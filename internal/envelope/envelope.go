@@ -26,7 +26,7 @@ var envelopeSuite = hpke.NewSuite(hpke.KEM_X25519_HKDF_SHA256, hpke.KDF_HKDF_SHA
 // Domain-separation labels.
 const (
 	labelEnvelopeInfo = "mpsi/v1/envelope"
-	labelHPKEKeySig   = "mpsi/v1/session-hpke-key"
+	labelHPKEKeySig   = "mpsi/v1/ready"
 )
 
 // Envelope size limits: X25519 enc and a 32-byte payload plus the tag.
@@ -83,18 +83,21 @@ func envelopeAD(session string, round, from, to uint32) []byte {
 }
 
 // Seal encrypts msg (at most [MaxEnvelopePlain] bytes) to the recipient's
-// session public key, bound to (session, round, from, to).
-func Seal(recipientPK []byte, session string, round, from, to uint32, msg []byte) (enc, ct []byte, err error) {
-	return seal(MaxEnvelopePlain, recipientPK, session, round, from, to, msg)
+// session public key, bound to (session, round, from, to), in HPKE's auth
+// mode with the sender's session key: only the holder of the sender's
+// private key can make an envelope that opens as coming from it (the
+// coordinator, which relays envelopes, cannot forge one).
+func (k *SessionKey) Seal(recipientPK []byte, session string, round, from, to uint32, msg []byte) (enc, ct []byte, err error) {
+	return k.seal(MaxEnvelopePlain, recipientPK, session, round, from, to, msg)
 }
 
-// SealBulk is [Seal] for payloads of up to [MaxBulkPlain] bytes; open it with
-// [SessionKey.OpenBulk].
-func SealBulk(recipientPK []byte, session string, round, from, to uint32, msg []byte) (enc, ct []byte, err error) {
-	return seal(MaxBulkPlain, recipientPK, session, round, from, to, msg)
+// SealBulk is [SessionKey.Seal] for payloads of up to [MaxBulkPlain] bytes;
+// open it with [SessionKey.OpenBulk].
+func (k *SessionKey) SealBulk(recipientPK []byte, session string, round, from, to uint32, msg []byte) (enc, ct []byte, err error) {
+	return k.seal(MaxBulkPlain, recipientPK, session, round, from, to, msg)
 }
 
-func seal(limit int, recipientPK []byte, session string, round, from, to uint32, msg []byte) (enc, ct []byte, err error) {
+func (k *SessionKey) seal(limit int, recipientPK []byte, session string, round, from, to uint32, msg []byte) (enc, ct []byte, err error) {
 	if len(msg) > limit {
 		return nil, nil, fmt.Errorf("envelope: envelope payload of %d bytes is too large", len(msg))
 	}
@@ -106,7 +109,7 @@ func seal(limit int, recipientPK []byte, session string, round, from, to uint32,
 	if err != nil {
 		return nil, nil, err
 	}
-	enc, sealer, err := s.Setup(rand.Reader)
+	enc, sealer, err := s.SetupAuth(rand.Reader, k.sk)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -114,26 +117,31 @@ func seal(limit int, recipientPK []byte, session string, round, from, to uint32,
 	return enc, ct, err
 }
 
-// Open decrypts an envelope addressed to this key. Any mismatch of session,
-// round, sender or recipient, or any change to enc or ct, gives ErrEnvelope.
-func (k *SessionKey) Open(session string, round, from, to uint32, enc, ct []byte) ([]byte, error) {
-	return k.open(MaxEnvelopeSealed, session, round, from, to, enc, ct)
+// Open decrypts an envelope addressed to this key from the party whose
+// session public key is senderPK. Any mismatch of session, round, sender
+// (or its key) or recipient, or any change to enc or ct, gives ErrEnvelope.
+func (k *SessionKey) Open(senderPK []byte, session string, round, from, to uint32, enc, ct []byte) ([]byte, error) {
+	return k.open(MaxEnvelopeSealed, senderPK, session, round, from, to, enc, ct)
 }
 
-// OpenBulk opens an envelope made by [SealBulk].
-func (k *SessionKey) OpenBulk(session string, round, from, to uint32, enc, ct []byte) ([]byte, error) {
-	return k.open(MaxBulkSealed, session, round, from, to, enc, ct)
+// OpenBulk opens an envelope made by [SessionKey.SealBulk].
+func (k *SessionKey) OpenBulk(senderPK []byte, session string, round, from, to uint32, enc, ct []byte) ([]byte, error) {
+	return k.open(MaxBulkSealed, senderPK, session, round, from, to, enc, ct)
 }
 
-func (k *SessionKey) open(limit int, session string, round, from, to uint32, enc, ct []byte) ([]byte, error) {
+func (k *SessionKey) open(limit int, senderPK []byte, session string, round, from, to uint32, enc, ct []byte) ([]byte, error) {
 	if len(enc) != EncSize || len(ct) < 16 || len(ct) > limit {
 		return nil, fmt.Errorf("%w: bad lengths", ErrEnvelope)
+	}
+	pkS, err := hpke.KEM_X25519_HKDF_SHA256.Scheme().UnmarshalBinaryPublicKey(senderPK)
+	if err != nil {
+		return nil, fmt.Errorf("%w: sender key: %v", ErrEnvelope, err)
 	}
 	r, err := envelopeSuite.NewReceiver(k.sk, []byte(labelEnvelopeInfo))
 	if err != nil {
 		return nil, err
 	}
-	o, err := r.Setup(enc)
+	o, err := r.SetupAuth(enc, pkS)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrEnvelope, err)
 	}
@@ -144,19 +152,57 @@ func (k *SessionKey) open(limit int, session string, round, from, to uint32, enc
 	return pt, nil
 }
 
-func keySigMessage(session, name string, pk []byte) []byte {
-	b := []byte(labelHPKEKeySig)
-	for _, f := range [][]byte{[]byte(session), []byte(name), pk} {
+// sigMessage is label followed by each field, length-prefixed.
+func sigMessage(label string, fields ...[]byte) []byte {
+	b := []byte(label)
+	for _, f := range fields {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
 		b = append(b, f...)
 	}
 	return b
 }
 
-// SignSessionKey signs the party's session public key with its TLS identity
-// key (ECDSA or Ed25519), bound to the session and the party's name.
-func SignSessionKey(signer crypto.Signer, session, name string, pk []byte) ([]byte, error) {
-	msg := keySigMessage(session, name, pk)
+// ReadyStatement is what a party signs with its certificate key when it
+// declares itself ready: its session public key, its declared set size and
+// the hash of the spec it accepted, for its name in the session. Every
+// other party checks it in the roster, so the coordinator can neither
+// change a declared size nor show parties different specs.
+type ReadyStatement struct {
+	Session  string
+	Name     string
+	HPKEKey  []byte
+	SetSize  uint64
+	SpecHash []byte
+}
+
+func (r ReadyStatement) message() []byte {
+	return sigMessage(labelHPKEKeySig, []byte(r.Session), []byte(r.Name), r.HPKEKey,
+		binary.BigEndian.AppendUint64(nil, r.SetSize), r.SpecHash)
+}
+
+// SignReady signs the statement with the party's certificate key (ECDSA or
+// Ed25519).
+func SignReady(signer crypto.Signer, r ReadyStatement) ([]byte, error) {
+	return sign(signer, r.message())
+}
+
+// VerifyReady checks a roster entry: cert must chain to roots as a client
+// certificate, carry r.Name as its common name, and have signed r.
+func VerifyReady(roots *x509.CertPool, certDER []byte, r ReadyStatement, sig []byte) error {
+	cert, err := x509.ParseCertificate(certDER)
+	if err != nil {
+		return fmt.Errorf("%w: %s: certificate: %v", ErrRoster, r.Name, err)
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return fmt.Errorf("%w: %s: certificate does not chain to our CA: %v", ErrRoster, r.Name, err)
+	}
+	if cert.Subject.CommonName != r.Name {
+		return fmt.Errorf("%w: certificate of %q names %q", ErrRoster, r.Name, cert.Subject.CommonName)
+	}
+	return verifyWithCert(cert, r.message(), sig, fmt.Sprintf("%s: signature over its key, set size and spec", r.Name))
+}
+
+func sign(signer crypto.Signer, msg []byte) ([]byte, error) {
 	switch signer.Public().(type) {
 	case ed25519.PublicKey:
 		return signer.Sign(rand.Reader, msg, crypto.Hash(0))
@@ -166,22 +212,6 @@ func SignSessionKey(signer crypto.Signer, session, name string, pk []byte) ([]by
 	default:
 		return nil, fmt.Errorf("envelope: identity key type %T is not supported (use ECDSA or Ed25519)", signer.Public())
 	}
-}
-
-// VerifySessionKey checks a roster entry: cert must chain to roots, carry
-// name as its common name, and have signed pk for the session.
-func VerifySessionKey(roots *x509.CertPool, certDER []byte, session, name string, pk, sig []byte) error {
-	cert, err := x509.ParseCertificate(certDER)
-	if err != nil {
-		return fmt.Errorf("%w: %s: certificate: %v", ErrRoster, name, err)
-	}
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
-		return fmt.Errorf("%w: %s: certificate does not chain to our CA: %v", ErrRoster, name, err)
-	}
-	if cert.Subject.CommonName != name {
-		return fmt.Errorf("%w: certificate of %q names %q", ErrRoster, name, cert.Subject.CommonName)
-	}
-	return verifyWithCert(cert, keySigMessage(session, name, pk), sig, fmt.Sprintf("%s: session key signature", name))
 }
 
 func verifyWithCert(cert *x509.Certificate, msg, sig []byte, what string) error {
@@ -205,12 +235,25 @@ const labelResultSig = "mpsi/v1/result"
 
 // ResultSigMessage is what the coordinator signs for a released Result.
 func ResultSigMessage(session string, resultJSON []byte) []byte {
-	return keySigMessage(session, labelResultSig, resultJSON)
+	return sigMessage(labelResultSig, []byte(session), resultJSON)
 }
 
 // SignResult signs a released Result JSON with the coordinator's key.
 func SignResult(signer crypto.Signer, session string, resultJSON []byte) ([]byte, error) {
-	return SignSessionKey(signer, session, labelResultSig, resultJSON)
+	return sign(signer, ResultSigMessage(session, resultJSON))
+}
+
+const labelTallySig = "mpsi/v1/tally"
+
+// SignTally signs the coordinator's statement of the join's counts (the
+// encoded tally) for the session.
+func SignTally(signer crypto.Signer, session string, tally []byte) ([]byte, error) {
+	return sign(signer, sigMessage(labelTallySig, []byte(session), tally))
+}
+
+// VerifyTally checks the coordinator's signature over a tally.
+func VerifyTally(coordinatorCert *x509.Certificate, session string, tally, sig []byte) error {
+	return verifyWithCert(coordinatorCert, sigMessage(labelTallySig, []byte(session), tally), sig, "tally signature")
 }
 
 // VerifyResult checks the coordinator's signature over a Result JSON.

@@ -1,6 +1,6 @@
 // Package ident normalises the identifying fields of patient records and
 // encodes them as the unambiguous key that the PSI protocol tokenises
-// (DESIGN.md §2).
+// (doc/DESIGN.md §2).
 //
 // Two hospitals find a patient in common only if both turn the patient's
 // name, birth date, sex and identifiers into the same bytes, so these

@@ -2,7 +2,7 @@ package ident
 
 import "fmt"
 
-// Type is a logical field type from the session spec (DESIGN.md §2).
+// Type is a logical field type from the session spec (doc/DESIGN.md §2).
 type Type string
 
 // The field types of the session spec.

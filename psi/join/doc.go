@@ -1,5 +1,5 @@
 // Package join computes the coordinator's intersection of n token lists,
-// step 3 ("Intersection") of the protocol in DESIGN.md §4.
+// step 3 ("Intersection") of the protocol in doc/DESIGN.md §4.
 //
 // After the token round the coordinator holds, for each party i, a list T_i
 // of pseudorandom 32-byte [Token] values, one per record position in party
@@ -9,7 +9,7 @@
 //   - optionally, the n×n matrix of pairwise overlaps |T_i ∩ T_j|
 //     (diagonal: |T_i|), for sessions that reveal "pairwise";
 //   - for each party, the increasing list of its positions whose token is
-//     in I, which the coordinator sends back to that party (DESIGN.md §4:
+//     in I, which the coordinator sends back to that party (doc/DESIGN.md §4:
 //     every party learns its own positions in I in v1).
 //
 // Message flow around this package:
@@ -176,7 +176,7 @@
 //
 // # Security model
 //
-// Join runs at the coordinator in the semi-honest model of DESIGN.md §1.
+// Join runs at the coordinator in the semi-honest model of doc/DESIGN.md §1.
 // The coordinator may learn the token sets, |I| and, when revealed, the
 // pairwise overlaps; the positions it computes are sent to their owners.
 // Tokens are pseudorandom under the session's keys and reveal nothing

@@ -8,7 +8,7 @@ import (
 	"strconv"
 )
 
-// Result is what a session releases (DESIGN §3, §4.5). Entries absent from
+// Result is what a session releases (doc/DESIGN.md §3 and §4, step 5). Entries absent from
 // the spec's reveal list are omitted. It marshals to the JSON that the CLI
 // prints unchanged.
 type Result struct {

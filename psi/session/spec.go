@@ -98,7 +98,7 @@ const (
 	EncryptedMaxSlots = 256
 )
 
-// Spec is a session spec as written in the spec file (DESIGN §3). Parse and
+// Spec is a session spec as written in the spec file (doc/DESIGN.md §3). Parse and
 // validate it with [ParseSpec] or [LoadSpec]; a Spec returned by them is
 // valid and must not be modified.
 type Spec struct {

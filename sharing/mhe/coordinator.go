@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
-	"github.com/tuneinsight/lattigo/v5/mhe"
+	lmhe "github.com/tuneinsight/lattigo/v5/mhe"
 	"github.com/tuneinsight/lattigo/v5/schemes/bgv"
 )
 
@@ -68,7 +68,7 @@ func (c *Coordinator) AggregateCKG(in []*CKGShareMsg) (*PublicKeyMsg, error) {
 	if err := c.checkSenders("ckg", froms); err != nil {
 		return nil, err
 	}
-	ckg := mhe.NewPublicKeyGenProtocol(c.params.bgv)
+	ckg := lmhe.NewPublicKeyGenProtocol(c.params.bgv)
 	crp, err := ckgCRP(c.params, c.session)
 	if err != nil {
 		return nil, err
@@ -115,7 +115,7 @@ func (c *Coordinator) AggregateGalois(in []*GaloisSharesMsg) error {
 	if err := c.checkSenders("gkg", froms); err != nil {
 		return err
 	}
-	gkg := mhe.NewGaloisKeyGenProtocol(c.params.bgv)
+	gkg := lmhe.NewGaloisKeyGenProtocol(c.params.bgv)
 	gks := make([]*rlwe.GaloisKey, len(c.params.galEls))
 	for i, g := range c.params.galEls {
 		crp, err := gkgCRP(gkg, c.session, g)
@@ -408,7 +408,7 @@ func (g *Aggregate) KeySwitch(active []PartyID, shares []*PCKSShareMsg) (*Result
 		}
 		delete(want, m.From)
 	}
-	pcks, err := mhe.NewPublicKeySwitchProtocol(pr.bgv, pr.smudging)
+	pcks, err := lmhe.NewPublicKeySwitchProtocol(pr.bgv, pr.smudging)
 	if err != nil {
 		return nil, fmt.Errorf("mhe: pcks: %v", err)
 	}

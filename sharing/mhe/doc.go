@@ -1,5 +1,5 @@
 // Package mhe implements the cryptographic core of the encrypted aggregation
-// mode (DESIGN.md §4, "Encrypted aggregation"; issue 7) on top of lattigo
+// mode (doc/DESIGN.md §4, "Encrypted aggregation"; issue 7) on top of lattigo
 // v5.0.7's multiparty BGV (packages mhe, schemes/bgv, core/rlwe). The design
 // and every number below follow the measured study in notes/lattigo.md.
 //

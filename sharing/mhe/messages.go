@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
-	"github.com/tuneinsight/lattigo/v5/mhe"
+	lmhe "github.com/tuneinsight/lattigo/v5/mhe"
 	"github.com/tuneinsight/lattigo/v5/ring"
 	"github.com/tuneinsight/lattigo/v5/schemes/bgv"
 )
@@ -24,14 +24,14 @@ import (
 type CKGShareMsg struct {
 	Session SessionID
 	From    PartyID
-	Share   mhe.PublicKeyGenShare
+	Share   lmhe.PublicKeyGenShare
 
 	params *Params
 }
 
 // NewCKGShareMsg allocates an empty CKGShareMsg for p.
 func (p *Params) NewCKGShareMsg() *CKGShareMsg {
-	return &CKGShareMsg{Share: mhe.PublicKeyGenShare{Value: p.bgv.RingQP().NewPoly()}, params: p}
+	return &CKGShareMsg{Share: lmhe.PublicKeyGenShare{Value: p.bgv.RingQP().NewPoly()}, params: p}
 }
 
 // MarshalBinary implements encoding.BinaryMarshaler.
@@ -100,18 +100,18 @@ func (m *PublicKeyMsg) UnmarshalBinary(b []byte) error {
 type GaloisSharesMsg struct {
 	Session SessionID
 	From    PartyID
-	Shares  []mhe.GaloisKeyGenShare
+	Shares  []lmhe.GaloisKeyGenShare
 
 	params *Params
 }
 
 // NewGaloisSharesMsg allocates an empty GaloisSharesMsg for p.
 func (p *Params) NewGaloisSharesMsg() *GaloisSharesMsg {
-	m := &GaloisSharesMsg{params: p, Shares: make([]mhe.GaloisKeyGenShare, len(p.galEls))}
+	m := &GaloisSharesMsg{params: p, Shares: make([]lmhe.GaloisKeyGenShare, len(p.galEls))}
 	for i, g := range p.galEls {
-		m.Shares[i] = mhe.GaloisKeyGenShare{
+		m.Shares[i] = lmhe.GaloisKeyGenShare{
 			GaloisElement:         g,
-			EvaluationKeyGenShare: mhe.EvaluationKeyGenShare{GadgetCiphertext: *rlwe.NewGadgetCiphertext(p.bgv, 0, p.bgv.MaxLevelQ(), p.bgv.MaxLevelP(), 0)},
+			EvaluationKeyGenShare: lmhe.EvaluationKeyGenShare{GadgetCiphertext: *rlwe.NewGadgetCiphertext(p.bgv, 0, p.bgv.MaxLevelQ(), p.bgv.MaxLevelP(), 0)},
 		}
 	}
 	return m
@@ -190,14 +190,14 @@ type ThresholdShareMsg struct {
 	Session SessionID
 	From    PartyID
 	To      PartyID
-	Share   mhe.ShamirSecretShare
+	Share   lmhe.ShamirSecretShare
 
 	params *Params
 }
 
 // NewThresholdShareMsg allocates an empty ThresholdShareMsg for p.
 func (p *Params) NewThresholdShareMsg() *ThresholdShareMsg {
-	return &ThresholdShareMsg{Share: mhe.ShamirSecretShare{Poly: p.bgv.RingQP().NewPoly()}, params: p}
+	return &ThresholdShareMsg{Share: lmhe.ShamirSecretShare{Poly: p.bgv.RingQP().NewPoly()}, params: p}
 }
 
 // MarshalBinary implements encoding.BinaryMarshaler.
@@ -430,14 +430,14 @@ func (m *RecipientKeyMsg) UnmarshalBinary(b []byte) error {
 type PCKSShareMsg struct {
 	Session SessionID
 	From    PartyID
-	Share   mhe.PublicKeySwitchShare
+	Share   lmhe.PublicKeySwitchShare
 
 	params *Params
 }
 
 // NewPCKSShareMsg allocates an empty PCKSShareMsg for p.
 func (p *Params) NewPCKSShareMsg() *PCKSShareMsg {
-	return &PCKSShareMsg{Share: mhe.PublicKeySwitchShare{Element: *rlwe.NewElement(p.bgv, 1, p.resultLevel)}, params: p}
+	return &PCKSShareMsg{Share: lmhe.PublicKeySwitchShare{Element: *rlwe.NewElement(p.bgv, 1, p.resultLevel)}, params: p}
 }
 
 func (m *PCKSShareMsg) layout() ([]rows, error) {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
-	"github.com/tuneinsight/lattigo/v5/mhe"
+	lmhe "github.com/tuneinsight/lattigo/v5/mhe"
 	"github.com/tuneinsight/lattigo/v5/ring"
 	"github.com/tuneinsight/lattigo/v5/ring/ringqp"
 	"github.com/tuneinsight/lattigo/v5/schemes/bgv"
@@ -16,7 +16,7 @@ import (
 // inside a [Party].
 type PartyKeys struct {
 	sk  *rlwe.SecretKey
-	tsk *mhe.ShamirSecretShare // nil until AggregateThresholdShares (threshold mode only)
+	tsk *lmhe.ShamirSecretShare // nil until AggregateThresholdShares (threshold mode only)
 }
 
 // Party is one data holder's side of the encrypted aggregation. Create it
@@ -30,8 +30,8 @@ type Party struct {
 
 	// Threshold setup state: the Shamir polynomial lives only between
 	// GenThresholdShares and AggregateThresholdShares.
-	shamir        *mhe.ShamirPolynomial
-	ownShare      *mhe.ShamirSecretShare
+	shamir        *lmhe.ShamirPolynomial
+	ownShare      *lmhe.ShamirSecretShare
 	thresholdSent bool
 
 	cpk *rlwe.PublicKey // verified collective public key
@@ -53,18 +53,18 @@ func NewParty(params *Params, session SessionID, id PartyID) (*Party, error) {
 // ID returns the party's id.
 func (p *Party) ID() PartyID { return p.id }
 
-func ckgCRP(params *Params, session SessionID) (mhe.PublicKeyGenCRP, error) {
+func ckgCRP(params *Params, session SessionID) (lmhe.PublicKeyGenCRP, error) {
 	crs, err := newCRS(session, crsCKG, 0)
 	if err != nil {
-		return mhe.PublicKeyGenCRP{}, err
+		return lmhe.PublicKeyGenCRP{}, err
 	}
-	return mhe.NewPublicKeyGenProtocol(params.bgv).SampleCRP(crs), nil
+	return lmhe.NewPublicKeyGenProtocol(params.bgv).SampleCRP(crs), nil
 }
 
-func gkgCRP(gkg mhe.GaloisKeyGenProtocol, session SessionID, galEl uint64) (mhe.GaloisKeyGenCRP, error) {
+func gkgCRP(gkg lmhe.GaloisKeyGenProtocol, session SessionID, galEl uint64) (lmhe.GaloisKeyGenCRP, error) {
 	crs, err := newCRS(session, crsGKG, galEl)
 	if err != nil {
-		return mhe.GaloisKeyGenCRP{}, err
+		return lmhe.GaloisKeyGenCRP{}, err
 	}
 	return gkg.SampleCRP(crs), nil
 }
@@ -73,7 +73,7 @@ func gkgCRP(gkg mhe.GaloisKeyGenProtocol, session SessionID, galEl uint64) (mhe.
 // (round "ckg"), computed from sk_i and the CKG common reference polynomial
 // derived from the session id.
 func (p *Party) GenCKGShare() (*CKGShareMsg, error) {
-	ckg := mhe.NewPublicKeyGenProtocol(p.params.bgv)
+	ckg := lmhe.NewPublicKeyGenProtocol(p.params.bgv)
 	crp, err := ckgCRP(p.params, p.session)
 	if err != nil {
 		return nil, err
@@ -88,7 +88,7 @@ func (p *Party) GenCKGShare() (*CKGShareMsg, error) {
 // coordinator needs for Trace (round "gkg"), one per element of
 // [Params.GaloisElements], each from its own common reference polynomial.
 func (p *Party) GenGaloisShares() (*GaloisSharesMsg, error) {
-	gkg := mhe.NewGaloisKeyGenProtocol(p.params.bgv)
+	gkg := lmhe.NewGaloisKeyGenProtocol(p.params.bgv)
 	m := p.params.NewGaloisSharesMsg()
 	m.Session, m.From = p.session, p.id
 	for i, g := range p.params.galEls {
@@ -115,14 +115,14 @@ func (p *Party) GenThresholdShares() ([]*ThresholdShareMsg, error) {
 	if p.thresholdSent {
 		return nil, fmt.Errorf("%w: threshold shares already generated", ErrWrongState)
 	}
-	thr := mhe.NewThresholdizer(p.params.bgv)
+	thr := lmhe.NewThresholdizer(p.params.bgv)
 	poly, err := thr.GenShamirPolynomial(p.params.Threshold(), p.keys.sk)
 	if err != nil {
 		return nil, fmt.Errorf("mhe: threshold: %v", err)
 	}
 	p.thresholdSent = true
 	own := thr.AllocateThresholdSecretShare()
-	thr.GenShamirSecretShare(mhe.ShamirPublicPoint(point(p.id)), poly, &own)
+	thr.GenShamirSecretShare(lmhe.ShamirPublicPoint(point(p.id)), poly, &own)
 	p.ownShare = &own
 	out := make([]*ThresholdShareMsg, 0, p.params.Parties()-1)
 	for j := 0; j < p.params.Parties(); j++ {
@@ -131,7 +131,7 @@ func (p *Party) GenThresholdShares() ([]*ThresholdShareMsg, error) {
 		}
 		m := p.params.NewThresholdShareMsg()
 		m.Session, m.From, m.To = p.session, p.id, PartyID(j)
-		thr.GenShamirSecretShare(mhe.ShamirPublicPoint(point(PartyID(j))), poly, &m.Share)
+		thr.GenShamirSecretShare(lmhe.ShamirPublicPoint(point(PartyID(j))), poly, &m.Share)
 		out = append(out, m)
 	}
 	for _, c := range poly.Value {
@@ -168,7 +168,7 @@ func (p *Party) AggregateThresholdShares(in []*ThresholdShareMsg) error {
 		}
 		seen[m.From] = true
 	}
-	thr := mhe.NewThresholdizer(p.params.bgv)
+	thr := lmhe.NewThresholdizer(p.params.bgv)
 	acc := thr.AllocateThresholdSecretShare()
 	acc.Copy(p.ownShare.Poly)
 	for _, m := range in {
@@ -339,16 +339,16 @@ func (p *Party) GenPCKSShare(req *PCKSRequestMsg, rpk *RecipientKeyMsg) (*PCKSSh
 		if p.keys.tsk == nil {
 			return nil, fmt.Errorf("%w: threshold setup not completed", ErrWrongState)
 		}
-		all := make([]mhe.ShamirPublicPoint, pr.Parties())
+		all := make([]lmhe.ShamirPublicPoint, pr.Parties())
 		for j := range all {
-			all[j] = mhe.ShamirPublicPoint(point(PartyID(j)))
+			all[j] = lmhe.ShamirPublicPoint(point(PartyID(j)))
 		}
-		active := make([]mhe.ShamirPublicPoint, len(req.Active))
+		active := make([]lmhe.ShamirPublicPoint, len(req.Active))
 		for i, a := range req.Active {
-			active[i] = mhe.ShamirPublicPoint(point(a))
+			active[i] = lmhe.ShamirPublicPoint(point(a))
 		}
-		own := mhe.ShamirPublicPoint(point(p.id))
-		cmb := mhe.NewCombiner(*pr.bgv.GetRLWEParameters(), own, all, pr.Threshold())
+		own := lmhe.ShamirPublicPoint(point(p.id))
+		cmb := lmhe.NewCombiner(*pr.bgv.GetRLWEParameters(), own, all, pr.Threshold())
 		sk = rlwe.NewSecretKey(pr.bgv)
 		if err := cmb.GenAdditiveShare(active, own, *p.keys.tsk, sk); err != nil {
 			return nil, fmt.Errorf("mhe: combine: %v", err)
@@ -356,7 +356,7 @@ func (p *Party) GenPCKSShare(req *PCKSRequestMsg, rpk *RecipientKeyMsg) (*PCKSSh
 		defer zeroQP(sk.Value)
 	}
 
-	pcks, err := mhe.NewPublicKeySwitchProtocol(pr.bgv, pr.smudging)
+	pcks, err := lmhe.NewPublicKeySwitchProtocol(pr.bgv, pr.smudging)
 	if err != nil {
 		return nil, fmt.Errorf("mhe: pcks: %v", err)
 	}

@@ -1,4 +1,4 @@
-// mpsi coordinator protocol, v1. See DESIGN.md §4 and doc/PROTOCOL.md.
+// mpsi coordinator service, v1. See doc/DESIGN.md and doc/PROTOCOL.md.
 //
 // Regenerate the Go code with: go run ./internal/protogen
 
@@ -25,7 +25,8 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Round numbers bind sealed envelopes to a protocol step.
+// Round numbers bind sealed envelopes to a protocol step (the associated
+// data of every envelope carries them).
 type Round int32
 
 const (
@@ -35,8 +36,7 @@ const (
 	// Mask-seed s_ij for masked aggregation (32 bytes each).
 	Round_ROUND_MASK_SEED Round = 4
 	// Aggregation encrypted with a threshold: party i's Shamir share of its
-	// BGV secret-key share for party j (sharing/mhe ThresholdShareMsg), in a
-	// bulk envelope.
+	// BGV secret-key share for party j, in a bulk envelope.
 	Round_ROUND_THRESHOLD_SHARE Round = 6
 )
 
@@ -83,143 +83,86 @@ func (Round) EnumDescriptor() ([]byte, []int) {
 	return file_api_mpsi_v1_coordinator_proto_rawDescGZIP(), []int{0}
 }
 
-// Batch kinds.
-type BatchKind int32
+// Message types (the second byte of a Frame's data).
+type MessageType int32
 
 const (
-	BatchKind_BATCH_KIND_UNSPECIFIED BatchKind = 0
-	// dh ring: 32-byte ristretto255 points.
-	BatchKind_BATCH_KIND_RING BatchKind = 1
-	// keyed tokens: 32-byte HMAC outputs.
-	BatchKind_BATCH_KIND_TOKENS BatchKind = 2
-	// Intersection positions: 4-byte little-endian uint32s.
-	BatchKind_BATCH_KIND_POSITIONS BatchKind = 3
+	MessageType_MESSAGE_TYPE_UNSPECIFIED MessageType = 0
+	MessageType_MESSAGE_TYPE_HELLO       MessageType = 1
+	MessageType_MESSAGE_TYPE_WELCOME     MessageType = 2
+	MessageType_MESSAGE_TYPE_READY       MessageType = 3
+	MessageType_MESSAGE_TYPE_ROSTER      MessageType = 4
+	MessageType_MESSAGE_TYPE_ENVELOPE    MessageType = 5
+	MessageType_MESSAGE_TYPE_BATCH       MessageType = 6
+	MessageType_MESSAGE_TYPE_MASK_DEAL   MessageType = 7
+	MessageType_MESSAGE_TYPE_SHARE       MessageType = 8
+	MessageType_MESSAGE_TYPE_MHE_CHUNK   MessageType = 9
+	MessageType_MESSAGE_TYPE_ABORT       MessageType = 10
+	MessageType_MESSAGE_TYPE_RESULT      MessageType = 11
 )
 
-// Enum value maps for BatchKind.
+// Enum value maps for MessageType.
 var (
-	BatchKind_name = map[int32]string{
-		0: "BATCH_KIND_UNSPECIFIED",
-		1: "BATCH_KIND_RING",
-		2: "BATCH_KIND_TOKENS",
-		3: "BATCH_KIND_POSITIONS",
+	MessageType_name = map[int32]string{
+		0:  "MESSAGE_TYPE_UNSPECIFIED",
+		1:  "MESSAGE_TYPE_HELLO",
+		2:  "MESSAGE_TYPE_WELCOME",
+		3:  "MESSAGE_TYPE_READY",
+		4:  "MESSAGE_TYPE_ROSTER",
+		5:  "MESSAGE_TYPE_ENVELOPE",
+		6:  "MESSAGE_TYPE_BATCH",
+		7:  "MESSAGE_TYPE_MASK_DEAL",
+		8:  "MESSAGE_TYPE_SHARE",
+		9:  "MESSAGE_TYPE_MHE_CHUNK",
+		10: "MESSAGE_TYPE_ABORT",
+		11: "MESSAGE_TYPE_RESULT",
 	}
-	BatchKind_value = map[string]int32{
-		"BATCH_KIND_UNSPECIFIED": 0,
-		"BATCH_KIND_RING":        1,
-		"BATCH_KIND_TOKENS":      2,
-		"BATCH_KIND_POSITIONS":   3,
+	MessageType_value = map[string]int32{
+		"MESSAGE_TYPE_UNSPECIFIED": 0,
+		"MESSAGE_TYPE_HELLO":       1,
+		"MESSAGE_TYPE_WELCOME":     2,
+		"MESSAGE_TYPE_READY":       3,
+		"MESSAGE_TYPE_ROSTER":      4,
+		"MESSAGE_TYPE_ENVELOPE":    5,
+		"MESSAGE_TYPE_BATCH":       6,
+		"MESSAGE_TYPE_MASK_DEAL":   7,
+		"MESSAGE_TYPE_SHARE":       8,
+		"MESSAGE_TYPE_MHE_CHUNK":   9,
+		"MESSAGE_TYPE_ABORT":       10,
+		"MESSAGE_TYPE_RESULT":      11,
 	}
 )
 
-func (x BatchKind) Enum() *BatchKind {
-	p := new(BatchKind)
+func (x MessageType) Enum() *MessageType {
+	p := new(MessageType)
 	*p = x
 	return p
 }
 
-func (x BatchKind) String() string {
+func (x MessageType) String() string {
 	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
 }
 
-func (BatchKind) Descriptor() protoreflect.EnumDescriptor {
+func (MessageType) Descriptor() protoreflect.EnumDescriptor {
 	return file_api_mpsi_v1_coordinator_proto_enumTypes[1].Descriptor()
 }
 
-func (BatchKind) Type() protoreflect.EnumType {
+func (MessageType) Type() protoreflect.EnumType {
 	return &file_api_mpsi_v1_coordinator_proto_enumTypes[1]
 }
 
-func (x BatchKind) Number() protoreflect.EnumNumber {
+func (x MessageType) Number() protoreflect.EnumNumber {
 	return protoreflect.EnumNumber(x)
 }
 
-// Deprecated: Use BatchKind.Descriptor instead.
-func (BatchKind) EnumDescriptor() ([]byte, []int) {
+// Deprecated: Use MessageType.Descriptor instead.
+func (MessageType) EnumDescriptor() ([]byte, []int) {
 	return file_api_mpsi_v1_coordinator_proto_rawDescGZIP(), []int{1}
-}
-
-// Kinds of aggregation-encrypted messages (package sharing/mhe, its own
-// canonical encoding; every one has a length fixed by the session's
-// parameters, which both sides derive from the spec and the declared set
-// sizes).
-type MheKind int32
-
-const (
-	MheKind_MHE_KIND_UNSPECIFIED MheKind = 0
-	// Party to coordinator: the party's share of the collective public key.
-	MheKind_MHE_KIND_CKG_SHARE MheKind = 1
-	// Party to coordinator: the party's shares of the Galois keys.
-	MheKind_MHE_KIND_GALOIS_SHARES MheKind = 2
-	// Coordinator to party: the collective public key, sent once the keys are
-	// made and the intersection is computed; the party then encrypts.
-	MheKind_MHE_KIND_PUBLIC_KEY MheKind = 3
-	// Party to coordinator: contribution ciphertext number index.
-	MheKind_MHE_KIND_CIPHERTEXT MheKind = 4
-	// Coordinator to party: the recipient's public key (the release step's
-	// key pair, held by the coordinator), sent before the first request.
-	MheKind_MHE_KIND_RECIPIENT_KEY MheKind = 5
-	// Coordinator to party: key-switch request number index, naming its
-	// active set.
-	MheKind_MHE_KIND_PCKS_REQUEST MheKind = 6
-	// Party to coordinator: the key-switch share answering request index.
-	MheKind_MHE_KIND_PCKS_SHARE MheKind = 7
-)
-
-// Enum value maps for MheKind.
-var (
-	MheKind_name = map[int32]string{
-		0: "MHE_KIND_UNSPECIFIED",
-		1: "MHE_KIND_CKG_SHARE",
-		2: "MHE_KIND_GALOIS_SHARES",
-		3: "MHE_KIND_PUBLIC_KEY",
-		4: "MHE_KIND_CIPHERTEXT",
-		5: "MHE_KIND_RECIPIENT_KEY",
-		6: "MHE_KIND_PCKS_REQUEST",
-		7: "MHE_KIND_PCKS_SHARE",
-	}
-	MheKind_value = map[string]int32{
-		"MHE_KIND_UNSPECIFIED":   0,
-		"MHE_KIND_CKG_SHARE":     1,
-		"MHE_KIND_GALOIS_SHARES": 2,
-		"MHE_KIND_PUBLIC_KEY":    3,
-		"MHE_KIND_CIPHERTEXT":    4,
-		"MHE_KIND_RECIPIENT_KEY": 5,
-		"MHE_KIND_PCKS_REQUEST":  6,
-		"MHE_KIND_PCKS_SHARE":    7,
-	}
-)
-
-func (x MheKind) Enum() *MheKind {
-	p := new(MheKind)
-	*p = x
-	return p
-}
-
-func (x MheKind) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (MheKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_api_mpsi_v1_coordinator_proto_enumTypes[2].Descriptor()
-}
-
-func (MheKind) Type() protoreflect.EnumType {
-	return &file_api_mpsi_v1_coordinator_proto_enumTypes[2]
-}
-
-func (x MheKind) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use MheKind.Descriptor instead.
-func (MheKind) EnumDescriptor() ([]byte, []int) {
-	return file_api_mpsi_v1_coordinator_proto_rawDescGZIP(), []int{2}
 }
 
 type CreateSessionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The session spec, JSON (DESIGN §3).
+	// The session spec, JSON (doc/DESIGN.md, "The session spec").
 	SpecJson      []byte `protobuf:"bytes,1,opt,name=spec_json,json=specJson,proto3" json:"spec_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -431,36 +374,33 @@ func (x *GetResultResponse) GetSignature() []byte {
 	return nil
 }
 
-type PartyMessage struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Types that are valid to be assigned to Msg:
-	//
-	//	*PartyMessage_Hello
-	//	*PartyMessage_Ready
-	//	*PartyMessage_Envelope
-	//	*PartyMessage_Batch
-	//	*PartyMessage_Share
-	//	*PartyMessage_Abort
-	//	*PartyMessage_Mhe
-	Msg           isPartyMessage_Msg `protobuf_oneof:"msg"`
+// Frame carries one message of the session protocol (package psi/protocol)
+// in its canonical binary encoding: a version byte, a type byte, the
+// session id and the sender, then the message's fields. The codec checks
+// every length against its limit before allocating, and the receiver checks
+// the session and sender against the authenticated stream. See
+// doc/PROTOCOL.md for the messages and rounds.
+type Frame struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *PartyMessage) Reset() {
-	*x = PartyMessage{}
+func (x *Frame) Reset() {
+	*x = Frame{}
 	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *PartyMessage) String() string {
+func (x *Frame) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*PartyMessage) ProtoMessage() {}
+func (*Frame) ProtoMessage() {}
 
-func (x *PartyMessage) ProtoReflect() protoreflect.Message {
+func (x *Frame) ProtoReflect() protoreflect.Message {
 	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -472,1044 +412,16 @@ func (x *PartyMessage) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use PartyMessage.ProtoReflect.Descriptor instead.
-func (*PartyMessage) Descriptor() ([]byte, []int) {
+// Deprecated: Use Frame.ProtoReflect.Descriptor instead.
+func (*Frame) Descriptor() ([]byte, []int) {
 	return file_api_mpsi_v1_coordinator_proto_rawDescGZIP(), []int{4}
 }
 
-func (x *PartyMessage) GetMsg() isPartyMessage_Msg {
-	if x != nil {
-		return x.Msg
-	}
-	return nil
-}
-
-func (x *PartyMessage) GetHello() *Hello {
-	if x != nil {
-		if x, ok := x.Msg.(*PartyMessage_Hello); ok {
-			return x.Hello
-		}
-	}
-	return nil
-}
-
-func (x *PartyMessage) GetReady() *Ready {
-	if x != nil {
-		if x, ok := x.Msg.(*PartyMessage_Ready); ok {
-			return x.Ready
-		}
-	}
-	return nil
-}
-
-func (x *PartyMessage) GetEnvelope() *Envelope {
-	if x != nil {
-		if x, ok := x.Msg.(*PartyMessage_Envelope); ok {
-			return x.Envelope
-		}
-	}
-	return nil
-}
-
-func (x *PartyMessage) GetBatch() *Batch {
-	if x != nil {
-		if x, ok := x.Msg.(*PartyMessage_Batch); ok {
-			return x.Batch
-		}
-	}
-	return nil
-}
-
-func (x *PartyMessage) GetShare() *Share {
-	if x != nil {
-		if x, ok := x.Msg.(*PartyMessage_Share); ok {
-			return x.Share
-		}
-	}
-	return nil
-}
-
-func (x *PartyMessage) GetAbort() *Abort {
-	if x != nil {
-		if x, ok := x.Msg.(*PartyMessage_Abort); ok {
-			return x.Abort
-		}
-	}
-	return nil
-}
-
-func (x *PartyMessage) GetMhe() *MheChunk {
-	if x != nil {
-		if x, ok := x.Msg.(*PartyMessage_Mhe); ok {
-			return x.Mhe
-		}
-	}
-	return nil
-}
-
-type isPartyMessage_Msg interface {
-	isPartyMessage_Msg()
-}
-
-type PartyMessage_Hello struct {
-	Hello *Hello `protobuf:"bytes,1,opt,name=hello,proto3,oneof"`
-}
-
-type PartyMessage_Ready struct {
-	Ready *Ready `protobuf:"bytes,2,opt,name=ready,proto3,oneof"`
-}
-
-type PartyMessage_Envelope struct {
-	Envelope *Envelope `protobuf:"bytes,3,opt,name=envelope,proto3,oneof"`
-}
-
-type PartyMessage_Batch struct {
-	Batch *Batch `protobuf:"bytes,4,opt,name=batch,proto3,oneof"`
-}
-
-type PartyMessage_Share struct {
-	Share *Share `protobuf:"bytes,5,opt,name=share,proto3,oneof"`
-}
-
-type PartyMessage_Abort struct {
-	Abort *Abort `protobuf:"bytes,6,opt,name=abort,proto3,oneof"`
-}
-
-type PartyMessage_Mhe struct {
-	Mhe *MheChunk `protobuf:"bytes,7,opt,name=mhe,proto3,oneof"`
-}
-
-func (*PartyMessage_Hello) isPartyMessage_Msg() {}
-
-func (*PartyMessage_Ready) isPartyMessage_Msg() {}
-
-func (*PartyMessage_Envelope) isPartyMessage_Msg() {}
-
-func (*PartyMessage_Batch) isPartyMessage_Msg() {}
-
-func (*PartyMessage_Share) isPartyMessage_Msg() {}
-
-func (*PartyMessage_Abort) isPartyMessage_Msg() {}
-
-func (*PartyMessage_Mhe) isPartyMessage_Msg() {}
-
-type CoordinatorMessage struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Types that are valid to be assigned to Msg:
-	//
-	//	*CoordinatorMessage_Welcome
-	//	*CoordinatorMessage_Roster
-	//	*CoordinatorMessage_Envelope
-	//	*CoordinatorMessage_Batch
-	//	*CoordinatorMessage_Mask
-	//	*CoordinatorMessage_Result
-	//	*CoordinatorMessage_Abort
-	//	*CoordinatorMessage_Mhe
-	Msg           isCoordinatorMessage_Msg `protobuf_oneof:"msg"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *CoordinatorMessage) Reset() {
-	*x = CoordinatorMessage{}
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[5]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *CoordinatorMessage) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*CoordinatorMessage) ProtoMessage() {}
-
-func (x *CoordinatorMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[5]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use CoordinatorMessage.ProtoReflect.Descriptor instead.
-func (*CoordinatorMessage) Descriptor() ([]byte, []int) {
-	return file_api_mpsi_v1_coordinator_proto_rawDescGZIP(), []int{5}
-}
-
-func (x *CoordinatorMessage) GetMsg() isCoordinatorMessage_Msg {
-	if x != nil {
-		return x.Msg
-	}
-	return nil
-}
-
-func (x *CoordinatorMessage) GetWelcome() *Welcome {
-	if x != nil {
-		if x, ok := x.Msg.(*CoordinatorMessage_Welcome); ok {
-			return x.Welcome
-		}
-	}
-	return nil
-}
-
-func (x *CoordinatorMessage) GetRoster() *Roster {
-	if x != nil {
-		if x, ok := x.Msg.(*CoordinatorMessage_Roster); ok {
-			return x.Roster
-		}
-	}
-	return nil
-}
-
-func (x *CoordinatorMessage) GetEnvelope() *Envelope {
-	if x != nil {
-		if x, ok := x.Msg.(*CoordinatorMessage_Envelope); ok {
-			return x.Envelope
-		}
-	}
-	return nil
-}
-
-func (x *CoordinatorMessage) GetBatch() *Batch {
-	if x != nil {
-		if x, ok := x.Msg.(*CoordinatorMessage_Batch); ok {
-			return x.Batch
-		}
-	}
-	return nil
-}
-
-func (x *CoordinatorMessage) GetMask() *MaskDeal {
-	if x != nil {
-		if x, ok := x.Msg.(*CoordinatorMessage_Mask); ok {
-			return x.Mask
-		}
-	}
-	return nil
-}
-
-func (x *CoordinatorMessage) GetResult() *Result {
-	if x != nil {
-		if x, ok := x.Msg.(*CoordinatorMessage_Result); ok {
-			return x.Result
-		}
-	}
-	return nil
-}
-
-func (x *CoordinatorMessage) GetAbort() *Abort {
-	if x != nil {
-		if x, ok := x.Msg.(*CoordinatorMessage_Abort); ok {
-			return x.Abort
-		}
-	}
-	return nil
-}
-
-func (x *CoordinatorMessage) GetMhe() *MheChunk {
-	if x != nil {
-		if x, ok := x.Msg.(*CoordinatorMessage_Mhe); ok {
-			return x.Mhe
-		}
-	}
-	return nil
-}
-
-type isCoordinatorMessage_Msg interface {
-	isCoordinatorMessage_Msg()
-}
-
-type CoordinatorMessage_Welcome struct {
-	Welcome *Welcome `protobuf:"bytes,1,opt,name=welcome,proto3,oneof"`
-}
-
-type CoordinatorMessage_Roster struct {
-	Roster *Roster `protobuf:"bytes,2,opt,name=roster,proto3,oneof"`
-}
-
-type CoordinatorMessage_Envelope struct {
-	Envelope *Envelope `protobuf:"bytes,3,opt,name=envelope,proto3,oneof"`
-}
-
-type CoordinatorMessage_Batch struct {
-	Batch *Batch `protobuf:"bytes,4,opt,name=batch,proto3,oneof"`
-}
-
-type CoordinatorMessage_Mask struct {
-	Mask *MaskDeal `protobuf:"bytes,5,opt,name=mask,proto3,oneof"`
-}
-
-type CoordinatorMessage_Result struct {
-	Result *Result `protobuf:"bytes,6,opt,name=result,proto3,oneof"`
-}
-
-type CoordinatorMessage_Abort struct {
-	Abort *Abort `protobuf:"bytes,7,opt,name=abort,proto3,oneof"`
-}
-
-type CoordinatorMessage_Mhe struct {
-	Mhe *MheChunk `protobuf:"bytes,8,opt,name=mhe,proto3,oneof"`
-}
-
-func (*CoordinatorMessage_Welcome) isCoordinatorMessage_Msg() {}
-
-func (*CoordinatorMessage_Roster) isCoordinatorMessage_Msg() {}
-
-func (*CoordinatorMessage_Envelope) isCoordinatorMessage_Msg() {}
-
-func (*CoordinatorMessage_Batch) isCoordinatorMessage_Msg() {}
-
-func (*CoordinatorMessage_Mask) isCoordinatorMessage_Msg() {}
-
-func (*CoordinatorMessage_Result) isCoordinatorMessage_Msg() {}
-
-func (*CoordinatorMessage_Abort) isCoordinatorMessage_Msg() {}
-
-func (*CoordinatorMessage_Mhe) isCoordinatorMessage_Msg() {}
-
-// Hello opens a party's stream for a session.
-type Hello struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Hello) Reset() {
-	*x = Hello{}
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[6]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Hello) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Hello) ProtoMessage() {}
-
-func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[6]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Hello.ProtoReflect.Descriptor instead.
-func (*Hello) Descriptor() ([]byte, []int) {
-	return file_api_mpsi_v1_coordinator_proto_rawDescGZIP(), []int{6}
-}
-
-func (x *Hello) GetSessionId() string {
-	if x != nil {
-		return x.SessionId
-	}
-	return ""
-}
-
-// Welcome gives the party the spec it is asked to take part in.
-type Welcome struct {
-	state      protoimpl.MessageState `protogen:"open.v1"`
-	SpecJson   []byte                 `protobuf:"bytes,1,opt,name=spec_json,json=specJson,proto3" json:"spec_json,omitempty"`
-	PartyIndex uint32                 `protobuf:"varint,2,opt,name=party_index,json=partyIndex,proto3" json:"party_index,omitempty"`
-	// Batch size limit in elements for Batch messages.
-	MaxBatch      uint32 `protobuf:"varint,3,opt,name=max_batch,json=maxBatch,proto3" json:"max_batch,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Welcome) Reset() {
-	*x = Welcome{}
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[7]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Welcome) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Welcome) ProtoMessage() {}
-
-func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[7]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
-func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_api_mpsi_v1_coordinator_proto_rawDescGZIP(), []int{7}
-}
-
-func (x *Welcome) GetSpecJson() []byte {
-	if x != nil {
-		return x.SpecJson
-	}
-	return nil
-}
-
-func (x *Welcome) GetPartyIndex() uint32 {
-	if x != nil {
-		return x.PartyIndex
-	}
-	return 0
-}
-
-func (x *Welcome) GetMaxBatch() uint32 {
-	if x != nil {
-		return x.MaxBatch
-	}
-	return 0
-}
-
-// Ready declares the party's set size and its session HPKE public key
-// (X25519), signed with the party's TLS identity key.
-type Ready struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SetSize       uint64                 `protobuf:"varint,1,opt,name=set_size,json=setSize,proto3" json:"set_size,omitempty"`
-	HpkePublicKey []byte                 `protobuf:"bytes,2,opt,name=hpke_public_key,json=hpkePublicKey,proto3" json:"hpke_public_key,omitempty"`
-	Signature     []byte                 `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
-	// The party's identifier normalisation version (key encoding and Unicode
-	// tables); every party of a session must report the same, or equal
-	// identifiers could silently fail to match.
-	Normalization string `protobuf:"bytes,4,opt,name=normalization,proto3" json:"normalization,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Ready) Reset() {
-	*x = Ready{}
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[8]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Ready) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Ready) ProtoMessage() {}
-
-func (x *Ready) ProtoReflect() protoreflect.Message {
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[8]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Ready.ProtoReflect.Descriptor instead.
-func (*Ready) Descriptor() ([]byte, []int) {
-	return file_api_mpsi_v1_coordinator_proto_rawDescGZIP(), []int{8}
-}
-
-func (x *Ready) GetSetSize() uint64 {
-	if x != nil {
-		return x.SetSize
-	}
-	return 0
-}
-
-func (x *Ready) GetHpkePublicKey() []byte {
-	if x != nil {
-		return x.HpkePublicKey
-	}
-	return nil
-}
-
-func (x *Ready) GetSignature() []byte {
-	if x != nil {
-		return x.Signature
-	}
-	return nil
-}
-
-func (x *Ready) GetNormalization() string {
-	if x != nil {
-		return x.Normalization
-	}
-	return ""
-}
-
-// Roster lists every party once all are ready.
-type Roster struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Parties       []*RosterEntry         `protobuf:"bytes,1,rep,name=parties,proto3" json:"parties,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Roster) Reset() {
-	*x = Roster{}
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[9]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Roster) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Roster) ProtoMessage() {}
-
-func (x *Roster) ProtoReflect() protoreflect.Message {
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[9]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Roster.ProtoReflect.Descriptor instead.
-func (*Roster) Descriptor() ([]byte, []int) {
-	return file_api_mpsi_v1_coordinator_proto_rawDescGZIP(), []int{9}
-}
-
-func (x *Roster) GetParties() []*RosterEntry {
-	if x != nil {
-		return x.Parties
-	}
-	return nil
-}
-
-type RosterEntry struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	SetSize       uint64                 `protobuf:"varint,2,opt,name=set_size,json=setSize,proto3" json:"set_size,omitempty"`
-	HpkePublicKey []byte                 `protobuf:"bytes,3,opt,name=hpke_public_key,json=hpkePublicKey,proto3" json:"hpke_public_key,omitempty"`
-	Signature     []byte                 `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
-	// The party's TLS certificate (DER), so that others can check the
-	// signature over its HPKE key against their CA and its name.
-	Certificate   []byte `protobuf:"bytes,5,opt,name=certificate,proto3" json:"certificate,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *RosterEntry) Reset() {
-	*x = RosterEntry{}
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[10]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *RosterEntry) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*RosterEntry) ProtoMessage() {}
-
-func (x *RosterEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[10]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use RosterEntry.ProtoReflect.Descriptor instead.
-func (*RosterEntry) Descriptor() ([]byte, []int) {
-	return file_api_mpsi_v1_coordinator_proto_rawDescGZIP(), []int{10}
-}
-
-func (x *RosterEntry) GetName() string {
-	if x != nil {
-		return x.Name
-	}
-	return ""
-}
-
-func (x *RosterEntry) GetSetSize() uint64 {
-	if x != nil {
-		return x.SetSize
-	}
-	return 0
-}
-
-func (x *RosterEntry) GetHpkePublicKey() []byte {
-	if x != nil {
-		return x.HpkePublicKey
-	}
-	return nil
-}
-
-func (x *RosterEntry) GetSignature() []byte {
-	if x != nil {
-		return x.Signature
-	}
-	return nil
-}
-
-func (x *RosterEntry) GetCertificate() []byte {
-	if x != nil {
-		return x.Certificate
-	}
-	return nil
-}
-
-// Envelope is a party-to-party payload sealed with HPKE to the recipient's
-// session key, with (session, round, from, to) as associated data. The
-// coordinator relays it unopened.
-type Envelope struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Round         Round                  `protobuf:"varint,1,opt,name=round,proto3,enum=mpsi.v1.Round" json:"round,omitempty"`
-	From          uint32                 `protobuf:"varint,2,opt,name=from,proto3" json:"from,omitempty"`
-	To            uint32                 `protobuf:"varint,3,opt,name=to,proto3" json:"to,omitempty"`
-	Enc           []byte                 `protobuf:"bytes,4,opt,name=enc,proto3" json:"enc,omitempty"`
-	Ciphertext    []byte                 `protobuf:"bytes,5,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Envelope) Reset() {
-	*x = Envelope{}
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[11]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Envelope) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Envelope) ProtoMessage() {}
-
-func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[11]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
-func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_api_mpsi_v1_coordinator_proto_rawDescGZIP(), []int{11}
-}
-
-func (x *Envelope) GetRound() Round {
-	if x != nil {
-		return x.Round
-	}
-	return Round_ROUND_UNSPECIFIED
-}
-
-func (x *Envelope) GetFrom() uint32 {
-	if x != nil {
-		return x.From
-	}
-	return 0
-}
-
-func (x *Envelope) GetTo() uint32 {
-	if x != nil {
-		return x.To
-	}
-	return 0
-}
-
-func (x *Envelope) GetEnc() []byte {
-	if x != nil {
-		return x.Enc
-	}
-	return nil
-}
-
-func (x *Envelope) GetCiphertext() []byte {
-	if x != nil {
-		return x.Ciphertext
-	}
-	return nil
-}
-
-// Batch is one slice of a streamed list. For the dh ring, owner is the
-// party whose list it is and hop the number of exponentiations applied so
-// far by parties other than the owner; from party to coordinator, hop is
-// the hop just done.
-type Batch struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	Kind  BatchKind              `protobuf:"varint,1,opt,name=kind,proto3,enum=mpsi.v1.BatchKind" json:"kind,omitempty"`
-	Owner uint32                 `protobuf:"varint,2,opt,name=owner,proto3" json:"owner,omitempty"`
-	Hop   uint32                 `protobuf:"varint,3,opt,name=hop,proto3" json:"hop,omitempty"`
-	// Index of the first element of this batch in the whole list.
-	Offset uint64 `protobuf:"varint,4,opt,name=offset,proto3" json:"offset,omitempty"`
-	// Total length of the whole list.
-	Total         uint64 `protobuf:"varint,5,opt,name=total,proto3" json:"total,omitempty"`
-	Data          []byte `protobuf:"bytes,6,opt,name=data,proto3" json:"data,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Batch) Reset() {
-	*x = Batch{}
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[12]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Batch) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Batch) ProtoMessage() {}
-
-func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[12]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Batch.ProtoReflect.Descriptor instead.
-func (*Batch) Descriptor() ([]byte, []int) {
-	return file_api_mpsi_v1_coordinator_proto_rawDescGZIP(), []int{12}
-}
-
-func (x *Batch) GetKind() BatchKind {
-	if x != nil {
-		return x.Kind
-	}
-	return BatchKind_BATCH_KIND_UNSPECIFIED
-}
-
-func (x *Batch) GetOwner() uint32 {
-	if x != nil {
-		return x.Owner
-	}
-	return 0
-}
-
-func (x *Batch) GetHop() uint32 {
-	if x != nil {
-		return x.Hop
-	}
-	return 0
-}
-
-func (x *Batch) GetOffset() uint64 {
-	if x != nil {
-		return x.Offset
-	}
-	return 0
-}
-
-func (x *Batch) GetTotal() uint64 {
-	if x != nil {
-		return x.Total
-	}
-	return 0
-}
-
-func (x *Batch) GetData() []byte {
+func (x *Frame) GetData() []byte {
 	if x != nil {
 		return x.Data
 	}
 	return nil
-}
-
-// MaskDeal is the party's zero-sum mask r_i (little-endian uint64s), sent
-// after all its positions.
-type MaskDeal struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Mask          []byte                 `protobuf:"bytes,1,opt,name=mask,proto3" json:"mask,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *MaskDeal) Reset() {
-	*x = MaskDeal{}
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[13]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *MaskDeal) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*MaskDeal) ProtoMessage() {}
-
-func (x *MaskDeal) ProtoReflect() protoreflect.Message {
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[13]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use MaskDeal.ProtoReflect.Descriptor instead.
-func (*MaskDeal) Descriptor() ([]byte, []int) {
-	return file_api_mpsi_v1_coordinator_proto_rawDescGZIP(), []int{13}
-}
-
-func (x *MaskDeal) GetMask() []byte {
-	if x != nil {
-		return x.Mask
-	}
-	return nil
-}
-
-// Share is the party's masked vector z_i (little-endian uint64s).
-type Share struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Vector        []byte                 `protobuf:"bytes,1,opt,name=vector,proto3" json:"vector,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Share) Reset() {
-	*x = Share{}
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[14]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Share) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Share) ProtoMessage() {}
-
-func (x *Share) ProtoReflect() protoreflect.Message {
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[14]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Share.ProtoReflect.Descriptor instead.
-func (*Share) Descriptor() ([]byte, []int) {
-	return file_api_mpsi_v1_coordinator_proto_rawDescGZIP(), []int{14}
-}
-
-func (x *Share) GetVector() []byte {
-	if x != nil {
-		return x.Vector
-	}
-	return nil
-}
-
-// MheChunk is a slice of one aggregation-encrypted message: bytes
-// [offset, offset+len(data)) of a message of total bytes. Chunks of a
-// message arrive in order; total must equal the message's length under the
-// session's parameters.
-type MheChunk struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          MheKind                `protobuf:"varint,1,opt,name=kind,proto3,enum=mpsi.v1.MheKind" json:"kind,omitempty"`
-	Index         uint32                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
-	Offset        uint64                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
-	Total         uint64                 `protobuf:"varint,4,opt,name=total,proto3" json:"total,omitempty"`
-	Data          []byte                 `protobuf:"bytes,5,opt,name=data,proto3" json:"data,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *MheChunk) Reset() {
-	*x = MheChunk{}
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[15]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *MheChunk) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*MheChunk) ProtoMessage() {}
-
-func (x *MheChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[15]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use MheChunk.ProtoReflect.Descriptor instead.
-func (*MheChunk) Descriptor() ([]byte, []int) {
-	return file_api_mpsi_v1_coordinator_proto_rawDescGZIP(), []int{15}
-}
-
-func (x *MheChunk) GetKind() MheKind {
-	if x != nil {
-		return x.Kind
-	}
-	return MheKind_MHE_KIND_UNSPECIFIED
-}
-
-func (x *MheChunk) GetIndex() uint32 {
-	if x != nil {
-		return x.Index
-	}
-	return 0
-}
-
-func (x *MheChunk) GetOffset() uint64 {
-	if x != nil {
-		return x.Offset
-	}
-	return 0
-}
-
-func (x *MheChunk) GetTotal() uint64 {
-	if x != nil {
-		return x.Total
-	}
-	return 0
-}
-
-func (x *MheChunk) GetData() []byte {
-	if x != nil {
-		return x.Data
-	}
-	return nil
-}
-
-// Result is the released Result JSON and the coordinator's signature.
-type Result struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ResultJson    []byte                 `protobuf:"bytes,1,opt,name=result_json,json=resultJson,proto3" json:"result_json,omitempty"`
-	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Result) Reset() {
-	*x = Result{}
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[16]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Result) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Result) ProtoMessage() {}
-
-func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[16]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Result.ProtoReflect.Descriptor instead.
-func (*Result) Descriptor() ([]byte, []int) {
-	return file_api_mpsi_v1_coordinator_proto_rawDescGZIP(), []int{16}
-}
-
-func (x *Result) GetResultJson() []byte {
-	if x != nil {
-		return x.ResultJson
-	}
-	return nil
-}
-
-func (x *Result) GetSignature() []byte {
-	if x != nil {
-		return x.Signature
-	}
-	return nil
-}
-
-// Abort ends the session for everyone; nothing is released.
-type Abort struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Abort) Reset() {
-	*x = Abort{}
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[17]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Abort) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Abort) ProtoMessage() {}
-
-func (x *Abort) ProtoReflect() protoreflect.Message {
-	mi := &file_api_mpsi_v1_coordinator_proto_msgTypes[17]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Abort.ProtoReflect.Descriptor instead.
-func (*Abort) Descriptor() ([]byte, []int) {
-	return file_api_mpsi_v1_coordinator_proto_rawDescGZIP(), []int{17}
-}
-
-func (x *Abort) GetReason() string {
-	if x != nil {
-		return x.Reason
-	}
-	return ""
 }
 
 var File_api_mpsi_v1_coordinator_proto protoreflect.FileDescriptor
@@ -1532,101 +444,32 @@ const file_api_mpsi_v1_coordinator_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1f\n" +
 	"\vresult_json\x18\x04 \x01(\fR\n" +
 	"resultJson\x12\x1c\n" +
-	"\tsignature\x18\x05 \x01(\fR\tsignature\"\xb5\x02\n" +
-	"\fPartyMessage\x12&\n" +
-	"\x05hello\x18\x01 \x01(\v2\x0e.mpsi.v1.HelloH\x00R\x05hello\x12&\n" +
-	"\x05ready\x18\x02 \x01(\v2\x0e.mpsi.v1.ReadyH\x00R\x05ready\x12/\n" +
-	"\benvelope\x18\x03 \x01(\v2\x11.mpsi.v1.EnvelopeH\x00R\benvelope\x12&\n" +
-	"\x05batch\x18\x04 \x01(\v2\x0e.mpsi.v1.BatchH\x00R\x05batch\x12&\n" +
-	"\x05share\x18\x05 \x01(\v2\x0e.mpsi.v1.ShareH\x00R\x05share\x12&\n" +
-	"\x05abort\x18\x06 \x01(\v2\x0e.mpsi.v1.AbortH\x00R\x05abort\x12%\n" +
-	"\x03mhe\x18\a \x01(\v2\x11.mpsi.v1.MheChunkH\x00R\x03mheB\x05\n" +
-	"\x03msg\"\xf0\x02\n" +
-	"\x12CoordinatorMessage\x12,\n" +
-	"\awelcome\x18\x01 \x01(\v2\x10.mpsi.v1.WelcomeH\x00R\awelcome\x12)\n" +
-	"\x06roster\x18\x02 \x01(\v2\x0f.mpsi.v1.RosterH\x00R\x06roster\x12/\n" +
-	"\benvelope\x18\x03 \x01(\v2\x11.mpsi.v1.EnvelopeH\x00R\benvelope\x12&\n" +
-	"\x05batch\x18\x04 \x01(\v2\x0e.mpsi.v1.BatchH\x00R\x05batch\x12'\n" +
-	"\x04mask\x18\x05 \x01(\v2\x11.mpsi.v1.MaskDealH\x00R\x04mask\x12)\n" +
-	"\x06result\x18\x06 \x01(\v2\x0f.mpsi.v1.ResultH\x00R\x06result\x12&\n" +
-	"\x05abort\x18\a \x01(\v2\x0e.mpsi.v1.AbortH\x00R\x05abort\x12%\n" +
-	"\x03mhe\x18\b \x01(\v2\x11.mpsi.v1.MheChunkH\x00R\x03mheB\x05\n" +
-	"\x03msg\"&\n" +
-	"\x05Hello\x12\x1d\n" +
-	"\n" +
-	"session_id\x18\x01 \x01(\tR\tsessionId\"d\n" +
-	"\aWelcome\x12\x1b\n" +
-	"\tspec_json\x18\x01 \x01(\fR\bspecJson\x12\x1f\n" +
-	"\vparty_index\x18\x02 \x01(\rR\n" +
-	"partyIndex\x12\x1b\n" +
-	"\tmax_batch\x18\x03 \x01(\rR\bmaxBatch\"\x8e\x01\n" +
-	"\x05Ready\x12\x19\n" +
-	"\bset_size\x18\x01 \x01(\x04R\asetSize\x12&\n" +
-	"\x0fhpke_public_key\x18\x02 \x01(\fR\rhpkePublicKey\x12\x1c\n" +
-	"\tsignature\x18\x03 \x01(\fR\tsignature\x12$\n" +
-	"\rnormalization\x18\x04 \x01(\tR\rnormalization\"8\n" +
-	"\x06Roster\x12.\n" +
-	"\aparties\x18\x01 \x03(\v2\x14.mpsi.v1.RosterEntryR\aparties\"\xa4\x01\n" +
-	"\vRosterEntry\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
-	"\bset_size\x18\x02 \x01(\x04R\asetSize\x12&\n" +
-	"\x0fhpke_public_key\x18\x03 \x01(\fR\rhpkePublicKey\x12\x1c\n" +
-	"\tsignature\x18\x04 \x01(\fR\tsignature\x12 \n" +
-	"\vcertificate\x18\x05 \x01(\fR\vcertificate\"\x86\x01\n" +
-	"\bEnvelope\x12$\n" +
-	"\x05round\x18\x01 \x01(\x0e2\x0e.mpsi.v1.RoundR\x05round\x12\x12\n" +
-	"\x04from\x18\x02 \x01(\rR\x04from\x12\x0e\n" +
-	"\x02to\x18\x03 \x01(\rR\x02to\x12\x10\n" +
-	"\x03enc\x18\x04 \x01(\fR\x03enc\x12\x1e\n" +
-	"\n" +
-	"ciphertext\x18\x05 \x01(\fR\n" +
-	"ciphertext\"\x99\x01\n" +
-	"\x05Batch\x12&\n" +
-	"\x04kind\x18\x01 \x01(\x0e2\x12.mpsi.v1.BatchKindR\x04kind\x12\x14\n" +
-	"\x05owner\x18\x02 \x01(\rR\x05owner\x12\x10\n" +
-	"\x03hop\x18\x03 \x01(\rR\x03hop\x12\x16\n" +
-	"\x06offset\x18\x04 \x01(\x04R\x06offset\x12\x14\n" +
-	"\x05total\x18\x05 \x01(\x04R\x05total\x12\x12\n" +
-	"\x04data\x18\x06 \x01(\fR\x04data\"\x1e\n" +
-	"\bMaskDeal\x12\x12\n" +
-	"\x04mask\x18\x01 \x01(\fR\x04mask\"\x1f\n" +
-	"\x05Share\x12\x16\n" +
-	"\x06vector\x18\x01 \x01(\fR\x06vector\"\x88\x01\n" +
-	"\bMheChunk\x12$\n" +
-	"\x04kind\x18\x01 \x01(\x0e2\x10.mpsi.v1.MheKindR\x04kind\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\rR\x05index\x12\x16\n" +
-	"\x06offset\x18\x03 \x01(\x04R\x06offset\x12\x14\n" +
-	"\x05total\x18\x04 \x01(\x04R\x05total\x12\x12\n" +
-	"\x04data\x18\x05 \x01(\fR\x04data\"G\n" +
-	"\x06Result\x12\x1f\n" +
-	"\vresult_json\x18\x01 \x01(\fR\n" +
-	"resultJson\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"\x1f\n" +
-	"\x05Abort\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason*j\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature\"\x1b\n" +
+	"\x05Frame\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data*j\n" +
 	"\x05Round\x12\x15\n" +
 	"\x11ROUND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ROUND_KEY_CONTRIBUTION\x10\x02\x12\x13\n" +
 	"\x0fROUND_MASK_SEED\x10\x04\x12\x19\n" +
-	"\x15ROUND_THRESHOLD_SHARE\x10\x06*m\n" +
-	"\tBatchKind\x12\x1a\n" +
-	"\x16BATCH_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
-	"\x0fBATCH_KIND_RING\x10\x01\x12\x15\n" +
-	"\x11BATCH_KIND_TOKENS\x10\x02\x12\x18\n" +
-	"\x14BATCH_KIND_POSITIONS\x10\x03*\xd9\x01\n" +
-	"\aMheKind\x12\x18\n" +
-	"\x14MHE_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
-	"\x12MHE_KIND_CKG_SHARE\x10\x01\x12\x1a\n" +
-	"\x16MHE_KIND_GALOIS_SHARES\x10\x02\x12\x17\n" +
-	"\x13MHE_KIND_PUBLIC_KEY\x10\x03\x12\x17\n" +
-	"\x13MHE_KIND_CIPHERTEXT\x10\x04\x12\x1a\n" +
-	"\x16MHE_KIND_RECIPIENT_KEY\x10\x05\x12\x19\n" +
-	"\x15MHE_KIND_PCKS_REQUEST\x10\x06\x12\x17\n" +
-	"\x13MHE_KIND_PCKS_SHARE\x10\a2\xe0\x01\n" +
+	"\x15ROUND_THRESHOLD_SHARE\x10\x06*\xc2\x02\n" +
+	"\vMessageType\x12\x1c\n" +
+	"\x18MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12MESSAGE_TYPE_HELLO\x10\x01\x12\x18\n" +
+	"\x14MESSAGE_TYPE_WELCOME\x10\x02\x12\x16\n" +
+	"\x12MESSAGE_TYPE_READY\x10\x03\x12\x17\n" +
+	"\x13MESSAGE_TYPE_ROSTER\x10\x04\x12\x19\n" +
+	"\x15MESSAGE_TYPE_ENVELOPE\x10\x05\x12\x16\n" +
+	"\x12MESSAGE_TYPE_BATCH\x10\x06\x12\x1a\n" +
+	"\x16MESSAGE_TYPE_MASK_DEAL\x10\a\x12\x16\n" +
+	"\x12MESSAGE_TYPE_SHARE\x10\b\x12\x1a\n" +
+	"\x16MESSAGE_TYPE_MHE_CHUNK\x10\t\x12\x16\n" +
+	"\x12MESSAGE_TYPE_ABORT\x10\n" +
+	"\x12\x17\n" +
+	"\x13MESSAGE_TYPE_RESULT\x10\v2\xcc\x01\n" +
 	"\vCoordinator\x12N\n" +
 	"\rCreateSession\x12\x1d.mpsi.v1.CreateSessionRequest\x1a\x1e.mpsi.v1.CreateSessionResponse\x12B\n" +
-	"\tGetResult\x12\x19.mpsi.v1.GetResultRequest\x1a\x1a.mpsi.v1.GetResultResponse\x12=\n" +
-	"\x03Run\x12\x15.mpsi.v1.PartyMessage\x1a\x1b.mpsi.v1.CoordinatorMessage(\x010\x01B-Z+github.com/mpsi-dev/mpsi/api/mpsi/v1;mpsiv1b\x06proto3"
+	"\tGetResult\x12\x19.mpsi.v1.GetResultRequest\x1a\x1a.mpsi.v1.GetResultResponse\x12)\n" +
+	"\x03Run\x12\x0e.mpsi.v1.Frame\x1a\x0e.mpsi.v1.Frame(\x010\x01B-Z+github.com/mpsi-dev/mpsi/api/mpsi/v1;mpsiv1b\x06proto3"
 
 var (
 	file_api_mpsi_v1_coordinator_proto_rawDescOnce sync.Once
@@ -1640,62 +483,29 @@ func file_api_mpsi_v1_coordinator_proto_rawDescGZIP() []byte {
 	return file_api_mpsi_v1_coordinator_proto_rawDescData
 }
 
-var file_api_mpsi_v1_coordinator_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_api_mpsi_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_api_mpsi_v1_coordinator_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_api_mpsi_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_api_mpsi_v1_coordinator_proto_goTypes = []any{
 	(Round)(0),                    // 0: mpsi.v1.Round
-	(BatchKind)(0),                // 1: mpsi.v1.BatchKind
-	(MheKind)(0),                  // 2: mpsi.v1.MheKind
-	(*CreateSessionRequest)(nil),  // 3: mpsi.v1.CreateSessionRequest
-	(*CreateSessionResponse)(nil), // 4: mpsi.v1.CreateSessionResponse
-	(*GetResultRequest)(nil),      // 5: mpsi.v1.GetResultRequest
-	(*GetResultResponse)(nil),     // 6: mpsi.v1.GetResultResponse
-	(*PartyMessage)(nil),          // 7: mpsi.v1.PartyMessage
-	(*CoordinatorMessage)(nil),    // 8: mpsi.v1.CoordinatorMessage
-	(*Hello)(nil),                 // 9: mpsi.v1.Hello
-	(*Welcome)(nil),               // 10: mpsi.v1.Welcome
-	(*Ready)(nil),                 // 11: mpsi.v1.Ready
-	(*Roster)(nil),                // 12: mpsi.v1.Roster
-	(*RosterEntry)(nil),           // 13: mpsi.v1.RosterEntry
-	(*Envelope)(nil),              // 14: mpsi.v1.Envelope
-	(*Batch)(nil),                 // 15: mpsi.v1.Batch
-	(*MaskDeal)(nil),              // 16: mpsi.v1.MaskDeal
-	(*Share)(nil),                 // 17: mpsi.v1.Share
-	(*MheChunk)(nil),              // 18: mpsi.v1.MheChunk
-	(*Result)(nil),                // 19: mpsi.v1.Result
-	(*Abort)(nil),                 // 20: mpsi.v1.Abort
+	(MessageType)(0),              // 1: mpsi.v1.MessageType
+	(*CreateSessionRequest)(nil),  // 2: mpsi.v1.CreateSessionRequest
+	(*CreateSessionResponse)(nil), // 3: mpsi.v1.CreateSessionResponse
+	(*GetResultRequest)(nil),      // 4: mpsi.v1.GetResultRequest
+	(*GetResultResponse)(nil),     // 5: mpsi.v1.GetResultResponse
+	(*Frame)(nil),                 // 6: mpsi.v1.Frame
 }
 var file_api_mpsi_v1_coordinator_proto_depIdxs = []int32{
-	9,  // 0: mpsi.v1.PartyMessage.hello:type_name -> mpsi.v1.Hello
-	11, // 1: mpsi.v1.PartyMessage.ready:type_name -> mpsi.v1.Ready
-	14, // 2: mpsi.v1.PartyMessage.envelope:type_name -> mpsi.v1.Envelope
-	15, // 3: mpsi.v1.PartyMessage.batch:type_name -> mpsi.v1.Batch
-	17, // 4: mpsi.v1.PartyMessage.share:type_name -> mpsi.v1.Share
-	20, // 5: mpsi.v1.PartyMessage.abort:type_name -> mpsi.v1.Abort
-	18, // 6: mpsi.v1.PartyMessage.mhe:type_name -> mpsi.v1.MheChunk
-	10, // 7: mpsi.v1.CoordinatorMessage.welcome:type_name -> mpsi.v1.Welcome
-	12, // 8: mpsi.v1.CoordinatorMessage.roster:type_name -> mpsi.v1.Roster
-	14, // 9: mpsi.v1.CoordinatorMessage.envelope:type_name -> mpsi.v1.Envelope
-	15, // 10: mpsi.v1.CoordinatorMessage.batch:type_name -> mpsi.v1.Batch
-	16, // 11: mpsi.v1.CoordinatorMessage.mask:type_name -> mpsi.v1.MaskDeal
-	19, // 12: mpsi.v1.CoordinatorMessage.result:type_name -> mpsi.v1.Result
-	20, // 13: mpsi.v1.CoordinatorMessage.abort:type_name -> mpsi.v1.Abort
-	18, // 14: mpsi.v1.CoordinatorMessage.mhe:type_name -> mpsi.v1.MheChunk
-	13, // 15: mpsi.v1.Roster.parties:type_name -> mpsi.v1.RosterEntry
-	0,  // 16: mpsi.v1.Envelope.round:type_name -> mpsi.v1.Round
-	1,  // 17: mpsi.v1.Batch.kind:type_name -> mpsi.v1.BatchKind
-	2,  // 18: mpsi.v1.MheChunk.kind:type_name -> mpsi.v1.MheKind
-	3,  // 19: mpsi.v1.Coordinator.CreateSession:input_type -> mpsi.v1.CreateSessionRequest
-	5,  // 20: mpsi.v1.Coordinator.GetResult:input_type -> mpsi.v1.GetResultRequest
-	7,  // 21: mpsi.v1.Coordinator.Run:input_type -> mpsi.v1.PartyMessage
-	4,  // 22: mpsi.v1.Coordinator.CreateSession:output_type -> mpsi.v1.CreateSessionResponse
-	6,  // 23: mpsi.v1.Coordinator.GetResult:output_type -> mpsi.v1.GetResultResponse
-	8,  // 24: mpsi.v1.Coordinator.Run:output_type -> mpsi.v1.CoordinatorMessage
-	22, // [22:25] is the sub-list for method output_type
-	19, // [19:22] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	2, // 0: mpsi.v1.Coordinator.CreateSession:input_type -> mpsi.v1.CreateSessionRequest
+	4, // 1: mpsi.v1.Coordinator.GetResult:input_type -> mpsi.v1.GetResultRequest
+	6, // 2: mpsi.v1.Coordinator.Run:input_type -> mpsi.v1.Frame
+	3, // 3: mpsi.v1.Coordinator.CreateSession:output_type -> mpsi.v1.CreateSessionResponse
+	5, // 4: mpsi.v1.Coordinator.GetResult:output_type -> mpsi.v1.GetResultResponse
+	6, // 5: mpsi.v1.Coordinator.Run:output_type -> mpsi.v1.Frame
+	3, // [3:6] is the sub-list for method output_type
+	0, // [0:3] is the sub-list for method input_type
+	0, // [0:0] is the sub-list for extension type_name
+	0, // [0:0] is the sub-list for extension extendee
+	0, // [0:0] is the sub-list for field type_name
 }
 
 func init() { file_api_mpsi_v1_coordinator_proto_init() }
@@ -1703,32 +513,13 @@ func file_api_mpsi_v1_coordinator_proto_init() {
 	if File_api_mpsi_v1_coordinator_proto != nil {
 		return
 	}
-	file_api_mpsi_v1_coordinator_proto_msgTypes[4].OneofWrappers = []any{
-		(*PartyMessage_Hello)(nil),
-		(*PartyMessage_Ready)(nil),
-		(*PartyMessage_Envelope)(nil),
-		(*PartyMessage_Batch)(nil),
-		(*PartyMessage_Share)(nil),
-		(*PartyMessage_Abort)(nil),
-		(*PartyMessage_Mhe)(nil),
-	}
-	file_api_mpsi_v1_coordinator_proto_msgTypes[5].OneofWrappers = []any{
-		(*CoordinatorMessage_Welcome)(nil),
-		(*CoordinatorMessage_Roster)(nil),
-		(*CoordinatorMessage_Envelope)(nil),
-		(*CoordinatorMessage_Batch)(nil),
-		(*CoordinatorMessage_Mask)(nil),
-		(*CoordinatorMessage_Result)(nil),
-		(*CoordinatorMessage_Abort)(nil),
-		(*CoordinatorMessage_Mhe)(nil),
-	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_mpsi_v1_coordinator_proto_rawDesc), len(file_api_mpsi_v1_coordinator_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   18,
+			NumEnums:      2,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

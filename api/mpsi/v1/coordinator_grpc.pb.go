@@ -1,4 +1,4 @@
-// mpsi coordinator protocol, v1. See DESIGN.md §4 and doc/PROTOCOL.md.
+// mpsi coordinator service, v1. See doc/DESIGN.md and doc/PROTOCOL.md.
 //
 // Regenerate the Go code with: go run ./internal/protogen
 
@@ -40,9 +40,9 @@ type CoordinatorClient interface {
 	// GetResult returns a session's state and, once released, its Result.
 	// Admin certificate or a party of the session.
 	GetResult(ctx context.Context, in *GetResultRequest, opts ...grpc.CallOption) (*GetResultResponse, error)
-	// Run carries one party's whole participation in a session: the party
-	// sends PartyMessages, the coordinator answers with CoordinatorMessages.
-	Run(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PartyMessage, CoordinatorMessage], error)
+	// Run carries one party's whole participation in a session: one Frame
+	// per protocol message in each direction.
+	Run(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[Frame, Frame], error)
 }
 
 type coordinatorClient struct {
@@ -73,18 +73,18 @@ func (c *coordinatorClient) GetResult(ctx context.Context, in *GetResultRequest,
 	return out, nil
 }
 
-func (c *coordinatorClient) Run(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PartyMessage, CoordinatorMessage], error) {
+func (c *coordinatorClient) Run(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[Frame, Frame], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Coordinator_ServiceDesc.Streams[0], Coordinator_Run_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[PartyMessage, CoordinatorMessage]{ClientStream: stream}
+	x := &grpc.GenericClientStream[Frame, Frame]{ClientStream: stream}
 	return x, nil
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Coordinator_RunClient = grpc.BidiStreamingClient[PartyMessage, CoordinatorMessage]
+type Coordinator_RunClient = grpc.BidiStreamingClient[Frame, Frame]
 
 // CoordinatorServer is the server API for Coordinator service.
 // All implementations must embed UnimplementedCoordinatorServer
@@ -98,9 +98,9 @@ type CoordinatorServer interface {
 	// GetResult returns a session's state and, once released, its Result.
 	// Admin certificate or a party of the session.
 	GetResult(context.Context, *GetResultRequest) (*GetResultResponse, error)
-	// Run carries one party's whole participation in a session: the party
-	// sends PartyMessages, the coordinator answers with CoordinatorMessages.
-	Run(grpc.BidiStreamingServer[PartyMessage, CoordinatorMessage]) error
+	// Run carries one party's whole participation in a session: one Frame
+	// per protocol message in each direction.
+	Run(grpc.BidiStreamingServer[Frame, Frame]) error
 	mustEmbedUnimplementedCoordinatorServer()
 }
 
@@ -117,7 +117,7 @@ func (UnimplementedCoordinatorServer) CreateSession(context.Context, *CreateSess
 func (UnimplementedCoordinatorServer) GetResult(context.Context, *GetResultRequest) (*GetResultResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetResult not implemented")
 }
-func (UnimplementedCoordinatorServer) Run(grpc.BidiStreamingServer[PartyMessage, CoordinatorMessage]) error {
+func (UnimplementedCoordinatorServer) Run(grpc.BidiStreamingServer[Frame, Frame]) error {
 	return status.Errorf(codes.Unimplemented, "method Run not implemented")
 }
 func (UnimplementedCoordinatorServer) mustEmbedUnimplementedCoordinatorServer() {}
@@ -178,11 +178,11 @@ func _Coordinator_GetResult_Handler(srv interface{}, ctx context.Context, dec fu
 }
 
 func _Coordinator_Run_Handler(srv interface{}, stream grpc.ServerStream) error {
-	return srv.(CoordinatorServer).Run(&grpc.GenericServerStream[PartyMessage, CoordinatorMessage]{ServerStream: stream})
+	return srv.(CoordinatorServer).Run(&grpc.GenericServerStream[Frame, Frame]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Coordinator_RunServer = grpc.BidiStreamingServer[PartyMessage, CoordinatorMessage]
+type Coordinator_RunServer = grpc.BidiStreamingServer[Frame, Frame]
 
 // Coordinator_ServiceDesc is the grpc.ServiceDesc for Coordinator service.
 // It's only intended for direct use with grpc.RegisterService,

@@ -575,7 +575,11 @@ type TransferMsg struct {
 	//
 	//	*TransferMsg_JobId
 	//	*TransferMsg_Chunk
-	Msg           isTransferMsg_Msg `protobuf_oneof:"msg"`
+	Msg isTransferMsg_Msg `protobuf_oneof:"msg"`
+	// With the job id (first message): the network the client is on. The
+	// server estimates the transfer's time from it until it has measured the
+	// client's throughput.
+	Link          *LinkReport `protobuf:"bytes,3,opt,name=link,proto3" json:"link,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -635,6 +639,13 @@ func (x *TransferMsg) GetChunk() *Chunk {
 	return nil
 }
 
+func (x *TransferMsg) GetLink() *LinkReport {
+	if x != nil {
+		return x.Link
+	}
+	return nil
+}
+
 type isTransferMsg_Msg interface {
 	isTransferMsg_Msg()
 }
@@ -651,6 +662,52 @@ func (*TransferMsg_JobId) isTransferMsg_Msg() {}
 
 func (*TransferMsg_Chunk) isTransferMsg_Msg() {}
 
+// LinkReport is the client's network state.
+type LinkReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// upload.LinkType: 0 unknown, 1 wired, 2 wifi, 3 cellular, 4 poor.
+	Type          uint32 `protobuf:"varint,1,opt,name=type,proto3" json:"type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkReport) Reset() {
+	*x = LinkReport{}
+	mi := &file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkReport) ProtoMessage() {}
+
+func (x *LinkReport) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkReport.ProtoReflect.Descriptor instead.
+func (*LinkReport) Descriptor() ([]byte, []int) {
+	return file_examples_ecgupload_ecgpb_ecgupload_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *LinkReport) GetType() uint32 {
+	if x != nil {
+		return x.Type
+	}
+	return 0
+}
+
 type Grant struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Missing       []uint32               `protobuf:"varint,1,rep,packed,name=missing,proto3" json:"missing,omitempty"`
@@ -660,7 +717,7 @@ type Grant struct {
 
 func (x *Grant) Reset() {
 	*x = Grant{}
-	mi := &file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes[10]
+	mi := &file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +729,7 @@ func (x *Grant) String() string {
 func (*Grant) ProtoMessage() {}
 
 func (x *Grant) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes[10]
+	mi := &file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +742,7 @@ func (x *Grant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Grant.ProtoReflect.Descriptor instead.
 func (*Grant) Descriptor() ([]byte, []int) {
-	return file_examples_ecgupload_ecgpb_ecgupload_proto_rawDescGZIP(), []int{10}
+	return file_examples_ecgupload_ecgpb_ecgupload_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Grant) GetMissing() []uint32 {
@@ -706,7 +763,7 @@ type Done struct {
 
 func (x *Done) Reset() {
 	*x = Done{}
-	mi := &file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes[11]
+	mi := &file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -718,7 +775,7 @@ func (x *Done) String() string {
 func (*Done) ProtoMessage() {}
 
 func (x *Done) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes[11]
+	mi := &file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -731,7 +788,7 @@ func (x *Done) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Done.ProtoReflect.Descriptor instead.
 func (*Done) Descriptor() ([]byte, []int) {
-	return file_examples_ecgupload_ecgpb_ecgupload_proto_rawDescGZIP(), []int{11}
+	return file_examples_ecgupload_ecgpb_ecgupload_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Done) GetComplete() bool {
@@ -768,7 +825,7 @@ type TransferReply struct {
 
 func (x *TransferReply) Reset() {
 	*x = TransferReply{}
-	mi := &file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes[12]
+	mi := &file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -780,7 +837,7 @@ func (x *TransferReply) String() string {
 func (*TransferReply) ProtoMessage() {}
 
 func (x *TransferReply) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes[12]
+	mi := &file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -793,7 +850,7 @@ func (x *TransferReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferReply.ProtoReflect.Descriptor instead.
 func (*TransferReply) Descriptor() ([]byte, []int) {
-	return file_examples_ecgupload_ecgpb_ecgupload_proto_rawDescGZIP(), []int{12}
+	return file_examples_ecgupload_ecgpb_ecgupload_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TransferReply) GetMsg() isTransferReply_Msg {
@@ -846,7 +903,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes[13]
+	mi := &file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -858,7 +915,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes[13]
+	mi := &file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -871,7 +928,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_examples_ecgupload_ecgpb_ecgupload_proto_rawDescGZIP(), []int{13}
+	return file_examples_ecgupload_ecgpb_ecgupload_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StatusRequest) GetJobId() []byte {
@@ -893,7 +950,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes[14]
+	mi := &file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -905,7 +962,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes[14]
+	mi := &file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -918,7 +975,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_examples_ecgupload_ecgpb_ecgupload_proto_rawDescGZIP(), []int{14}
+	return file_examples_ecgupload_ecgpb_ecgupload_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StatusResponse) GetState() JobState {
@@ -985,11 +1042,15 @@ const file_examples_ecgupload_ecgpb_ecgupload_proto_rawDesc = "" +
 	"chunkCount\"5\n" +
 	"\x05Chunk\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x16\n" +
-	"\x06sealed\x18\x02 \x01(\fR\x06sealed\"h\n" +
+	"\x06sealed\x18\x02 \x01(\fR\x06sealed\"\xa4\x01\n" +
 	"\vTransferMsg\x12\x17\n" +
 	"\x06job_id\x18\x01 \x01(\fH\x00R\x05jobId\x129\n" +
-	"\x05chunk\x18\x02 \x01(\v2!.mpsi.examples.ecgupload.v1.ChunkH\x00R\x05chunkB\x05\n" +
-	"\x03msg\"!\n" +
+	"\x05chunk\x18\x02 \x01(\v2!.mpsi.examples.ecgupload.v1.ChunkH\x00R\x05chunk\x12:\n" +
+	"\x04link\x18\x03 \x01(\v2&.mpsi.examples.ecgupload.v1.LinkReportR\x04linkB\x05\n" +
+	"\x03msg\" \n" +
+	"\n" +
+	"LinkReport\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\rR\x04type\"!\n" +
 	"\x05Grant\x12\x18\n" +
 	"\amissing\x18\x01 \x03(\rR\amissing\"{\n" +
 	"\x04Done\x12\x1a\n" +
@@ -1034,7 +1095,7 @@ func file_examples_ecgupload_ecgpb_ecgupload_proto_rawDescGZIP() []byte {
 }
 
 var file_examples_ecgupload_ecgpb_ecgupload_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_examples_ecgupload_ecgpb_ecgupload_proto_goTypes = []any{
 	(JobState)(0),             // 0: mpsi.examples.ecgupload.v1.JobState
 	(*PublicKeyRequest)(nil),  // 1: mpsi.examples.ecgupload.v1.PublicKeyRequest
@@ -1047,37 +1108,39 @@ var file_examples_ecgupload_ecgpb_ecgupload_proto_goTypes = []any{
 	(*BeginResponse)(nil),     // 8: mpsi.examples.ecgupload.v1.BeginResponse
 	(*Chunk)(nil),             // 9: mpsi.examples.ecgupload.v1.Chunk
 	(*TransferMsg)(nil),       // 10: mpsi.examples.ecgupload.v1.TransferMsg
-	(*Grant)(nil),             // 11: mpsi.examples.ecgupload.v1.Grant
-	(*Done)(nil),              // 12: mpsi.examples.ecgupload.v1.Done
-	(*TransferReply)(nil),     // 13: mpsi.examples.ecgupload.v1.TransferReply
-	(*StatusRequest)(nil),     // 14: mpsi.examples.ecgupload.v1.StatusRequest
-	(*StatusResponse)(nil),    // 15: mpsi.examples.ecgupload.v1.StatusResponse
+	(*LinkReport)(nil),        // 11: mpsi.examples.ecgupload.v1.LinkReport
+	(*Grant)(nil),             // 12: mpsi.examples.ecgupload.v1.Grant
+	(*Done)(nil),              // 13: mpsi.examples.ecgupload.v1.Done
+	(*TransferReply)(nil),     // 14: mpsi.examples.ecgupload.v1.TransferReply
+	(*StatusRequest)(nil),     // 15: mpsi.examples.ecgupload.v1.StatusRequest
+	(*StatusResponse)(nil),    // 16: mpsi.examples.ecgupload.v1.StatusResponse
 }
 var file_examples_ecgupload_ecgpb_ecgupload_proto_depIdxs = []int32{
 	3,  // 0: mpsi.examples.ecgupload.v1.PutRequest.handshake:type_name -> mpsi.examples.ecgupload.v1.Handshake
 	5,  // 1: mpsi.examples.ecgupload.v1.PutResponse.receipt:type_name -> mpsi.examples.ecgupload.v1.Receipt
 	3,  // 2: mpsi.examples.ecgupload.v1.BeginRequest.handshake:type_name -> mpsi.examples.ecgupload.v1.Handshake
 	9,  // 3: mpsi.examples.ecgupload.v1.TransferMsg.chunk:type_name -> mpsi.examples.ecgupload.v1.Chunk
-	5,  // 4: mpsi.examples.ecgupload.v1.Done.receipt:type_name -> mpsi.examples.ecgupload.v1.Receipt
-	11, // 5: mpsi.examples.ecgupload.v1.TransferReply.grant:type_name -> mpsi.examples.ecgupload.v1.Grant
-	12, // 6: mpsi.examples.ecgupload.v1.TransferReply.done:type_name -> mpsi.examples.ecgupload.v1.Done
-	0,  // 7: mpsi.examples.ecgupload.v1.StatusResponse.state:type_name -> mpsi.examples.ecgupload.v1.JobState
-	5,  // 8: mpsi.examples.ecgupload.v1.StatusResponse.receipt:type_name -> mpsi.examples.ecgupload.v1.Receipt
-	1,  // 9: mpsi.examples.ecgupload.v1.Upload.PublicKey:input_type -> mpsi.examples.ecgupload.v1.PublicKeyRequest
-	4,  // 10: mpsi.examples.ecgupload.v1.Upload.Put:input_type -> mpsi.examples.ecgupload.v1.PutRequest
-	7,  // 11: mpsi.examples.ecgupload.v1.Upload.Begin:input_type -> mpsi.examples.ecgupload.v1.BeginRequest
-	10, // 12: mpsi.examples.ecgupload.v1.Upload.Transfer:input_type -> mpsi.examples.ecgupload.v1.TransferMsg
-	14, // 13: mpsi.examples.ecgupload.v1.Upload.Status:input_type -> mpsi.examples.ecgupload.v1.StatusRequest
-	2,  // 14: mpsi.examples.ecgupload.v1.Upload.PublicKey:output_type -> mpsi.examples.ecgupload.v1.PublicKeyResponse
-	6,  // 15: mpsi.examples.ecgupload.v1.Upload.Put:output_type -> mpsi.examples.ecgupload.v1.PutResponse
-	8,  // 16: mpsi.examples.ecgupload.v1.Upload.Begin:output_type -> mpsi.examples.ecgupload.v1.BeginResponse
-	13, // 17: mpsi.examples.ecgupload.v1.Upload.Transfer:output_type -> mpsi.examples.ecgupload.v1.TransferReply
-	15, // 18: mpsi.examples.ecgupload.v1.Upload.Status:output_type -> mpsi.examples.ecgupload.v1.StatusResponse
-	14, // [14:19] is the sub-list for method output_type
-	9,  // [9:14] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	11, // 4: mpsi.examples.ecgupload.v1.TransferMsg.link:type_name -> mpsi.examples.ecgupload.v1.LinkReport
+	5,  // 5: mpsi.examples.ecgupload.v1.Done.receipt:type_name -> mpsi.examples.ecgupload.v1.Receipt
+	12, // 6: mpsi.examples.ecgupload.v1.TransferReply.grant:type_name -> mpsi.examples.ecgupload.v1.Grant
+	13, // 7: mpsi.examples.ecgupload.v1.TransferReply.done:type_name -> mpsi.examples.ecgupload.v1.Done
+	0,  // 8: mpsi.examples.ecgupload.v1.StatusResponse.state:type_name -> mpsi.examples.ecgupload.v1.JobState
+	5,  // 9: mpsi.examples.ecgupload.v1.StatusResponse.receipt:type_name -> mpsi.examples.ecgupload.v1.Receipt
+	1,  // 10: mpsi.examples.ecgupload.v1.Upload.PublicKey:input_type -> mpsi.examples.ecgupload.v1.PublicKeyRequest
+	4,  // 11: mpsi.examples.ecgupload.v1.Upload.Put:input_type -> mpsi.examples.ecgupload.v1.PutRequest
+	7,  // 12: mpsi.examples.ecgupload.v1.Upload.Begin:input_type -> mpsi.examples.ecgupload.v1.BeginRequest
+	10, // 13: mpsi.examples.ecgupload.v1.Upload.Transfer:input_type -> mpsi.examples.ecgupload.v1.TransferMsg
+	15, // 14: mpsi.examples.ecgupload.v1.Upload.Status:input_type -> mpsi.examples.ecgupload.v1.StatusRequest
+	2,  // 15: mpsi.examples.ecgupload.v1.Upload.PublicKey:output_type -> mpsi.examples.ecgupload.v1.PublicKeyResponse
+	6,  // 16: mpsi.examples.ecgupload.v1.Upload.Put:output_type -> mpsi.examples.ecgupload.v1.PutResponse
+	8,  // 17: mpsi.examples.ecgupload.v1.Upload.Begin:output_type -> mpsi.examples.ecgupload.v1.BeginResponse
+	14, // 18: mpsi.examples.ecgupload.v1.Upload.Transfer:output_type -> mpsi.examples.ecgupload.v1.TransferReply
+	16, // 19: mpsi.examples.ecgupload.v1.Upload.Status:output_type -> mpsi.examples.ecgupload.v1.StatusResponse
+	15, // [15:20] is the sub-list for method output_type
+	10, // [10:15] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_examples_ecgupload_ecgpb_ecgupload_proto_init() }
@@ -1089,7 +1152,7 @@ func file_examples_ecgupload_ecgpb_ecgupload_proto_init() {
 		(*TransferMsg_JobId)(nil),
 		(*TransferMsg_Chunk)(nil),
 	}
-	file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes[12].OneofWrappers = []any{
+	file_examples_ecgupload_ecgpb_ecgupload_proto_msgTypes[13].OneofWrappers = []any{
 		(*TransferReply_Grant)(nil),
 		(*TransferReply_Done)(nil),
 	}
@@ -1099,7 +1162,7 @@ func file_examples_ecgupload_ecgpb_ecgupload_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_examples_ecgupload_ecgpb_ecgupload_proto_rawDesc), len(file_examples_ecgupload_ecgpb_ecgupload_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

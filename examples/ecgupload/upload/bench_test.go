@@ -46,15 +46,18 @@ func BenchmarkUpload(b *testing.B) {
 func benchUpload(b *testing.B, rec *Recording, suite Suite, storeName, storeParent string) {
 	b.Run("mode=sealed-stream/suite="+suite.String()+"/store="+storeName, func(b *testing.B) {
 		e := newEnv(b, func(c *Config) {
+			// The state database (jobs, sealed chunks) goes where the store goes.
+			c.StateDir = b.TempDir()
 			if storeParent != "" {
 				dir, err := os.MkdirTemp(storeParent, "ecgupload-bench-")
 				require.NoError(b, err)
 				b.Cleanup(func() { os.RemoveAll(dir) })
 				c.StoreDir = dir
+				c.StateDir = filepath.Join(dir, ".state")
 			}
 		})
 		e.rotateUntil(b, suite)
-		c := e.client(b, "clinic-a", nil)
+		c := e.client(b, "clinic-a", func(cc *ClientConfig) { cc.ChunkSize = 1 << 20 })
 		ctx := context.Background()
 		b.SetBytes(benchSize)
 		b.ReportAllocs()

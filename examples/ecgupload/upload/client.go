@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -24,7 +25,6 @@ import (
 
 // Client defaults.
 const (
-	DefaultChunkSize   = 1 << 20
 	DefaultMaxAttempts = 8
 	DefaultCallTimeout = 30 * time.Second
 )
@@ -39,9 +39,14 @@ type ClientConfig struct {
 	// Threshold is the largest sealed recording sent in one unary call; if
 	// zero, DefaultThreshold. It must not exceed the server's.
 	Threshold int
-	// ChunkSize is the plaintext size of a stream chunk; if zero,
-	// DefaultChunkSize.
+	// ChunkSize is the plaintext size of a stream chunk. If zero, it is
+	// picked for each upload from the link (ChunkSizeFor): from the
+	// throughput measured over this client's earlier transfers, or, before
+	// any, from Link's expected rate.
 	ChunkSize int
+	// Link is the network the client is on; it is reported to the server
+	// with every transfer, for the scheduler's time estimate.
+	Link LinkType
 	// ChunkInterval is a pause after each chunk, to limit the bandwidth a
 	// transfer takes; zero means no pause.
 	ChunkInterval time.Duration
@@ -68,6 +73,38 @@ type Client struct {
 	cfg ClientConfig
 	rpc ecgpb.UploadClient
 	log *slog.Logger
+
+	mu   sync.Mutex
+	rate float64 // measured upload throughput, bytes/s; guarded by mu
+
+	readNonce func([]byte) (int, error) // crypto/rand.Read; tests may fix job ids
+}
+
+// chunkSize is the chunk size for the next upload.
+func (c *Client) chunkSize() int {
+	if c.cfg.ChunkSize != 0 {
+		return c.cfg.ChunkSize
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return ChunkSizeFor(c.cfg.Link, c.rate)
+}
+
+// Rate returns the upload throughput measured so far (bytes per second;
+// 0 before any stream transfer).
+func (c *Client) Rate() float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rate
+}
+
+func (c *Client) observe(n int, d time.Duration) {
+	if n == 0 || d <= 0 {
+		return
+	}
+	c.mu.Lock()
+	c.rate = ewma(c.rate, float64(n)/d.Seconds())
+	c.mu.Unlock()
 }
 
 // Receipt confirms a stored recording.
@@ -91,10 +128,10 @@ func NewClient(conn grpc.ClientConnInterface, cfg ClientConfig) (*Client, error)
 	if cfg.Threshold == 0 {
 		cfg.Threshold = DefaultThreshold
 	}
-	if cfg.ChunkSize == 0 {
-		cfg.ChunkSize = DefaultChunkSize
+	if cfg.Link > LinkPoor {
+		return nil, fmt.Errorf("upload: unknown link type %d", cfg.Link)
 	}
-	if cfg.ChunkSize < MinChunkSize || cfg.ChunkSize > MaxChunkSize {
+	if cfg.ChunkSize != 0 && (cfg.ChunkSize < MinChunkSize || cfg.ChunkSize > MaxChunkSize) {
 		return nil, fmt.Errorf("upload: chunk size must be between %d and %d", MinChunkSize, MaxChunkSize)
 	}
 	if cfg.MaxAttempts == 0 {
@@ -143,6 +180,11 @@ func fromStatus(err error) error {
 	case codes.FailedPrecondition:
 		sentinel = ErrStaleKey
 	case codes.PermissionDenied:
+		for _, why := range []error{ErrForged, ErrExpired, ErrReplay} {
+			if strings.Contains(st.Message(), why.Error()) {
+				return fmt.Errorf("%w: %w (server: %s)", ErrRejected, why, st.Message())
+			}
+		}
 		sentinel = ErrRejected
 	case codes.InvalidArgument:
 		sentinel = ErrMalformed
@@ -206,9 +248,13 @@ func (c *Client) newHandshake(ctx context.Context, rec *Recording, infos []FileI
 		Mode: mode, Urgency: urgency, Record: rec.Name, Files: infos, Digest: digest,
 	}
 	if mode == ModeStream {
-		req.ChunkSize = uint32(c.cfg.ChunkSize)
+		req.ChunkSize = uint32(c.chunkSize())
 	}
-	if _, err := rand.Read(req.JobID[:]); err != nil {
+	readNonce := c.readNonce
+	if readNonce == nil {
+		readNonce = rand.Read
+	}
+	if _, err := readNonce(req.JobID[:]); err != nil {
 		return nil, err
 	}
 	sealedReq, err := sealRequest(aead, pk.GetEpoch(), enc, req)
@@ -422,7 +468,7 @@ func (j *Job) Transfer(ctx context.Context) (*ecgpb.Receipt, error) {
 		return nil, fromStatus(err)
 	}
 	id := j.ID()
-	if err := stream.Send(&ecgpb.TransferMsg{Msg: &ecgpb.TransferMsg_JobId{JobId: id[:]}}); err != nil {
+	if err := stream.Send(&ecgpb.TransferMsg{Msg: &ecgpb.TransferMsg_JobId{JobId: id[:]}, Link: &ecgpb.LinkReport{Type: uint32(j.c.cfg.Link)}}); err != nil {
 		return nil, streamErr(stream, err)
 	}
 	first, err := stream.Recv()
@@ -436,13 +482,17 @@ func (j *Job) Transfer(ctx context.Context) (*ecgpb.Receipt, error) {
 	if grant == nil {
 		return nil, fmt.Errorf("%w: expected a grant", ErrMalformed)
 	}
+	start, sent := time.Now(), 0
+	defer func() { j.c.observe(sent, time.Since(start)) }()
 	for _, idx := range grant.GetMissing() {
 		if idx >= j.count {
 			return nil, fmt.Errorf("%w: grant names chunk %d of %d", ErrMalformed, idx, j.count)
 		}
-		if err := j.sendChunk(stream, idx, j.sealedChunk(idx)); err != nil {
+		sealed := j.sealedChunk(idx)
+		if err := j.sendChunk(stream, idx, sealed); err != nil {
 			return nil, err
 		}
+		sent += len(sealed)
 		if j.c.cfg.ChunkInterval > 0 {
 			select {
 			case <-time.After(j.c.cfg.ChunkInterval):

@@ -149,29 +149,43 @@ func encapsulateKey(epoch uint64, pub []byte) (enc, sealedKey []byte, aead ciphe
 	return enc, sealedKey, aead, s, nil
 }
 
-// openKey recovers the data key's AEAD from enc and sealedKey with kp.
-func (kp *keyPair) openKey(enc, sealedKey []byte) (cipher.AEAD, error) {
-	if len(enc) != EncSize || len(sealedKey) != DataKeySize+Overhead {
-		return nil, fmt.Errorf("%w: handshake sizes enc=%d key=%d", ErrMalformed, len(enc), len(sealedKey))
+// newAEAD returns the AEAD of suite s under key.
+func newAEAD(s Suite, key []byte) (cipher.AEAD, error) {
+	if !s.valid() {
+		return nil, fmt.Errorf("%w: suite %v", ErrMalformed, s)
 	}
-	recv, err := hpkeSuite(kp.suite).NewReceiver(kp.priv, keyInfo(kp.epoch, kp.suite))
-	if err != nil {
-		return nil, fmt.Errorf("upload: hpke receiver: %w", err)
-	}
-	opener, err := recv.Setup(enc)
-	if err != nil {
-		return nil, fmt.Errorf("%w: encapsulation: %v", ErrDecrypt, err)
-	}
-	key, err := opener.Open(sealedKey, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%w: data key", ErrDecrypt)
-	}
-	defer clear(key)
-	aead, err := hpke.AEAD(kp.suite).New(key)
+	a, err := hpke.AEAD(s).New(key)
 	if err != nil {
 		return nil, fmt.Errorf("upload: data key cipher: %w", err)
 	}
-	return aead, nil
+	return a, nil
+}
+
+// openKey recovers the data key from enc and sealedKey with kp and returns
+// its AEAD and the key itself (for a stream job to seal at rest); the
+// caller clears the key.
+func (kp *keyPair) openKey(enc, sealedKey []byte) (cipher.AEAD, []byte, error) {
+	if len(enc) != EncSize || len(sealedKey) != DataKeySize+Overhead {
+		return nil, nil, fmt.Errorf("%w: handshake sizes enc=%d key=%d", ErrMalformed, len(enc), len(sealedKey))
+	}
+	recv, err := hpkeSuite(kp.suite).NewReceiver(kp.priv, keyInfo(kp.epoch, kp.suite))
+	if err != nil {
+		return nil, nil, fmt.Errorf("upload: hpke receiver: %w", err)
+	}
+	opener, err := recv.Setup(enc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: encapsulation: %v", ErrDecrypt, err)
+	}
+	key, err := opener.Open(sealedKey, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: data key", ErrDecrypt)
+	}
+	aead, err := newAEAD(kp.suite, key)
+	if err != nil {
+		clear(key)
+		return nil, nil, err
+	}
+	return aead, key, nil
 }
 
 // Nonce purposes. Each data key is fresh per upload, so a counter nonce per

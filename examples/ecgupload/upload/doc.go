@@ -6,8 +6,12 @@
 // sealed under the data key that carries its credential and the current
 // time, and then uploads the sealed recording: in one unary call when it is
 // small ("web service" mode) or in sealed chunks over a stream ("socket"
-// mode), resumable, scheduled by a bounded pool with a priority queue that
-// may preempt low-priority transfers.
+// mode), resumable, scheduled by a pool resized from the measured load with
+// a priority queue (urgency from the client credential's role, then the
+// estimated time remaining from the reported link and measured throughput)
+// that may preempt low-priority transfers. Jobs, their sealed chunks, the
+// key epoch and the replay cache are kept in a SQLite state database, so a
+// restarted server resumes unfinished jobs and still refuses replays.
 //
 // # Message flow
 //
@@ -32,7 +36,7 @@
 //
 // The server checks, in this order: key epoch (stale: ErrStaleKey, fetch
 // the new key), HPKE and AEAD authentication, request encoding, credential,
-// time within the validity window, and nonce freshness. A failed
+// credential expiry, time within the validity window, and nonce freshness. A failed
 // credential, time or nonce check, or an undecryptable handshake, rotates
 // the key pair (seed document [0077]): clients must fetch the new key and
 // start again.
@@ -42,9 +46,9 @@
 // Transport is gRPC over mutual TLS 1.3. The application layer adds
 // end-to-end sealing so that recordings stay encrypted through any proxy and
 // in the server's spool until the job is complete. Secret values: the
-// epoch private key (never leaves the Server), the data key (only in the
-// AEAD objects of the Client's job and the server's job, dropped when the job
-// ends), the credential (sealed on the wire, kept on the server only as a
+// epoch private key (never leaves the Server), the data key (in the AEAD
+// objects of the Client's job and the server's job, and sealed under the
+// state key in the state database until the job ends), the credential (sealed on the wire, kept on the server only as a
 // SHA-256 digest, compared with hmac.Equal) and the recording itself.
 // Nothing secret is logged or put in an error.
 //

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -70,6 +72,9 @@ func (r *logRecorder) text() string {
 
 type testEnv struct {
 	srv   *Server
+	g     *grpc.Server
+	cfg   Config
+	tls   *tls.Config
 	addr  string
 	store string
 	ca    *devcert.CA
@@ -98,21 +103,44 @@ func newEnv(t testing.TB, mut func(*Config)) *testEnv {
 	for c := 'a'; c <= 'h'; c++ {
 		e.creds["clinic-"+string(c)] = randomCredential(t)
 	}
-	cfg := Config{StoreDir: e.store, Credentials: e.creds, Logger: slog.New(e.logs)}
+	// Every test client may ask for any urgency (emergency role); tests of
+	// roles and expiry change the entries.
+	creds := map[string]Credential{}
+	for id, c := range e.creds {
+		creds[id] = Credential{Secret: c, Role: RoleEmergency, Expires: time.Now().Add(24 * time.Hour)}
+	}
+	cfg := Config{StoreDir: e.store, Credentials: creds, Logger: slog.New(e.logs)}
 	if mut != nil {
 		mut(&cfg)
 	}
-	e.store = cfg.StoreDir
-	e.srv, err = New(cfg)
+	e.store, e.cfg, e.tls = cfg.StoreDir, cfg, tlsCfg
+	e.start(t)
+	return e
+}
+
+// start starts a server with e.cfg on a new port.
+func (e *testEnv) start(t testing.TB) {
+	t.Helper()
+	srv, err := New(e.cfg)
 	require.NoError(t, err)
-	g, err := NewGRPCServer(e.srv, tlsCfg)
+	e.srv = srv
+	t.Cleanup(func() { srv.Close() })
+	g, err := NewGRPCServer(srv, e.tls)
 	require.NoError(t, err)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	e.addr = lis.Addr().String()
+	e.addr, e.g = lis.Addr().String(), g
 	go g.Serve(lis)
 	t.Cleanup(g.Stop)
-	return e
+}
+
+// restart stops the server abruptly (no graceful stop) and starts a new one
+// on the same configuration and state directory.
+func (e *testEnv) restart(t testing.TB) {
+	t.Helper()
+	e.g.Stop()
+	require.NoError(t, e.srv.Close())
+	e.start(t)
 }
 
 func (e *testEnv) dial(t testing.TB, addr string) *grpc.ClientConn {

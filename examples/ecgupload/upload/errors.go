@@ -18,9 +18,10 @@ var (
 	// ErrForged reports an unknown client or a wrong credential. It wraps
 	// ErrRejected on the server side.
 	ErrForged = errors.New("upload: forged credential")
-	// ErrExpired reports a request time outside the validity window. It
-	// wraps ErrRejected on the server side.
-	ErrExpired = errors.New("upload: request outside validity window")
+	// ErrExpired reports a request time outside the validity window, or a
+	// credential past its expiry date. It wraps ErrRejected on the server
+	// side.
+	ErrExpired = errors.New("upload: request or credential expired")
 	// ErrReplay reports a request nonce seen before. It wraps ErrRejected on
 	// the server side.
 	ErrReplay = errors.New("upload: replayed request")

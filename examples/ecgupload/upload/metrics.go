@@ -23,6 +23,7 @@ type Metrics struct {
 	Preemptions      atomic.Int64
 	QueueDepth       atomic.Int64 // gauge
 	ActiveTransfers  atomic.Int64 // gauge
+	PoolSize         atomic.Int64 // gauge
 }
 
 // WriteText writes the metrics in the Prometheus text format.
@@ -44,6 +45,7 @@ func (m *Metrics) WriteText(w io.Writer) error {
 		{"ecgupload_preemptions_total", "counter", "Transfers preempted.", "", &m.Preemptions},
 		{"ecgupload_queue_depth", "gauge", "Transfers waiting for a slot.", "", &m.QueueDepth},
 		{"ecgupload_active_transfers", "gauge", "Transfers holding a slot.", "", &m.ActiveTransfers},
+		{"ecgupload_pool_size", "gauge", "Current size of the transfer pool.", "", &m.PoolSize},
 	}
 	for _, r := range rows {
 		if r.kind != "" {

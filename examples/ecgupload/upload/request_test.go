@@ -143,7 +143,7 @@ func FuzzOpenHandshake(f *testing.F) {
 	f.Add(enc, sealedKey, sealedReq)
 	f.Add([]byte{}, []byte{}, []byte{})
 	f.Fuzz(func(t *testing.T, enc, sealedKey, sealedReq []byte) {
-		a, err := kp.openKey(enc, sealedKey)
+		a, _, err := kp.openKey(enc, sealedKey)
 		if err != nil {
 			return
 		}

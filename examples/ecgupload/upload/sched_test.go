@@ -17,7 +17,7 @@ func schedJob(name string, prio int, size uint64) *job {
 // transfers are granted by priority, then size, then arrival.
 func TestSchedulerQueueOrder(t *testing.T) {
 	m := &Metrics{}
-	s := newScheduler(1, 5, 2, time.Second, slog.New(slog.DiscardHandler), m)
+	s := newScheduler(schedConfig{capacity: 1, high: 5, boost: 2, grace: time.Second}, slog.New(slog.DiscardHandler), m)
 	ctx := t.Context()
 	first, err := s.acquire(ctx, schedJob("first", 0, 10))
 	require.NoError(t, err)
@@ -66,7 +66,7 @@ func TestSchedulerPreemption(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			m := &Metrics{}
-			s := newScheduler(len(tc.running), 5, 2, time.Second, slog.New(slog.DiscardHandler), m)
+			s := newScheduler(schedConfig{capacity: len(tc.running), high: 5, boost: 2, grace: time.Second}, slog.New(slog.DiscardHandler), m)
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			var leases []*lease
@@ -124,7 +124,7 @@ func TestSchedulerReservation(t *testing.T) {
 	for _, comesBack := range []bool{true, false} {
 		t.Run(map[bool]string{true: "client returns", false: "client gone"}[comesBack], func(t *testing.T) {
 			m := &Metrics{}
-			s := newScheduler(1, 5, 2, 200*time.Millisecond, slog.New(slog.DiscardHandler), m)
+			s := newScheduler(schedConfig{capacity: 1, high: 5, boost: 2, grace: 200 * time.Millisecond}, slog.New(slog.DiscardHandler), m)
 			ctx := t.Context()
 			low := schedJob("low", 1, 10)
 			l, err := s.acquire(ctx, low)

@@ -15,6 +15,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -40,6 +41,8 @@ const (
 	DefaultMaxReplayEntries = 1 << 20
 	DefaultJobTTL           = time.Hour
 	DefaultResumeGrace      = 5 * time.Second
+	DefaultMinPool          = 1
+	DefaultIngestBudget     = 400e6 // bytes per second
 )
 
 // ServiceName is the gRPC service name, also used for health checks.
@@ -49,9 +52,17 @@ const ServiceName = "mpsi.examples.ecgupload.v1.Upload"
 type Config struct {
 	// StoreDir is where recordings are stored (required, must exist).
 	StoreDir string
-	// Credentials maps client ids to their credentials (required). The
-	// server keeps only SHA-256 digests of the credentials.
-	Credentials map[string][]byte
+	// Credentials maps client ids to their credentials, roles and expiry
+	// dates (required). The server keeps only SHA-256 digests of the
+	// secrets. A job's urgency is the role's (a client may ask for less).
+	Credentials map[string]Credential
+	// StateDir holds the durable state: the key epoch, open jobs with their
+	// sealed chunks, and the replay cache, in a SQLite file (StateDBName),
+	// and the key that seals data keys at rest (StateKeyName). A server
+	// restarted on the same directory resumes every unfinished job and still
+	// refuses replayed requests. If empty, the state is an in-memory
+	// database that dies with the process (tests).
+	StateDir string
 	// Window is how old a request may be; if zero, DefaultWindow.
 	Window time.Duration
 	// MaxClockSkew is how far in the future a request time may lie; if
@@ -60,9 +71,18 @@ type Config struct {
 	// Threshold is the largest sealed recording accepted in one unary call;
 	// if zero, DefaultThreshold. Larger recordings must be streamed.
 	Threshold int
-	// PoolSize is the number of concurrent stream transfers; if zero,
-	// DefaultPoolSize.
+	// PoolSize is the largest number of concurrent stream transfers; if
+	// zero, DefaultPoolSize. The pool starts at this size.
 	PoolSize int
+	// MinPool is the smallest the pool shrinks to when the measured ingest
+	// of the running transfers exceeds IngestBudget; if zero,
+	// DefaultMinPool. Equal to PoolSize, the pool never resizes.
+	MinPool int
+	// IngestBudget is the server's ingest capacity in bytes per second;
+	// if zero, DefaultIngestBudget. The pool shrinks while the running
+	// transfers' measured throughput exceeds it and grows back (up to
+	// PoolSize) while transfers wait and it is below 70 % of it.
+	IngestBudget float64
 	// HighPriority is the priority from which a waiting transfer may
 	// preempt lower ones; if zero, DefaultHighPriority.
 	HighPriority int
@@ -72,7 +92,8 @@ type Config struct {
 	// MaxRecordingSize bounds one recording; if zero,
 	// DefaultMaxRecordingSize.
 	MaxRecordingSize int64
-	// MaxSpoolBytes bounds the sealed chunks held in memory across jobs; if
+	// MaxSpoolBytes bounds the sealed chunks held in the state database
+	// across open jobs (reserved when a job begins); if
 	// zero, DefaultMaxSpoolBytes.
 	MaxSpoolBytes int64
 	// MaxReplayEntries bounds the replay cache; if zero,
@@ -101,8 +122,14 @@ func (c *Config) fill() error {
 		return errors.New("upload: Config.Credentials is empty")
 	}
 	for id, cred := range c.Credentials {
-		if !validName(id) || len(cred) < MinCredentialSize || len(cred) > MaxCredentialSize {
+		if !validName(id) || len(cred.Secret) < MinCredentialSize || len(cred.Secret) > MaxCredentialSize {
 			return fmt.Errorf("upload: invalid credential entry for %q", id)
+		}
+		if cred.Role.MaxUrgency() == 0 {
+			return fmt.Errorf("upload: credential of %q has no valid role", id)
+		}
+		if cred.Expires.IsZero() {
+			return fmt.Errorf("upload: credential of %q has no expiry", id)
 		}
 	}
 	def := func(v *int, d int) {
@@ -130,6 +157,13 @@ func (c *Config) fill() error {
 	}
 	def(&c.Threshold, DefaultThreshold)
 	def(&c.PoolSize, DefaultPoolSize)
+	def(&c.MinPool, min(DefaultMinPool, c.PoolSize))
+	if c.IngestBudget == 0 {
+		c.IngestBudget = DefaultIngestBudget
+	}
+	if c.MinPool > c.PoolSize || c.IngestBudget < 0 {
+		return errors.New("upload: MinPool above PoolSize, or a negative IngestBudget")
+	}
 	def(&c.HighPriority, DefaultHighPriority)
 	def(&c.PriorityBoost, DefaultPriorityBoost)
 	def(&c.MaxReplayEntries, DefaultMaxReplayEntries)
@@ -153,31 +187,44 @@ type Server struct {
 	log     *slog.Logger
 	metrics *Metrics
 	sched   *scheduler
-	creds   map[string][sha256.Size]byte // digests of credentials; read-only
+	st      *state
+	creds   map[string]serverCred // read-only
 
-	mu     sync.Mutex
-	key    *keyPair                      // guarded by mu
-	jobs   map[[JobIDSize]byte]*job      // guarded by mu
-	replay map[[JobIDSize]byte]time.Time // nonce -> expiry; guarded by mu
-	spool  int64                         // sealed bytes reserved by open jobs; guarded by mu
+	mu    sync.Mutex
+	key   *keyPair                 // guarded by mu
+	jobs  map[[JobIDSize]byte]*job // guarded by mu
+	spool int64                    // sealed bytes reserved by open jobs; guarded by mu
+}
+
+// serverCred is what the server keeps of a credential.
+type serverCred struct {
+	digest  [sha256.Size]byte
+	role    Role
+	expires time.Time
 }
 
 var _ ecgpb.UploadServer = (*Server)(nil)
 
-// job is one upload. Its data key lives only in aead.
+// job is one upload. Its data key lives in aead, and sealed under the
+// state key in the state database; its sealed chunks are in the state
+// database too.
 type job struct {
 	id      [JobIDSize]byte
-	req     *Request // Credential cleared
+	req     *Request // Credential cleared; Urgency as assigned
 	aead    cipher.AEAD
 	suite   Suite
 	count   uint32
 	reserve int64
 	created time.Time
-	prio    int // guarded by scheduler.mu
+	urgency int      // assigned from the credential's role
+	link    LinkType // as the client last reported it; guarded by scheduler.mu
+	prio    int      // guarded by scheduler.mu
+	rate    float64  // measured bytes per second, 0 until measured; guarded by scheduler.mu
+
+	remaining atomic.Int64 // plaintext bytes not yet received
 
 	mu      sync.Mutex
-	chunks  [][]byte       // sealed chunks, nil when missing; guarded by mu
-	have    uint32         // guarded by mu
+	have    []bool         // chunks received (and stored); guarded by mu
 	busy    bool           // a Transfer is attached; guarded by mu
 	receipt *ecgpb.Receipt // set when stored; guarded by mu
 	failed  error          // guarded by mu
@@ -193,38 +240,89 @@ func (j *job) attrs() slog.Attr {
 // missing lists the chunk indexes not yet received. The caller holds j.mu.
 func (j *job) missingLocked() []uint32 {
 	var out []uint32
-	for i, c := range j.chunks {
-		if c == nil {
+	for i, ok := range j.have {
+		if !ok {
 			out = append(out, uint32(i))
 		}
 	}
 	return out
 }
 
-// New validates cfg, generates the first key pair and returns a Server.
+// New validates cfg, opens the state (resuming the jobs a previous server
+// left unfinished), generates the key pair of the next epoch and returns a
+// Server. Call Close when done.
 func New(cfg Config) (*Server, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
+	st, err := openState(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
-		cfg: cfg, log: cfg.Logger, metrics: &Metrics{},
-		creds:  map[string][sha256.Size]byte{},
-		jobs:   map[[JobIDSize]byte]*job{},
-		replay: map[[JobIDSize]byte]time.Time{},
+		cfg: cfg, log: cfg.Logger, metrics: &Metrics{}, st: st,
+		creds: map[string]serverCred{},
+		jobs:  map[[JobIDSize]byte]*job{},
 	}
 	for id, c := range cfg.Credentials {
-		s.creds[id] = sha256.Sum256(c)
+		s.creds[id] = serverCred{digest: sha256.Sum256(c.Secret), role: c.Role, expires: c.Expires}
 	}
 	s.cfg.Credentials = nil
-	s.sched = newScheduler(cfg.PoolSize, cfg.HighPriority, cfg.PriorityBoost, cfg.ResumeGrace, s.log, s.metrics)
-	kp, err := generateKeyPair(1)
+	s.sched = newScheduler(schedConfig{capacity: cfg.PoolSize, min: cfg.MinPool, budget: cfg.IngestBudget,
+		high: cfg.HighPriority, boost: cfg.PriorityBoost, grace: cfg.ResumeGrace}, s.log, s.metrics)
+	ctx := context.Background()
+	epoch, err := st.nextEpoch(ctx)
 	if err != nil {
+		st.close()
+		return nil, err
+	}
+	kp, err := generateKeyPair(epoch)
+	if err != nil {
+		st.close()
 		return nil, err
 	}
 	s.key = kp
 	s.log.Info("key pair generated", slog.Uint64("epoch", kp.epoch), slog.String("suite", kp.suite.String()))
+	if err := s.restore(ctx); err != nil {
+		st.close()
+		return nil, err
+	}
 	return s, nil
 }
+
+// restore rebuilds the jobs recorded in the state database.
+func (s *Server) restore(ctx context.Context) error {
+	stored, err := s.st.loadJobs(ctx)
+	if err != nil {
+		return err
+	}
+	for _, sj := range stored {
+		count := sj.req.ChunkCount()
+		j := &job{id: sj.req.JobID, req: sj.req, aead: sj.aead, suite: sj.suite, count: count,
+			reserve: int64(sj.req.TotalSize()) + int64(count)*Overhead, created: sj.created,
+			urgency: sj.urgency, link: sj.link, prio: sj.urgency, have: make([]bool, count), receipt: sj.receipt}
+		switch sj.state {
+		case jobFailed:
+			j.failed = fmt.Errorf("%w: %s", ErrDigest, sj.failure)
+		case jobOpen:
+			rem := int64(sj.req.TotalSize())
+			for _, i := range sj.have {
+				if i < count && !j.have[i] {
+					j.have[i] = true
+					rem -= int64(sj.req.chunkLen(i))
+				}
+			}
+			j.remaining.Store(rem)
+			s.spool += j.reserve
+			s.log.Info("job restored from the state database", j.attrs(), slog.Int("missing", len(j.missingLocked())), slog.Uint64("chunks", uint64(count)))
+		}
+		s.jobs[j.id] = j
+	}
+	return nil
+}
+
+// Close closes the state database. Call it after the gRPC server stopped.
+func (s *Server) Close() error { return s.st.close() }
 
 // Metrics returns the server's metrics.
 func (s *Server) Metrics() *Metrics { return s.metrics }
@@ -378,20 +476,34 @@ func (s *Server) PublicKey(ctx context.Context, _ *ecgpb.PublicKeyRequest) (*ecg
 // handshake opens the data key and the upload request of hs and checks the
 // credential, the time and the nonce. On a failed check it rotates the key
 // pair (seed document [0077]) and returns an error wrapping ErrRejected.
-func (s *Server) handshake(hs *ecgpb.Handshake, mode Mode) (*Request, cipher.AEAD, Suite, error) {
+//
+// It returns the data key too, for a stream job to keep sealed at rest; the
+// caller clears it. The request's Urgency is the one the server assigns:
+// the credential's role's, or less if the client asked for less.
+func (s *Server) handshake(ctx context.Context, hs *ecgpb.Handshake, mode Mode) (req *Request, aead cipher.AEAD, su Suite, dataKey []byte, err error) {
 	if hs == nil {
-		return nil, nil, 0, fmt.Errorf("%w: no handshake", ErrMalformed)
+		return nil, nil, 0, nil, fmt.Errorf("%w: no handshake", ErrMalformed)
 	}
 	s.mu.Lock()
 	kp := s.key
 	s.mu.Unlock()
 	if hs.GetEpoch() != kp.epoch {
-		return nil, nil, 0, fmt.Errorf("%w: epoch %d, current %d", ErrStaleKey, hs.GetEpoch(), kp.epoch)
+		return nil, nil, 0, nil, fmt.Errorf("%w: epoch %d, current %d", ErrStaleKey, hs.GetEpoch(), kp.epoch)
 	}
-	aead, err := kp.openKey(hs.GetEnc(), hs.GetSealedKey())
+	aead, key, err := kp.openKey(hs.GetEnc(), hs.GetSealedKey())
 	if err != nil {
-		return nil, nil, 0, s.reject(kp, "undecryptable key", ErrForged, err)
+		return nil, nil, 0, nil, s.reject(kp, "undecryptable key", ErrForged, err)
 	}
+	defer func() {
+		if err != nil {
+			clear(key)
+		}
+	}()
+	req, aead, su, err = s.checkRequest(ctx, kp, aead, hs, mode)
+	return req, aead, su, key, err
+}
+
+func (s *Server) checkRequest(ctx context.Context, kp *keyPair, aead cipher.AEAD, hs *ecgpb.Handshake, mode Mode) (*Request, cipher.AEAD, Suite, error) {
 	req, err := openRequest(aead, kp.epoch, hs.GetEnc(), hs.GetSealedRequest())
 	if errors.Is(err, ErrDecrypt) {
 		return nil, nil, 0, s.reject(kp, "undecryptable request", ErrForged, err)
@@ -407,32 +519,31 @@ func (s *Server) handshake(hs *ecgpb.Handshake, mode Mode) (*Request, cipher.AEA
 	got := sha256.Sum256(req.Credential)
 	clear(req.Credential)
 	req.Credential = nil
-	want, known := s.creds[req.ClientID]
-	if !hmac.Equal(got[:], want[:]) || !known {
+	cred, known := s.creds[req.ClientID]
+	if !hmac.Equal(got[:], cred.digest[:]) || !known {
 		return nil, nil, 0, s.reject(kp, "forged credential", ErrForged, fmt.Errorf("client %q", req.ClientID))
 	}
 	now := time.Now()
+	if !now.Before(cred.expires) {
+		return nil, nil, 0, s.reject(kp, "credential expired", ErrExpired,
+			fmt.Errorf("client %q, credential expired %s", req.ClientID, cred.expires.UTC().Format(time.RFC3339)))
+	}
 	if req.Time.Before(now.Add(-s.cfg.Window)) || req.Time.After(now.Add(s.cfg.MaxClockSkew)) {
 		return nil, nil, 0, s.reject(kp, "request outside validity window", ErrExpired,
 			fmt.Errorf("client %q, request time %s", req.ClientID, req.Time.UTC().Format(time.RFC3339)))
 	}
-	s.mu.Lock()
-	for n, exp := range s.replay {
-		if now.After(exp) {
-			delete(s.replay, n)
-		}
+	seen, err := s.st.checkReplay(ctx, req.JobID, now, req.Time.Add(s.cfg.Window+s.cfg.MaxClockSkew), s.cfg.MaxReplayEntries)
+	if err != nil {
+		return nil, nil, 0, err
 	}
-	_, seen := s.replay[req.JobID]
-	full := len(s.replay) >= s.cfg.MaxReplayEntries
-	if !seen && !full {
-		s.replay[req.JobID] = req.Time.Add(s.cfg.Window + s.cfg.MaxClockSkew)
-	}
-	s.mu.Unlock()
 	if seen {
 		return nil, nil, 0, s.reject(kp, "replayed request", ErrReplay, fmt.Errorf("client %q", req.ClientID))
 	}
-	if full {
-		return nil, nil, 0, fmt.Errorf("%w: replay cache full", ErrBusy)
+	// The urgency is the role's; the client's word can only lower it.
+	if top := cred.role.MaxUrgency(); req.Urgency > top {
+		s.log.Info("urgency set by the credential's role", slog.String("client", req.ClientID), slog.String("role", cred.role.String()),
+			slog.Int("asked", int(req.Urgency)), slog.Int("assigned", int(top)))
+		req.Urgency = top
 	}
 	return req, aead, kp.suite, nil
 }
@@ -457,12 +568,13 @@ func (s *Server) reject(kp *keyPair, what string, reason, detail error) error {
 
 // Put receives a small recording in one call.
 func (s *Server) Put(ctx context.Context, in *ecgpb.PutRequest) (*ecgpb.PutResponse, error) {
-	r, err := s.put(in)
+	r, err := s.put(ctx, in)
 	return r, s.toStatus("Put", err)
 }
 
-func (s *Server) put(in *ecgpb.PutRequest) (*ecgpb.PutResponse, error) {
-	req, aead, suite, err := s.handshake(in.GetHandshake(), ModeUnary)
+func (s *Server) put(ctx context.Context, in *ecgpb.PutRequest) (*ecgpb.PutResponse, error) {
+	req, aead, suite, key, err := s.handshake(ctx, in.GetHandshake(), ModeUnary)
+	clear(key)
 	if err != nil {
 		return nil, err
 	}
@@ -504,6 +616,15 @@ func (s *Server) finish(req *Request, suite Suite, payload []byte) (*ecgpb.Recei
 		off += f.Size
 	}
 	name, err := storeRecording(s.cfg.StoreDir, req, suite, payload, time.Now())
+	if errors.Is(err, ErrExists) {
+		// A server that crashed after storing this job but before marking
+		// it stored finds its own recording: the same job id and digest.
+		if m, _, rerr := ReadStored(s.cfg.StoreDir, storedName(req)); rerr == nil &&
+			m.JobID == hex.EncodeToString(req.JobID[:]) && m.SHA256 == hex.EncodeToString(sum[:]) {
+			s.log.Info("recording was already stored before a restart", slog.String("record", req.Record))
+			return &ecgpb.Receipt{JobId: req.JobID[:], StoredAs: storedName(req), Digest: sum[:], Size: uint64(len(payload))}, nil
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -515,12 +636,13 @@ func (s *Server) finish(req *Request, suite Suite, payload []byte) (*ecgpb.Recei
 
 // Begin opens a stream job.
 func (s *Server) Begin(ctx context.Context, in *ecgpb.BeginRequest) (*ecgpb.BeginResponse, error) {
-	r, err := s.begin(in)
+	r, err := s.begin(ctx, in)
 	return r, s.toStatus("Begin", err)
 }
 
-func (s *Server) begin(in *ecgpb.BeginRequest) (*ecgpb.BeginResponse, error) {
-	req, aead, suite, err := s.handshake(in.GetHandshake(), ModeStream)
+func (s *Server) begin(ctx context.Context, in *ecgpb.BeginRequest) (*ecgpb.BeginResponse, error) {
+	req, aead, suite, key, err := s.handshake(ctx, in.GetHandshake(), ModeStream)
+	defer clear(key)
 	if err != nil {
 		return nil, err
 	}
@@ -531,15 +653,17 @@ func (s *Server) begin(in *ecgpb.BeginRequest) (*ecgpb.BeginResponse, error) {
 	count := req.ChunkCount()
 	reserve := int64(total) + int64(count)*Overhead
 	now := time.Now()
+	var expired [][JobIDSize]byte
 	s.mu.Lock()
 	for id, old := range s.jobs {
 		if now.Sub(old.created) > s.cfg.JobTTL && old.mu.TryLock() {
 			if !old.busy {
 				delete(s.jobs, id)
-				if old.receipt == nil {
+				if old.receipt == nil && old.failed == nil {
 					s.spool -= old.reserve
 				}
-				old.chunks = nil
+				old.have = nil
+				expired = append(expired, id)
 			}
 			old.mu.Unlock()
 		}
@@ -550,9 +674,22 @@ func (s *Server) begin(in *ecgpb.BeginRequest) (*ecgpb.BeginResponse, error) {
 	}
 	s.spool += reserve
 	j := &job{id: req.JobID, req: req, aead: aead, suite: suite, count: count, reserve: reserve,
-		created: now, prio: int(req.Urgency), chunks: make([][]byte, count)}
+		created: now, urgency: int(req.Urgency), prio: int(req.Urgency), have: make([]bool, count)}
+	j.remaining.Store(int64(total))
 	s.jobs[j.id] = j
 	s.mu.Unlock()
+	for _, id := range expired {
+		if err := s.st.dropJob(ctx, id); err != nil {
+			s.log.Warn("dropping an expired job", slog.String("err", err.Error()))
+		}
+	}
+	if err := s.st.addJob(ctx, j, key); err != nil {
+		s.mu.Lock()
+		delete(s.jobs, j.id)
+		s.spool -= reserve
+		s.mu.Unlock()
+		return nil, err
+	}
 	s.log.Info("job opened", j.attrs(), slog.Int("urgency", int(req.Urgency)), slog.Uint64("chunks", uint64(count)), slog.String("suite", suite.String()))
 	return &ecgpb.BeginResponse{JobId: j.id[:], ChunkCount: count}, nil
 }
@@ -613,6 +750,12 @@ func (s *Server) transfer(stream ecgpb.Upload_TransferServer) error {
 	if err != nil {
 		return err
 	}
+	if lr := first.GetLink(); lr != nil {
+		if LinkType(lr.GetType()) > LinkPoor {
+			return fmt.Errorf("%w: link type %d", ErrMalformed, lr.GetType())
+		}
+		s.sched.report(j, LinkType(lr.GetType()))
+	}
 	j.mu.Lock()
 	switch {
 	case j.receipt != nil:
@@ -669,6 +812,7 @@ func (s *Server) transfer(stream ecgpb.Upload_TransferServer) error {
 		}
 	}()
 	scratch := make([]byte, 0, j.req.ChunkSize)
+	last := time.Now()
 	for {
 		select {
 		case <-l.preempted:
@@ -688,16 +832,19 @@ func (s *Server) transfer(stream ecgpb.Upload_TransferServer) error {
 			if c == nil {
 				return fmt.Errorf("%w: expected a chunk", ErrMalformed)
 			}
-			if err := s.receiveChunk(j, c, scratch); err != nil {
+			if err := s.receiveChunk(ctx, j, c, scratch); err != nil {
 				s.metrics.ChunksRefused.Add(1)
 				return err
 			}
+			now := time.Now()
+			s.sched.observe(j, len(c.GetSealed()), now.Sub(last), now)
+			last = now
 		}
 	}
 }
 
 // receiveChunk checks a chunk's index, size and tag and keeps it sealed.
-func (s *Server) receiveChunk(j *job, c *ecgpb.Chunk, scratch []byte) error {
+func (s *Server) receiveChunk(ctx context.Context, j *job, c *ecgpb.Chunk, scratch []byte) error {
 	idx := c.GetIndex()
 	if idx >= j.count {
 		return fmt.Errorf("%w: index %d of %d", ErrBadChunk, idx, j.count)
@@ -706,7 +853,7 @@ func (s *Server) receiveChunk(j *job, c *ecgpb.Chunk, scratch []byte) error {
 		return fmt.Errorf("%w: chunk %d of %d bytes, want %d", ErrBadChunk, idx, len(c.GetSealed()), want)
 	}
 	j.mu.Lock()
-	dup := j.chunks[idx] != nil
+	dup := j.have[idx]
 	j.mu.Unlock()
 	if dup {
 		return fmt.Errorf("%w: duplicate chunk %d", ErrBadChunk, idx)
@@ -718,10 +865,19 @@ func (s *Server) receiveChunk(j *job, c *ecgpb.Chunk, scratch []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadChunk, err)
 	}
+	// Durable before acknowledged: the chunk is in the state database
+	// before the next one is read, so a crash loses no accepted chunk.
+	added, err := s.st.addChunk(ctx, j.id, idx, c.GetSealed())
+	if err != nil {
+		return err
+	}
+	if !added {
+		return fmt.Errorf("%w: duplicate chunk %d", ErrBadChunk, idx)
+	}
 	j.mu.Lock()
-	j.chunks[idx] = c.GetSealed()
-	j.have++
+	j.have[idx] = true
 	j.mu.Unlock()
+	j.remaining.Add(-int64(j.req.chunkLen(idx)))
 	s.metrics.ChunksReceived.Add(1)
 	return nil
 }
@@ -738,12 +894,25 @@ func (s *Server) complete(stream ecgpb.Upload_TransferServer, j *job) error {
 	}
 	total := j.req.TotalSize()
 	payload := make([]byte, 0, total)
-	for i, c := range j.chunks {
+	next := uint32(0)
+	err := s.st.chunks(stream.Context(), j.id, func(idx uint32, sealed []byte) error {
+		if idx != next {
+			return fmt.Errorf("%w: stored chunk %d, expected %d", ErrBadChunk, idx, next)
+		}
+		next++
 		var err error
-		payload, err = openChunk(j.aead, payload, j.id, uint32(i), j.count, total, c)
-		if err != nil {
+		payload, err = openChunk(j.aead, payload, j.id, idx, j.count, total, sealed)
+		return err
+	})
+	if err == nil && next != j.count {
+		err = fmt.Errorf("%w: %d of %d chunks stored", ErrBadChunk, next, j.count)
+	}
+	if err != nil {
+		clear(payload)
+		if errors.Is(err, ErrDecrypt) || errors.Is(err, ErrBadChunk) {
 			return s.fail(j, err)
 		}
+		return err
 	}
 	rc, err := s.finish(j.req, j.suite, payload)
 	clear(payload)
@@ -753,9 +922,12 @@ func (s *Server) complete(stream ecgpb.Upload_TransferServer, j *job) error {
 		}
 		return err
 	}
+	if err := s.st.finishJob(stream.Context(), j.id, rc, nil); err != nil {
+		s.log.Error("recording stored but the job not marked stored", j.attrs(), slog.String("err", err.Error()))
+	}
 	j.mu.Lock()
 	j.receipt = rc
-	j.chunks = nil
+	j.have = nil
 	j.aead = nil
 	j.mu.Unlock()
 	s.mu.Lock()
@@ -766,9 +938,12 @@ func (s *Server) complete(stream ecgpb.Upload_TransferServer, j *job) error {
 }
 
 func (s *Server) fail(j *job, err error) error {
+	if serr := s.st.finishJob(context.Background(), j.id, nil, err); serr != nil {
+		s.log.Error("job failed and not marked failed", j.attrs(), slog.String("err", serr.Error()))
+	}
 	j.mu.Lock()
 	j.failed = err
-	j.chunks = nil
+	j.have = nil
 	j.aead = nil
 	j.mu.Unlock()
 	s.mu.Lock()

@@ -42,7 +42,7 @@ type ManifestFile struct {
 // hidden entries never see a partial recording. It returns the name of the
 // new directory.
 func storeRecording(dir string, req *Request, suite Suite, payload []byte, now time.Time) (string, error) {
-	name := fmt.Sprintf("%s-%s", req.Record, hex.EncodeToString(req.JobID[:4]))
+	name := storedName(req)
 	final := filepath.Join(dir, name)
 	if _, err := os.Lstat(final); err == nil {
 		return "", fmt.Errorf("%w: %s", ErrExists, name)
@@ -93,6 +93,11 @@ func storeRecording(dir string, req *Request, suite Suite, payload []byte, now t
 		return "", err
 	}
 	return name, nil
+}
+
+// storedName is the directory a request's recording is stored under.
+func storedName(req *Request) string {
+	return fmt.Sprintf("%s-%s", req.Record, hex.EncodeToString(req.JobID[:4]))
 }
 
 func writeSync(path string, data []byte) error {

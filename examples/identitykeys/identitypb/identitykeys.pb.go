@@ -123,8 +123,10 @@ type Entry struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Hospital string                 `protobuf:"bytes,1,opt,name=hospital,proto3" json:"hospital,omitempty"`
 	// 32-byte index derived from the patient's OPRF output.
-	Index         []byte `protobuf:"bytes,2,opt,name=index,proto3" json:"index,omitempty"`
-	Ciphertext    []byte `protobuf:"bytes,3,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	Index      []byte `protobuf:"bytes,2,opt,name=index,proto3" json:"index,omitempty"`
+	Ciphertext []byte `protobuf:"bytes,3,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	// 32-byte Ed25519 access public key derived from the patient's OPRF output.
+	AccessKey     []byte `protobuf:"bytes,4,opt,name=access_key,json=accessKey,proto3" json:"access_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -176,6 +178,13 @@ func (x *Entry) GetIndex() []byte {
 func (x *Entry) GetCiphertext() []byte {
 	if x != nil {
 		return x.Ciphertext
+	}
+	return nil
+}
+
+func (x *Entry) GetAccessKey() []byte {
+	if x != nil {
+		return x.AccessKey
 	}
 	return nil
 }
@@ -269,9 +278,16 @@ func (x *PutResponse) GetStored() uint32 {
 }
 
 type GetRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Hospital      string                 `protobuf:"bytes,1,opt,name=hospital,proto3" json:"hospital,omitempty"`
-	Index         []byte                 `protobuf:"bytes,2,opt,name=index,proto3" json:"index,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Hospital string                 `protobuf:"bytes,1,opt,name=hospital,proto3" json:"hospital,omitempty"`
+	Index    []byte                 `protobuf:"bytes,2,opt,name=index,proto3" json:"index,omitempty"`
+	// Either the patient's proof: Unix seconds and an Ed25519 signature by
+	// the access key over recordkey.FetchMessage (caller, hospital, index,
+	// time) ...
+	Time      int64  `protobuf:"varint,3,opt,name=time,proto3" json:"time,omitempty"`
+	Signature []byte `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
+	// ... or the 16-byte id of a grant to the caller.
+	GrantId       []byte `protobuf:"bytes,5,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -316,6 +332,27 @@ func (x *GetRequest) GetHospital() string {
 func (x *GetRequest) GetIndex() []byte {
 	if x != nil {
 		return x.Index
+	}
+	return nil
+}
+
+func (x *GetRequest) GetTime() int64 {
+	if x != nil {
+		return x.Time
+	}
+	return 0
+}
+
+func (x *GetRequest) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *GetRequest) GetGrantId() []byte {
+	if x != nil {
+		return x.GrantId
 	}
 	return nil
 }
@@ -584,6 +621,336 @@ func (x *ReceiveResponse) GetMail() []*Mail {
 	return nil
 }
 
+type PermitRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Hospital  string                 `protobuf:"bytes,2,opt,name=hospital,proto3" json:"hospital,omitempty"`
+	Index     []byte                 `protobuf:"bytes,3,opt,name=index,proto3" json:"index,omitempty"`
+	Grantee   string                 `protobuf:"bytes,4,opt,name=grantee,proto3" json:"grantee,omitempty"`
+	Expires   int64                  `protobuf:"varint,5,opt,name=expires,proto3" json:"expires,omitempty"`
+	Delegable bool                   `protobuf:"varint,6,opt,name=delegable,proto3" json:"delegable,omitempty"`
+	// Ed25519 signature by the bundle's access key over recordkey.Permit.
+	Signature     []byte `protobuf:"bytes,7,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PermitRequest) Reset() {
+	*x = PermitRequest{}
+	mi := &file_examples_identitykeys_identitypb_identitykeys_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PermitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PermitRequest) ProtoMessage() {}
+
+func (x *PermitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_identitykeys_identitypb_identitykeys_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PermitRequest.ProtoReflect.Descriptor instead.
+func (*PermitRequest) Descriptor() ([]byte, []int) {
+	return file_examples_identitykeys_identitypb_identitykeys_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *PermitRequest) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *PermitRequest) GetHospital() string {
+	if x != nil {
+		return x.Hospital
+	}
+	return ""
+}
+
+func (x *PermitRequest) GetIndex() []byte {
+	if x != nil {
+		return x.Index
+	}
+	return nil
+}
+
+func (x *PermitRequest) GetGrantee() string {
+	if x != nil {
+		return x.Grantee
+	}
+	return ""
+}
+
+func (x *PermitRequest) GetExpires() int64 {
+	if x != nil {
+		return x.Expires
+	}
+	return 0
+}
+
+func (x *PermitRequest) GetDelegable() bool {
+	if x != nil {
+		return x.Delegable
+	}
+	return false
+}
+
+func (x *PermitRequest) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+type PermitResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PermitResponse) Reset() {
+	*x = PermitResponse{}
+	mi := &file_examples_identitykeys_identitypb_identitykeys_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PermitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PermitResponse) ProtoMessage() {}
+
+func (x *PermitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_identitykeys_identitypb_identitykeys_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PermitResponse.ProtoReflect.Descriptor instead.
+func (*PermitResponse) Descriptor() ([]byte, []int) {
+	return file_examples_identitykeys_identitypb_identitykeys_proto_rawDescGZIP(), []int{13}
+}
+
+type DelegateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ParentId      []byte                 `protobuf:"bytes,1,opt,name=parent_id,json=parentId,proto3" json:"parent_id,omitempty"`
+	Id            []byte                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Grantee       string                 `protobuf:"bytes,3,opt,name=grantee,proto3" json:"grantee,omitempty"`
+	Expires       int64                  `protobuf:"varint,4,opt,name=expires,proto3" json:"expires,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DelegateRequest) Reset() {
+	*x = DelegateRequest{}
+	mi := &file_examples_identitykeys_identitypb_identitykeys_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DelegateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DelegateRequest) ProtoMessage() {}
+
+func (x *DelegateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_identitykeys_identitypb_identitykeys_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DelegateRequest.ProtoReflect.Descriptor instead.
+func (*DelegateRequest) Descriptor() ([]byte, []int) {
+	return file_examples_identitykeys_identitypb_identitykeys_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DelegateRequest) GetParentId() []byte {
+	if x != nil {
+		return x.ParentId
+	}
+	return nil
+}
+
+func (x *DelegateRequest) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *DelegateRequest) GetGrantee() string {
+	if x != nil {
+		return x.Grantee
+	}
+	return ""
+}
+
+func (x *DelegateRequest) GetExpires() int64 {
+	if x != nil {
+		return x.Expires
+	}
+	return 0
+}
+
+type DelegateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DelegateResponse) Reset() {
+	*x = DelegateResponse{}
+	mi := &file_examples_identitykeys_identitypb_identitykeys_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DelegateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DelegateResponse) ProtoMessage() {}
+
+func (x *DelegateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_identitykeys_identitypb_identitykeys_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DelegateResponse.ProtoReflect.Descriptor instead.
+func (*DelegateResponse) Descriptor() ([]byte, []int) {
+	return file_examples_identitykeys_identitypb_identitykeys_proto_rawDescGZIP(), []int{15}
+}
+
+type RevokeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Time  int64                  `protobuf:"varint,2,opt,name=time,proto3" json:"time,omitempty"`
+	// Ed25519 signature by the access key over recordkey.RevokeMessage.
+	Signature     []byte `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeRequest) Reset() {
+	*x = RevokeRequest{}
+	mi := &file_examples_identitykeys_identitypb_identitykeys_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeRequest) ProtoMessage() {}
+
+func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_identitykeys_identitypb_identitykeys_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeRequest.ProtoReflect.Descriptor instead.
+func (*RevokeRequest) Descriptor() ([]byte, []int) {
+	return file_examples_identitykeys_identitypb_identitykeys_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RevokeRequest) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *RevokeRequest) GetTime() int64 {
+	if x != nil {
+		return x.Time
+	}
+	return 0
+}
+
+func (x *RevokeRequest) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+type RevokeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeResponse) Reset() {
+	*x = RevokeResponse{}
+	mi := &file_examples_identitykeys_identitypb_identitykeys_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeResponse) ProtoMessage() {}
+
+func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_identitykeys_identitypb_identitykeys_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeResponse.ProtoReflect.Descriptor instead.
+func (*RevokeResponse) Descriptor() ([]byte, []int) {
+	return file_examples_identitykeys_identitypb_identitykeys_proto_rawDescGZIP(), []int{17}
+}
+
 var File_examples_identitykeys_identitypb_identitykeys_proto protoreflect.FileDescriptor
 
 const file_examples_identitykeys_identitypb_identitykeys_proto_rawDesc = "" +
@@ -593,22 +960,27 @@ const file_examples_identitykeys_identitypb_identitykeys_proto_rawDesc = "" +
 	"\ablinded\x18\x01 \x03(\fR\ablinded\"F\n" +
 	"\x10EvaluateResponse\x12\x1c\n" +
 	"\tevaluated\x18\x01 \x03(\fR\tevaluated\x12\x14\n" +
-	"\x05proof\x18\x02 \x01(\fR\x05proof\"Y\n" +
+	"\x05proof\x18\x02 \x01(\fR\x05proof\"x\n" +
 	"\x05Entry\x12\x1a\n" +
 	"\bhospital\x18\x01 \x01(\tR\bhospital\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\fR\x05index\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x03 \x01(\fR\n" +
-	"ciphertext\"L\n" +
+	"ciphertext\x12\x1d\n" +
+	"\n" +
+	"access_key\x18\x04 \x01(\fR\taccessKey\"L\n" +
 	"\n" +
 	"PutRequest\x12>\n" +
 	"\aentries\x18\x01 \x03(\v2$.mpsi.examples.identitykeys.v1.EntryR\aentries\"%\n" +
 	"\vPutResponse\x12\x16\n" +
-	"\x06stored\x18\x01 \x01(\rR\x06stored\">\n" +
+	"\x06stored\x18\x01 \x01(\rR\x06stored\"\x8b\x01\n" +
 	"\n" +
 	"GetRequest\x12\x1a\n" +
 	"\bhospital\x18\x01 \x01(\tR\bhospital\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\fR\x05index\"-\n" +
+	"\x05index\x18\x02 \x01(\fR\x05index\x12\x12\n" +
+	"\x04time\x18\x03 \x01(\x03R\x04time\x12\x1c\n" +
+	"\tsignature\x18\x04 \x01(\fR\tsignature\x12\x19\n" +
+	"\bgrant_id\x18\x05 \x01(\fR\agrantId\"-\n" +
 	"\vGetResponse\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x01 \x01(\fR\n" +
@@ -622,12 +994,35 @@ const file_examples_identitykeys_identitypb_identitykeys_proto_rawDesc = "" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x16\n" +
 	"\x06sealed\x18\x02 \x01(\fR\x06sealed\"J\n" +
 	"\x0fReceiveResponse\x127\n" +
-	"\x04mail\x18\x01 \x03(\v2#.mpsi.examples.identitykeys.v1.MailR\x04mail2t\n" +
+	"\x04mail\x18\x01 \x03(\v2#.mpsi.examples.identitykeys.v1.MailR\x04mail\"\xc1\x01\n" +
+	"\rPermitRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x1a\n" +
+	"\bhospital\x18\x02 \x01(\tR\bhospital\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\fR\x05index\x12\x18\n" +
+	"\agrantee\x18\x04 \x01(\tR\agrantee\x12\x18\n" +
+	"\aexpires\x18\x05 \x01(\x03R\aexpires\x12\x1c\n" +
+	"\tdelegable\x18\x06 \x01(\bR\tdelegable\x12\x1c\n" +
+	"\tsignature\x18\a \x01(\fR\tsignature\"\x10\n" +
+	"\x0ePermitResponse\"r\n" +
+	"\x0fDelegateRequest\x12\x1b\n" +
+	"\tparent_id\x18\x01 \x01(\fR\bparentId\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\fR\x02id\x12\x18\n" +
+	"\agrantee\x18\x03 \x01(\tR\agrantee\x12\x18\n" +
+	"\aexpires\x18\x04 \x01(\x03R\aexpires\"\x12\n" +
+	"\x10DelegateResponse\"Q\n" +
+	"\rRevokeRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x12\n" +
+	"\x04time\x18\x02 \x01(\x03R\x04time\x12\x1c\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"\x10\n" +
+	"\x0eRevokeResponse2t\n" +
 	"\x05Relay\x12k\n" +
-	"\bEvaluate\x12..mpsi.examples.identitykeys.v1.EvaluateRequest\x1a/.mpsi.examples.identitykeys.v1.EvaluateResponse2\x8e\x03\n" +
+	"\bEvaluate\x12..mpsi.examples.identitykeys.v1.EvaluateRequest\x1a/.mpsi.examples.identitykeys.v1.EvaluateResponse2\xc9\x05\n" +
 	"\x05Cloud\x12\\\n" +
 	"\x03Put\x12).mpsi.examples.identitykeys.v1.PutRequest\x1a*.mpsi.examples.identitykeys.v1.PutResponse\x12\\\n" +
-	"\x03Get\x12).mpsi.examples.identitykeys.v1.GetRequest\x1a*.mpsi.examples.identitykeys.v1.GetResponse\x12_\n" +
+	"\x03Get\x12).mpsi.examples.identitykeys.v1.GetRequest\x1a*.mpsi.examples.identitykeys.v1.GetResponse\x12e\n" +
+	"\x06Permit\x12,.mpsi.examples.identitykeys.v1.PermitRequest\x1a-.mpsi.examples.identitykeys.v1.PermitResponse\x12k\n" +
+	"\bDelegate\x12..mpsi.examples.identitykeys.v1.DelegateRequest\x1a/.mpsi.examples.identitykeys.v1.DelegateResponse\x12e\n" +
+	"\x06Revoke\x12,.mpsi.examples.identitykeys.v1.RevokeRequest\x1a-.mpsi.examples.identitykeys.v1.RevokeResponse\x12_\n" +
 	"\x04Send\x12*.mpsi.examples.identitykeys.v1.SendRequest\x1a+.mpsi.examples.identitykeys.v1.SendResponse\x12h\n" +
 	"\aReceive\x12-.mpsi.examples.identitykeys.v1.ReceiveRequest\x1a..mpsi.examples.identitykeys.v1.ReceiveResponseBFZDgithub.com/mpsi-dev/mpsi/examples/identitykeys/identitypb;identitypbb\x06proto3"
 
@@ -643,7 +1038,7 @@ func file_examples_identitykeys_identitypb_identitykeys_proto_rawDescGZIP() []by
 	return file_examples_identitykeys_identitypb_identitykeys_proto_rawDescData
 }
 
-var file_examples_identitykeys_identitypb_identitykeys_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_examples_identitykeys_identitypb_identitykeys_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_examples_identitykeys_identitypb_identitykeys_proto_goTypes = []any{
 	(*EvaluateRequest)(nil),  // 0: mpsi.examples.identitykeys.v1.EvaluateRequest
 	(*EvaluateResponse)(nil), // 1: mpsi.examples.identitykeys.v1.EvaluateResponse
@@ -657,6 +1052,12 @@ var file_examples_identitykeys_identitypb_identitykeys_proto_goTypes = []any{
 	(*ReceiveRequest)(nil),   // 9: mpsi.examples.identitykeys.v1.ReceiveRequest
 	(*Mail)(nil),             // 10: mpsi.examples.identitykeys.v1.Mail
 	(*ReceiveResponse)(nil),  // 11: mpsi.examples.identitykeys.v1.ReceiveResponse
+	(*PermitRequest)(nil),    // 12: mpsi.examples.identitykeys.v1.PermitRequest
+	(*PermitResponse)(nil),   // 13: mpsi.examples.identitykeys.v1.PermitResponse
+	(*DelegateRequest)(nil),  // 14: mpsi.examples.identitykeys.v1.DelegateRequest
+	(*DelegateResponse)(nil), // 15: mpsi.examples.identitykeys.v1.DelegateResponse
+	(*RevokeRequest)(nil),    // 16: mpsi.examples.identitykeys.v1.RevokeRequest
+	(*RevokeResponse)(nil),   // 17: mpsi.examples.identitykeys.v1.RevokeResponse
 }
 var file_examples_identitykeys_identitypb_identitykeys_proto_depIdxs = []int32{
 	2,  // 0: mpsi.examples.identitykeys.v1.PutRequest.entries:type_name -> mpsi.examples.identitykeys.v1.Entry
@@ -664,15 +1065,21 @@ var file_examples_identitykeys_identitypb_identitykeys_proto_depIdxs = []int32{
 	0,  // 2: mpsi.examples.identitykeys.v1.Relay.Evaluate:input_type -> mpsi.examples.identitykeys.v1.EvaluateRequest
 	3,  // 3: mpsi.examples.identitykeys.v1.Cloud.Put:input_type -> mpsi.examples.identitykeys.v1.PutRequest
 	5,  // 4: mpsi.examples.identitykeys.v1.Cloud.Get:input_type -> mpsi.examples.identitykeys.v1.GetRequest
-	7,  // 5: mpsi.examples.identitykeys.v1.Cloud.Send:input_type -> mpsi.examples.identitykeys.v1.SendRequest
-	9,  // 6: mpsi.examples.identitykeys.v1.Cloud.Receive:input_type -> mpsi.examples.identitykeys.v1.ReceiveRequest
-	1,  // 7: mpsi.examples.identitykeys.v1.Relay.Evaluate:output_type -> mpsi.examples.identitykeys.v1.EvaluateResponse
-	4,  // 8: mpsi.examples.identitykeys.v1.Cloud.Put:output_type -> mpsi.examples.identitykeys.v1.PutResponse
-	6,  // 9: mpsi.examples.identitykeys.v1.Cloud.Get:output_type -> mpsi.examples.identitykeys.v1.GetResponse
-	8,  // 10: mpsi.examples.identitykeys.v1.Cloud.Send:output_type -> mpsi.examples.identitykeys.v1.SendResponse
-	11, // 11: mpsi.examples.identitykeys.v1.Cloud.Receive:output_type -> mpsi.examples.identitykeys.v1.ReceiveResponse
-	7,  // [7:12] is the sub-list for method output_type
-	2,  // [2:7] is the sub-list for method input_type
+	12, // 5: mpsi.examples.identitykeys.v1.Cloud.Permit:input_type -> mpsi.examples.identitykeys.v1.PermitRequest
+	14, // 6: mpsi.examples.identitykeys.v1.Cloud.Delegate:input_type -> mpsi.examples.identitykeys.v1.DelegateRequest
+	16, // 7: mpsi.examples.identitykeys.v1.Cloud.Revoke:input_type -> mpsi.examples.identitykeys.v1.RevokeRequest
+	7,  // 8: mpsi.examples.identitykeys.v1.Cloud.Send:input_type -> mpsi.examples.identitykeys.v1.SendRequest
+	9,  // 9: mpsi.examples.identitykeys.v1.Cloud.Receive:input_type -> mpsi.examples.identitykeys.v1.ReceiveRequest
+	1,  // 10: mpsi.examples.identitykeys.v1.Relay.Evaluate:output_type -> mpsi.examples.identitykeys.v1.EvaluateResponse
+	4,  // 11: mpsi.examples.identitykeys.v1.Cloud.Put:output_type -> mpsi.examples.identitykeys.v1.PutResponse
+	6,  // 12: mpsi.examples.identitykeys.v1.Cloud.Get:output_type -> mpsi.examples.identitykeys.v1.GetResponse
+	13, // 13: mpsi.examples.identitykeys.v1.Cloud.Permit:output_type -> mpsi.examples.identitykeys.v1.PermitResponse
+	15, // 14: mpsi.examples.identitykeys.v1.Cloud.Delegate:output_type -> mpsi.examples.identitykeys.v1.DelegateResponse
+	17, // 15: mpsi.examples.identitykeys.v1.Cloud.Revoke:output_type -> mpsi.examples.identitykeys.v1.RevokeResponse
+	8,  // 16: mpsi.examples.identitykeys.v1.Cloud.Send:output_type -> mpsi.examples.identitykeys.v1.SendResponse
+	11, // 17: mpsi.examples.identitykeys.v1.Cloud.Receive:output_type -> mpsi.examples.identitykeys.v1.ReceiveResponse
+	10, // [10:18] is the sub-list for method output_type
+	2,  // [2:10] is the sub-list for method input_type
 	2,  // [2:2] is the sub-list for extension type_name
 	2,  // [2:2] is the sub-list for extension extendee
 	0,  // [0:2] is the sub-list for field type_name
@@ -689,7 +1096,7 @@ func file_examples_identitykeys_identitypb_identitykeys_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_examples_identitykeys_identitypb_identitykeys_proto_rawDesc), len(file_examples_identitykeys_identitypb_identitykeys_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

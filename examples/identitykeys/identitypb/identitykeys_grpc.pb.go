@@ -133,23 +133,36 @@ var Relay_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Cloud_Put_FullMethodName     = "/mpsi.examples.identitykeys.v1.Cloud/Put"
-	Cloud_Get_FullMethodName     = "/mpsi.examples.identitykeys.v1.Cloud/Get"
-	Cloud_Send_FullMethodName    = "/mpsi.examples.identitykeys.v1.Cloud/Send"
-	Cloud_Receive_FullMethodName = "/mpsi.examples.identitykeys.v1.Cloud/Receive"
+	Cloud_Put_FullMethodName      = "/mpsi.examples.identitykeys.v1.Cloud/Put"
+	Cloud_Get_FullMethodName      = "/mpsi.examples.identitykeys.v1.Cloud/Get"
+	Cloud_Permit_FullMethodName   = "/mpsi.examples.identitykeys.v1.Cloud/Permit"
+	Cloud_Delegate_FullMethodName = "/mpsi.examples.identitykeys.v1.Cloud/Delegate"
+	Cloud_Revoke_FullMethodName   = "/mpsi.examples.identitykeys.v1.Cloud/Revoke"
+	Cloud_Send_FullMethodName     = "/mpsi.examples.identitykeys.v1.Cloud/Send"
+	Cloud_Receive_FullMethodName  = "/mpsi.examples.identitykeys.v1.Cloud/Receive"
 )
 
 // CloudClient is the client API for Cloud service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// Cloud is the platform's store. It holds ciphertexts by index, and a mailbox
-// of sealed grants between terminals. It never holds a key.
+// Cloud is the platform's store. It holds ciphertexts by index with each
+// bundle's access public key, the doctors' grants, and a mailbox of sealed
+// grants between terminals. It never holds a key that opens a bundle.
 type CloudClient interface {
 	// Put stores bundles; only relays may call it, for their own hospital.
 	Put(ctx context.Context, in *PutRequest, opts ...grpc.CallOption) (*PutResponse, error)
-	// Get returns the bundle at an index (NOT_FOUND if none).
+	// Get returns the bundle at an index (NOT_FOUND if none) to the patient
+	// (a signature by the bundle's access key) or to a doctor holding an
+	// unrevoked, unexpired grant for it (PERMISSION_DENIED otherwise).
 	Get(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (*GetResponse, error)
+	// Permit stores a grant the patient signed with the bundle's access key.
+	Permit(ctx context.Context, in *PermitRequest, opts ...grpc.CallOption) (*PermitResponse, error)
+	// Delegate lets the grantee of a delegable grant pass it to a colleague;
+	// revoking the grant revokes the delegation too.
+	Delegate(ctx context.Context, in *DelegateRequest, opts ...grpc.CallOption) (*DelegateResponse, error)
+	// Revoke revokes a grant (signed by the bundle's access key).
+	Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error)
 	// Send posts a sealed grant to another terminal.
 	Send(ctx context.Context, in *SendRequest, opts ...grpc.CallOption) (*SendResponse, error)
 	// Receive takes the caller's pending mail.
@@ -184,6 +197,36 @@ func (c *cloudClient) Get(ctx context.Context, in *GetRequest, opts ...grpc.Call
 	return out, nil
 }
 
+func (c *cloudClient) Permit(ctx context.Context, in *PermitRequest, opts ...grpc.CallOption) (*PermitResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PermitResponse)
+	err := c.cc.Invoke(ctx, Cloud_Permit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *cloudClient) Delegate(ctx context.Context, in *DelegateRequest, opts ...grpc.CallOption) (*DelegateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DelegateResponse)
+	err := c.cc.Invoke(ctx, Cloud_Delegate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *cloudClient) Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeResponse)
+	err := c.cc.Invoke(ctx, Cloud_Revoke_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *cloudClient) Send(ctx context.Context, in *SendRequest, opts ...grpc.CallOption) (*SendResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SendResponse)
@@ -208,13 +251,23 @@ func (c *cloudClient) Receive(ctx context.Context, in *ReceiveRequest, opts ...g
 // All implementations must embed UnimplementedCloudServer
 // for forward compatibility.
 //
-// Cloud is the platform's store. It holds ciphertexts by index, and a mailbox
-// of sealed grants between terminals. It never holds a key.
+// Cloud is the platform's store. It holds ciphertexts by index with each
+// bundle's access public key, the doctors' grants, and a mailbox of sealed
+// grants between terminals. It never holds a key that opens a bundle.
 type CloudServer interface {
 	// Put stores bundles; only relays may call it, for their own hospital.
 	Put(context.Context, *PutRequest) (*PutResponse, error)
-	// Get returns the bundle at an index (NOT_FOUND if none).
+	// Get returns the bundle at an index (NOT_FOUND if none) to the patient
+	// (a signature by the bundle's access key) or to a doctor holding an
+	// unrevoked, unexpired grant for it (PERMISSION_DENIED otherwise).
 	Get(context.Context, *GetRequest) (*GetResponse, error)
+	// Permit stores a grant the patient signed with the bundle's access key.
+	Permit(context.Context, *PermitRequest) (*PermitResponse, error)
+	// Delegate lets the grantee of a delegable grant pass it to a colleague;
+	// revoking the grant revokes the delegation too.
+	Delegate(context.Context, *DelegateRequest) (*DelegateResponse, error)
+	// Revoke revokes a grant (signed by the bundle's access key).
+	Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error)
 	// Send posts a sealed grant to another terminal.
 	Send(context.Context, *SendRequest) (*SendResponse, error)
 	// Receive takes the caller's pending mail.
@@ -234,6 +287,15 @@ func (UnimplementedCloudServer) Put(context.Context, *PutRequest) (*PutResponse,
 }
 func (UnimplementedCloudServer) Get(context.Context, *GetRequest) (*GetResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Get not implemented")
+}
+func (UnimplementedCloudServer) Permit(context.Context, *PermitRequest) (*PermitResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Permit not implemented")
+}
+func (UnimplementedCloudServer) Delegate(context.Context, *DelegateRequest) (*DelegateResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Delegate not implemented")
+}
+func (UnimplementedCloudServer) Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Revoke not implemented")
 }
 func (UnimplementedCloudServer) Send(context.Context, *SendRequest) (*SendResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Send not implemented")
@@ -298,6 +360,60 @@ func _Cloud_Get_Handler(srv interface{}, ctx context.Context, dec func(interface
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cloud_Permit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PermitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CloudServer).Permit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cloud_Permit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CloudServer).Permit(ctx, req.(*PermitRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Cloud_Delegate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DelegateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CloudServer).Delegate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cloud_Delegate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CloudServer).Delegate(ctx, req.(*DelegateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Cloud_Revoke_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CloudServer).Revoke(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cloud_Revoke_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CloudServer).Revoke(ctx, req.(*RevokeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Cloud_Send_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SendRequest)
 	if err := dec(in); err != nil {
@@ -348,6 +464,18 @@ var Cloud_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Get",
 			Handler:    _Cloud_Get_Handler,
+		},
+		{
+			MethodName: "Permit",
+			Handler:    _Cloud_Permit_Handler,
+		},
+		{
+			MethodName: "Delegate",
+			Handler:    _Cloud_Delegate_Handler,
+		},
+		{
+			MethodName: "Revoke",
+			Handler:    _Cloud_Revoke_Handler,
 		},
 		{
 			MethodName: "Send",

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -35,7 +37,11 @@ const CloudName = "cloud"
 
 // Options configure [Start].
 type Options struct {
-	DBs       []*records.DB // one per hospital, named by DB.Hospital; required
+	DBs []*records.DB // one per hospital, named by DB.Hospital; required
+	// Dir holds the SQLite files: cloud.db and HOSPITAL.db (each
+	// hospital's database, into which DBs are imported). Required; the
+	// files must not exist yet.
+	Dir       string
 	RateBurst int           // per-terminal OPRF budget; if zero, relay.DefaultRateBurst
 	RateEvery time.Duration // if zero, relay.DefaultRateEvery
 	Now       func() time.Time
@@ -48,6 +54,7 @@ type Options struct {
 // Node is one hospital's relay with its switch and address.
 type Node struct {
 	Hospital  string
+	DB        *records.Store
 	Relay     *relay.Relay
 	Link      *link.Switch
 	Evaluator *recordkey.Evaluator
@@ -60,10 +67,12 @@ type Platform struct {
 	Cloud     *cloud.Store
 	CloudAddr string
 	Nodes     []*Node
+	now       func() time.Time
 
 	mu      sync.Mutex // guards the fields below
 	servers []*grpc.Server
 	conns   []*grpc.ClientConn
+	closers []func() error
 }
 
 func recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
@@ -127,18 +136,25 @@ func Start(opts Options) (*Platform, error) {
 	if len(opts.DBs) == 0 {
 		return nil, errors.New("platform: no hospital databases")
 	}
+	if opts.Dir == "" {
+		return nil, errors.New("platform: Dir is required")
+	}
 	ca, err := devcert.NewCA("identitykeys-dev-ca")
 	if err != nil {
 		return nil, err
 	}
-	p := &Platform{CA: ca}
+	p := &Platform{CA: ca, now: opts.Now}
+	if p.now == nil {
+		p.now = time.Now
+	}
 	var names []string
 	for _, db := range opts.DBs {
 		names = append(names, db.Hospital)
 	}
-	if p.Cloud, err = cloud.New(cloud.Config{Hospitals: names}); err != nil {
+	if p.Cloud, err = cloud.New(cloud.Config{Hospitals: names, Path: filepath.Join(opts.Dir, "cloud.db"), Now: opts.Now}); err != nil {
 		return nil, err
 	}
+	p.closers = append(p.closers, p.Cloud.Close)
 	if p.CloudAddr, err = p.serve(CloudName, p.Cloud.Register); err != nil {
 		p.Close()
 		return nil, err
@@ -159,6 +175,20 @@ func (p *Platform) startRelay(db *records.DB, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	path := filepath.Join(opts.Dir, db.Hospital+".db")
+	if _, err := os.Stat(path); err == nil {
+		return nil, fmt.Errorf("platform: %s exists; give a new Dir", path)
+	}
+	store, err := records.OpenStore(context.Background(), path, db.Hospital)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.closers = append(p.closers, store.Close)
+	p.mu.Unlock()
+	if err := store.Import(context.Background(), db); err != nil {
+		return nil, err
+	}
 	var observe func(link.State, link.Event, link.State)
 	if opts.OnLink != nil {
 		h := db.Hospital
@@ -167,7 +197,7 @@ func (p *Platform) startRelay(db *records.DB, opts Options) (*Node, error) {
 	sw := link.NewSwitch(observe)
 	hospital := db.Hospital
 	r, err := relay.New(relay.Config{
-		Evaluator: ev, Link: sw, DB: db,
+		Evaluator: ev, Link: sw, DB: store,
 		DialCloud: func(ctx context.Context) (identitypb.CloudClient, func() error, error) {
 			conn, err := p.dial(hospital, CloudName, p.CloudAddr)
 			if err != nil {
@@ -187,7 +217,7 @@ func (p *Platform) startRelay(db *records.DB, opts Options) (*Node, error) {
 	if err := sw.Start(); err != nil {
 		return nil, err
 	}
-	return &Node{Hospital: db.Hospital, Relay: r, Link: sw, Evaluator: ev, Addr: addr}, nil
+	return &Node{Hospital: db.Hospital, DB: store, Relay: r, Link: sw, Evaluator: ev, Addr: addr}, nil
 }
 
 // TerminalSpec names a terminal to create and how it traces its messages.
@@ -228,7 +258,7 @@ func (p *Platform) NewTerminals(specs ...TerminalSpec) ([]*terminal.Terminal, er
 		}
 		t, err := terminal.New(terminal.Config{
 			Name: s.Name, Key: keys[i], Hospitals: hs, Terminals: dir,
-			Cloud: identitypb.NewCloudClient(cc), Trace: s.Trace,
+			Cloud: identitypb.NewCloudClient(cc), Trace: s.Trace, Now: p.now,
 		})
 		if err != nil {
 			return nil, err
@@ -274,7 +304,7 @@ func (p *Platform) SyncAndUpload(ctx context.Context) ([]relay.SyncReport, []int
 	return reps, stored, nil
 }
 
-// Close stops every server and closes every connection.
+// Close stops every server and closes every connection and database.
 func (p *Platform) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -284,5 +314,8 @@ func (p *Platform) Close() {
 	for _, s := range p.servers {
 		s.Stop()
 	}
-	p.conns, p.servers = nil, nil
+	for _, c := range p.closers {
+		_ = c()
+	}
+	p.conns, p.servers, p.closers = nil, nil, nil
 }

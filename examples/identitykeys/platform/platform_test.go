@@ -44,6 +44,21 @@ type env struct {
 	patients []records.Patient
 	dbs      [2]*records.DB
 	clock    *clock
+	creds    map[string]map[string]recordkey.Credential // hospital → identity encoding → credential
+}
+
+// credsFor returns the credentials p's terminal holds: one per hospital
+// that enrolled p.
+func (e *env) credsFor(t *testing.T, f identity.Fields) map[string]recordkey.Credential {
+	enc, err := identity.Encode(f)
+	require.NoError(t, err)
+	out := map[string]recordkey.Credential{}
+	for h, m := range e.creds {
+		if c, ok := m[string(enc)]; ok {
+			out[h] = c
+		}
+	}
+	return out
 }
 
 // setup starts a platform over generated patients and runs one link cycle,
@@ -53,18 +68,29 @@ func setup(t *testing.T, n int, burst int) *env {
 	ps := records.Generate(n)
 	dbs := records.Split([2]string{"hospital-a", "hospital-b"}, ps)
 	clk := &clock{t: time.Unix(1_700_000_000, 0)}
-	p, err := platform.Start(platform.Options{DBs: dbs[:], RateBurst: burst, RateEvery: time.Minute, Now: clk.now})
+	p, err := platform.Start(platform.Options{DBs: dbs[:], Dir: t.TempDir(), RateBurst: burst, RateEvery: time.Minute, Now: clk.now})
 	require.NoError(t, err)
 	t.Cleanup(p.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	creds := map[string]map[string]recordkey.Credential{}
+	for i, n := range p.Nodes {
+		creds[n.Hospital] = map[string]recordkey.Credential{}
+		for _, pt := range dbs[i].Patients {
+			c, err := n.DB.Enrol(ctx, pt.Identity)
+			require.NoError(t, err)
+			enc, err := identity.Encode(pt.Identity)
+			require.NoError(t, err)
+			creds[n.Hospital][string(enc)] = c
+		}
+	}
 	reps, stored, err := p.SyncAndUpload(ctx)
 	require.NoError(t, err)
 	for i := range dbs {
 		require.Equal(t, len(dbs[i].Patients), reps[i].Bundles)
 		require.Equal(t, len(dbs[i].Patients), stored[i])
 	}
-	return &env{p: p, patients: ps, dbs: dbs, clock: clk}
+	return &env{p: p, patients: ps, dbs: dbs, clock: clk, creds: creds}
 }
 
 func ctx(t *testing.T) context.Context {
@@ -73,17 +99,27 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-// keyWithOutput builds a key for hospital with an arbitrary 64-byte OPRF
-// output, through the public grant encoding (a template grant with the
-// output replaced).
-func keyWithOutput(t *testing.T, template *recordkey.Key, y []byte) *recordkey.Key {
+// readKeyWith builds a read key for the bundle at ix with arbitrary record
+// key bytes, through the public grant encoding (a template grant with the
+// index and key replaced).
+func readKeyWith(t *testing.T, template *recordkey.ReadKey, ix recordkey.Index, key []byte) *recordkey.ReadKey {
 	t.Helper()
-	enc, err := (&recordkey.Grant{Keys: []*recordkey.Key{template}}).MarshalBinary()
+	enc, err := (&recordkey.Grant{Reads: []recordkey.Read{{Key: template}}}).MarshalBinary()
 	require.NoError(t, err)
-	copy(enc[len(enc)-recordkey.OutputSize:], y)
+	tail := enc[len(enc)-recordkey.GrantIDSize-32-recordkey.IndexSize:]
+	copy(tail, ix[:])
+	copy(tail[recordkey.IndexSize:], key[:32])
 	g, err := recordkey.ParseGrant(enc)
 	require.NoError(t, err)
-	return g.Keys[0]
+	return g.Reads[0].Key
+}
+
+// recordKeyBytes extracts a read key's record key through the grant
+// encoding.
+func recordKeyBytes(t *testing.T, r *recordkey.ReadKey) []byte {
+	enc, err := (&recordkey.Grant{Reads: []recordkey.Read{{Key: r}}}).MarshalBinary()
+	require.NoError(t, err)
+	return enc[len(enc)-recordkey.GrantIDSize-32 : len(enc)-recordkey.GrantIDSize]
 }
 
 func identityStrings(t *testing.T, f identity.Fields) [][]byte {
@@ -109,11 +145,13 @@ func TestCloudCannotDecrypt(t *testing.T) {
 	// Put a sealed grant in the mailbox too.
 	ts, err := e.p.NewTerminals(platform.TerminalSpec{Name: "patient"}, platform.TerminalSpec{Name: "dr-lee"})
 	require.NoError(t, err)
-	keys, err := ts[0].DeriveKeys(c, e.patients[2].Identity)
+	keys, err := ts[0].DeriveKeys(c, e.patients[2].Identity, e.credsFor(t, e.patients[2].Identity))
 	require.NoError(t, err)
-	require.NoError(t, ts[0].Share(c, "dr-lee", keys))
+	_, err = ts[0].Share(c, "dr-lee", keys, e.clock.now().Add(time.Hour), true)
+	require.NoError(t, err)
 
-	items, mail := e.p.Cloud.Snapshot()
+	items, mail, err := e.p.Cloud.Snapshot(c)
+	require.NoError(t, err)
 	require.Len(t, items, len(e.dbs[0].Patients)+len(e.dbs[1].Patients))
 	require.Len(t, mail, 1)
 	byIndex := map[recordkey.Index]cloud.Item{}
@@ -127,29 +165,39 @@ func TestCloudCannotDecrypt(t *testing.T) {
 		for _, pt := range e.dbs[hi].Patients {
 			enc, err := identity.Encode(pt.Identity)
 			require.NoError(t, err)
-			right, err := node.Evaluator.Derive(enc)
+			cred := e.creds[node.Hospital][string(enc)]
+			right, err := node.Evaluator.Derive(recordkey.Input(enc, cred))
 			require.NoError(t, err)
 			it, ok := byIndex[right.Index()]
 			require.True(t, ok, "a patient's bundle is missing")
 			require.Equal(t, node.Hospital, it.Hospital)
+			require.Equal(t, right.AccessPublicKey(), it.AccessKey)
 
-			hash := sha512.Sum512(enc)
-			otherOPRF, err := other.Evaluator.Derive(enc)
+			// Indexes computed without the hospital's OPRF or without the
+			// credential are not in the store.
+			noCred, err := node.Evaluator.Derive(enc)
 			require.NoError(t, err)
-			var random [recordkey.OutputSize]byte
-			_, _ = rand.Read(random[:])
-			candidates := map[string]*recordkey.Key{
-				"sha512(identity)":      keyWithOutput(t, right, hash[:]),
-				"other hospital's OPRF": keyWithOutput(t, right, mustY(t, otherOPRF)),
-				"random":                keyWithOutput(t, right, random[:]),
-				"index as key material": keyWithOutput(t, right, append(it.Index[:], it.Index[:]...)),
-				"identity bytes":        keyWithOutput(t, right, append(enc, make([]byte, 64)...)[:64]),
-			}
-			for name, k := range candidates {
+			otherOPRF, err := other.Evaluator.Derive(recordkey.Input(enc, cred))
+			require.NoError(t, err)
+			for name, k := range map[string]*recordkey.Key{"identity without credential": noCred, "other hospital's OPRF": otherOPRF} {
 				if _, ok := byIndex[k.Index()]; ok {
-					t.Fatalf("%s: an index computed without the OPRF is in the store", name)
+					t.Fatalf("%s: its index is in the store", name)
 				}
-				if _, err := recordkey.Open(k, it.Ciphertext); err == nil {
+			}
+			hash := sha512.Sum512(enc)
+			var random [32]byte
+			_, _ = rand.Read(random[:])
+			candidates := map[string][]byte{
+				"sha512(identity)":                       hash[:32],
+				"other hospital's OPRF":                  recordKeyBytes(t, otherOPRF.ReadKey()),
+				"same OPRF without the credential":       recordKeyBytes(t, noCred.ReadKey()),
+				"random":                                 random[:],
+				"index as key material":                  it.Index[:],
+				"identity bytes":                         append(enc, make([]byte, 32)...)[:32],
+				"the access public key stored beside it": it.AccessKey,
+			}
+			for name, key := range candidates {
+				if _, err := recordkey.OpenRead(readKeyWith(t, right.ReadKey(), it.Index, key), it.Ciphertext); err == nil {
 					t.Fatalf("%s opens a bundle", name)
 				}
 			}
@@ -184,13 +232,6 @@ func TestCloudCannotDecrypt(t *testing.T) {
 	}
 }
 
-// mustY extracts a key's OPRF output through the public grant encoding.
-func mustY(t *testing.T, k *recordkey.Key) []byte {
-	enc, err := (&recordkey.Grant{Keys: []*recordkey.Key{k}}).MarshalBinary()
-	require.NoError(t, err)
-	return enc[len(enc)-recordkey.OutputSize:]
-}
-
 // TestDoctorReadsExactlyThatPatient: the keys a patient hands a doctor (and
 // the doctor a colleague) open that patient's bundles at every hospital and
 // nothing else in the cloud.
@@ -207,10 +248,12 @@ func TestDoctorReadsExactlyThatPatient(t *testing.T) {
 	patient, lee, okafor, nobody := ts[0], ts[1], ts[2], ts[3]
 	who := e.patients[5] // 5 % 3 == 2: at both hospitals
 
-	keys, err := patient.DeriveKeys(c, who.Identity)
+	keys, err := patient.DeriveKeys(c, who.Identity, e.credsFor(t, who.Identity))
 	require.NoError(t, err)
-	require.NoError(t, patient.Share(c, "dr-lee", keys))
-	_, pending := e.p.Cloud.Snapshot()
+	leeReads, err := patient.Share(c, "dr-lee", keys, e.clock.now().Add(time.Hour), true)
+	require.NoError(t, err)
+	_, pending, err := e.p.Cloud.Snapshot(c)
+	require.NoError(t, err)
 	require.Len(t, pending, 1)
 	replay := pending[0].Sealed
 
@@ -219,13 +262,14 @@ func TestDoctorReadsExactlyThatPatient(t *testing.T) {
 	require.Len(t, in, 1)
 	require.Equal(t, "patient", in[0].From)
 
-	check := func(name string, reader *terminal.Terminal, got []*recordkey.Key) {
+	check := func(name string, reader *terminal.Terminal, got []recordkey.Read) {
 		t.Helper()
-		items, _ := e.p.Cloud.Snapshot()
+		items, _, err := e.p.Cloud.Snapshot(c)
+		require.NoError(t, err)
 		opens := 0
 		for _, it := range items {
-			for _, k := range got {
-				pt, err := recordkey.Open(k, it.Ciphertext)
+			for _, r := range got {
+				pt, err := recordkey.OpenRead(r.Key, it.Ciphertext)
 				if err != nil {
 					require.ErrorIs(t, err, recordkey.ErrDecrypt)
 					continue
@@ -233,12 +277,12 @@ func TestDoctorReadsExactlyThatPatient(t *testing.T) {
 				opens++
 				b, err := records.ParseBundle(pt)
 				require.NoError(t, err)
-				require.Equal(t, k.Hospital(), b.Hospital)
+				require.Equal(t, r.Key.Hospital(), b.Hospital)
 				require.Equal(t, who.Identity.Given, b.Given, "%s opened another patient's bundle", name)
 			}
 		}
 		require.Equal(t, 2, opens, "%s opens %d bundles, want exactly the patient's 2", name, opens)
-		f, err := reader.Fetch(c, got)
+		f, err := reader.FetchGranted(c, got)
 		require.NoError(t, err)
 		var conds []records.Condition
 		for _, x := range f {
@@ -246,14 +290,35 @@ func TestDoctorReadsExactlyThatPatient(t *testing.T) {
 		}
 		require.ElementsMatch(t, who.Conditions, conds, "%s does not see exactly the patient's conditions", name)
 	}
-	check("dr-lee", lee, in[0].Keys)
+	check("dr-lee", lee, in[0].Reads)
 
-	require.NoError(t, lee.Share(c, "dr-okafor", in[0].Keys))
+	_, err = lee.PassOn(c, "dr-okafor", in[0].Reads, e.clock.now().Add(30*time.Minute))
+	require.NoError(t, err)
 	in2, err := okafor.Inbox(c)
 	require.NoError(t, err)
 	require.Len(t, in2, 1)
 	require.Equal(t, "dr-lee", in2[0].From)
-	check("dr-okafor", okafor, in2[0].Keys)
+	check("dr-okafor", okafor, in2[0].Reads)
+
+	// A read key without the grant: dr-nobody is handed dr-lee's read keys
+	// (as if dr-lee leaked them) and the cloud refuses him.
+	_, err = nobody.FetchGranted(c, in[0].Reads)
+	require.ErrorIs(t, err, terminal.ErrDenied)
+	// Revocation over the network: dr-lee and dr-okafor are refused.
+	for i, r := range leeReads {
+		require.NoError(t, patient.Revoke(c, keys[i], r.ID))
+	}
+	_, err = lee.FetchGranted(c, in[0].Reads)
+	require.ErrorIs(t, err, terminal.ErrDenied)
+	_, err = okafor.FetchGranted(c, in2[0].Reads)
+	require.ErrorIs(t, err, terminal.ErrDenied)
+	// dr-lee cannot pass on a revoked grant.
+	_, err = lee.PassOn(c, "dr-nobody", in[0].Reads, e.clock.now().Add(time.Minute))
+	require.ErrorIs(t, err, terminal.ErrDenied)
+	// The patient still reads.
+	mine, err := patient.Fetch(c, keys)
+	require.NoError(t, err)
+	require.Len(t, mine, 2)
 
 	none, err := nobody.Inbox(c)
 	require.NoError(t, err)
@@ -278,17 +343,18 @@ func TestRateLimitPerTerminal(t *testing.T) {
 	ts, err := e.p.NewTerminals(platform.TerminalSpec{Name: "t1"}, platform.TerminalSpec{Name: "t2"})
 	require.NoError(t, err)
 	id := e.patients[0].Identity
+	cr := e.credsFor(t, id)
 	for i := range 2 {
-		_, err := ts[0].DeriveKeys(c, id)
+		_, err := ts[0].DeriveKeys(c, id, cr)
 		require.NoError(t, err, "query %d", i)
 	}
-	_, err = ts[0].DeriveKeys(c, id)
+	_, err = ts[0].DeriveKeys(c, id, cr)
 	require.ErrorIs(t, err, terminal.ErrRelay)
 	require.ErrorContains(t, err, "too many queries")
-	_, err = ts[1].DeriveKeys(c, id)
+	_, err = ts[1].DeriveKeys(c, id, cr)
 	require.NoError(t, err, "another terminal is limited separately")
 	e.clock.advance(time.Minute)
-	_, err = ts[0].DeriveKeys(c, id)
+	_, err = ts[0].DeriveKeys(c, id, cr)
 	require.NoError(t, err, "budget refills")
 }
 
@@ -402,6 +468,54 @@ func TestPinnedKeyCatchesSwappedRelayKey(t *testing.T) {
 		Hospitals: []terminal.Hospital{{Name: a.Hospital, OPRFKey: b.Evaluator.PublicKey(), Relay: identitypb.NewRelayClient(conn)}},
 	})
 	require.NoError(t, err)
-	_, err = term.DeriveKeys(c, e.patients[0].Identity)
+	_, err = term.DeriveKeys(c, e.patients[0].Identity, map[string]recordkey.Credential{a.Hospital: {1}})
 	require.ErrorIs(t, err, recordkey.ErrProof)
+}
+
+// TestIdentityIsNotEnough: a terminal that knows a patient's name, birth
+// date and national ID but not the enrolment credentials finds nothing, and
+// cannot fetch the patient's bundle even at its real index.
+func TestIdentityIsNotEnough(t *testing.T) {
+	e := setup(t, 9, 0)
+	c := ctx(t)
+	ts, err := e.p.NewTerminals(platform.TerminalSpec{Name: "patient"}, platform.TerminalSpec{Name: "mallory"})
+	require.NoError(t, err)
+	who := e.patients[2]
+	keys, err := ts[0].DeriveKeys(c, who.Identity, e.credsFor(t, who.Identity))
+	require.NoError(t, err)
+	got, err := ts[0].Fetch(c, keys)
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+
+	for name, creds := range map[string]map[string]recordkey.Credential{
+		"zero credentials":                            {"hospital-a": {}, "hospital-b": {}},
+		"random credentials":                          {"hospital-a": {7, 7, 7}, "hospital-b": {9}},
+		"one hospital's credential used at the other": {"hospital-a": e.credsFor(t, who.Identity)["hospital-b"]},
+	} {
+		mk, err := ts[1].DeriveKeys(c, who.Identity, creds)
+		require.NoError(t, err, name)
+		found, err := ts[1].Fetch(c, mk)
+		require.NoError(t, err, name)
+		require.Empty(t, found, name)
+	}
+	// mallory learns the patient's index (say, from the cloud's logs) and
+	// asks for it directly: without the access key the cloud refuses.
+	conn, err := e.p.Dial("mallory", platform.CloudName, e.p.CloudAddr)
+	require.NoError(t, err)
+	ix := keys[0].Index()
+	_, err = identitypb.NewCloudClient(conn).Get(c, &identitypb.GetRequest{Hospital: keys[0].Hospital(), Index: ix[:], Time: e.clock.now().Unix(), Signature: make([]byte, 64)})
+	require.Equal(t, codes.PermissionDenied, status.Code(err))
+	// Re-enrolment issues a new credential, which works after the next
+	// sync. (The bundle filed under the old credential stays in the cloud:
+	// see the README's residual risks.)
+	node := e.p.Nodes[0]
+	fresh, err := node.DB.Enrol(c, who.Identity)
+	require.NoError(t, err)
+	_, _, err = e.p.SyncAndUpload(c)
+	require.NoError(t, err)
+	nk, err := ts[0].DeriveKeys(c, who.Identity, map[string]recordkey.Credential{node.Hospital: fresh})
+	require.NoError(t, err)
+	f, err := ts[0].Fetch(c, nk)
+	require.NoError(t, err)
+	require.Len(t, f, 1)
 }

@@ -6,7 +6,7 @@
 // Message flow for one hospital H with OPRF key k_H (public key K_H = k_H·G):
 //
 //	patient terminal                          hospital relay H
-//	x = identity.Encode(fields)
+//	x = Input(identity.Encode(fields), credential)
 //	(q, blinded) = NewQuery(H, K_H, x)
 //	                      ---- blinded ---->
 //	                                           Evaluator.Evaluate: k_H·blinded, DLEQ proof
@@ -16,12 +16,21 @@
 //	y     = OPRF_H(x)                                        64 bytes, secret
 //	index = HKDF-SHA256(y, salt=H, info=LabelIndex)          32 bytes, public
 //	key   = HKDF-SHA256(y, salt=H, info=LabelRecordKey)      32 bytes, secret
+//	acc   = Ed25519(HKDF-SHA256(y, salt=H, info=LabelAccessKey)) access key, secret
 //
+// The credential is the patient's enrolment [Credential] at H: 32 random
+// bytes H issued at registration and keeps in its database, and that the
+// patient's terminal holds. Knowing the identity fields alone gives another
+// y.
 // The relay computes the same y for the records in its database with
 // [Evaluator.Derive], files each patient's bundle at the cloud under index,
-// sealed with AES-256-GCM under key ([Seal]). A [Grant] carries a patient's
-// y values (one per hospital); a patient seals it to a doctor, and a doctor to
-// a colleague, with HPKE in authenticated mode ([SealGrant]).
+// sealed with AES-256-GCM under key ([Seal]), with the access public key
+// beside it. The patient proves to the cloud that it holds y by signing
+// fetches with the access key ([FetchMessage]), and signs doctors' grants
+// ([Permit]) and revocations ([RevokeMessage]) with it. A [Grant] carries
+// [ReadKey]s (index and record key, not y, so not the access key) and grant
+// ids; a patient seals it to a doctor, and a doctor to a colleague, with
+// HPKE in authenticated mode ([SealGrant]).
 //
 // # Security model
 //

@@ -17,24 +17,39 @@ const MaxGrantKeys = 16
 // the claimed sender to this recipient, or it was altered. Discard it.
 var ErrGrant = errors.New("recordkey: grant does not open")
 
-// A Grant hands a patient's keys, one per hospital, to a doctor. It is
-// secret: whoever holds it reads the patient's records. Send it only sealed
-// ([SealGrant]).
+// GrantIDSize is the size of a grant id.
+const GrantIDSize = 16
+
+// GrantID names a grant the cloud holds and checks.
+type GrantID [GrantIDSize]byte
+
+// Read is one bundle a grant opens: the read key and the id of the grant the
+// cloud checks before it serves the ciphertext.
+type Read struct {
+	Key *ReadKey
+	ID  GrantID
+}
+
+// A Grant hands a doctor read keys, one per hospital, and the ids of the
+// grants the cloud holds for them. It is secret: with the cloud's permission
+// it reads the patient's records. Send it only sealed ([SealGrant]).
 type Grant struct {
-	Keys []*Key
+	Reads []Read
 }
 
 // MarshalBinary encodes g canonically.
 func (g *Grant) MarshalBinary() ([]byte, error) {
-	if len(g.Keys) == 0 || len(g.Keys) > MaxGrantKeys {
-		return nil, fmt.Errorf("recordkey: grant with %d keys, want 1 to %d", len(g.Keys), MaxGrantKeys)
+	if len(g.Reads) == 0 || len(g.Reads) > MaxGrantKeys {
+		return nil, fmt.Errorf("recordkey: grant with %d keys, want 1 to %d", len(g.Reads), MaxGrantKeys)
 	}
 	var b cryptobyte.Builder
 	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(labelGrantEncoding)) })
-	b.AddUint8(uint8(len(g.Keys)))
-	for _, k := range g.Keys {
-		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(k.hospital)) })
-		b.AddBytes(k.y[:])
+	b.AddUint8(uint8(len(g.Reads)))
+	for _, r := range g.Reads {
+		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(r.Key.hospital)) })
+		b.AddBytes(r.Key.index[:])
+		b.AddBytes(r.Key.key[:])
+		b.AddBytes(r.ID[:])
 	}
 	return b.Bytes()
 }
@@ -52,12 +67,13 @@ func ParseGrant(data []byte) (*Grant, error) {
 	if n == 0 || n > MaxGrantKeys {
 		return nil, fmt.Errorf("recordkey: grant: %w: %d keys", ErrMalformed, n)
 	}
-	g := &Grant{Keys: make([]*Key, 0, n)}
+	g := &Grant{Reads: make([]Read, 0, n)}
 	seen := make(map[string]bool, n)
 	for i := range int(n) {
 		var h cryptobyte.String
-		var y []byte
-		if !s.ReadUint8LengthPrefixed(&h) || !s.ReadBytes(&y, OutputSize) {
+		r := &ReadKey{}
+		var id GrantID
+		if !s.ReadUint8LengthPrefixed(&h) || !s.CopyBytes(r.index[:]) || !s.CopyBytes(r.key[:]) || !s.CopyBytes(id[:]) {
 			return nil, fmt.Errorf("recordkey: grant: %w: key %d truncated", ErrMalformed, i)
 		}
 		if err := CheckHospital(string(h)); err != nil {
@@ -67,11 +83,8 @@ func ParseGrant(data []byte) (*Grant, error) {
 			return nil, fmt.Errorf("recordkey: grant: %w: hospital %q repeated", ErrMalformed, string(h))
 		}
 		seen[string(h)] = true
-		k, err := newKey(string(h), y)
-		if err != nil {
-			return nil, fmt.Errorf("recordkey: grant: %w: %v", ErrMalformed, err)
-		}
-		g.Keys = append(g.Keys, k)
+		r.hospital = string(h)
+		g.Reads = append(g.Reads, Read{Key: r, ID: id})
 	}
 	if !s.Empty() {
 		return nil, fmt.Errorf("recordkey: grant: %w: %d trailing bytes", ErrMalformed, len(s))

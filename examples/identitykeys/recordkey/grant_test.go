@@ -13,7 +13,7 @@ func testGrant(t testing.TB) *Grant {
 	require.NoError(t, err)
 	kb, err := b.Derive(encode(t, alice))
 	require.NoError(t, err)
-	return &Grant{Keys: []*Key{ka, kb}}
+	return &Grant{Reads: []Read{{Key: ka.ReadKey(), ID: GrantID{1}}, {Key: kb.ReadKey(), ID: GrantID{2}}}}
 }
 
 func TestGrantRoundTrip(t *testing.T) {
@@ -22,9 +22,10 @@ func TestGrantRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	got, err := ParseGrant(b)
 	require.NoError(t, err)
-	require.Len(t, got.Keys, 2)
-	for i := range g.Keys {
-		require.True(t, got.Keys[i].Equal(g.Keys[i]))
+	require.Len(t, got.Reads, 2)
+	for i := range g.Reads {
+		require.True(t, got.Reads[i].Key.Equal(g.Reads[i].Key))
+		require.Equal(t, g.Reads[i].ID, got.Reads[i].ID)
 	}
 	for n := range len(b) {
 		_, err := ParseGrant(b[:n])
@@ -36,7 +37,7 @@ func TestGrantRoundTrip(t *testing.T) {
 
 func TestParseGrantRejects(t *testing.T) {
 	g := testGrant(t)
-	dup := &Grant{Keys: []*Key{g.Keys[0], g.Keys[0]}}
+	dup := &Grant{Reads: []Read{g.Reads[0], g.Reads[0]}}
 	// MarshalBinary does not check duplicates; ParseGrant must.
 	dupBytes, err := dup.MarshalBinary()
 	require.NoError(t, err)
@@ -73,7 +74,7 @@ func TestSealGrant(t *testing.T) {
 	require.NoError(t, err)
 	got, err := OpenGrant(doctor, "patient", "dr-lee", patient.PublicKey(), sealed)
 	require.NoError(t, err)
-	require.True(t, got.Keys[0].Equal(g.Keys[0]) && got.Keys[1].Equal(g.Keys[1]))
+	require.True(t, got.Reads[0].Key.Equal(g.Reads[0].Key) && got.Reads[1].Key.Equal(g.Reads[1].Key))
 
 	tests := []struct {
 		name      string
@@ -105,4 +106,38 @@ func flip(b []byte, i int) []byte {
 	b = bytes.Clone(b)
 	b[i] ^= 1
 	return b
+}
+
+// TestReadKey: a read key opens the bundle but carries no access key, and
+// the credential changes the key completely.
+func TestReadKey(t *testing.T) {
+	ev := evaluator(t, "hospital-a")
+	c1, err := NewCredential()
+	require.NoError(t, err)
+	c2, err := NewCredential()
+	require.NoError(t, err)
+	k1, err := ev.Derive(Input(encode(t, alice), c1))
+	require.NoError(t, err)
+	k2, err := ev.Derive(Input(encode(t, alice), c2))
+	require.NoError(t, err)
+	kNone, err := ev.Derive(encode(t, alice))
+	require.NoError(t, err)
+	require.NotEqual(t, k1.Index(), k2.Index(), "another credential, another index")
+	require.NotEqual(t, k1.Index(), kNone.Index(), "the identity alone gives another index")
+	ct, err := Seal(k1, []byte("conditions"))
+	require.NoError(t, err)
+	pt, err := OpenRead(k1.ReadKey(), ct)
+	require.NoError(t, err)
+	require.Equal(t, "conditions", string(pt))
+	for _, k := range []*Key{k2, kNone} {
+		_, err := Open(k, ct)
+		require.ErrorIs(t, err, ErrDecrypt)
+	}
+	require.NotEqual(t, k1.AccessPublicKey(), k2.AccessPublicKey())
+	// The read key's encoding in a grant holds index and record key only:
+	// the access key's seed is not among its bytes.
+	b, err := (&Grant{Reads: []Read{{Key: k1.ReadKey()}}}).MarshalBinary()
+	require.NoError(t, err)
+	require.False(t, bytes.Contains(b, k1.AccessKey().Seed()))
+	require.False(t, bytes.Contains(b, k1.y[:16]))
 }

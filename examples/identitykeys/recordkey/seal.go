@@ -24,8 +24,8 @@ const (
 	Overhead = 1 + nonceSize + tagSize
 )
 
-func aead(k *Key) cipher.AEAD {
-	block, err := aes.NewCipher(k.derive(LabelRecordKey, keySize))
+func aead(r *ReadKey) cipher.AEAD {
+	block, err := aes.NewCipher(r.key[:])
 	if err != nil {
 		panic("recordkey: aes: " + err.Error()) // key size is fixed
 	}
@@ -36,13 +36,12 @@ func aead(k *Key) cipher.AEAD {
 	return g
 }
 
-func bundleAAD(k *Key) []byte {
-	ix := k.Index()
-	aad := make([]byte, 0, len(labelBundleAAD)+1+len(k.hospital)+IndexSize)
+func bundleAAD(r *ReadKey) []byte {
+	aad := make([]byte, 0, len(labelBundleAAD)+1+len(r.hospital)+IndexSize)
 	aad = append(aad, labelBundleAAD...)
-	aad = append(aad, byte(len(k.hospital)))
-	aad = append(aad, k.hospital...)
-	return append(aad, ix[:]...)
+	aad = append(aad, byte(len(r.hospital)))
+	aad = append(aad, r.hospital...)
+	return append(aad, r.index[:]...)
 }
 
 // Seal encrypts a bundle plaintext under k with a fresh random nonce, bound
@@ -59,7 +58,8 @@ func Seal(k *Key, plaintext []byte) ([]byte, error) {
 	if _, err := rand.Read(out[1:]); err != nil {
 		return nil, fmt.Errorf("recordkey: drawing nonce: %w", err)
 	}
-	return aead(k).Seal(out, out[1:], padded, bundleAAD(k)), nil
+	r := k.ReadKey()
+	return aead(r).Seal(out, out[1:], padded, bundleAAD(r)), nil
 }
 
 // Open decrypts a ciphertext made by [Seal]. Anything that does not
@@ -67,6 +67,11 @@ func Seal(k *Key, plaintext []byte) ([]byte, error) {
 // [ErrDecrypt] (or [ErrMalformed] when the framing is wrong before any
 // decryption).
 func Open(k *Key, ciphertext []byte) ([]byte, error) {
+	return OpenRead(k.ReadKey(), ciphertext)
+}
+
+// OpenRead is [Open] with a [ReadKey], as a doctor holds it.
+func OpenRead(r *ReadKey, ciphertext []byte) ([]byte, error) {
 	if len(ciphertext) < Overhead+PadBlock || (len(ciphertext)-Overhead)%PadBlock != 0 {
 		return nil, fmt.Errorf("recordkey: bundle: %w: %d bytes", ErrMalformed, len(ciphertext))
 	}
@@ -76,7 +81,7 @@ func Open(k *Key, ciphertext []byte) ([]byte, error) {
 	if ciphertext[0] != sealVersion {
 		return nil, fmt.Errorf("recordkey: bundle: %w: version %d", ErrMalformed, ciphertext[0])
 	}
-	padded, err := aead(k).Open(nil, ciphertext[1:1+nonceSize], ciphertext[1+nonceSize:], bundleAAD(k))
+	padded, err := aead(r).Open(nil, ciphertext[1:1+nonceSize], ciphertext[1+nonceSize:], bundleAAD(r))
 	if err != nil {
 		return nil, ErrDecrypt
 	}

@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mpsi-dev/mpsi/examples/identitykeys/identity"
 	"github.com/mpsi-dev/mpsi/examples/identitykeys/identitypb"
 	"github.com/mpsi-dev/mpsi/examples/identitykeys/internal/authn"
 	"github.com/mpsi-dev/mpsi/examples/identitykeys/link"
@@ -50,7 +49,7 @@ var ErrRateLimited = errors.New("relay: too many queries from this terminal")
 type Config struct {
 	Evaluator *recordkey.Evaluator // required: the hospital's OPRF key
 	Link      *link.Switch         // required: the relay's switch
-	DB        *records.DB          // required: the hospital database (LAN side)
+	DB        *records.Store       // required: the hospital database (LAN side)
 	// DialCloud opens the uplink to the cloud; it is called only while the
 	// link is on the cloud side, and the connection is closed before the
 	// switch can move. Required for Upload.
@@ -66,6 +65,7 @@ type SyncReport struct {
 	Patients   int // rows read
 	Bundles    int // bundles sealed (one per distinct identity)
 	Merged     int // rows whose identity repeated another row's and were merged into it
+	Unenrolled int // rows of patients without an enrolment credential: not sealed, not uploaded
 	Conditions int // condition rows sealed
 	Bytes      int // total ciphertext bytes
 }
@@ -124,28 +124,35 @@ func (r *Relay) Sync(ctx context.Context) (SyncReport, error) {
 			key    *recordkey.Key
 			bundle *records.Bundle
 		}
+		rows, err := r.cfg.DB.Rows(ctx)
+		if err != nil {
+			return err
+		}
 		byIdentity := map[string]*group{}
 		var order []string
-		for i := range r.cfg.DB.Patients {
+		for i := range rows {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			p := &r.cfg.DB.Patients[i]
+			row := &rows[i]
 			rep.Patients++
-			enc, err := identity.Encode(p.Identity)
-			if err != nil {
-				return fmt.Errorf("relay: patient %d: %w", i, err)
+			if !row.Enrolled {
+				// Without the credential the patient's terminal could not
+				// derive the key: nothing to upload.
+				rep.Unenrolled++
+				continue
 			}
+			enc := row.Identity
 			if g, ok := byIdentity[string(enc)]; ok {
-				g.bundle.Conditions = append(g.bundle.Conditions, p.Conditions...)
+				g.bundle.Conditions = append(g.bundle.Conditions, row.Patient.Conditions...)
 				rep.Merged++
 				continue
 			}
-			k, err := r.cfg.Evaluator.Derive(enc)
+			k, err := r.cfg.Evaluator.Derive(recordkey.Input(enc, row.Cred))
 			if err != nil {
 				return err
 			}
-			byIdentity[string(enc)] = &group{key: k, bundle: records.NewBundle(r.Hospital(), p)}
+			byIdentity[string(enc)] = &group{key: k, bundle: records.NewBundle(r.Hospital(), &row.Patient)}
 			order = append(order, string(enc))
 		}
 		for _, id := range order {
@@ -159,7 +166,7 @@ func (r *Relay) Sync(ctx context.Context) (SyncReport, error) {
 				return err
 			}
 			ix := g.key.Index()
-			entries = append(entries, &identitypb.Entry{Hospital: r.Hospital(), Index: ix[:], Ciphertext: ct})
+			entries = append(entries, &identitypb.Entry{Hospital: r.Hospital(), Index: ix[:], Ciphertext: ct, AccessKey: g.key.AccessPublicKey()})
 			rep.Bundles++
 			rep.Conditions += len(g.bundle.Conditions)
 			rep.Bytes += len(ct)
@@ -172,7 +179,7 @@ func (r *Relay) Sync(ctx context.Context) (SyncReport, error) {
 	r.mu.Lock()
 	r.pending = entries
 	r.mu.Unlock()
-	r.log.Info("synced", "hospital", r.Hospital(), "patients", rep.Patients, "bundles", rep.Bundles, "merged", rep.Merged)
+	r.log.Info("synced", "hospital", r.Hospital(), "patients", rep.Patients, "bundles", rep.Bundles, "merged", rep.Merged, "unenrolled", rep.Unenrolled)
 	return rep, nil
 }
 

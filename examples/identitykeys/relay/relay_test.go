@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -44,19 +45,35 @@ func TestLimiter(t *testing.T) {
 	}
 }
 
+// openStore imports db into a fresh SQLite database in a temporary folder.
+func openStore(t *testing.T, db *records.DB) *records.Store {
+	t.Helper()
+	st, err := records.OpenStore(context.Background(), filepath.Join(t.TempDir(), db.Hospital+".db"), db.Hospital)
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	require.NoError(t, st.Import(context.Background(), db))
+	return st
+}
+
 func newRelay(t *testing.T, db *records.DB, clk *fakeClock) (*Relay, *recordkey.Evaluator, *link.Switch) {
+	r, ev, sw, _ := newRelayStore(t, db, clk)
+	return r, ev, sw
+}
+
+func newRelayStore(t *testing.T, db *records.DB, clk *fakeClock) (*Relay, *recordkey.Evaluator, *link.Switch, *records.Store) {
 	t.Helper()
 	ev, err := recordkey.GenerateEvaluator(db.Hospital)
 	require.NoError(t, err)
 	sw := link.NewSwitch(nil)
 	require.NoError(t, sw.Start())
-	cfg := Config{Evaluator: ev, Link: sw, DB: db, RateBurst: 2, RateEvery: time.Minute}
+	st := openStore(t, db)
+	cfg := Config{Evaluator: ev, Link: sw, DB: st, RateBurst: 2, RateEvery: time.Minute}
 	if clk != nil {
 		cfg.Now = clk.now
 	}
 	r, err := New(cfg)
 	require.NoError(t, err)
-	return r, ev, sw
+	return r, ev, sw, st
 }
 
 func TestSyncMergesAndSeals(t *testing.T) {
@@ -64,10 +81,20 @@ func TestSyncMergesAndSeals(t *testing.T) {
 	dupe := ps[1]
 	dupe.Identity.Given = "  " + dupe.Identity.Given + "  " // same person, typed differently
 	dupe.Conditions = []records.Condition{{Code: "1", Description: "extra"}}
+	dupe.LocalID = "another-row"
 	db := &records.DB{Hospital: "hospital-a", Patients: append(ps, dupe)}
-	r, ev, sw := newRelay(t, db, nil)
+	r, ev, sw, st := newRelayStore(t, db, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	// Every patient but ps[4] is enrolled.
+	var cred recordkey.Credential
+	for i, p := range ps[:4] {
+		c, err := st.Enrol(ctx, p.Identity)
+		require.NoError(t, err)
+		if i == 1 {
+			cred = c
+		}
+	}
 
 	done := make(chan error, 1)
 	var rep SyncReport
@@ -83,10 +110,10 @@ func TestSyncMergesAndSeals(t *testing.T) {
 	}
 	require.NoError(t, sw.Toggle(ctx))
 	require.NoError(t, <-done)
-	require.Equal(t, SyncReport{Patients: 6, Bundles: 5, Merged: 1, Conditions: rep.Conditions, Bytes: rep.Bytes}, rep)
+	require.Equal(t, SyncReport{Patients: 6, Bundles: 4, Merged: 1, Unenrolled: 1, Conditions: rep.Conditions, Bytes: rep.Bytes}, rep)
 
 	want := len(dupe.Conditions)
-	for _, p := range ps {
+	for _, p := range ps[:4] {
 		want += len(p.Conditions)
 	}
 	require.Equal(t, want, rep.Conditions)
@@ -94,9 +121,11 @@ func TestSyncMergesAndSeals(t *testing.T) {
 	// The pending entries open under the patients' keys, the merged one with both rows' conditions.
 	enc, err := identity.Encode(ps[1].Identity)
 	require.NoError(t, err)
-	k, err := ev.Derive(enc)
+	k, err := ev.Derive(recordkey.Input(enc, cred))
 	require.NoError(t, err)
 	ix := k.Index()
+	noCred, err := ev.Derive(enc)
+	require.NoError(t, err)
 	found := false
 	for _, e := range r.pending {
 		if string(e.Index) != string(ix[:]) {
@@ -108,8 +137,13 @@ func TestSyncMergesAndSeals(t *testing.T) {
 		b, err := records.ParseBundle(pt)
 		require.NoError(t, err)
 		require.Len(t, b.Conditions, len(ps[1].Conditions)+1)
+		require.Equal(t, k.AccessPublicKey(), e.AccessKey, "the entry carries the bundle's access public key")
 	}
 	require.True(t, found)
+	for _, e := range r.pending {
+		nix := noCred.Index()
+		require.NotEqual(t, nix[:], e.Index, "without the credential no index matches")
+	}
 }
 
 func TestEvaluateRateLimited(t *testing.T) {
@@ -157,8 +191,8 @@ func TestNewValidates(t *testing.T) {
 	}{
 		{"empty", Config{}},
 		{"no db", Config{Evaluator: ev, Link: sw}},
-		{"other hospital's db", Config{Evaluator: ev, Link: sw, DB: &records.DB{Hospital: "hospital-b"}}},
-		{"negative rate", Config{Evaluator: ev, Link: sw, DB: &records.DB{Hospital: "hospital-a"}, RateBurst: -1}},
+		{"other hospital's db", Config{Evaluator: ev, Link: sw, DB: openStore(t, &records.DB{Hospital: "hospital-b"})}},
+		{"negative rate", Config{Evaluator: ev, Link: sw, DB: openStore(t, &records.DB{Hospital: "hospital-a"}), RateBurst: -1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -37,7 +37,7 @@ func TestUploadBatchesOnCloudSide(t *testing.T) {
 	require.NoError(t, sw.Start())
 	fc := &fakeCloud{sw: sw}
 	closed := 0
-	r, err := New(Config{Evaluator: ev, Link: sw, DB: &records.DB{Hospital: "hospital-a"},
+	r, err := New(Config{Evaluator: ev, Link: sw, DB: openStore(t, &records.DB{Hospital: "hospital-a"}),
 		DialCloud: func(context.Context) (identitypb.CloudClient, func() error, error) {
 			return fc, func() error { closed++; return nil }, nil
 		}})

@@ -12,6 +12,7 @@ package terminal
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"time"
@@ -41,6 +42,10 @@ var (
 	ErrRelay = errors.New("terminal: relay refused the query")
 	// ErrCloud reports a cloud call that failed.
 	ErrCloud = errors.New("terminal: cloud request failed")
+	// ErrDenied reports the cloud refusing a fetch, grant or revocation:
+	// no valid signature by the bundle's access key, or a grant that is not
+	// the caller's, was revoked or has expired.
+	ErrDenied = errors.New("terminal: the cloud refused")
 	// ErrBundle reports a bundle that failed to decrypt or decode, or that
 	// claims another hospital than the one it was fetched from.
 	ErrBundle = errors.New("terminal: bad bundle")
@@ -63,6 +68,7 @@ type Config struct {
 	Cloud       identitypb.CloudClient // required
 	Retry       time.Duration          // if zero, DefaultRetry
 	CallTimeout time.Duration          // if zero, DefaultCallTimeout
+	Now         func() time.Time       // if nil, time.Now (signed fetches, grant expiries)
 	// Trace, if not nil, is told each message the terminal sends or
 	// receives, in one line without secrets.
 	Trace func(format string, args ...any)
@@ -92,6 +98,9 @@ func New(cfg Config) (*Terminal, error) {
 	if cfg.CallTimeout == 0 {
 		cfg.CallTimeout = DefaultCallTimeout
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.Retry < 0 || cfg.CallTimeout < 0 {
 		return nil, errors.New("terminal: negative Retry or CallTimeout")
 	}
@@ -115,17 +124,24 @@ func (t *Terminal) trace(format string, args ...any) {
 }
 
 // DeriveKeys normalises the typed identity and derives the patient's key at
-// every hospital through its relay's OPRF, checking each relay's proof
-// against its pinned key. A relay whose link is on the hospital side is
-// asked again after the retry interval until ctx ends.
-func (t *Terminal) DeriveKeys(ctx context.Context, typed identity.Fields) ([]*recordkey.Key, error) {
+// every hospital that enrolled the patient (creds holds the enrolment
+// credential each hospital issued) through its relay's OPRF, checking each
+// relay's proof against its pinned key. The credential enters the OPRF
+// input beside the identity, so a terminal without it derives a key that
+// finds nothing. A relay whose link is on the hospital side is asked again
+// after the retry interval until ctx ends.
+func (t *Terminal) DeriveKeys(ctx context.Context, typed identity.Fields, creds map[string]recordkey.Credential) ([]*recordkey.Key, error) {
 	enc, err := identity.Encode(typed)
 	if err != nil {
 		return nil, fmt.Errorf("terminal: %w", err)
 	}
 	keys := make([]*recordkey.Key, 0, len(t.cfg.Hospitals))
 	for _, h := range t.cfg.Hospitals {
-		k, err := t.query(ctx, h, enc)
+		c, ok := creds[h.Name]
+		if !ok {
+			continue
+		}
+		k, err := t.query(ctx, h, recordkey.Input(enc, c))
 		if err != nil {
 			return nil, err
 		}
@@ -166,53 +182,155 @@ func (t *Terminal) query(ctx context.Context, h Hospital, enc []byte) (*recordke
 
 // Fetched is one bundle a terminal fetched and opened.
 type Fetched struct {
-	Key        *recordkey.Key
+	Hospital   string
+	Key        *recordkey.Key // the patient's key; nil for a doctor
+	Read       recordkey.Read // the read key (and, for a doctor, the grant used)
 	Bundle     *records.Bundle
 	Ciphertext int // bytes received
 }
 
-// Fetch gets and opens the bundle of every key from the cloud. A hospital
-// with no bundle at the key's index is skipped (the patient has no records
-// there). A bundle that does not open wraps [ErrBundle].
+// Fetch gets and opens the bundle of every key from the cloud, proving to
+// the cloud with each key's access key that the terminal is the patient. A
+// hospital with no bundle at the key's index is skipped (the patient has no
+// records there). A bundle that does not open wraps [ErrBundle].
 func (t *Terminal) Fetch(ctx context.Context, keys []*recordkey.Key) ([]Fetched, error) {
 	var out []Fetched
 	for _, k := range keys {
 		ix := k.Index()
-		t.trace("→ cloud: Get(%s, index %x…)", k.Hospital(), ix[:6])
-		resp, err := call(ctx, t, t.cfg.Cloud.Get, &identitypb.GetRequest{Hospital: k.Hospital(), Index: ix[:]})
-		if status.Code(err) == codes.NotFound {
-			t.trace("← cloud: nothing at that index for %s", k.Hospital())
-			continue
-		}
+		now := t.cfg.Now().Unix()
+		sig := ed25519.Sign(k.AccessKey(), recordkey.FetchMessage(t.cfg.Name, k.Hospital(), ix, now))
+		t.trace("→ cloud: Get(%s, index %x…, signed with the access key)", k.Hospital(), ix[:6])
+		f, ok, err := t.get(ctx, &identitypb.GetRequest{Hospital: k.Hospital(), Index: ix[:], Time: now, Signature: sig}, k.ReadKey())
 		if err != nil {
-			return nil, fmt.Errorf("%w: get: %v", ErrCloud, status.Convert(err).Message())
+			return nil, err
 		}
-		ct := resp.GetCiphertext()
-		t.trace("← cloud: %d-byte ciphertext", len(ct))
-		pt, err := recordkey.Open(k, ct)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrBundle, k.Hospital(), err)
+		if ok {
+			f.Key, f.Read = k, recordkey.Read{Key: k.ReadKey()}
+			out = append(out, f)
 		}
-		b, err := records.ParseBundle(pt)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrBundle, k.Hospital(), err)
-		}
-		if b.Hospital != k.Hospital() {
-			return nil, fmt.Errorf("%w: fetched from %s but claims %q", ErrBundle, k.Hospital(), b.Hospital)
-		}
-		out = append(out, Fetched{Key: k, Bundle: b, Ciphertext: len(ct)})
 	}
 	return out, nil
 }
 
-// Share seals keys to the terminal named to and posts the grant through the
-// cloud's mailbox.
-func (t *Terminal) Share(ctx context.Context, to string, keys []*recordkey.Key) error {
+// FetchGranted gets and opens the bundles of a grant a doctor received. The
+// cloud serves each only while its grant is active; a refusal wraps
+// [ErrDenied].
+func (t *Terminal) FetchGranted(ctx context.Context, reads []recordkey.Read) ([]Fetched, error) {
+	var out []Fetched
+	for _, r := range reads {
+		ix := r.Key.Index()
+		t.trace("→ cloud: Get(%s, index %x…, grant %x…)", r.Key.Hospital(), ix[:6], r.ID[:4])
+		f, ok, err := t.get(ctx, &identitypb.GetRequest{Hospital: r.Key.Hospital(), Index: ix[:], GrantId: r.ID[:]}, r.Key)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			f.Read = r
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+func (t *Terminal) get(ctx context.Context, req *identitypb.GetRequest, rk *recordkey.ReadKey) (Fetched, bool, error) {
+	resp, err := call(ctx, t, t.cfg.Cloud.Get, req)
+	switch status.Code(err) {
+	case codes.OK:
+	case codes.NotFound:
+		t.trace("← cloud: nothing at that index for %s", req.GetHospital())
+		return Fetched{}, false, nil
+	case codes.PermissionDenied:
+		t.trace("← cloud: refused: %s", status.Convert(err).Message())
+		return Fetched{}, false, fmt.Errorf("%w: %s", ErrDenied, status.Convert(err).Message())
+	default:
+		return Fetched{}, false, fmt.Errorf("%w: get: %v", ErrCloud, status.Convert(err).Message())
+	}
+	ct := resp.GetCiphertext()
+	t.trace("← cloud: %d-byte ciphertext", len(ct))
+	pt, err := recordkey.OpenRead(rk, ct)
+	if err != nil {
+		return Fetched{}, false, fmt.Errorf("%w: %s: %w", ErrBundle, rk.Hospital(), err)
+	}
+	b, err := records.ParseBundle(pt)
+	if err != nil {
+		return Fetched{}, false, fmt.Errorf("%w: %s: %w", ErrBundle, rk.Hospital(), err)
+	}
+	if b.Hospital != rk.Hospital() {
+		return Fetched{}, false, fmt.Errorf("%w: fetched from %s but claims %q", ErrBundle, rk.Hospital(), b.Hospital)
+	}
+	return Fetched{Hospital: rk.Hospital(), Bundle: b, Ciphertext: len(ct)}, true, nil
+}
+
+// Share gives the terminal named to read access to the patient's bundles
+// until expires: for each key it signs a grant with the key's access key
+// and stores it at the cloud, then seals the read keys and grant ids to the
+// doctor (HPKE) and posts them through the cloud's mailbox. If delegable,
+// the doctor may pass the grants on to colleagues. The doctor never gets
+// the access keys, so the patient can revoke the grants ([Terminal.Revoke]).
+func (t *Terminal) Share(ctx context.Context, to string, keys []*recordkey.Key, expires time.Time, delegable bool) ([]recordkey.Read, error) {
+	var reads []recordkey.Read
+	for _, k := range keys {
+		id, err := recordkey.NewGrantID()
+		if err != nil {
+			return nil, err
+		}
+		p := recordkey.Permit{ID: id, Hospital: k.Hospital(), Index: k.Index(), Grantee: to, Expires: expires.Unix(), Delegable: delegable}
+		t.trace("→ cloud: Permit(%s may read %s index %x… until %s, delegable %v; signed with the access key)",
+			to, k.Hospital(), p.Index[:6], expires.UTC().Format(time.DateTime), delegable)
+		if _, err := call(ctx, t, t.cfg.Cloud.Permit, &identitypb.PermitRequest{
+			Id: id[:], Hospital: p.Hospital, Index: p.Index[:], Grantee: to, Expires: p.Expires, Delegable: delegable, Signature: p.Sign(k),
+		}); err != nil {
+			return nil, fmt.Errorf("%w: permit: %v", ErrCloud, status.Convert(err).Message())
+		}
+		reads = append(reads, recordkey.Read{Key: k.ReadKey(), ID: id})
+	}
+	return reads, t.send(ctx, to, reads)
+}
+
+// PassOn passes a doctor's delegable grants on to the colleague named to,
+// until expires (no later than the grants run): the cloud records the new
+// grants under the doctor's, so the patient's revocation ends both.
+func (t *Terminal) PassOn(ctx context.Context, to string, reads []recordkey.Read, expires time.Time) ([]recordkey.Read, error) {
+	var out []recordkey.Read
+	for _, r := range reads {
+		id, err := recordkey.NewGrantID()
+		if err != nil {
+			return nil, err
+		}
+		t.trace("→ cloud: Delegate(grant %x… to %s)", r.ID[:4], to)
+		if _, err := call(ctx, t, t.cfg.Cloud.Delegate, &identitypb.DelegateRequest{ParentId: r.ID[:], Id: id[:], Grantee: to, Expires: expires.Unix()}); err != nil {
+			if status.Code(err) == codes.PermissionDenied {
+				return nil, fmt.Errorf("%w: %s", ErrDenied, status.Convert(err).Message())
+			}
+			return nil, fmt.Errorf("%w: delegate: %v", ErrCloud, status.Convert(err).Message())
+		}
+		out = append(out, recordkey.Read{Key: r.Key, ID: id})
+	}
+	return out, t.send(ctx, to, out)
+}
+
+// Revoke revokes the grant id the patient made for k's bundle, signing the
+// revocation with k's access key. The doctor, and every colleague the grant
+// was passed on to, can no longer fetch the bundle.
+func (t *Terminal) Revoke(ctx context.Context, k *recordkey.Key, id recordkey.GrantID) error {
+	now := t.cfg.Now().Unix()
+	sig := ed25519.Sign(k.AccessKey(), recordkey.RevokeMessage(id, now))
+	t.trace("→ cloud: Revoke(grant %x…, signed with the access key)", id[:4])
+	if _, err := call(ctx, t, t.cfg.Cloud.Revoke, &identitypb.RevokeRequest{Id: id[:], Time: now, Signature: sig}); err != nil {
+		if status.Code(err) == codes.PermissionDenied {
+			return fmt.Errorf("%w: %s", ErrDenied, status.Convert(err).Message())
+		}
+		return fmt.Errorf("%w: revoke: %v", ErrCloud, status.Convert(err).Message())
+	}
+	return nil
+}
+
+func (t *Terminal) send(ctx context.Context, to string, reads []recordkey.Read) error {
 	pub, ok := t.cfg.Terminals[to]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownTerminal, to)
 	}
-	sealed, err := recordkey.SealGrant(t.cfg.Key, t.cfg.Name, to, pub, &recordkey.Grant{Keys: keys})
+	sealed, err := recordkey.SealGrant(t.cfg.Key, t.cfg.Name, to, pub, &recordkey.Grant{Reads: reads})
 	if err != nil {
 		return fmt.Errorf("terminal: %w", err)
 	}
@@ -225,8 +343,8 @@ func (t *Terminal) Share(ctx context.Context, to string, keys []*recordkey.Key) 
 
 // Received is a grant opened from the mailbox.
 type Received struct {
-	From string
-	Keys []*recordkey.Key
+	From  string
+	Reads []recordkey.Read
 }
 
 // Inbox takes the terminal's mail from the cloud and opens each grant with
@@ -252,7 +370,7 @@ func (t *Terminal) Inbox(ctx context.Context) ([]Received, error) {
 			errs = append(errs, fmt.Errorf("terminal: mail from %q: %w", m.GetFrom(), err))
 			continue
 		}
-		out = append(out, Received{From: m.GetFrom(), Keys: g.Keys})
+		out = append(out, Received{From: m.GetFrom(), Reads: g.Reads})
 	}
 	return out, errors.Join(errs...)
 }

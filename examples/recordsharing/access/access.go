@@ -29,6 +29,7 @@ const (
 // Config configures a Layer.
 type Config struct {
 	Key            *protocol.KeyPair        // required: signatures 3 and 5, session grants
+	Rotations      [][]byte                 // the access key rotations since deployment, oldest first; the last must end at Key
 	AppKey         protocol.Key             // required: the app's key (signature 2)
 	ContractKey    protocol.Key             // required: the contract's key (signature 4)
 	Contract       sharingpb.ContractClient // required
@@ -46,7 +47,10 @@ type Config struct {
 type Layer struct {
 	sharingpb.UnimplementedAccessLayerServer
 
-	key         *protocol.KeyPair
+	keyMu     sync.RWMutex      // held for reading while a request uses key; for writing while it is replaced
+	key       *protocol.KeyPair // guarded by keyMu
+	rotations [][]byte          // guarded by keyMu
+
 	app         protocol.Key
 	contractKey protocol.Key
 	contract    sharingpb.ContractClient
@@ -77,8 +81,26 @@ func New(cfg Config) (*Layer, error) {
 	if len(cfg.AllowedSources) == 0 {
 		return nil, errors.New("access: AllowedSources is empty; no app could call")
 	}
+	if len(cfg.Rotations) > 0 {
+		var first protocol.SignedAccessRotation
+		if err := first.UnmarshalBinary(cfg.Rotations[0]); err != nil {
+			return nil, fmt.Errorf("access: rotation 0: %w", err)
+		}
+		r, err := first.Verify()
+		if err != nil {
+			return nil, fmt.Errorf("access: rotation 0: %w", err)
+		}
+		end, err := protocol.FollowRotations(r.Old, cfg.Rotations)
+		if err != nil {
+			return nil, fmt.Errorf("access: %w", err)
+		}
+		if end != cfg.Key.Public() {
+			return nil, fmt.Errorf("access: the rotations end at %s, not at the key %s", end, cfg.Key.Public())
+		}
+	}
 	l := &Layer{
 		key:         cfg.Key,
+		rotations:   slices.Clone(cfg.Rotations),
 		app:         cfg.AppKey,
 		contractKey: cfg.ContractKey,
 		contract:    cfg.Contract,
@@ -107,8 +129,54 @@ func New(cfg Config) (*Layer, error) {
 	return l, nil
 }
 
-// Public returns the access layer's public key.
-func (l *Layer) Public() protocol.Key { return l.key.Public() }
+// Public returns the access layer's current public key.
+func (l *Layer) Public() protocol.Key {
+	l.keyMu.RLock()
+	defer l.keyMu.RUnlock()
+	return l.key.Public()
+}
+
+// RotateKey replaces the access layer's key by newKey (the seed's periodic
+// replacement of key pairs 2 to 4, here for the access layer). Both keys
+// sign the rotation; the contract appends it to the ledger and accepts
+// signature 3 only under newKey from then on. Requests in flight finish
+// first. Every session ends, because its answers were to be checked under
+// the old key: apps open a new session and learn the new key by following
+// the signed chain of rotations that comes with the grant. It returns the
+// encoded signed rotation, for the caller to store beside the new key. The
+// old key pair is not destroyed; the caller owns it.
+func (l *Layer) RotateKey(ctx context.Context, newKey *protocol.KeyPair) ([]byte, error) {
+	l.keyMu.Lock()
+	defer l.keyMu.Unlock()
+	r := protocol.AccessRotation{Old: l.key.Public(), New: newKey.Public(), Time: l.now().UnixNano()}
+	if _, err := rand.Read(r.Nonce[:]); err != nil {
+		return nil, fmt.Errorf("access: %w", err)
+	}
+	enc, err := r.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("access: %w", err)
+	}
+	signed := protocol.SignAccessRotation(l.key, newKey, enc)
+	b, err := signed.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("access: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, DefaultContractTimeout)
+	defer cancel()
+	ack, err := l.contract.RotateAccessKey(cctx, &sharingpb.AccessKeyRotation{Rotation: b})
+	if err != nil {
+		return nil, fmt.Errorf("access: rotating key: %w", rpcerr.FromStatus(err))
+	}
+	l.key = newKey
+	l.rotations = append(l.rotations, b)
+	l.mu.Lock()
+	n := len(l.sessions)
+	clear(l.sessions)
+	l.mu.Unlock()
+	l.log.Info("access: key replaced; the contract logged the rotation; sessions ended",
+		"old", r.Old, "new", r.New, "ledger_seq", ack.GetSeq(), "sessions_ended", n)
+	return b, nil
+}
 
 func (l *Layer) source(ctx context.Context) (netip.Addr, error) {
 	src, ok := rpcnet.PeerAddr(ctx)
@@ -151,7 +219,10 @@ func (l *Layer) openSession(ctx context.Context, in *sharingpb.OpenSessionReques
 	if err != nil {
 		return nil, fmt.Errorf("access: %w", err)
 	}
+	l.keyMu.RLock()
 	sig := protocol.SignGrant(l.key, enc)
+	chain := slices.Clone(l.rotations)
+	l.keyMu.RUnlock()
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -166,7 +237,7 @@ func (l *Layer) openSession(ctx context.Context, in *sharingpb.OpenSessionReques
 	l.sessions[id] = &sessionInfo{s: s, source: src, expires: now.Add(l.ttl)}
 	l.log.Info("access: session key sealed to the app's temporary key (HPKE) and grant signed",
 		"session", id, "source", src, "enc_bytes", len(grant.Enc), "sealed_key_bytes", len(grant.SealedKey))
-	return &sharingpb.OpenSessionResponse{Grant: enc, Signature: sig[:]}, nil
+	return &sharingpb.OpenSessionResponse{Grant: enc, Signature: sig[:], KeyRotations: chain}, nil
 }
 
 // Submit implements sharingpb.AccessLayerServer: it opens the sealed
@@ -181,6 +252,10 @@ func (l *Layer) Submit(ctx context.Context, in *sharingpb.SealedMessage) (*shari
 }
 
 func (l *Layer) submit(ctx context.Context, in *sharingpb.SealedMessage) (*sharingpb.SealedMessage, error) {
+	// The session lookup and the answer's signature 5 must see the same
+	// key: a rotation ends every session.
+	l.keyMu.RLock()
+	defer l.keyMu.RUnlock()
 	src, err := l.source(ctx)
 	if err != nil {
 		return nil, err
@@ -211,7 +286,7 @@ func (l *Layer) submit(ctx context.Context, in *sharingpb.SealedMessage) (*shari
 		return nil, fmt.Errorf("access: %w", err)
 	}
 	l.log.Info("access: opened sealed request", "session", id, "source", src, "sealed_bytes", len(in.GetCiphertext()))
-	resp, err := l.Forward(ctx, id, sr)
+	resp, err := l.forward(ctx, id, sr)
 	if err != nil {
 		return nil, err
 	}
@@ -232,6 +307,13 @@ func (l *Layer) submit(ctx context.Context, in *sharingpb.SealedMessage) (*shari
 // answer (signature 4, that it answers this request) and returns it with
 // signature 5 in Hop.
 func (l *Layer) Forward(ctx context.Context, sid protocol.SessionID, in protocol.SignedRequest) (*protocol.SignedResponse, error) {
+	l.keyMu.RLock()
+	defer l.keyMu.RUnlock()
+	return l.forward(ctx, sid, in)
+}
+
+// forward is Forward with keyMu held for reading.
+func (l *Layer) forward(ctx context.Context, sid protocol.SessionID, in protocol.SignedRequest) (*protocol.SignedResponse, error) {
 	if err := protocol.VerifyApp(l.app, sid, in.Request, in.Requester, in.Hop); err != nil {
 		return nil, fmt.Errorf("access: %w", err)
 	}

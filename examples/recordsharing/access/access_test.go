@@ -35,6 +35,8 @@ type fakeContract struct {
 	con    protocol.Key
 	calls  atomic.Int32
 	mutate func(in *sharingpb.ContractRequest, out *sharingpb.ContractResponse) *sharingpb.ContractResponse
+
+	refuseRotation error
 }
 
 func (f *fakeContract) Submit(ctx context.Context, in *sharingpb.ContractRequest, _ ...grpc.CallOption) (*sharingpb.ContractResponse, error) {
@@ -45,11 +47,21 @@ func (f *fakeContract) Submit(ctx context.Context, in *sharingpb.ContractRequest
 	sig3, err := protocol.ParseSignature(in.GetAccessSignature())
 	require.NoError(f.t, err)
 	require.NoError(f.t, protocol.VerifyAccess(f.acc, f.con, in.GetRequest(), sig1, sig3))
+	// (f.acc follows the access layer's key; see TestRotateKey.)
 	out, err := f.srv.Submit(ctx, in)
 	if err != nil || f.mutate == nil {
 		return out, err
 	}
 	return f.mutate(in, out), nil
+}
+
+// RotateAccessKey passes the rotation to the contract, unless refuseRotation
+// is set.
+func (f *fakeContract) RotateAccessKey(ctx context.Context, in *sharingpb.AccessKeyRotation, _ ...grpc.CallOption) (*sharingpb.AccessKeyRotationAck, error) {
+	if f.refuseRotation != nil {
+		return nil, f.refuseRotation
+	}
+	return f.srv.RotateAccessKey(ctx, in)
 }
 
 type env struct {
@@ -68,7 +80,8 @@ func newEnv(t *testing.T) *env {
 	lg, err := ledger.Create(ctx, filepath.Join(t.TempDir(), "l.db"), e.con.PrivateKey())
 	require.NoError(t, err)
 	t.Cleanup(func() { lg.Close() })
-	c, err := contract.New(ctx, contract.Config{Key: e.con, AccessKey: e.acc.Public(), Ledger: lg})
+	ra := newKey(t)
+	c, err := contract.New(ctx, contract.Config{Key: e.con, AccessKey: e.acc.Public(), Authority: ra.Public(), Ledger: lg})
 	require.NoError(t, err)
 	e.fc = &fakeContract{t: t, srv: contract.NewServer(c, "", nil), acc: e.acc.Public(), con: e.con.Public()}
 	e.l, err = access.New(access.Config{
@@ -76,9 +89,11 @@ func newEnv(t *testing.T) *env {
 		AllowedSources: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
 	})
 	require.NoError(t, err)
-	_, err = e.forward(e.sign(e.patient, protocol.Request{Type: protocol.TypeRegister, Role: protocol.RolePatient}))
+	pid := protocol.PatientID{7}
+	_, err = e.forward(e.sign(e.patient, protocol.Request{Type: protocol.TypeRegister, Role: protocol.RolePatient, Patient: pid,
+		Approval: protocol.SignApproval(ra, protocol.RolePatient, e.patient.Public(), pid)}))
 	require.NoError(t, err)
-	_, err = e.forward(e.sign(e.patient, protocol.Request{Type: protocol.TypeUpload, Record: e.record, Data: []byte("ecg")}))
+	_, err = e.forward(e.sign(e.patient, protocol.Request{Type: protocol.TypeUpload, Record: e.record, Patient: pid, Data: []byte("ecg")}))
 	require.NoError(t, err)
 	return e
 }
@@ -103,7 +118,7 @@ func (e *env) forward(in protocol.SignedRequest) (*protocol.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	require.NoError(e.t, protocol.VerifyAccessResponse(e.acc.Public(), e.sid, out.Response, out.Hop))
+	require.NoError(e.t, protocol.VerifyAccessResponse(e.l.Public(), e.sid, out.Response, out.Hop))
 	var r protocol.Response
 	require.NoError(e.t, r.UnmarshalBinary(out.Response))
 	return &r, nil
@@ -259,4 +274,41 @@ func TestNew(t *testing.T) {
 	require.Error(t, err, "no allowed source")
 	_, err = access.New(access.Config{AllowedSources: []netip.Addr{netip.MustParseAddr("127.0.0.1")}})
 	require.Error(t, err, "no keys")
+}
+
+// TestRotateKey replaces the access layer's key: the contract must log it
+// before the layer uses the new key, and a refused rotation changes
+// nothing.
+func TestRotateKey(t *testing.T) {
+	e := newEnv(t)
+	old := e.acc.Public()
+	view := protocol.Request{Type: protocol.TypeView, Record: e.record}
+
+	e.fc.refuseRotation = protocol.ErrBusy
+	next := newKey(t)
+	_, err := e.l.RotateKey(context.Background(), next)
+	require.ErrorIs(t, err, protocol.ErrBusy)
+	require.Equal(t, old, e.l.Public(), "a refused rotation keeps the old key")
+	_, err = e.forward(e.sign(e.patient, view))
+	require.NoError(t, err)
+
+	e.fc.refuseRotation = nil
+	rot, err := e.l.RotateKey(context.Background(), next)
+	require.NoError(t, err)
+	require.Equal(t, next.Public(), e.l.Public())
+	got, err := protocol.FollowRotations(old, [][]byte{rot})
+	require.NoError(t, err)
+	require.Equal(t, next.Public(), got)
+	e.fc.acc = next.Public()
+	resp, err := e.forward(e.sign(e.patient, view))
+	require.NoError(t, err, "the contract accepts signature 3 under the new key")
+	require.Equal(t, []byte("ecg"), resp.Data)
+
+	// The chain must end at the layer's key.
+	_, err = access.New(access.Config{Key: newKey(t), Rotations: [][]byte{rot}, AppKey: e.app.Public(), ContractKey: e.con.Public(),
+		Contract: e.fc, AllowedSources: []netip.Addr{netip.MustParseAddr("127.0.0.1")}})
+	require.Error(t, err)
+	_, err = access.New(access.Config{Key: next, Rotations: [][]byte{rot}, AppKey: e.app.Public(), ContractKey: e.con.Public(),
+		Contract: e.fc, AllowedSources: []netip.Addr{netip.MustParseAddr("127.0.0.1")}})
+	require.NoError(t, err)
 }

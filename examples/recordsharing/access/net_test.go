@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/mpsi-dev/mpsi/examples/recordsharing/app"
 	"github.com/mpsi-dev/mpsi/examples/recordsharing/internal/deploy"
 	"github.com/mpsi-dev/mpsi/examples/recordsharing/internal/rpcerr"
 	"github.com/mpsi-dev/mpsi/examples/recordsharing/internal/rpcnet"
@@ -72,10 +73,12 @@ func (r *rawClient) send(m *sharingpb.SealedMessage) error {
 }
 
 // sealed makes a sealed register request with signature 2 from appKey.
-func sealed(t *testing.T, s *session.Session, appKey *protocol.KeyPair) *sharingpb.SealedMessage {
+// The registration authority ra approves the new doctor.
+func sealed(t *testing.T, s *session.Session, appKey, ra *protocol.KeyPair) *sharingpb.SealedMessage {
 	user, err := protocol.GenerateKeyPair()
 	require.NoError(t, err)
-	req := protocol.Request{Type: protocol.TypeRegister, Requester: user.Public(), Role: protocol.RoleDoctor, Time: time.Now().UnixNano()}
+	req := protocol.Request{Type: protocol.TypeRegister, Requester: user.Public(), Role: protocol.RoleDoctor, Time: time.Now().UnixNano(),
+		Approval: protocol.SignApproval(ra, protocol.RoleDoctor, user.Public(), protocol.PatientID{})}
 	_, err = rand.Read(req.Nonce[:])
 	require.NoError(t, err)
 	enc, err := req.MarshalBinary()
@@ -111,7 +114,7 @@ func TestSourceAddress(t *testing.T) {
 		require.NoError(t, err)
 		defer closeApp()
 		require.NoError(t, a.OpenSession(context.Background()))
-		_, _, err = a.Register(context.Background(), protocol.RolePatient)
+		_, _, err = a.Register(context.Background(), protocol.RolePatient, protocol.PatientID{3}, app.KeyApprover{Key: sys.Authority})
 		require.NoError(t, err)
 	})
 	t.Run("session used from another allowed address", func(t *testing.T) {
@@ -119,8 +122,8 @@ func TestSourceAddress(t *testing.T) {
 		r1, r2 := newRawClient(t, sys, lo1), newRawClient(t, sys, lo2)
 		s, err := r1.open()
 		require.NoError(t, err)
-		require.ErrorIs(t, r2.send(sealed(t, s, sys.AppKey)), protocol.ErrSourceAddress)
-		require.NoError(t, r1.send(sealed(t, s, sys.AppKey)))
+		require.ErrorIs(t, r2.send(sealed(t, s, sys.AppKey, sys.Authority)), protocol.ErrSourceAddress)
+		require.NoError(t, r1.send(sealed(t, s, sys.AppKey, sys.Authority)))
 	})
 }
 
@@ -133,7 +136,7 @@ func TestSealedPayloads(t *testing.T) {
 	require.NoError(t, err)
 	otherApp, err := protocol.GenerateKeyPair()
 	require.NoError(t, err)
-	good := sealed(t, s, sys.AppKey)
+	good := sealed(t, s, sys.AppKey, sys.Authority)
 	require.NoError(t, r.send(good))
 	id := s.ID()
 
@@ -143,7 +146,7 @@ func TestSealedPayloads(t *testing.T) {
 		wantErr error
 	}{
 		{"replayed sealed message", good, protocol.ErrReplay},
-		{"signature 2 by another app key", sealed(t, s, otherApp), protocol.ErrBadSignature},
+		{"signature 2 by another app key", sealed(t, s, otherApp, sys.Authority), protocol.ErrBadSignature},
 		{"unknown session", &sharingpb.SealedMessage{SessionId: make([]byte, 16), Nonce: good.Nonce, Ciphertext: good.Ciphertext}, protocol.ErrNoSession},
 		{"short session id", &sharingpb.SealedMessage{SessionId: id[:3]}, protocol.ErrMalformed},
 		{"empty", &sharingpb.SealedMessage{}, protocol.ErrMalformed},
@@ -170,5 +173,5 @@ func TestSealedPayloads(t *testing.T) {
 		require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
 	})
 	// The server is still healthy.
-	require.NoError(t, r.send(sealed(t, s, sys.AppKey)))
+	require.NoError(t, r.send(sealed(t, s, sys.AppKey, sys.Authority)))
 }

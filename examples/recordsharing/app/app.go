@@ -23,7 +23,7 @@ const DefaultTimeout = 30 * time.Second
 // Config configures an App.
 type Config struct {
 	Key       *protocol.KeyPair           // required: signature 2
-	AccessKey protocol.Key                // required: the access layer's key (signature 5, grants)
+	AccessKey protocol.Key                // required: the access layer's key at deployment (signature 5, grants); signed rotations lead from it to the current key
 	Client    sharingpb.AccessLayerClient // required
 	Window    time.Duration               // accepted clock skew of answers; if zero, protocol.DefaultWindow
 	Now       func() time.Time            // if nil, time.Now
@@ -39,8 +39,9 @@ type App struct {
 	now    func() time.Time
 	log    *slog.Logger
 
-	mu   sync.Mutex       // guards sess
-	sess *session.Session // guarded by mu; nil until OpenSession
+	mu      sync.Mutex       // guards sess and sessKey
+	sess    *session.Session // guarded by mu; nil until OpenSession
+	sessKey protocol.Key     // the access key that granted sess; guarded by mu
 }
 
 // ErrNoSession reports a request made before OpenSession.
@@ -92,7 +93,14 @@ func (a *App) OpenSession(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("app: session grant: %w", err)
 	}
-	if err := protocol.VerifyGrant(a.access, out.GetGrant(), sig); err != nil {
+	key, err := protocol.FollowRotations(a.access, out.GetKeyRotations())
+	if err != nil {
+		return fmt.Errorf("app: access key rotations: %w", err)
+	}
+	if key != a.access {
+		a.log.Info("app: followed the signed access key rotations", "deployed", a.access, "current", key, "rotations", len(out.GetKeyRotations()))
+	}
+	if err := protocol.VerifyGrant(key, out.GetGrant(), sig); err != nil {
 		return fmt.Errorf("app: %w", err)
 	}
 	var g protocol.SessionGrant
@@ -107,21 +115,34 @@ func (a *App) OpenSession(ctx context.Context) error {
 		return fmt.Errorf("app: %w", err)
 	}
 	a.mu.Lock()
-	a.sess = s
+	a.sess, a.sessKey = s, key
 	a.mu.Unlock()
 	a.log.Info("app: grant signature valid; session key opened, temporary private key destroyed", "session", g.Session)
 	return nil
 }
 
-// Register makes a key pair for a new patient or doctor and registers its
-// public key on the ledger. The returned key pair belongs to the user; the
-// app keeps no copy.
-func (a *App) Register(ctx context.Context, role protocol.Role) (*protocol.KeyPair, *protocol.Response, error) {
+// Approver is the registration authority: it approves a key as a user
+// with a role (and, for a patient, a patient id). The contract refuses any
+// registration without its approval.
+type Approver interface {
+	Approve(ctx context.Context, role protocol.Role, key protocol.Key, patient protocol.PatientID) (protocol.Signature, error)
+}
+
+// Register makes a key pair for a new patient (with patient id patient) or
+// doctor (patient zero), has ra approve it and registers its public key on
+// the ledger. The returned key pair belongs to the user; the app keeps no
+// copy.
+func (a *App) Register(ctx context.Context, role protocol.Role, patient protocol.PatientID, ra Approver) (*protocol.KeyPair, *protocol.Response, error) {
 	user, err := protocol.GenerateKeyPair()
 	if err != nil {
 		return nil, nil, fmt.Errorf("app: %w", err)
 	}
-	resp, err := a.Submit(ctx, user, protocol.Request{Type: protocol.TypeRegister, Role: role})
+	approval, err := ra.Approve(ctx, role, user.Public(), patient)
+	if err != nil {
+		user.Destroy()
+		return nil, nil, fmt.Errorf("app: registration approval: %w", err)
+	}
+	resp, err := a.Submit(ctx, user, protocol.Request{Type: protocol.TypeRegister, Role: role, Patient: patient, Approval: approval})
 	if err != nil {
 		user.Destroy()
 		return nil, nil, err
@@ -129,14 +150,34 @@ func (a *App) Register(ctx context.Context, role protocol.Role) (*protocol.KeyPa
 	return user, resp, nil
 }
 
-// Upload stores data as a new record owned by the patient owner and returns
-// its id.
-func (a *App) Upload(ctx context.Context, owner *protocol.KeyPair, data []byte) (protocol.RecordID, *protocol.Response, error) {
+// RotateKey replaces user's key by a new key pair, which takes over the
+// user's records and authorisations. The old key signs the request, the
+// new key proves possession; signatures the old key made stay verifiable
+// in the ledger. The caller should destroy the old key pair afterwards.
+func (a *App) RotateKey(ctx context.Context, user *protocol.KeyPair) (*protocol.KeyPair, *protocol.Response, error) {
+	next, err := protocol.GenerateKeyPair()
+	if err != nil {
+		return nil, nil, fmt.Errorf("app: %w", err)
+	}
+	resp, err := a.Submit(ctx, user, protocol.Request{
+		Type: protocol.TypeRotate, NewKey: next.Public(), Approval: protocol.SignPossession(next, user.Public()),
+	})
+	if err != nil {
+		next.Destroy()
+		return nil, nil, err
+	}
+	return next, resp, nil
+}
+
+// Upload stores data, a record naming patient, as a new record and returns
+// its id. owner must hold the key registered for patient: the contract
+// makes that key the owner and checks signature 1 under it.
+func (a *App) Upload(ctx context.Context, owner *protocol.KeyPair, patient protocol.PatientID, data []byte) (protocol.RecordID, *protocol.Response, error) {
 	var id protocol.RecordID
 	if _, err := rand.Read(id[:]); err != nil {
 		return id, nil, fmt.Errorf("app: %w", err)
 	}
-	resp, err := a.Submit(ctx, owner, protocol.Request{Type: protocol.TypeUpload, Record: id, Data: data})
+	resp, err := a.Submit(ctx, owner, protocol.Request{Type: protocol.TypeUpload, Record: id, Patient: patient, Data: data})
 	return id, resp, err
 }
 
@@ -184,7 +225,7 @@ func (a *App) Send(ctx context.Context, request []byte, sig1 protocol.Signature)
 	ctx, cancel := context.WithTimeout(ctx, DefaultTimeout)
 	defer cancel()
 	a.mu.Lock()
-	s := a.sess
+	s, access := a.sess, a.sessKey
 	a.mu.Unlock()
 	if s == nil {
 		return nil, ErrNoSession
@@ -216,7 +257,7 @@ func (a *App) Send(ctx context.Context, request []byte, sig1 protocol.Signature)
 	if err := sresp.UnmarshalBinary(plain); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
-	if err := protocol.VerifyAccessResponse(a.access, sid, sresp.Response, sresp.Hop); err != nil {
+	if err := protocol.VerifyAccessResponse(access, sid, sresp.Response, sresp.Hop); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	var resp protocol.Response
@@ -232,4 +273,15 @@ func (a *App) Send(ctx context.Context, request []byte, sig1 protocol.Signature)
 	a.log.Info("app: signature 5 valid, answer is for this request", "type", resp.Type, "record", resp.Record,
 		"ledger_seq", resp.Seq, "ledger_entry", resp.Entry, "data_bytes", len(resp.Data), "sig5", sresp.Hop)
 	return &resp, nil
+}
+
+// KeyApprover is an Approver that holds the registration authority's key
+// pair in the calling process (the hospital's registration desk).
+type KeyApprover struct {
+	Key *protocol.KeyPair
+}
+
+// Approve signs the approval.
+func (k KeyApprover) Approve(_ context.Context, role protocol.Role, key protocol.Key, patient protocol.PatientID) (protocol.Signature, error) {
+	return protocol.SignApproval(k.Key, role, key, patient), nil
 }

@@ -31,6 +31,7 @@ type fakeAccess struct {
 	sig5Key   *protocol.KeyPair
 	grantTime time.Time
 	otherEph  bool // seal the grant to another temporary key
+	rotations [][]byte
 	sess      *session.Session
 	last      *sharingpb.SealedMessage
 	// answer may change the response and the session named in sig5.
@@ -55,7 +56,7 @@ func (f *fakeAccess) OpenSession(_ context.Context, in *sharingpb.OpenSessionReq
 	enc, err := g.MarshalBinary()
 	require.NoError(f.t, err)
 	sig := protocol.SignGrant(f.grantKey, enc)
-	return &sharingpb.OpenSessionResponse{Grant: enc, Signature: sig[:]}, nil
+	return &sharingpb.OpenSessionResponse{Grant: enc, Signature: sig[:], KeyRotations: f.rotations}, nil
 }
 
 func (f *fakeAccess) Submit(_ context.Context, in *sharingpb.SealedMessage, _ ...grpc.CallOption) (*sharingpb.SealedMessage, error) {
@@ -166,4 +167,46 @@ func TestSignature5(t *testing.T) {
 	f.sig5Key, f.answer, f.seal = acc, nil, nil
 	_, err = a.Submit(ctx, user, protocol.Request{Type: protocol.TypeView, Record: protocol.RecordID{1}})
 	require.NoError(t, err)
+}
+
+// TestRotatedAccessKey: the app trusts the access key it was deployed with
+// and follows a signed chain of rotations to the key that signs the grant.
+func TestRotatedAccessKey(t *testing.T) {
+	k0, k1, other := newKey(t), newKey(t), newKey(t)
+	link := func(old, next *protocol.KeyPair) []byte {
+		r := protocol.AccessRotation{Old: old.Public(), New: next.Public(), Time: time.Now().UnixNano(), Nonce: protocol.Nonce{3}}
+		enc, err := r.MarshalBinary()
+		require.NoError(t, err)
+		m := protocol.SignAccessRotation(old, next, enc)
+		b, err := m.MarshalBinary()
+		require.NoError(t, err)
+		return b
+	}
+	tests := []struct {
+		name  string
+		chain [][]byte
+		want  error
+	}{
+		{"signed chain from the deployed key", [][]byte{link(k0, k1)}, nil},
+		{"no chain", nil, protocol.ErrBadSignature},
+		{"chain from another key", [][]byte{link(other, k1)}, protocol.ErrBadSignature},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeAccess{t: t, grantKey: k1, sig5Key: k1, grantTime: time.Now(), rotations: tc.chain}
+			a := newApp(t, f, k0.Public())
+			err := a.OpenSession(context.Background())
+			if tc.want != nil {
+				require.ErrorIs(t, err, tc.want)
+				return
+			}
+			require.NoError(t, err)
+			// Signature 5 is checked under the new key.
+			_, err = a.Submit(context.Background(), newKey(t), protocol.Request{Type: protocol.TypeView, Record: protocol.RecordID{1}})
+			require.NoError(t, err)
+			f.sig5Key = k0
+			_, err = a.Submit(context.Background(), newKey(t), protocol.Request{Type: protocol.TypeView, Record: protocol.RecordID{1}})
+			require.ErrorIs(t, err, protocol.ErrBadSignature)
+		})
+	}
 }

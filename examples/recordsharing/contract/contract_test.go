@@ -19,11 +19,11 @@ import (
 )
 
 type env struct {
-	t        *testing.T
-	c        *contract.Contract
-	acc, con *protocol.KeyPair
-	l        *ledger.Ledger
-	path     string
+	t            *testing.T
+	c            *contract.Contract
+	acc, con, ra *protocol.KeyPair
+	l            *ledger.Ledger
+	path         string
 }
 
 func newKey(t testing.TB) *protocol.KeyPair {
@@ -34,14 +34,18 @@ func newKey(t testing.TB) *protocol.KeyPair {
 }
 
 func newEnv(t *testing.T) *env {
-	e := &env{t: t, acc: newKey(t), con: newKey(t), path: filepath.Join(t.TempDir(), "ledger.db")}
+	e := &env{t: t, acc: newKey(t), con: newKey(t), ra: newKey(t), path: filepath.Join(t.TempDir(), "ledger.db")}
 	var err error
 	e.l, err = ledger.Create(context.Background(), e.path, e.con.PrivateKey())
 	require.NoError(t, err)
 	t.Cleanup(func() { e.l.Close() })
-	e.c, err = contract.New(context.Background(), contract.Config{Key: e.con, AccessKey: e.acc.Public(), Ledger: e.l})
+	e.c, err = e.newContract(e.l)
 	require.NoError(t, err)
 	return e
+}
+
+func (e *env) newContract(l *ledger.Ledger) (*contract.Contract, error) {
+	return contract.New(context.Background(), contract.Config{Key: e.con, AccessKey: e.acc.Public(), Authority: e.ra.Public(), Ledger: l})
 }
 
 // sign completes req for user and adds signatures 1 and 3.
@@ -50,6 +54,9 @@ func (e *env) sign(user *protocol.KeyPair, req protocol.Request) protocol.Signed
 	req.Requester = user.Public()
 	if req.Time == 0 {
 		req.Time = time.Now().UnixNano()
+	}
+	if req.Type == protocol.TypeRegister && req.Approval == (protocol.Signature{}) {
+		req.Approval = protocol.SignApproval(e.ra, req.Role, req.Requester, req.Patient)
 	}
 	_, err := rand.Read(req.Nonce[:])
 	require.NoError(e.t, err)
@@ -86,17 +93,21 @@ func (e *env) must(user *protocol.KeyPair, req protocol.Request) *protocol.Respo
 }
 
 type people struct {
-	patient, doctor, other *protocol.KeyPair
-	record                 protocol.RecordID
-	data                   []byte
+	patient, patient2, doctor, other *protocol.KeyPair
+	pid, pid2                        protocol.PatientID
+	record                           protocol.RecordID
+	data                             []byte
 }
 
 func (e *env) setup() people {
-	p := people{patient: newKey(e.t), doctor: newKey(e.t), other: newKey(e.t), record: protocol.RecordID{42}, data: []byte("ECG record with clinical comments")}
-	e.must(p.patient, protocol.Request{Type: protocol.TypeRegister, Role: protocol.RolePatient})
+	p := people{patient: newKey(e.t), patient2: newKey(e.t), doctor: newKey(e.t), other: newKey(e.t),
+		pid: protocol.PatientID{1}, pid2: protocol.PatientID{2},
+		record: protocol.RecordID{42}, data: []byte("ECG record with clinical comments")}
+	e.must(p.patient, protocol.Request{Type: protocol.TypeRegister, Role: protocol.RolePatient, Patient: p.pid})
+	e.must(p.patient2, protocol.Request{Type: protocol.TypeRegister, Role: protocol.RolePatient, Patient: p.pid2})
 	e.must(p.doctor, protocol.Request{Type: protocol.TypeRegister, Role: protocol.RoleDoctor})
 	e.must(p.other, protocol.Request{Type: protocol.TypeRegister, Role: protocol.RoleDoctor})
-	e.must(p.patient, protocol.Request{Type: protocol.TypeUpload, Record: p.record, Data: p.data})
+	e.must(p.patient, protocol.Request{Type: protocol.TypeUpload, Record: p.record, Patient: p.pid, Data: p.data})
 	return p
 }
 
@@ -238,10 +249,29 @@ func TestPermissions(t *testing.T) {
 		req     protocol.Request
 		wantErr error
 	}{
-		{"register twice", p.doctor, protocol.Request{Type: protocol.TypeRegister, Role: protocol.RolePatient}, protocol.ErrExists},
-		{"unregistered uploads", stranger, protocol.Request{Type: protocol.TypeUpload, Record: protocol.RecordID{7}, Data: []byte{1}}, protocol.ErrNotRegistered},
-		{"doctor uploads", p.doctor, protocol.Request{Type: protocol.TypeUpload, Record: protocol.RecordID{7}, Data: []byte{1}}, protocol.ErrForbidden},
-		{"record id taken", p.patient, protocol.Request{Type: protocol.TypeUpload, Record: p.record, Data: []byte{1}}, protocol.ErrExists},
+		{"register twice", p.doctor, protocol.Request{Type: protocol.TypeRegister, Role: protocol.RolePatient, Patient: protocol.PatientID{9}}, protocol.ErrExists},
+		{"doctor approved by another key", stranger, protocol.Request{Type: protocol.TypeRegister, Role: protocol.RoleDoctor,
+			Approval: protocol.SignApproval(stranger, protocol.RoleDoctor, stranger.Public(), protocol.PatientID{})}, protocol.ErrNotApproved},
+		{"approval for a patient used to register a doctor", stranger, protocol.Request{Type: protocol.TypeRegister, Role: protocol.RoleDoctor,
+			Approval: protocol.SignApproval(e.ra, protocol.RolePatient, stranger.Public(), protocol.PatientID{})}, protocol.ErrNotApproved},
+		{"approval for another key", stranger, protocol.Request{Type: protocol.TypeRegister, Role: protocol.RoleDoctor,
+			Approval: protocol.SignApproval(e.ra, protocol.RoleDoctor, p.doctor.Public(), protocol.PatientID{})}, protocol.ErrNotApproved},
+		{"approval for another patient id", stranger, protocol.Request{Type: protocol.TypeRegister, Role: protocol.RolePatient, Patient: protocol.PatientID{8},
+			Approval: protocol.SignApproval(e.ra, protocol.RolePatient, stranger.Public(), protocol.PatientID{9})}, protocol.ErrNotApproved},
+		{"second key for a patient id", stranger, protocol.Request{Type: protocol.TypeRegister, Role: protocol.RolePatient, Patient: p.pid}, protocol.ErrExists},
+		{"unregistered uploads", stranger, protocol.Request{Type: protocol.TypeUpload, Record: protocol.RecordID{7}, Patient: p.pid, Data: []byte{1}}, protocol.ErrNotRegistered},
+		{"doctor uploads", p.doctor, protocol.Request{Type: protocol.TypeUpload, Record: protocol.RecordID{7}, Patient: p.pid, Data: []byte{1}}, protocol.ErrForbidden},
+		{"upload naming another patient", p.patient2, protocol.Request{Type: protocol.TypeUpload, Record: protocol.RecordID{7}, Patient: p.pid, Data: []byte{1}}, protocol.ErrForbidden},
+		{"upload naming an unregistered patient", p.patient, protocol.Request{Type: protocol.TypeUpload, Record: protocol.RecordID{7}, Patient: protocol.PatientID{77}, Data: []byte{1}}, protocol.ErrNotRegistered},
+		{"record id taken", p.patient, protocol.Request{Type: protocol.TypeUpload, Record: p.record, Patient: p.pid, Data: []byte{1}}, protocol.ErrExists},
+		{"rotate to a registered key", p.patient, protocol.Request{Type: protocol.TypeRotate, NewKey: p.doctor.Public(),
+			Approval: protocol.SignPossession(p.doctor, p.patient.Public())}, protocol.ErrExists},
+		{"rotate without the new key's proof", p.patient, protocol.Request{Type: protocol.TypeRotate, NewKey: stranger.Public(),
+			Approval: protocol.SignPossession(p.patient2, p.patient.Public())}, protocol.ErrBadSignature},
+		{"rotate with a proof for another old key", p.patient, protocol.Request{Type: protocol.TypeRotate, NewKey: stranger.Public(),
+			Approval: protocol.SignPossession(stranger, p.patient2.Public())}, protocol.ErrBadSignature},
+		{"unregistered key rotates", stranger, protocol.Request{Type: protocol.TypeRotate, NewKey: p.patient2.Public(),
+			Approval: protocol.SignPossession(p.patient2, stranger.Public())}, protocol.ErrNotRegistered},
 		{"authorise unregistered key", p.patient, protocol.Request{Type: protocol.TypeAuthorize, Record: p.record, Doctor: stranger.Public()}, protocol.ErrNotRegistered},
 		{"authorise a patient", p.patient, protocol.Request{Type: protocol.TypeAuthorize, Record: p.record, Doctor: p.patient.Public()}, protocol.ErrForbidden},
 		{"non-owner authorises", p.doctor, protocol.Request{Type: protocol.TypeAuthorize, Record: p.record, Doctor: p.other.Public()}, protocol.ErrForbidden},
@@ -249,7 +279,7 @@ func TestPermissions(t *testing.T) {
 		{"revoke without authorisation", p.patient, protocol.Request{Type: protocol.TypeRevoke, Record: p.record, Doctor: p.other.Public()}, protocol.ErrNotFound},
 		{"view unknown record", p.patient, protocol.Request{Type: protocol.TypeView, Record: protocol.RecordID{99}}, protocol.ErrNotFound},
 		{"unauthorised doctor views", p.other, protocol.Request{Type: protocol.TypeView, Record: p.record}, protocol.ErrForbidden},
-		{"unregistered key views", stranger, protocol.Request{Type: protocol.TypeView, Record: p.record}, protocol.ErrForbidden},
+		{"unregistered key views", stranger, protocol.Request{Type: protocol.TypeView, Record: p.record}, protocol.ErrNotRegistered},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -275,7 +305,7 @@ func TestRestart(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { l.Close() })
 	e.l = l
-	e.c, err = contract.New(context.Background(), contract.Config{Key: e.con, AccessKey: e.acc.Public(), Ledger: l})
+	e.c, err = e.newContract(l)
 	require.NoError(t, err)
 	resp := e.must(p.doctor, protocol.Request{Type: protocol.TypeView, Record: p.record})
 	require.True(t, bytes.Equal(p.data, resp.Data))
@@ -318,7 +348,8 @@ func TestServerRefusesMalformed(t *testing.T) {
 // accepts a payload without a valid signature 1.
 func FuzzCheckEntry(f *testing.F) {
 	user, acc, con := newKey(f), newKey(f), newKey(f)
-	req := protocol.Request{Type: protocol.TypeRegister, Requester: user.Public(), Role: protocol.RoleDoctor, Time: 1, Nonce: protocol.Nonce{1}}
+	req := protocol.Request{Type: protocol.TypeRegister, Requester: user.Public(), Role: protocol.RoleDoctor, Time: 1, Nonce: protocol.Nonce{1},
+		Approval: protocol.SignApproval(con, protocol.RoleDoctor, user.Public(), protocol.PatientID{})}
 	enc, err := req.MarshalBinary()
 	if err != nil {
 		f.Fatal(err)

@@ -62,3 +62,27 @@ func (s *Server) submit(ctx context.Context, in *sharingpb.ContractRequest) (*sh
 	}
 	return &sharingpb.ContractResponse{Response: resp.Response, ContractSignature: resp.Hop[:]}, nil
 }
+
+// RotateAccessKey implements sharingpb.ContractServer: it appends a key
+// rotation signed by the access layer's current and new keys.
+func (s *Server) RotateAccessKey(ctx context.Context, in *sharingpb.AccessKeyRotation) (*sharingpb.AccessKeyRotationAck, error) {
+	seq, err := s.rotate(ctx, in)
+	if err != nil {
+		s.log.Info("contract: key rotation refused", "err", err)
+		return nil, rpcerr.ToStatus(err)
+	}
+	return &sharingpb.AccessKeyRotationAck{Seq: seq}, nil
+}
+
+func (s *Server) rotate(ctx context.Context, in *sharingpb.AccessKeyRotation) (uint64, error) {
+	if s.peerName != "" {
+		if name, ok := rpcnet.PeerName(ctx); !ok || name != s.peerName {
+			return 0, fmt.Errorf("contract: caller %q is not the access layer: %w", name, protocol.ErrForbidden)
+		}
+	}
+	var m protocol.SignedAccessRotation
+	if err := m.UnmarshalBinary(in.GetRotation()); err != nil {
+		return 0, fmt.Errorf("contract: %w", err)
+	}
+	return s.c.RotateAccess(ctx, m)
+}

@@ -38,3 +38,13 @@ var (
 	// ErrNoSession reports an unknown or expired session; open a new one.
 	ErrNoSession = errors.New("protocol: unknown or expired session")
 )
+
+// Outcomes of the registration and key-replacement checks.
+var (
+	// ErrNotApproved reports a registration whose approval is missing or
+	// not signed by the registration authority.
+	ErrNotApproved = errors.New("protocol: registration not approved by the registration authority")
+	// ErrRetired reports a request signed with a key its holder has
+	// replaced. Sign with the new key.
+	ErrRetired = errors.New("protocol: key replaced")
+)

@@ -102,3 +102,27 @@ func FuzzUnmarshalSessionGrant(f *testing.F) {
 	}
 	fuzzCodec(f, [][]byte{b}, func() codec { return new(protocol.SessionGrant) })
 }
+
+func FuzzUnmarshalSignedAccessRotation(f *testing.F) {
+	old, next := key(f), key(f)
+	r := protocol.AccessRotation{Old: old.Public(), New: next.Public(), Time: 5, Nonce: protocol.Nonce{1}}
+	enc, err := r.MarshalBinary()
+	if err != nil {
+		f.Fatal(err)
+	}
+	m := protocol.SignAccessRotation(old, next, enc)
+	b, err := m.MarshalBinary()
+	if err != nil {
+		f.Fatal(err)
+	}
+	fuzzCodec(f, [][]byte{b}, func() codec { return new(protocol.SignedAccessRotation) })
+}
+
+func FuzzUnmarshalAccessRotation(f *testing.F) {
+	r := protocol.AccessRotation{Old: protocol.Key{1}, New: protocol.Key{2}, Time: 5, Nonce: protocol.Nonce{1}}
+	enc, err := r.MarshalBinary()
+	if err != nil {
+		f.Fatal(err)
+	}
+	fuzzCodec(f, [][]byte{enc}, func() codec { return new(protocol.AccessRotation) })
+}

@@ -11,3 +11,12 @@ const (
 	labelGrant      = "mpsi/examples/recordsharing/v1/session-grant"
 	labelDigest     = "mpsi/examples/recordsharing/v1/request-digest"
 )
+
+// Labels of the registration and key-replacement statements.
+const (
+	labelApproval     = "mpsi/examples/recordsharing/v1/registration-approval"
+	labelUserRotation = "mpsi/examples/recordsharing/v1/user-key-possession"
+	labelAccessRotOld = "mpsi/examples/recordsharing/v1/access-rotation-by-old"
+	labelAccessRotNew = "mpsi/examples/recordsharing/v1/access-rotation-by-new"
+	labelPatientID    = "mpsi/examples/recordsharing/v1/patient-id"
+)

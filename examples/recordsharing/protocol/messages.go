@@ -16,6 +16,7 @@ const (
 	NonceSize     = 16
 	DigestSize    = 32
 	SessionIDSize = 16
+	PatientIDSize = 32
 	// MaxDataSize bounds the record data in one upload or view.
 	MaxDataSize = 4 << 20
 )
@@ -37,6 +38,18 @@ type RecordID [RecordIDSize]byte
 
 // String returns a short hexadecimal form of id for logs.
 func (id RecordID) String() string { return hex.EncodeToString(id[:6]) }
+
+// PatientID is the pseudonymous patient identifier a record names and a
+// patient registers with. The hospital derives it from its own patient
+// number with a keyed hash ([DerivePatientID]), so the ledger never holds
+// the number itself.
+type PatientID [PatientIDSize]byte
+
+// String returns a short hexadecimal form of p for logs.
+func (p PatientID) String() string { return hex.EncodeToString(p[:6]) }
+
+// IsZero reports whether p is all zeros (absent).
+func (p PatientID) IsZero() bool { return p == PatientID{} }
 
 // Nonce is a random value that makes each request unique.
 type Nonce [NonceSize]byte
@@ -80,6 +93,7 @@ const (
 	TypeAuthorize Type = 3 // let Doctor view Record; Requester must own it
 	TypeRevoke    Type = 4 // withdraw Doctor's authorisation for Record
 	TypeView      Type = 5 // read Record; Requester must own it or be authorised
+	TypeRotate    Type = 6 // replace Requester's key by NewKey
 )
 
 // String returns the name of t.
@@ -95,6 +109,8 @@ func (t Type) String() string {
 		return "revoke"
 	case TypeView:
 		return "view"
+	case TypeRotate:
+		return "rotate"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -126,12 +142,15 @@ func (r Role) String() string {
 // [Request.Validate] enforces this so that the encoding is canonical.
 type Request struct {
 	Type      Type
-	Requester Key      // the signer of signature 1
-	Role      Role     // register only
-	Record    RecordID // upload, authorize, revoke, view
-	Doctor    Key      // authorize, revoke
-	Data      []byte   // upload only
-	Time      int64    // Unix nanoseconds when the request was made
+	Requester Key       // the signer of signature 1
+	Role      Role      // register only
+	Patient   PatientID // register (patients only) and upload: the patient the record names
+	Record    RecordID  // upload, authorize, revoke, view
+	Doctor    Key       // authorize, revoke
+	NewKey    Key       // rotate only: the replacement key
+	Approval  Signature // register: the registration authority's approval; rotate: NewKey's proof of possession
+	Data      []byte    // upload only
+	Time      int64     // Unix nanoseconds when the request was made
 	Nonce     Nonce
 }
 
@@ -152,17 +171,33 @@ func (r *Request) Validate() error {
 		return bad(fmt.Sprintf("data is %d bytes, limit %d", len(r.Data), MaxDataSize))
 	}
 	hasRecord := r.Record != RecordID{}
+	hasApproval := r.Approval != Signature{}
+	if r.Type != TypeRotate && !r.NewKey.IsZero() {
+		return bad("unexpected new key")
+	}
+	if r.Type != TypeRegister && r.Type != TypeRotate && hasApproval {
+		return bad("unexpected approval")
+	}
+	if r.Type != TypeRegister && r.Type != TypeUpload && !r.Patient.IsZero() {
+		return bad("unexpected patient id")
+	}
 	switch r.Type {
 	case TypeRegister:
 		if r.Role != RolePatient && r.Role != RoleDoctor {
 			return bad("role must be patient or doctor")
 		}
+		if (r.Role == RolePatient) == r.Patient.IsZero() {
+			return bad("a patient registers with a patient id, a doctor without")
+		}
+		if !hasApproval {
+			return bad("no registration approval")
+		}
 		if hasRecord || !r.Doctor.IsZero() || len(r.Data) != 0 {
 			return bad("unexpected record, doctor or data")
 		}
 	case TypeUpload:
-		if r.Role != RoleNone || !hasRecord || !r.Doctor.IsZero() || len(r.Data) == 0 {
-			return bad("needs record id and data only")
+		if r.Role != RoleNone || !hasRecord || r.Patient.IsZero() || !r.Doctor.IsZero() || len(r.Data) == 0 {
+			return bad("needs record id, patient id and data only")
 		}
 	case TypeAuthorize, TypeRevoke:
 		if r.Role != RoleNone || !hasRecord || r.Doctor.IsZero() || len(r.Data) != 0 {
@@ -171,6 +206,13 @@ func (r *Request) Validate() error {
 	case TypeView:
 		if r.Role != RoleNone || !hasRecord || !r.Doctor.IsZero() || len(r.Data) != 0 {
 			return bad("needs record id only")
+		}
+	case TypeRotate:
+		if r.Role != RoleNone || hasRecord || !r.Doctor.IsZero() || len(r.Data) != 0 {
+			return bad("needs the new key and its proof of possession only")
+		}
+		if r.NewKey.IsZero() || r.NewKey == r.Requester || !hasApproval {
+			return bad("needs a new key other than the requester's and its proof of possession")
 		}
 	default:
 		return bad("unknown type")
@@ -189,8 +231,11 @@ func (r *Request) MarshalBinary() ([]byte, error) {
 	b.AddUint8(uint8(r.Type))
 	b.AddBytes(r.Requester[:])
 	b.AddUint8(uint8(r.Role))
+	b.AddBytes(r.Patient[:])
 	b.AddBytes(r.Record[:])
 	b.AddBytes(r.Doctor[:])
+	b.AddBytes(r.NewKey[:])
+	b.AddBytes(r.Approval[:])
 	b.AddUint32LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(r.Data) })
 	b.AddUint64(uint64(r.Time))
 	b.AddBytes(r.Nonce[:])
@@ -212,8 +257,11 @@ func (r *Request) UnmarshalBinary(data []byte) error {
 		!s.ReadUint8(&typ) ||
 		!s.CopyBytes(out.Requester[:]) ||
 		!s.ReadUint8(&role) ||
+		!s.CopyBytes(out.Patient[:]) ||
 		!s.CopyBytes(out.Record[:]) ||
 		!s.CopyBytes(out.Doctor[:]) ||
+		!s.CopyBytes(out.NewKey[:]) ||
+		!s.CopyBytes(out.Approval[:]) ||
 		!readUint32Prefixed(&s, &body) ||
 		!s.ReadUint64(&t) ||
 		!s.CopyBytes(out.Nonce[:]) ||
@@ -258,7 +306,7 @@ type Response struct {
 
 // MarshalBinary returns the canonical encoding of r.
 func (r *Response) MarshalBinary() ([]byte, error) {
-	if len(r.Data) > MaxDataSize || r.Time <= 0 || r.Type < TypeRegister || r.Type > TypeView {
+	if len(r.Data) > MaxDataSize || r.Time <= 0 || r.Type < TypeRegister || r.Type > TypeRotate {
 		return nil, fmt.Errorf("%w: response data too large, no timestamp or unknown type", ErrMalformed)
 	}
 	var b cryptobyte.Builder
@@ -296,7 +344,7 @@ func (r *Response) UnmarshalBinary(data []byte) error {
 		!s.Empty() {
 		return fmt.Errorf("%w: response encoding", ErrMalformed)
 	}
-	if t == 0 || t > 1<<63-1 || len(body) > MaxDataSize || Type(typ) < TypeRegister || Type(typ) > TypeView {
+	if t == 0 || t > 1<<63-1 || len(body) > MaxDataSize || Type(typ) < TypeRegister || Type(typ) > TypeRotate {
 		return fmt.Errorf("%w: response fields", ErrMalformed)
 	}
 	out.Type, out.Time = Type(typ), int64(t)

@@ -19,17 +19,20 @@ func key(t testing.TB) *protocol.KeyPair {
 }
 
 func sampleRequests(t testing.TB) []protocol.Request {
-	u, d := key(t).Public(), key(t).Public()
+	uk, dk, ra := key(t), key(t), key(t)
+	u, d := uk.Public(), dk.Public()
 	rec := protocol.RecordID{1, 2, 3}
+	pid := protocol.PatientID{4, 5}
 	n := protocol.Nonce{9}
 	now := time.Now().UnixNano()
 	return []protocol.Request{
-		{Type: protocol.TypeRegister, Requester: u, Role: protocol.RolePatient, Time: now, Nonce: n},
-		{Type: protocol.TypeRegister, Requester: d, Role: protocol.RoleDoctor, Time: now, Nonce: n},
-		{Type: protocol.TypeUpload, Requester: u, Record: rec, Data: []byte("ecg"), Time: now, Nonce: n},
+		{Type: protocol.TypeRegister, Requester: u, Role: protocol.RolePatient, Patient: pid, Approval: protocol.SignApproval(ra, protocol.RolePatient, u, pid), Time: now, Nonce: n},
+		{Type: protocol.TypeRegister, Requester: d, Role: protocol.RoleDoctor, Approval: protocol.SignApproval(ra, protocol.RoleDoctor, d, protocol.PatientID{}), Time: now, Nonce: n},
+		{Type: protocol.TypeUpload, Requester: u, Record: rec, Patient: pid, Data: []byte("ecg"), Time: now, Nonce: n},
 		{Type: protocol.TypeAuthorize, Requester: u, Record: rec, Doctor: d, Time: now, Nonce: n},
 		{Type: protocol.TypeRevoke, Requester: u, Record: rec, Doctor: d, Time: now, Nonce: n},
 		{Type: protocol.TypeView, Requester: d, Record: rec, Time: now, Nonce: n},
+		{Type: protocol.TypeRotate, Requester: u, NewKey: d, Approval: protocol.SignPossession(dk, u), Time: now, Nonce: n},
 	}
 }
 
@@ -50,7 +53,7 @@ func TestRequestRoundTrip(t *testing.T) {
 
 func TestRequestValidate(t *testing.T) {
 	base := sampleRequests(t)
-	up, auth, view, reg := base[2], base[3], base[5], base[0]
+	up, auth, view, reg, doc, rot := base[2], base[3], base[5], base[0], base[1], base[6]
 	mod := func(r protocol.Request, f func(*protocol.Request)) protocol.Request { f(&r); return r }
 	tests := []struct {
 		name string
@@ -71,6 +74,18 @@ func TestRequestValidate(t *testing.T) {
 		{"authorize with role", mod(auth, func(r *protocol.Request) { r.Role = protocol.RoleDoctor })},
 		{"view with data", mod(view, func(r *protocol.Request) { r.Data = []byte{1} })},
 		{"view with doctor", mod(view, func(r *protocol.Request) { r.Doctor = auth.Doctor })},
+		{"register without approval", mod(reg, func(r *protocol.Request) { r.Approval = protocol.Signature{} })},
+		{"patient without patient id", mod(reg, func(r *protocol.Request) { r.Patient = protocol.PatientID{} })},
+		{"doctor with patient id", mod(doc, func(r *protocol.Request) { r.Patient = reg.Patient })},
+		{"upload without patient id", mod(up, func(r *protocol.Request) { r.Patient = protocol.PatientID{} })},
+		{"upload with approval", mod(up, func(r *protocol.Request) { r.Approval = reg.Approval })},
+		{"view with patient id", mod(view, func(r *protocol.Request) { r.Patient = reg.Patient })},
+		{"view with new key", mod(view, func(r *protocol.Request) { r.NewKey = auth.Doctor })},
+		{"rotate without new key", mod(rot, func(r *protocol.Request) { r.NewKey = protocol.Key{} })},
+		{"rotate to the same key", mod(rot, func(r *protocol.Request) { r.NewKey = r.Requester })},
+		{"rotate without proof", mod(rot, func(r *protocol.Request) { r.Approval = protocol.Signature{} })},
+		{"rotate with record", mod(rot, func(r *protocol.Request) { r.Record = up.Record })},
+		{"rotate with patient id", mod(rot, func(r *protocol.Request) { r.Patient = reg.Patient })},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -238,4 +253,61 @@ func TestDigestBindsRequest(t *testing.T) {
 	b, _ := rs[1].MarshalBinary()
 	require.NotEqual(t, protocol.DigestRequest(a), protocol.DigestRequest(b))
 	require.Equal(t, protocol.DigestRequest(a), protocol.DigestRequest(bytes.Clone(a)))
+}
+
+// TestRotationChain checks that FollowRotations accepts only a chain signed
+// link by link from the pinned key.
+func TestRotationChain(t *testing.T) {
+	k0, k1, k2, other := key(t), key(t), key(t), key(t)
+	link := func(old, next *protocol.KeyPair, mutate func(*protocol.SignedAccessRotation)) []byte {
+		r := protocol.AccessRotation{Old: old.Public(), New: next.Public(), Time: 1, Nonce: protocol.Nonce{1}}
+		enc, err := r.MarshalBinary()
+		require.NoError(t, err)
+		m := protocol.SignAccessRotation(old, next, enc)
+		if mutate != nil {
+			mutate(&m)
+		}
+		b, err := m.MarshalBinary()
+		require.NoError(t, err)
+		return b
+	}
+	got, err := protocol.FollowRotations(k0.Public(), [][]byte{link(k0, k1, nil), link(k1, k2, nil)})
+	require.NoError(t, err)
+	require.Equal(t, k2.Public(), got)
+	got, err = protocol.FollowRotations(k0.Public(), nil)
+	require.NoError(t, err)
+	require.Equal(t, k0.Public(), got)
+
+	tests := []struct {
+		name  string
+		chain [][]byte
+		want  error
+	}{
+		{"starts at another key", [][]byte{link(other, k1, nil)}, protocol.ErrBadSignature},
+		{"skips a key", [][]byte{link(k0, k1, nil), link(other, k2, nil)}, protocol.ErrBadSignature},
+		{"old signature forged", [][]byte{link(k0, k1, func(m *protocol.SignedAccessRotation) { m.ByOld = m.ByNew })}, protocol.ErrBadSignature},
+		{"new key did not sign", [][]byte{link(k0, k1, func(m *protocol.SignedAccessRotation) { m.ByNew = protocol.Signature{} })}, protocol.ErrBadSignature},
+		{"garbage", [][]byte{{1, 2, 3}}, protocol.ErrMalformed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := protocol.FollowRotations(k0.Public(), tc.chain)
+			require.ErrorIs(t, err, tc.want)
+		})
+	}
+}
+
+// TestApproval checks that an approval binds role, key and patient id.
+func TestApproval(t *testing.T) {
+	ra, u := key(t), key(t)
+	pid := protocol.PatientID{1}
+	sig := protocol.SignApproval(ra, protocol.RolePatient, u.Public(), pid)
+	require.NoError(t, protocol.VerifyApproval(ra.Public(), protocol.RolePatient, u.Public(), pid, sig))
+	require.ErrorIs(t, protocol.VerifyApproval(u.Public(), protocol.RolePatient, u.Public(), pid, sig), protocol.ErrNotApproved)
+	require.ErrorIs(t, protocol.VerifyApproval(ra.Public(), protocol.RoleDoctor, u.Public(), pid, sig), protocol.ErrNotApproved)
+	require.ErrorIs(t, protocol.VerifyApproval(ra.Public(), protocol.RolePatient, ra.Public(), pid, sig), protocol.ErrNotApproved)
+	require.ErrorIs(t, protocol.VerifyApproval(ra.Public(), protocol.RolePatient, u.Public(), protocol.PatientID{2}, sig), protocol.ErrNotApproved)
+	// Patient ids are keyed: another hospital key gives another id.
+	require.NotEqual(t, protocol.DerivePatientID([]byte("k1"), "patient001"), protocol.DerivePatientID([]byte("k2"), "patient001"))
+	require.Equal(t, protocol.DerivePatientID([]byte("k1"), "patient001"), protocol.DerivePatientID([]byte("k1"), "patient001"))
 }

@@ -131,3 +131,11 @@ func SignGrant(k *KeyPair, grant []byte) Signature {
 func VerifyGrant(access Key, grant []byte, sig Signature) error {
 	return verify(access, frame(labelGrant, grant), sig, "session grant signature")
 }
+
+// KeyPairFromPrivate wraps an Ed25519 private key (read from a key file).
+// The KeyPair keeps a copy; the caller may clear priv.
+func KeyPairFromPrivate(priv ed25519.PrivateKey) *KeyPair {
+	k := &KeyPair{priv: append(ed25519.PrivateKey(nil), priv...)}
+	copy(k.pub[:], priv.Public().(ed25519.PublicKey))
+	return k
+}

@@ -68,10 +68,14 @@ func (x *OpenSessionRequest) GetEphemeralPublicKey() []byte {
 
 // OpenSessionResponse carries the session key encapsulated to the temporary
 // key, signed by the access layer (protocol.SessionGrant encoding).
+// key_rotations is the chain of access key rotations since deployment
+// (protocol.SignedAccessRotation encodings, oldest first); the app follows it
+// from the access key it was deployed with to the key that signed the grant.
 type OpenSessionResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Grant         []byte                 `protobuf:"bytes,1,opt,name=grant,proto3" json:"grant,omitempty"`
 	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	KeyRotations  [][]byte               `protobuf:"bytes,3,rep,name=key_rotations,json=keyRotations,proto3" json:"key_rotations,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -116,6 +120,13 @@ func (x *OpenSessionResponse) GetGrant() []byte {
 func (x *OpenSessionResponse) GetSignature() []byte {
 	if x != nil {
 		return x.Signature
+	}
+	return nil
+}
+
+func (x *OpenSessionResponse) GetKeyRotations() [][]byte {
+	if x != nil {
+		return x.KeyRotations
 	}
 	return nil
 }
@@ -296,16 +307,107 @@ func (x *ContractResponse) GetContractSignature() []byte {
 	return nil
 }
 
+// AccessKeyRotation is a protocol.SignedAccessRotation encoding.
+type AccessKeyRotation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rotation      []byte                 `protobuf:"bytes,1,opt,name=rotation,proto3" json:"rotation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccessKeyRotation) Reset() {
+	*x = AccessKeyRotation{}
+	mi := &file_examples_recordsharing_sharingpb_recordsharing_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccessKeyRotation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccessKeyRotation) ProtoMessage() {}
+
+func (x *AccessKeyRotation) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_recordsharing_sharingpb_recordsharing_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccessKeyRotation.ProtoReflect.Descriptor instead.
+func (*AccessKeyRotation) Descriptor() ([]byte, []int) {
+	return file_examples_recordsharing_sharingpb_recordsharing_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *AccessKeyRotation) GetRotation() []byte {
+	if x != nil {
+		return x.Rotation
+	}
+	return nil
+}
+
+// AccessKeyRotationAck gives the ledger sequence number of the rotation.
+type AccessKeyRotationAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccessKeyRotationAck) Reset() {
+	*x = AccessKeyRotationAck{}
+	mi := &file_examples_recordsharing_sharingpb_recordsharing_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccessKeyRotationAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccessKeyRotationAck) ProtoMessage() {}
+
+func (x *AccessKeyRotationAck) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_recordsharing_sharingpb_recordsharing_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccessKeyRotationAck.ProtoReflect.Descriptor instead.
+func (*AccessKeyRotationAck) Descriptor() ([]byte, []int) {
+	return file_examples_recordsharing_sharingpb_recordsharing_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *AccessKeyRotationAck) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
 var File_examples_recordsharing_sharingpb_recordsharing_proto protoreflect.FileDescriptor
 
 const file_examples_recordsharing_sharingpb_recordsharing_proto_rawDesc = "" +
 	"\n" +
 	"4examples/recordsharing/sharingpb/recordsharing.proto\x12\x1empsi.examples.recordsharing.v1\"F\n" +
 	"\x12OpenSessionRequest\x120\n" +
-	"\x14ephemeral_public_key\x18\x01 \x01(\fR\x12ephemeralPublicKey\"I\n" +
+	"\x14ephemeral_public_key\x18\x01 \x01(\fR\x12ephemeralPublicKey\"n\n" +
 	"\x13OpenSessionResponse\x12\x14\n" +
 	"\x05grant\x18\x01 \x01(\fR\x05grant\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"d\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\x12#\n" +
+	"\rkey_rotations\x18\x03 \x03(\fR\fkeyRotations\"d\n" +
 	"\rSealedMessage\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\fR\tsessionId\x12\x14\n" +
@@ -319,12 +421,17 @@ const file_examples_recordsharing_sharingpb_recordsharing_proto_rawDesc = "" +
 	"\x10access_signature\x18\x03 \x01(\fR\x0faccessSignature\"]\n" +
 	"\x10ContractResponse\x12\x1a\n" +
 	"\bresponse\x18\x01 \x01(\fR\bresponse\x12-\n" +
-	"\x12contract_signature\x18\x02 \x01(\fR\x11contractSignature2\xed\x01\n" +
+	"\x12contract_signature\x18\x02 \x01(\fR\x11contractSignature\"/\n" +
+	"\x11AccessKeyRotation\x12\x1a\n" +
+	"\brotation\x18\x01 \x01(\fR\brotation\"(\n" +
+	"\x14AccessKeyRotationAck\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq2\xed\x01\n" +
 	"\vAccessLayer\x12v\n" +
 	"\vOpenSession\x122.mpsi.examples.recordsharing.v1.OpenSessionRequest\x1a3.mpsi.examples.recordsharing.v1.OpenSessionResponse\x12f\n" +
-	"\x06Submit\x12-.mpsi.examples.recordsharing.v1.SealedMessage\x1a-.mpsi.examples.recordsharing.v1.SealedMessage2w\n" +
+	"\x06Submit\x12-.mpsi.examples.recordsharing.v1.SealedMessage\x1a-.mpsi.examples.recordsharing.v1.SealedMessage2\xf3\x01\n" +
 	"\bContract\x12k\n" +
-	"\x06Submit\x12/.mpsi.examples.recordsharing.v1.ContractRequest\x1a0.mpsi.examples.recordsharing.v1.ContractResponseBEZCgithub.com/mpsi-dev/mpsi/examples/recordsharing/sharingpb;sharingpbb\x06proto3"
+	"\x06Submit\x12/.mpsi.examples.recordsharing.v1.ContractRequest\x1a0.mpsi.examples.recordsharing.v1.ContractResponse\x12z\n" +
+	"\x0fRotateAccessKey\x121.mpsi.examples.recordsharing.v1.AccessKeyRotation\x1a4.mpsi.examples.recordsharing.v1.AccessKeyRotationAckBEZCgithub.com/mpsi-dev/mpsi/examples/recordsharing/sharingpb;sharingpbb\x06proto3"
 
 var (
 	file_examples_recordsharing_sharingpb_recordsharing_proto_rawDescOnce sync.Once
@@ -338,23 +445,27 @@ func file_examples_recordsharing_sharingpb_recordsharing_proto_rawDescGZIP() []b
 	return file_examples_recordsharing_sharingpb_recordsharing_proto_rawDescData
 }
 
-var file_examples_recordsharing_sharingpb_recordsharing_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_examples_recordsharing_sharingpb_recordsharing_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_examples_recordsharing_sharingpb_recordsharing_proto_goTypes = []any{
-	(*OpenSessionRequest)(nil),  // 0: mpsi.examples.recordsharing.v1.OpenSessionRequest
-	(*OpenSessionResponse)(nil), // 1: mpsi.examples.recordsharing.v1.OpenSessionResponse
-	(*SealedMessage)(nil),       // 2: mpsi.examples.recordsharing.v1.SealedMessage
-	(*ContractRequest)(nil),     // 3: mpsi.examples.recordsharing.v1.ContractRequest
-	(*ContractResponse)(nil),    // 4: mpsi.examples.recordsharing.v1.ContractResponse
+	(*OpenSessionRequest)(nil),   // 0: mpsi.examples.recordsharing.v1.OpenSessionRequest
+	(*OpenSessionResponse)(nil),  // 1: mpsi.examples.recordsharing.v1.OpenSessionResponse
+	(*SealedMessage)(nil),        // 2: mpsi.examples.recordsharing.v1.SealedMessage
+	(*ContractRequest)(nil),      // 3: mpsi.examples.recordsharing.v1.ContractRequest
+	(*ContractResponse)(nil),     // 4: mpsi.examples.recordsharing.v1.ContractResponse
+	(*AccessKeyRotation)(nil),    // 5: mpsi.examples.recordsharing.v1.AccessKeyRotation
+	(*AccessKeyRotationAck)(nil), // 6: mpsi.examples.recordsharing.v1.AccessKeyRotationAck
 }
 var file_examples_recordsharing_sharingpb_recordsharing_proto_depIdxs = []int32{
 	0, // 0: mpsi.examples.recordsharing.v1.AccessLayer.OpenSession:input_type -> mpsi.examples.recordsharing.v1.OpenSessionRequest
 	2, // 1: mpsi.examples.recordsharing.v1.AccessLayer.Submit:input_type -> mpsi.examples.recordsharing.v1.SealedMessage
 	3, // 2: mpsi.examples.recordsharing.v1.Contract.Submit:input_type -> mpsi.examples.recordsharing.v1.ContractRequest
-	1, // 3: mpsi.examples.recordsharing.v1.AccessLayer.OpenSession:output_type -> mpsi.examples.recordsharing.v1.OpenSessionResponse
-	2, // 4: mpsi.examples.recordsharing.v1.AccessLayer.Submit:output_type -> mpsi.examples.recordsharing.v1.SealedMessage
-	4, // 5: mpsi.examples.recordsharing.v1.Contract.Submit:output_type -> mpsi.examples.recordsharing.v1.ContractResponse
-	3, // [3:6] is the sub-list for method output_type
-	0, // [0:3] is the sub-list for method input_type
+	5, // 3: mpsi.examples.recordsharing.v1.Contract.RotateAccessKey:input_type -> mpsi.examples.recordsharing.v1.AccessKeyRotation
+	1, // 4: mpsi.examples.recordsharing.v1.AccessLayer.OpenSession:output_type -> mpsi.examples.recordsharing.v1.OpenSessionResponse
+	2, // 5: mpsi.examples.recordsharing.v1.AccessLayer.Submit:output_type -> mpsi.examples.recordsharing.v1.SealedMessage
+	4, // 6: mpsi.examples.recordsharing.v1.Contract.Submit:output_type -> mpsi.examples.recordsharing.v1.ContractResponse
+	6, // 7: mpsi.examples.recordsharing.v1.Contract.RotateAccessKey:output_type -> mpsi.examples.recordsharing.v1.AccessKeyRotationAck
+	4, // [4:8] is the sub-list for method output_type
+	0, // [0:4] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
 	0, // [0:0] is the sub-list for extension extendee
 	0, // [0:0] is the sub-list for field type_name
@@ -371,7 +482,7 @@ func file_examples_recordsharing_sharingpb_recordsharing_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_examples_recordsharing_sharingpb_recordsharing_proto_rawDesc), len(file_examples_recordsharing_sharingpb_recordsharing_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

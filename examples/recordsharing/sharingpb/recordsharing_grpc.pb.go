@@ -175,7 +175,8 @@ var AccessLayer_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Contract_Submit_FullMethodName = "/mpsi.examples.recordsharing.v1.Contract/Submit"
+	Contract_Submit_FullMethodName          = "/mpsi.examples.recordsharing.v1.Contract/Submit"
+	Contract_RotateAccessKey_FullMethodName = "/mpsi.examples.recordsharing.v1.Contract/RotateAccessKey"
 )
 
 // ContractClient is the client API for Contract service.
@@ -187,6 +188,10 @@ type ContractClient interface {
 	// Submit carries a request with signatures 1 and 3 and returns the answer
 	// with signature 4.
 	Submit(ctx context.Context, in *ContractRequest, opts ...grpc.CallOption) (*ContractResponse, error)
+	// RotateAccessKey replaces the access layer's key: the rotation is signed
+	// by the old and the new key (protocol.SignedAccessRotation encoding) and
+	// appended to the ledger.
+	RotateAccessKey(ctx context.Context, in *AccessKeyRotation, opts ...grpc.CallOption) (*AccessKeyRotationAck, error)
 }
 
 type contractClient struct {
@@ -207,6 +212,16 @@ func (c *contractClient) Submit(ctx context.Context, in *ContractRequest, opts .
 	return out, nil
 }
 
+func (c *contractClient) RotateAccessKey(ctx context.Context, in *AccessKeyRotation, opts ...grpc.CallOption) (*AccessKeyRotationAck, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AccessKeyRotationAck)
+	err := c.cc.Invoke(ctx, Contract_RotateAccessKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ContractServer is the server API for Contract service.
 // All implementations must embed UnimplementedContractServer
 // for forward compatibility.
@@ -216,6 +231,10 @@ type ContractServer interface {
 	// Submit carries a request with signatures 1 and 3 and returns the answer
 	// with signature 4.
 	Submit(context.Context, *ContractRequest) (*ContractResponse, error)
+	// RotateAccessKey replaces the access layer's key: the rotation is signed
+	// by the old and the new key (protocol.SignedAccessRotation encoding) and
+	// appended to the ledger.
+	RotateAccessKey(context.Context, *AccessKeyRotation) (*AccessKeyRotationAck, error)
 	mustEmbedUnimplementedContractServer()
 }
 
@@ -228,6 +247,9 @@ type UnimplementedContractServer struct{}
 
 func (UnimplementedContractServer) Submit(context.Context, *ContractRequest) (*ContractResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Submit not implemented")
+}
+func (UnimplementedContractServer) RotateAccessKey(context.Context, *AccessKeyRotation) (*AccessKeyRotationAck, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RotateAccessKey not implemented")
 }
 func (UnimplementedContractServer) mustEmbedUnimplementedContractServer() {}
 func (UnimplementedContractServer) testEmbeddedByValue()                  {}
@@ -268,6 +290,24 @@ func _Contract_Submit_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Contract_RotateAccessKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AccessKeyRotation)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ContractServer).RotateAccessKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Contract_RotateAccessKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ContractServer).RotateAccessKey(ctx, req.(*AccessKeyRotation))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Contract_ServiceDesc is the grpc.ServiceDesc for Contract service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -278,6 +318,10 @@ var Contract_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Submit",
 			Handler:    _Contract_Submit_Handler,
+		},
+		{
+			MethodName: "RotateAccessKey",
+			Handler:    _Contract_RotateAccessKey_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -41,6 +41,7 @@ type Config struct {
 // use; Close stops it.
 type System struct {
 	AppKey      *protocol.KeyPair // the key preset in the app (signature 2)
+	Authority   *protocol.KeyPair // the registration authority's key, set in the contract
 	AccessKey   protocol.Key
 	ContractKey protocol.Key
 	Ledger      *ledger.Ledger
@@ -96,13 +97,13 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 
-	keys := make([]*protocol.KeyPair, 3)
+	keys := make([]*protocol.KeyPair, 4)
 	for i := range keys {
 		if keys[i], err = protocol.GenerateKeyPair(); err != nil {
 			return nil, err
 		}
 	}
-	s.AppKey = keys[0]
+	s.AppKey, s.Authority = keys[0], keys[3]
 	accessKey, contractKey := keys[1], keys[2]
 	s.AccessKey, s.ContractKey = accessKey.Public(), contractKey.Public()
 
@@ -110,7 +111,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 	s.Contract, err = contract.New(ctx, contract.Config{
-		Key: contractKey, AccessKey: s.AccessKey, Ledger: s.Ledger, Window: cfg.Window, Log: cfg.Log,
+		Key: contractKey, AccessKey: s.AccessKey, Authority: s.Authority.Public(), Ledger: s.Ledger, Window: cfg.Window, Log: cfg.Log,
 	})
 	if err != nil {
 		return nil, err

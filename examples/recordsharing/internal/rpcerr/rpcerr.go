@@ -38,6 +38,8 @@ func table() []mapping {
 		{protocol.ErrNotRegistered, codes.PermissionDenied, "NOT_REGISTERED"},
 		{protocol.ErrNotFound, codes.NotFound, "NOT_FOUND"},
 		{protocol.ErrExists, codes.AlreadyExists, "EXISTS"},
+		{protocol.ErrNotApproved, codes.PermissionDenied, "NOT_APPROVED"},
+		{protocol.ErrRetired, codes.PermissionDenied, "KEY_RETIRED"},
 	}
 }
 

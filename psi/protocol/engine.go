@@ -1,24 +1,12 @@
-package coordinator
+package protocol
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/mpsi-dev/mpsi/psi/join"
 	"github.com/mpsi-dev/mpsi/psi/session"
 	"github.com/mpsi-dev/mpsi/sharing"
-)
-
-// Sentinel errors of the session state machine. The network layer maps them
-// to gRPC status codes.
-var (
-	// ErrWrongRound reports a message that arrives in a round where it is not
-	// expected, or a second time (a replay).
-	ErrWrongRound = errors.New("coordinator: message not expected in this round")
-	// ErrBadMessage reports a message whose content is inconsistent with the
-	// session (wrong length, unknown party, size over max_set_size).
-	ErrBadMessage = errors.New("coordinator: malformed message")
 )
 
 // Engine is the coordinator's state for one session, without I/O: it takes
@@ -125,7 +113,7 @@ func (e *Engine) Spill(opt join.SpillOptions) error {
 	opt.Pairwise = e.spec.Reveals(session.RevealPairwise)
 	sp, err := join.NewSpiller(e.sizes, opt)
 	if err != nil {
-		return fmt.Errorf("coordinator: join budget: %w", err)
+		return fmt.Errorf("protocol: join budget: %w", err)
 	}
 	e.spill = sp
 	return nil
@@ -147,7 +135,7 @@ func (e *Engine) AddTokens(i int, first uint64, batch []join.Token) error {
 	}
 	if e.spill != nil {
 		if err := e.spill.Add(i, first, batch); err != nil {
-			return fmt.Errorf("coordinator: spilling tokens of party %s: %w", e.spec.Parties[i], err)
+			return fmt.Errorf("protocol: spilling tokens of party %s: %w", e.spec.Parties[i], err)
 		}
 	} else {
 		if e.tokens[i] == nil {
@@ -193,7 +181,7 @@ func (e *Engine) Join(ctx context.Context, workers int) (*join.Result, error) {
 		r, err = join.Join(e.tokens, join.Options{Pairwise: e.spec.Reveals(session.RevealPairwise), Workers: workers})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("coordinator: join: %w", err)
+		return nil, fmt.Errorf("protocol: join: %w", err)
 	}
 	if r.Pairwise == nil {
 		r.Pairwise = make([][]int, e.n)

@@ -1,4 +1,4 @@
-package coordinator
+package protocol
 
 import (
 	"fmt"
@@ -9,7 +9,7 @@ import (
 )
 
 // EncryptedParams returns the parameters and the session id of aggregation
-// encrypted (DESIGN §4, "Encrypted aggregation") for a validated spec whose
+// encrypted (doc/DESIGN.md §4, "Encrypted aggregation") for a validated spec whose
 // largest declared set size is maxRecords. Every participant derives them
 // from the same public inputs: the spec and the declared set sizes.
 //
@@ -26,11 +26,11 @@ import (
 // aggregate vector has nothing to encrypt and is refused.
 func EncryptedParams(spec *session.Spec, maxRecords int) (*mhe.Params, mhe.SessionID, error) {
 	if spec.Aggregation != session.AggregationEncrypted {
-		return nil, mhe.SessionID{}, fmt.Errorf("coordinator: session %s uses aggregation %q, not %q", spec.ID, spec.Aggregation, session.AggregationEncrypted)
+		return nil, mhe.SessionID{}, fmt.Errorf("protocol: session %s uses aggregation %q, not %q", spec.ID, spec.Aggregation, session.AggregationEncrypted)
 	}
 	bounds := spec.ContributionBounds()
 	if len(bounds) == 0 {
-		return nil, mhe.SessionID{}, fmt.Errorf("coordinator: session %s declares no aggregates to encrypt", spec.ID)
+		return nil, mhe.SessionID{}, fmt.Errorf("protocol: session %s declares no aggregates to encrypt", spec.ID)
 	}
 	n := len(spec.Parties)
 	threshold := spec.Threshold
@@ -55,7 +55,7 @@ func EncryptedParams(spec *session.Spec, maxRecords int) (*mhe.Params, mhe.Sessi
 		}
 		return params, id, nil
 	}
-	return nil, mhe.SessionID{}, fmt.Errorf("coordinator: session %s: aggregation %q: %w", spec.ID, session.AggregationEncrypted, firstErr)
+	return nil, mhe.SessionID{}, fmt.Errorf("protocol: session %s: aggregation %q: %w", spec.ID, session.AggregationEncrypted, firstErr)
 }
 
 // Encrypted is the coordinator's state for step 4 of a session with
@@ -136,10 +136,10 @@ func (x *Encrypted) AggregateKeys(ckg []*mhe.CKGShareMsg, gkg []*mhe.GaloisShare
 	}
 	pk, err := x.coord.AggregateCKG(ckg)
 	if err != nil {
-		return nil, fmt.Errorf("coordinator: collective public key: %w", err)
+		return nil, fmt.Errorf("protocol: collective public key: %w", err)
 	}
 	if err := x.coord.AggregateGalois(gkg); err != nil {
-		return nil, fmt.Errorf("coordinator: Galois keys: %w", err)
+		return nil, fmt.Errorf("protocol: Galois keys: %w", err)
 	}
 	x.keyed = true
 	return pk, nil
@@ -179,7 +179,7 @@ func (x *Encrypted) AddCiphertext(i int, m *mhe.CiphertextMsg) error {
 		return err
 	}
 	if err := acc.Add(m); err != nil {
-		return fmt.Errorf("coordinator: ciphertext of party %s: %w", x.e.spec.Parties[i], err)
+		return fmt.Errorf("protocol: ciphertext of party %s: %w", x.e.spec.Parties[i], err)
 	}
 	return nil
 }
@@ -196,7 +196,7 @@ func (x *Encrypted) PCKSRequest(active []int) (*mhe.PCKSRequestMsg, error) {
 		}
 		agg, err := x.acc.Finalize()
 		if err != nil {
-			return nil, fmt.Errorf("coordinator: evaluating the aggregate: %w", err)
+			return nil, fmt.Errorf("protocol: evaluating the aggregate: %w", err)
 		}
 		x.agg, x.acc = agg, nil
 	}
@@ -210,7 +210,7 @@ func (x *Encrypted) PCKSRequest(active []int) (*mhe.PCKSRequestMsg, error) {
 	slices.Sort(ids)
 	req, err := x.agg.PCKSRequest(ids)
 	if err != nil {
-		return nil, fmt.Errorf("coordinator: key switch: %w", err)
+		return nil, fmt.Errorf("protocol: key switch: %w", err)
 	}
 	x.active = ids
 	return req, nil
@@ -226,7 +226,7 @@ func (x *Encrypted) KeySwitch(shares []*mhe.PCKSShareMsg) (*mhe.ResultMsg, error
 	}
 	res, err := x.agg.KeySwitch(x.active, shares)
 	if err != nil {
-		return nil, fmt.Errorf("coordinator: key switch: %w", err)
+		return nil, fmt.Errorf("protocol: key switch: %w", err)
 	}
 	return res, nil
 }

@@ -1,13 +1,11 @@
-package party
+package protocol
 
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
-	"time"
 
 	"github.com/mpsi-dev/mpsi/psi"
 	"github.com/mpsi-dev/mpsi/psi/join"
@@ -15,43 +13,30 @@ import (
 	"github.com/mpsi-dev/mpsi/sharing"
 )
 
-// ErrStateConsumed reports a round run twice on the same Party (for example
-// because a message was replayed). The session must be aborted.
-var ErrStateConsumed = errors.New("party: round already run")
-
-// ErrPositions reports an intersection position list from the coordinator
-// that is not sorted, repeats, or points past the party's set.
-var ErrPositions = errors.New("party: invalid positions")
-
-// Config tunes a Party. The zero value is valid.
-type Config struct {
-	// Workers bounds the goroutines used for token work; 0 means GOMAXPROCS.
-	Workers int
-	// Phase, if set, is called by [RunLocal] as each phase ends ("tokens",
-	// "ring", "join", "aggregation", "release") with its duration.
-	Phase func(name string, d time.Duration)
+// Records is what a [Holder] needs of a party's loaded records: their
+// number, each record's match key (the normalised identifier bytes), its
+// logical field values and its record_id. Package party's Records
+// implements it. Values never leave the party: the holder turns them into
+// tokens and contributions only.
+type Records interface {
+	Len() int
+	Key(i int) []byte
+	Value(i int, field string) string
+	ID(i int) string
 }
 
-func (c Config) phase(name string, start time.Time) time.Time {
-	now := time.Now()
-	if c.Phase != nil {
-		c.Phase(name, now.Sub(start))
-	}
-	return now
-}
-
-// Party is one participant's protocol state for one session: its records in
-// a secret shuffled order, its dh scalar, its keyed-mode key contribution
-// and its outgoing mask seeds. Its rounds are plain methods over typed
-// values, carried in process by [RunLocal] and over gRPC by the network
-// client; each round may be run once. A Party is not safe for concurrent
-// use, except [Party.Hop], which may run concurrently with itself.
-type Party struct {
+// Holder is one data holder's local protocol state for one session: its
+// records in a secret shuffled order, its dh scalar, its keyed-mode key
+// contribution and its outgoing mask seeds. Its rounds are plain methods
+// over typed values, which the [Party] machine runs; each round may be run
+// once. A Holder is not safe for concurrent use, except [Holder.Hop], which
+// may run concurrently with itself.
+type Holder struct {
 	spec    *session.Spec
 	layout  *session.Layout
 	name    string
 	index   int
-	recs    *Records
+	recs    Records
 	perm    []recordIndex // shuffled position -> record index
 	dh      *psi.DHKey
 	contrib psi.KeyContribution
@@ -61,13 +46,14 @@ type Party struct {
 	startedRing, keyed, shared bool
 }
 
-// New prepares party name of spec with its loaded records. It draws the
-// per-session secrets (dh scalar, key contribution, mask seeds) and the
-// shuffle from crypto/rand.
-func New(spec *session.Spec, name string, recs *Records, cfg Config) (*Party, error) {
+// NewHolder prepares party name of spec with its loaded records. It draws
+// the per-session secrets (dh scalar, key contribution, mask seeds) and the
+// shuffle from crypto/rand. workers bounds the goroutines of token work (0
+// means GOMAXPROCS).
+func NewHolder(spec *session.Spec, name string, recs Records, workers int) (*Holder, error) {
 	idx := spec.PartyIndex(name)
 	if idx < 0 {
-		return nil, fmt.Errorf("party: %q is not a party of session %s", name, spec.ID)
+		return nil, fmt.Errorf("protocol: %q is not a party of session %s", name, spec.ID)
 	}
 	layout, err := session.NewLayout(spec)
 	if err != nil {
@@ -94,8 +80,8 @@ func New(spec *session.Spec, name string, recs *Records, cfg Config) (*Party, er
 	if err != nil {
 		return nil, err
 	}
-	return &Party{spec: spec, layout: layout, name: name, index: idx, recs: recs, perm: perm,
-		dh: dh, contrib: contrib, seeds: seeds, workers: cfg.Workers}, nil
+	return &Holder{spec: spec, layout: layout, name: name, index: idx, recs: recs, perm: perm,
+		dh: dh, contrib: contrib, seeds: seeds, workers: workers}, nil
 }
 
 // recordIndex is the index of a record in a party's Records (a type of its
@@ -106,7 +92,7 @@ type recordIndex uint32
 // crypto/rand).
 func shuffle(n int) ([]recordIndex, error) {
 	if int64(n) > math.MaxUint32 {
-		return nil, fmt.Errorf("party: %d records is too many", n)
+		return nil, fmt.Errorf("protocol: %d records is too many", n)
 	}
 	p := make([]recordIndex, n)
 	for i := range p {
@@ -120,7 +106,7 @@ func shuffle(n int) ([]recordIndex, error) {
 		var r uint64
 		for {
 			if _, err := rand.Read(buf[:]); err != nil {
-				return nil, fmt.Errorf("party: shuffling: %w", err)
+				return nil, fmt.Errorf("protocol: shuffling: %w", err)
 			}
 			r = binary.LittleEndian.Uint64(buf[:])
 			if r < limit {
@@ -134,21 +120,21 @@ func shuffle(n int) ([]recordIndex, error) {
 }
 
 // Name is the party's name in the spec.
-func (p *Party) Name() string { return p.name }
+func (p *Holder) Name() string { return p.name }
 
 // Index is the party's index in the spec's parties.
-func (p *Party) Index() int { return p.index }
+func (p *Holder) Index() int { return p.index }
 
 // SetSize is the number of records the party brings (after de-duplication);
 // it is declared to the coordinator at join.
-func (p *Party) SetSize() int { return p.recs.Len() }
+func (p *Holder) SetSize() int { return p.recs.Len() }
 
 // Spec returns the session spec.
-func (p *Party) Spec() *session.Spec { return p.spec }
+func (p *Holder) Spec() *session.Spec { return p.spec }
 
 // StartRing returns H(x)^k_i for the party's records in its secret shuffled
 // order: the list it sends into the dh ring.
-func (p *Party) StartRing() ([]psi.Point, error) {
+func (p *Holder) StartRing() ([]psi.Point, error) {
 	out := make([]psi.Point, p.SetSize())
 	if err := p.StartRingBatch(0, out); err != nil {
 		return nil, err
@@ -157,10 +143,10 @@ func (p *Party) StartRing() ([]psi.Point, error) {
 }
 
 // StartRingBatch computes positions [offset, offset+len(out)) of the list
-// that [Party.StartRing] returns, so that a party can stream its list into
+// that [Holder.StartRing] returns, so that a party can stream its list into
 // the ring while computing it. Batches may come in any order but each
 // position must be computed once; the first call consumes the round.
-func (p *Party) StartRingBatch(offset int, out []psi.Point) error {
+func (p *Holder) StartRingBatch(offset int, out []psi.Point) error {
 	if offset == 0 {
 		if p.startedRing {
 			return ErrStateConsumed
@@ -168,7 +154,7 @@ func (p *Party) StartRingBatch(offset int, out []psi.Point) error {
 		p.startedRing = true
 	}
 	if offset < 0 || offset+len(out) > len(p.perm) {
-		return fmt.Errorf("party: ring batch [%d, %d) beyond set size %d", offset, offset+len(out), len(p.perm))
+		return fmt.Errorf("protocol: ring batch [%d, %d) beyond set size %d", offset, offset+len(out), len(p.perm))
 	}
 	keys := make([][]byte, min(keyBatch, len(out)))
 	for lo := 0; lo < len(out); lo += len(keys) {
@@ -187,7 +173,7 @@ const keyBatch = 1 << 16
 // shuffledKeys fills dst, up to limit entries, with the match keys at
 // shuffled positions from offset on (shared slices: not copied) and
 // returns the filled part.
-func (p *Party) shuffledKeys(dst [][]byte, offset, limit int) [][]byte {
+func (p *Holder) shuffledKeys(dst [][]byte, offset, limit int) [][]byte {
 	dst = dst[:min(len(dst), limit)]
 	for k := range dst {
 		dst[k] = p.recs.Key(int(p.perm[offset+k]))
@@ -198,21 +184,21 @@ func (p *Party) shuffledKeys(dst [][]byte, offset, limit int) [][]byte {
 // Hop raises every element of (a batch of) another party's list to the
 // party's scalar, preserving order; in may be reused as the output. Invalid
 // or identity elements fail the whole batch with psi.ErrInvalidPoint.
-func (p *Party) Hop(in []psi.Point) ([]psi.Point, error) {
+func (p *Holder) Hop(in []psi.Point) ([]psi.Point, error) {
 	if err := p.dh.Blind(in, in, p.workers); err != nil {
-		return nil, fmt.Errorf("party: ring hop: %w", err)
+		return nil, fmt.Errorf("protocol: ring hop: %w", err)
 	}
 	return in, nil
 }
 
 // KeyContribution is the party's secret share of the keyed-mode group key,
 // to be sealed to every other party.
-func (p *Party) KeyContribution() psi.KeyContribution { return p.contrib }
+func (p *Holder) KeyContribution() psi.KeyContribution { return p.contrib }
 
 // KeyedTokens derives the group key from every party's contribution
 // (indexed by party; the party's own entry must be its own contribution) and
 // returns the party's tokens in its shuffled order.
-func (p *Party) KeyedTokens(contribs []psi.KeyContribution) ([]join.Token, error) {
+func (p *Holder) KeyedTokens(contribs []psi.KeyContribution) ([]join.Token, error) {
 	toks := make([]join.Token, len(p.perm))
 	err := p.keyedTokens(contribs, func(off int, batch [][psi.TokenSize]byte) {
 		for k := range batch {
@@ -225,9 +211,9 @@ func (p *Party) KeyedTokens(contribs []psi.KeyContribution) ([]join.Token, error
 	return toks, nil
 }
 
-// keyedTokenBytes is [Party.KeyedTokens] with the tokens back to back in
+// keyedTokenBytes is [Holder.KeyedTokens] with the tokens back to back in
 // one slice, as they go on the wire.
-func (p *Party) keyedTokenBytes(contribs []psi.KeyContribution) ([]byte, error) {
+func (p *Holder) keyedTokenBytes(contribs []psi.KeyContribution) ([]byte, error) {
 	data := make([]byte, len(p.perm)*psi.TokenSize)
 	err := p.keyedTokens(contribs, func(off int, batch [][psi.TokenSize]byte) {
 		for k := range batch {
@@ -242,7 +228,7 @@ func (p *Party) keyedTokenBytes(contribs []psi.KeyContribution) ([]byte, error) 
 
 // keyedTokens runs the keyed-tokens round, handing the tokens to emit a
 // batch at a time in shuffled order (batch is reused after emit returns).
-func (p *Party) keyedTokens(contribs []psi.KeyContribution, emit func(off int, batch [][psi.TokenSize]byte)) error {
+func (p *Holder) keyedTokens(contribs []psi.KeyContribution, emit func(off int, batch [][psi.TokenSize]byte)) error {
 	if p.keyed {
 		return ErrStateConsumed
 	}
@@ -271,9 +257,9 @@ func (p *Party) keyedTokens(contribs []psi.KeyContribution, emit func(off int, b
 
 // Seed returns s_ij, the seed this party sends (sealed) to party j. The
 // seeds can be sent as soon as the session starts.
-func (p *Party) Seed(j int) (sharing.Seed, error) {
+func (p *Holder) Seed(j int) (sharing.Seed, error) {
 	if j < 0 || j >= len(p.seeds) || j == p.index {
-		return sharing.Seed{}, fmt.Errorf("party: no seed for party %d", j)
+		return sharing.Seed{}, fmt.Errorf("protocol: no seed for party %d", j)
 	}
 	return p.seeds[j], nil
 }
@@ -292,7 +278,7 @@ func PRGContext(session string, i, j int) []byte {
 
 // Local computes x_i: the sum of the party's contributions over its records
 // at the given shuffled positions (the coordinator's positions in I).
-func (p *Party) Local(positions []uint32) (sharing.Vector, error) {
+func (p *Holder) Local(positions []uint32) (sharing.Vector, error) {
 	if err := p.checkPositions(positions); err != nil {
 		return nil, err
 	}
@@ -301,7 +287,7 @@ func (p *Party) Local(positions []uint32) (sharing.Vector, error) {
 		ri := int(p.perm[pos])
 		get := func(field string) string { return p.recs.Value(ri, field) }
 		if err := p.layout.Contribute(p.index, get, x); err != nil {
-			return nil, fmt.Errorf("party: record %s: %w", p.recs.ID(ri), err)
+			return nil, fmt.Errorf("protocol: record %s: %w", p.recs.ID(ri), err)
 		}
 	}
 	return x, nil
@@ -311,16 +297,16 @@ func (p *Party) Local(positions []uint32) (sharing.Vector, error) {
 // where k_ii = r_i − Σ_{j≠i} k_ij, from the positions in I, the mask r_i
 // dealt by the coordinator and the seeds s_ji received from every other
 // party (indexed by party; the party's own entry is ignored). It runs once.
-func (p *Party) Share(positions []uint32, mask sharing.Vector, incoming []sharing.Seed) (sharing.Vector, error) {
+func (p *Holder) Share(positions []uint32, mask sharing.Vector, incoming []sharing.Seed) (sharing.Vector, error) {
 	if p.shared {
 		return nil, ErrStateConsumed
 	}
 	L := p.layout.Len()
 	if len(mask) != L {
-		return nil, fmt.Errorf("party: mask has length %d, want %d: %w", len(mask), L, sharing.ErrLengthMismatch)
+		return nil, fmt.Errorf("protocol: mask has length %d, want %d: %w", len(mask), L, sharing.ErrLengthMismatch)
 	}
 	if len(incoming) != len(p.spec.Parties) {
-		return nil, fmt.Errorf("party: %d incoming seeds, want %d", len(incoming), len(p.spec.Parties))
+		return nil, fmt.Errorf("protocol: %d incoming seeds, want %d", len(incoming), len(p.spec.Parties))
 	}
 	x, err := p.Local(positions)
 	if err != nil {
@@ -344,7 +330,7 @@ func (p *Party) Share(positions []uint32, mask sharing.Vector, incoming []sharin
 
 // Members returns the record_ids of the party's records at the given
 // shuffled positions, in file order.
-func (p *Party) Members(positions []uint32) ([]string, error) {
+func (p *Holder) Members(positions []uint32) ([]string, error) {
 	if err := p.checkPositions(positions); err != nil {
 		return nil, err
 	}
@@ -360,7 +346,7 @@ func (p *Party) Members(positions []uint32) ([]string, error) {
 	return ids, nil
 }
 
-func (p *Party) checkPositions(positions []uint32) error {
+func (p *Holder) checkPositions(positions []uint32) error {
 	for k, pos := range positions {
 		if int64(pos) >= int64(len(p.perm)) {
 			return fmt.Errorf("%w: position %d beyond set size %d", ErrPositions, pos, len(p.perm))
@@ -370,4 +356,21 @@ func (p *Party) checkPositions(positions []uint32) error {
 		}
 	}
 	return nil
+}
+
+// OwnResult is the party's copy of the released Result: with reveal:
+// membership it adds the record_ids of the party's shared rows.
+func (p *Holder) OwnResult(res *session.Result, positions []uint32) (*session.Result, error) {
+	r := *res
+	if p.spec.Reveals(session.RevealMembership) {
+		m, err := p.Members(positions)
+		if err != nil {
+			return nil, err
+		}
+		if m == nil {
+			m = []string{}
+		}
+		r.Members = m
+	}
+	return &r, nil
 }
