@@ -12,13 +12,21 @@
 // patient's Condition resources (linked by subject.reference).
 //
 // Decoding uses encoding/json on a documented subset rather than a FHIR
-// model library: only the top-level elements a path reads are decoded, one
+// model library (such as the generated R4 structs of
+// github.com/fastenhealth/gofhir-models): a full model decodes every element
+// of every resource into typed values, where a load reads a dozen elements
+// chosen by the mapping's paths at run time. Instead each line is decoded
+// once into a struct type made at run time with a field for each
+// top-level element a path reads, so the narrative, extensions and every
+// other element are skipped without being built. Files are read one
 // line at a time, so a 10 GB export is streamed in constant memory (the
-// Condition values of every patient are the one thing held, and only when
-// a Condition field is read).
+// Condition values of every patient are the one thing held, joined into
+// one string per patient, and only when a Condition field is read).
+// Member names are matched as encoding/json matches them: exactly first,
+// else case-insensitively.
 //
-// Errors name the file, the line and the resource (Patient/<id>), never a
-// value: a malformed line, or a Patient missing an element a match field
+// The reader's errors name the file, the line and the resource
+// (Patient/<id>), never a value (JSON syntax errors give a byte offset): a malformed line, or a Patient missing an element a match field
 // needs, is a bad row (the load fails, or with SkipBadRows the row is
 // counted as rejected); a resource of the wrong type in a Patient or
 // Condition file fails the load.
