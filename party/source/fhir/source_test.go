@@ -205,3 +205,25 @@ func TestSyntheaBulk(t *testing.T) {
 	}
 	require.Greater(t, withCodes, 5)
 }
+
+// The 1,144 Synthea patients of the larger bulk export: every one loads,
+// and the deceased field counts the 144 the data's README lists.
+func TestSyntheaBulk1000(t *testing.T) {
+	file := "../../../../shared/data/synthea/fhir_bulk_1000/Patient.000.ndjson"
+	if _, err := os.Stat(file); err != nil {
+		t.Skip("no ../shared/data (a fresh clone); the other tests cover the reader")
+	}
+	s, err := fhir.Open(context.Background(), []string{file}, nil)
+	require.NoError(t, err)
+	defer s.Close()
+	recs, err := party.ReadRows(s, specT(t), "a", party.LoadOptions{})
+	require.NoError(t, err)
+	require.Equal(t, party.Report{Rows: 1144, Loaded: 1144}, recs.Report)
+	dead := 0
+	for i := range recs.Len() {
+		if recs.Value(i, "deceased") == "1" {
+			dead++
+		}
+	}
+	require.Equal(t, 144, dead)
+}
