@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
@@ -72,6 +73,9 @@ type Config struct {
 	JoinBudget int64
 	// SpillDir is where spill files are made; empty means os.TempDir().
 	SpillDir string
+	// PrivacyBudget, if set, refuses sessions at creation that would
+	// exceed it for a party (advisory; see [PrivacyBudget]).
+	PrivacyBudget *PrivacyBudget
 }
 
 // Server is the coordinator's gRPC service. It is safe for concurrent use
@@ -118,6 +122,18 @@ func New(cfg Config) (*Server, error) {
 	return &Server{cfg: cfg, log: cfg.Logger, sessions: map[string]*live{}}, nil
 }
 
+// ServerOptions are the gRPC server options the service needs beside the
+// transport credentials: the protocol's message limit, and keepalives that
+// detect a dead path while permitting the hospitals' own pings (every 30 s,
+// party.RunRemote).
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(protocol.MaxMessageSize), grpc.MaxSendMsgSize(protocol.MaxMessageSize),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second}),
+	}
+}
+
 // Register adds the service to a gRPC server.
 func (s *Server) Register(g *grpc.Server) { mpsiv1.RegisterCoordinatorServer(g, s) }
 
@@ -127,6 +143,7 @@ func (s *Server) Register(g *grpc.Server) { mpsiv1.RegisterCoordinatorServer(g, 
 // sessions left behind.
 func (s *Server) Recover(ctx context.Context) ([]string, error) {
 	ids, err := s.cfg.Store.AbortInterrupted(ctx, "coordinator restarted during the session")
+	s.cfg.Metrics.SessionsInterrupted(len(ids))
 	for _, id := range ids {
 		s.log.Warn("session aborted by restart", "session", id)
 	}
@@ -227,6 +244,11 @@ func (s *Server) CreateSession(ctx context.Context, req *mpsiv1.CreateSessionReq
 	if spec.PartyIndex(s.cfg.Name) >= 0 {
 		return nil, s.toStatus(fmt.Errorf("%w: parties: the coordinator %q cannot be a party of its own session", session.ErrInvalidSpec, s.cfg.Name))
 	}
+	unlock, err := s.cfg.PrivacyBudget.admit(ctx, s, spec)
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	defer unlock()
 	if err := s.cfg.Store.CreateSession(ctx, spec.ID, spec.Canonical(), name); err != nil {
 		return nil, s.toStatus(err)
 	}
@@ -234,7 +256,7 @@ func (s *Server) CreateSession(ctx context.Context, req *mpsiv1.CreateSessionReq
 		return nil, s.toStatus(err)
 	}
 	s.log.Info("session created", "session", spec.ID, "by", name, "parties", spec.Parties, "mode", spec.Match.Mode)
-	s.cfg.Metrics.sessionCreated()
+	s.cfg.Metrics.SessionCreated()
 	return &mpsiv1.CreateSessionResponse{SessionId: spec.ID}, nil
 }
 
@@ -330,7 +352,7 @@ func (s *Server) Run(stream grpc.BidiStreamingServer[mpsiv1.Frame, mpsiv1.Frame]
 	s.log.Info("party joined", "session", l.spec.ID, "party", name)
 	// Sender: drain the connection's queue onto the stream.
 	sendErr := make(chan error, 1)
-	go func() { sendErr <- c.pump(stream, s.cfg.Metrics) }()
+	go func() { sendErr <- c.pump(stream) }()
 	// Reader: decode frames and forward them to the session goroutine.
 	readErr := make(chan error, 1)
 	go func() {
@@ -340,9 +362,8 @@ func (s *Server) Run(stream grpc.BidiStreamingServer[mpsiv1.Frame, mpsiv1.Frame]
 			if err != nil {
 				ev = event{from: idx, gone: err}
 			} else {
-				s.cfg.Metrics.received(len(f.GetData()))
 				m, derr := protocol.Decode(f.GetData())
-				ev = event{from: idx, msg: m, bad: derr}
+				ev = event{from: idx, msg: m, bad: derr, size: len(f.GetData())}
 			}
 			// Through the session's queue, after the party's last messages
 			// (an Abort it sent just before closing).
@@ -466,7 +487,7 @@ func (c *conn) close() {
 	c.cond.Broadcast()
 }
 
-func (c *conn) pump(stream grpc.BidiStreamingServer[mpsiv1.Frame, mpsiv1.Frame], m *Metrics) error {
+func (c *conn) pump(stream grpc.BidiStreamingServer[mpsiv1.Frame, mpsiv1.Frame]) error {
 	for {
 		c.mu.Lock()
 		for len(c.q) == 0 && !c.closed {
@@ -483,7 +504,6 @@ func (c *conn) pump(stream grpc.BidiStreamingServer[mpsiv1.Frame, mpsiv1.Frame],
 		if err := stream.Send(&mpsiv1.Frame{Data: b}); err != nil {
 			return err
 		}
-		m.sent(len(b))
 	}
 }
 
@@ -494,6 +514,7 @@ type event struct {
 	msg    protocol.Message
 	bad    error // the frame did not decode
 	gone   error // the party's stream ended with this error
+	size   int   // bytes of the frame (msg or bad)
 }
 
 type abortReq struct {
@@ -536,6 +557,7 @@ type live struct {
 	round      protocol.Round
 	roundStart time.Time
 	started    time.Time
+	finished   bool // released or aborted: counted in the metrics
 }
 
 func (l *live) attach(idx int, cert *x509.Certificate) (*conn, error) {
@@ -597,6 +619,7 @@ func (l *live) run() {
 		l.mu.Unlock()
 	}()
 	l.started, l.roundStart = time.Now(), time.Now()
+	l.srv.cfg.Metrics.RoundEntered("", l.round.String())
 	// The deadline is RoundTimeout without progress: every event restarts
 	// it, so that a large session whose rounds take longer than
 	// RoundTimeout but keep moving is not cut off, while a silent party
@@ -636,9 +659,11 @@ func (l *live) feed(ev event) {
 	case ev.gone != nil:
 		l.m.Gone(l.ctx, ev.from, goneReason(ev.gone))
 	case ev.bad != nil:
+		l.srv.cfg.Metrics.MessageIn(l.round.String(), ev.size)
 		// The machine names the party and the check, and aborts.
 		l.m.Refuse(ev.from, ev.bad)
 	default:
+		l.srv.cfg.Metrics.MessageIn(l.round.String(), ev.size)
 		_ = l.m.Receive(l.ctx, ev.from, ev.msg)
 	}
 }
@@ -657,10 +682,14 @@ func (l *live) apply() {
 					continue
 				}
 				if c := l.conn(e.To); c != nil {
+					l.srv.cfg.Metrics.MessageOut(l.round.String(), len(b))
 					c.send(b)
 				}
 			case protocol.RoundEntered:
-				l.srv.cfg.Metrics.roundDone(l.round.String(), time.Since(l.roundStart))
+				if !l.finished {
+					l.srv.cfg.Metrics.RoundFinished(l.round.String(), time.Since(l.roundStart))
+					l.srv.cfg.Metrics.RoundEntered(l.round.String(), e.Round.String())
+				}
 				l.round, l.roundStart = e.Round, time.Now()
 				l.log.Info("round", "round", e.Round.String())
 			case protocol.Audit:
@@ -672,13 +701,13 @@ func (l *live) apply() {
 					c.close()
 				}
 			case protocol.Aborted:
-				l.log.Warn("session aborted", "code", e.Code.String(), "reason", e.Reason, "round", e.Round.String())
+				l.log.Warn("session aborted", "code", e.Code.String(), "reason", e.Reason, "round", e.Round.String(), "duration", time.Since(l.started))
+				l.finish(OutcomeAborted, e.Code.String())
 				// Not the session context: the abort must be recorded even
 				// when a shutdown cancelled the session.
 				if err := l.srv.cfg.Store.Abort(context.Background(), l.spec.ID, e.Reason); err != nil {
 					l.log.Error("recording abort", "err", err)
 				}
-				l.srv.cfg.Metrics.sessionEnded("aborted")
 			case protocol.Released:
 				if err := l.srv.cfg.Store.Complete(context.Background(), l.spec.ID, e.JSON, e.Signature); err != nil {
 					// Never send a Result that is not stored: abort instead
@@ -688,8 +717,8 @@ func (l *live) apply() {
 					k = -1
 					continue
 				}
-				l.srv.cfg.Metrics.sessionEnded("completed")
-				l.log.Info("session released", "duration", time.Since(l.started))
+				l.finish(OutcomeCompleted, ReasonNone)
+				l.log.Info("session released", "duration", time.Since(l.started), "last_round", time.Since(l.roundStart))
 			}
 		}
 	}

@@ -228,8 +228,7 @@ func newHarnessTimeout(t *testing.T, roundTimeout time.Duration, edit ...func(*c
 	h.t = t
 	scfg, err := devcert.ServerConfig(h.pki.ca, h.pki.leaves["coordinator"])
 	require.NoError(t, err)
-	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(scfg)),
-		grpc.MaxRecvMsgSize(protocol.MaxMessageSize), grpc.MaxSendMsgSize(protocol.MaxMessageSize))
+	g := grpc.NewServer(append(coordinator.ServerOptions(), grpc.Creds(credentials.NewTLS(scfg)))...)
 	h.srv.Register(g)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -15,12 +15,16 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	mpsiv1 "github.com/mpsi-dev/mpsi/api/mpsi/v1"
 	"github.com/mpsi-dev/mpsi/psi/protocol"
 	"github.com/mpsi-dev/mpsi/psi/session"
 )
+
+// DefaultIdleTimeout is [RemoteConfig.IdleTimeout]'s default.
+const DefaultIdleTimeout = 10 * time.Minute
 
 // Errors of [RunRemote] that callers can branch on with errors.Is.
 var (
@@ -53,6 +57,11 @@ type RemoteConfig struct {
 	Load func(*session.Spec) (*Records, error)
 	// Policy, if set, is checked against the spec before loading.
 	Policy *Policy
+	// Admit, if set, is called after the policy accepts the spec and
+	// before the records are loaded or anything is sent: a privacy ledger
+	// charges the session's budget there ([ledger.Ledger.Charge] in package
+	// party/ledger). An error refuses the session (code policy).
+	Admit func(*session.Spec) error
 	// Logger receives progress; nil discards it. Secrets are never logged.
 	Logger *slog.Logger
 	// Progress, if set, is called as ring and token work advances.
@@ -61,6 +70,12 @@ type RemoteConfig struct {
 	Workers int
 	// Stats, if set, is filled with phase timings and byte counts.
 	Stats *Stats
+	// IdleTimeout bounds the time the party waits without any message from
+	// the coordinator while it has no local work left: past it the party
+	// aborts, naming the coordinator (frozen, or the path black-holed).
+	// Zero means DefaultIdleTimeout. It must exceed the coordinator's
+	// round timeout, which governs waiting for other parties.
+	IdleTimeout time.Duration
 	// CoordinatorName is the coordinator's certificate name, pinned: the
 	// coordinator must present a certificate with it, and a spec listing it
 	// as a party is refused. Empty means protocol.DefaultCoordinatorName.
@@ -154,7 +169,9 @@ func RunRemote(ctx context.Context, cfg RemoteConfig) (*session.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Keepalive pings detect a dead path even while no message is due.
 	cc, err := grpc.NewClient(cfg.Address, grpc.WithTransportCredentials(credentials.NewTLS(tcfg)),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 20 * time.Second}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(protocol.MaxMessageSize), grpc.MaxCallSendMsgSize(protocol.MaxMessageSize)))
 	if err != nil {
 		return nil, fmt.Errorf("party: connecting to %s: %w", cfg.Address, err)
@@ -166,7 +183,11 @@ func RunRemote(ctx context.Context, cfg RemoteConfig) (*session.Result, error) {
 	if err != nil {
 		return nil, mapStatus(err)
 	}
-	d := &driver{cfg: cfg, log: log, p: machine, stream: stream, start: time.Now(), inbox: make(chan recvd, 64)}
+	idle := cfg.IdleTimeout
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
+	d := &driver{cfg: cfg, log: log, p: machine, stream: stream, start: time.Now(), inbox: make(chan recvd, 64), idle: idle}
 	defer func() {
 		if cfg.Stats != nil {
 			d.st.Total = time.Since(d.start)
@@ -205,6 +226,7 @@ type driver struct {
 	st     Stats
 	start  time.Time
 
+	idle        time.Duration
 	sendFailed  bool // a Send failed: the stream's end says why
 	streamEnded bool
 	rosterAt    time.Time
@@ -274,10 +296,18 @@ func (d *driver) run(ctx context.Context) (*session.Result, error) {
 			if did {
 				continue
 			}
+			idle := time.NewTimer(d.idle)
 			select {
 			case r, ok = <-d.inbox:
+				idle.Stop()
 			case <-ctx.Done():
+				idle.Stop()
 				continue
+			case <-idle.C:
+				reason := fmt.Sprintf("no message from the coordinator for %s in state %s (frozen, or the path to it is down)", d.idle, d.p.State())
+				d.p.Abort(protocol.CodeTimeout, reason)
+				_ = d.flush()
+				return nil, fmt.Errorf("%w: %s", ErrUnavailable, reason)
 			}
 		}
 		if !ok || r.err != nil {
@@ -317,12 +347,21 @@ func (d *driver) accept() error {
 		d.p.Abort(protocol.CodePolicy, err.Error())
 		return err
 	}
+	if d.cfg.Admit != nil {
+		if err := d.cfg.Admit(spec); err != nil {
+			d.p.Abort(protocol.CodePolicy, err.Error())
+			return err
+		}
+	}
 	loadStart := time.Now()
 	recs, err := d.cfg.Load(spec)
 	d.st.Load = time.Since(loadStart)
 	if err != nil {
-		d.p.Abort(protocol.CodeInput, "the party's records could not be loaded")
-		return err
+		// The error names the file, line and field, and may quote the
+		// value: it stays here; the others get the code and a reference.
+		r := protocol.Redact(protocol.CodeInput, spec.Parties[d.p.Index()], err)
+		d.p.Abort(r.Code, r.Public)
+		return r
 	}
 	rp := recs.Report
 	d.log.Info("records loaded", "rows", rp.Rows, "loaded", rp.Loaded, "rejected", rp.Rejected, "duplicates", rp.Duplicates, "empty_identifier", rp.EmptyIdentifier)

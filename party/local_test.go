@@ -254,7 +254,7 @@ func checkAgainstOracle(t *testing.T, spec *session.Spec, out *party.Outcome, o 
 	}
 	for i := range o.pairwise {
 		for j := range o.pairwise[i] {
-			if i != j && (supAll || small(int64(o.pairwise[i][j]))) {
+			if i != j && (supAll || small(int64(o.pairwise[i][j])) || small(int64(o.pairwise[i][j]-o.inter))) {
 				require.Nil(t, r.Pairwise[i][j])
 				continue
 			}
@@ -268,7 +268,10 @@ func checkAgainstOracle(t *testing.T, spec *session.Spec, out *party.Outcome, o 
 		switch a.Kind {
 		case session.KindCount, session.KindCountIf:
 			c := o.counts[a.Name]
-			if supAll || small(c) {
+			// count_if: its complement against |I| times its parties is a
+			// cell too (the spec has no count over the same field).
+			complement := a.Kind == session.KindCountIf && small(int64(len(a.From)*o.inter)-c)
+			if supAll || small(c) || complement {
 				require.True(t, got.Suppressed, a.Name)
 				require.Nil(t, got.Value)
 			} else {
@@ -290,16 +293,30 @@ func checkAgainstOracle(t *testing.T, spec *session.Spec, out *party.Outcome, o 
 				require.Equal(t, contrib, *got.Contributions)
 			}
 		case session.KindHistogram:
+			// Released bins are exact; small bins are suppressed, with
+			// complementary ones so that the suppressed bins are at least
+			// two and not small together; a small total suppresses all.
+			var total, supSum int64
+			supN := 0
 			for b := range got.Counts {
 				var want int64
 				if o.hist[a.Name] != nil {
 					want = o.hist[a.Name][b]
 				}
-				if supAll || small(want) {
-					require.Nil(t, got.Counts[b])
-				} else {
-					require.Equal(t, want, *got.Counts[b])
+				total += want
+				if got.Counts[b] == nil {
+					supN, supSum = supN+1, supSum+want
+					continue
 				}
+				require.False(t, supAll || small(want), "%s bin %d", a.Name, b)
+				require.Equal(t, want, *got.Counts[b])
+			}
+			if supAll || small(total) {
+				require.True(t, got.Suppressed, a.Name)
+				require.Equal(t, len(got.Counts), supN)
+			} else if supN > 0 {
+				require.GreaterOrEqual(t, supN, 2, a.Name)
+				require.False(t, small(supSum), a.Name)
 			}
 		}
 	}
@@ -327,8 +344,13 @@ func checkAgainstOracle(t *testing.T, spec *session.Spec, out *party.Outcome, o 
 				want = append(want, in.Records.ID(k))
 			}
 		}
-		got := out.Parties[spec.Parties[i]].Members
-		require.ElementsMatch(t, want, got, "members of %s", spec.Parties[i])
+		own := out.Parties[spec.Parties[i]]
+		if small(int64(o.inter)) {
+			require.True(t, own.MembersSuppressed, "members of %s: |I| below min_cell", spec.Parties[i])
+			require.Empty(t, own.Members)
+			continue
+		}
+		require.ElementsMatch(t, want, own.Members, "members of %s", spec.Parties[i])
 		require.Nil(t, r.Members, "the coordinator's Result never holds members")
 	}
 }

@@ -27,7 +27,24 @@ type Policy struct {
 	AllowedParties []string `json:"allowed_parties,omitempty"`
 	// AllowedReveal restricts the reveal list (e.g. forbid membership).
 	AllowedReveal []string `json:"allowed_reveal,omitempty"`
+	// PrivacyBudget, if set, is the differential-privacy budget of each
+	// dataset with each set of partners: sessions that reveal aggregates
+	// must ask for privacy (noise), and what they spend is charged, before
+	// any data leaves, to the hospital's own ledger (package party/ledger),
+	// which refuses a session that would exceed the budget.
+	PrivacyBudget *Budget `json:"privacy_budget,omitempty"`
 }
+
+// Budget is a total (Epsilon, Delta)-DP allowance. Sessions are charged
+// in zero-concentrated DP (ρ, which adds up exactly across sessions): the
+// budget holds ρ = [session.RhoFor](Epsilon, Delta).
+type Budget struct {
+	Epsilon float64 `json:"epsilon"`
+	Delta   float64 `json:"delta"`
+}
+
+// Rho is the budget in zCDP.
+func (b Budget) Rho() float64 { return session.RhoFor(b.Epsilon, b.Delta) }
 
 // LoadPolicy reads a policy file; unknown keys are refused.
 func LoadPolicy(path string) (*Policy, error) {
@@ -77,6 +94,17 @@ func (p *Policy) Check(s *session.Spec) error {
 			if !slices.Contains(p.AllowedReveal, r) {
 				return fmt.Errorf("%w: reveal %q is not in allowed_reveal", ErrPolicy, r)
 			}
+		}
+	}
+	if b := p.PrivacyBudget; b != nil {
+		if !(b.Epsilon > 0) || !(b.Delta > 0 && b.Delta < 1) {
+			return fmt.Errorf("%w: privacy_budget needs epsilon > 0 and delta in (0, 1)", ErrPolicy)
+		}
+		if s.Reveals(session.RevealAggregates) && s.Privacy == nil {
+			return fmt.Errorf("%w: the spec reveals aggregates without privacy (noise), and the policy sets a privacy_budget", ErrPolicy)
+		}
+		if s.Privacy != nil && s.Privacy.Delta > b.Delta {
+			return fmt.Errorf("%w: privacy.delta %v is above the budget's %v", ErrPolicy, s.Privacy.Delta, b.Delta)
 		}
 	}
 	return nil

@@ -69,6 +69,45 @@ func Expand(seed Seed, context []byte, length int) Vector {
 	return expandStream(stream, length)
 }
 
+// Stream is [Expand] read a block at a time, for expansions too long to
+// hold (a key word per record and slot of a 10-million-record party): the
+// words it yields, in order, are those of Expand(seed, context, ·). It is
+// secret; not safe for concurrent use.
+type Stream struct {
+	s   cipher.Stream
+	buf []byte
+}
+
+// NewStream starts the expansion PRG(seed, context).
+func NewStream(seed Seed, context []byte) *Stream {
+	okm, err := hkdf.Key(sha256.New, seed[:], nil, labelExpand+string(context), expandKeySize+expandIVSize)
+	if err != nil {
+		panic("sharing: NewStream: " + err.Error()) // unreachable, as in Expand
+	}
+	block, err := aes.NewCipher(okm[:expandKeySize])
+	if err != nil {
+		panic("sharing: NewStream: " + err.Error()) // unreachable: the key is 32 bytes
+	}
+	st := &Stream{s: cipher.NewCTR(block, okm[expandKeySize:])}
+	clear(okm)
+	return st
+}
+
+// Next fills dst with the next len(dst) words of the expansion.
+func (st *Stream) Next(dst Vector) {
+	n := wordSize * len(dst)
+	if cap(st.buf) < n {
+		st.buf = make([]byte, n)
+	}
+	b := st.buf[:n]
+	clear(b)
+	st.s.XORKeyStream(b, b)
+	for k := range dst {
+		dst[k] = binary.LittleEndian.Uint64(b[wordSize*k:])
+	}
+	clear(b)
+}
+
 // expandBufSize is the keystream chunk size, in bytes, used by expandStream.
 const expandBufSize = 16 << 10
 

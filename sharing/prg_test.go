@@ -171,3 +171,23 @@ func TestNewSeed(t *testing.T) {
 	require.NotEqual(t, a, b)
 	require.NotEqual(t, sharing.Seed{}, a)
 }
+
+// A Stream read in blocks of any size yields Expand's words.
+func TestStreamMatchesExpand(t *testing.T) {
+	var seed sharing.Seed
+	seed[0] = 7
+	ctx := []byte("ctx")
+	want := sharing.Expand(seed, ctx, 1000)
+	for _, block := range []int{1, 3, 64, 999, 1000} {
+		st := sharing.NewStream(seed, ctx)
+		var got sharing.Vector
+		for len(got) < len(want) {
+			b := make(sharing.Vector, min(block, len(want)-len(got)))
+			st.Next(b)
+			got = append(got, b...)
+		}
+		if !got.Equal(want) {
+			t.Fatalf("block %d: stream differs from Expand", block)
+		}
+	}
+}

@@ -56,7 +56,7 @@ func parseInts(s string) ([]int, error) {
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench", stderr)
+	fs := newFlags("bench", stdout)
 	partiesF := fs.String("parties", "3", "comma-separated party counts, e.g. 2,3,5")
 	recordsF := fs.String("records", "10k", "comma-separated records per party, e.g. 10k,100k,1m")
 	modesF := fs.String("mode", "dh", "comma-separated modes: dh, keyed")
@@ -67,7 +67,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	timeout := fs.Duration("round-timeout", 30*time.Minute, "coordinator round deadline")
 	profileDir := fs.String("profile-dir", "", "write pprof CPU profiles of the coordinator and every party here")
 	joinBudget := fs.String("join-budget", "", "the coordinator's --join-budget (e.g. 512MiB: tokens spill to disk beyond it); empty: in-memory join")
-	aggregation := fs.String("aggregation", session.AggregationMasked, "comma-separated aggregation modes: masked, encrypted")
+	aggregation := fs.String("aggregation", session.AggregationMasked, "comma-separated aggregation modes: masked, oblivious, encrypted")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -81,15 +81,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	aggs := strings.Split(*aggregation, ",")
 	for _, a := range aggs {
-		if a != session.AggregationMasked && a != session.AggregationEncrypted {
-			return hintError{fmt.Errorf("--aggregation %q", a), "use masked, encrypted or masked,encrypted"}
+		if a != session.AggregationMasked && a != session.AggregationOblivious && a != session.AggregationEncrypted {
+			return usageError(fs, fmt.Errorf("--aggregation %q", a), "use masked, oblivious, encrypted, or a list such as masked,oblivious,encrypted")
 		}
 	}
 	var rows []benchRow
 	for _, agg := range aggs {
 		for _, mode := range strings.Split(*modesF, ",") {
 			if mode != session.ModeDH && mode != session.ModeKeyed {
-				return hintError{fmt.Errorf("--mode %q", mode), "use dh, keyed or dh,keyed"}
+				return usageError(fs, fmt.Errorf("--mode %q", mode), "use dh, keyed or dh,keyed")
 			}
 			for _, n := range ps {
 				for _, r := range rs {

@@ -5,11 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,7 +21,7 @@ import (
 )
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("demo", stderr)
+	fs := newFlags("demo", stdout)
 	parties := fs.Int("parties", 3, "number of hospitals (2..26)")
 	records := fs.Int("records", 2000, "records per hospital")
 	overlap := fs.Float64("overlap", 0.3, "fraction of each hospital's records shared by all")
@@ -29,15 +29,15 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "cohort generator seed")
 	asJSON := fs.Bool("json", false, "print the Result JSON instead of a table")
 	inproc := fs.Bool("inproc", false, "run every party and the coordinator in this process instead of over gRPC")
-	aggregation := fs.String("aggregation", session.AggregationMasked, "aggregation mode: masked, or encrypted (multiparty BGV: no party learns which of its records are shared)")
+	aggregation := fs.String("aggregation", session.AggregationMasked, "aggregation mode: masked; oblivious (no party learns which of its records are shared, symmetric-key work only); or encrypted (multiparty BGV, same guarantee)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *aggregation != session.AggregationMasked && *aggregation != session.AggregationEncrypted {
-		return hintError{fmt.Errorf("--aggregation %q", *aggregation), "use --aggregation masked or --aggregation encrypted"}
+	if *aggregation != session.AggregationMasked && *aggregation != session.AggregationOblivious && *aggregation != session.AggregationEncrypted {
+		return usageError(fs, fmt.Errorf("--aggregation %q", *aggregation), "use --aggregation masked, oblivious or encrypted")
 	}
 	if *mode != session.ModeDH && *mode != session.ModeKeyed {
-		return hintError{fmt.Errorf("--mode %q", *mode), "use --mode dh or --mode keyed"}
+		return usageError(fs, fmt.Errorf("--mode %q", *mode), "use --mode dh or --mode keyed")
 	}
 	pair := 0.1
 	if *overlap+pair > 1 {
@@ -73,11 +73,21 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		printTable(stdout, out.Result)
 		fmt.Fprintf(stdout, "session time: %s\n", elapsed.Round(time.Millisecond))
 	}
-	if err := checkTruth(out.Result, c.Truth, spec.MinCell); err != nil {
-		fmt.Fprintf(stdout, "check against plaintext computation: MISMATCH: %v\n", err)
+	return reportTruth(out.Result, c.Truth, spec.MinCell, *asJSON, stdout, stderr)
+}
+
+// reportTruth prints whether r matches the ground truth: on stdout after
+// the table, on stderr with --json (stdout then holds JSON only).
+func reportTruth(r *session.Result, t cohort.Truth, minCell int, asJSON bool, stdout, stderr io.Writer) error {
+	w := stdout
+	if asJSON {
+		w = stderr
+	}
+	if err := checkTruth(r, t, minCell); err != nil {
+		fmt.Fprintf(w, "check against plaintext computation: MISMATCH: %v\n", err)
 		return errors.New("result does not match the plaintext computation")
 	}
-	fmt.Fprintln(stdout, "check against plaintext computation: OK (result matches the ground truth)")
+	fmt.Fprintln(w, "check against plaintext computation: OK (result matches the ground truth)")
 	return nil
 }
 
@@ -100,7 +110,7 @@ func checkTruth(r *session.Result, t cohort.Truth, minCell int) error {
 	for i := range t.Pairwise {
 		for j, want := range t.Pairwise[i] {
 			got := r.Pairwise[i][j]
-			if i != j && small(want) {
+			if i != j && (small(want) || small(want-t.Intersection)) {
 				if got != nil {
 					return fmt.Errorf("pairwise[%d][%d] should be suppressed", i, j)
 				}
@@ -141,14 +151,28 @@ func checkTruth(r *session.Result, t cohort.Truth, minCell int) error {
 			return err
 		}
 	}
+	// Released bins are exact and never small; a small bin is suppressed,
+	// with complementary bins when needed (see session.Layout.Release).
 	bands, _ := r.Aggregates.Get("age_bands")
 	for b, want := range t.AgeBands {
 		got := bands.Counts[b]
-		if small(int(want)) != (got == nil) || got != nil && *got != want {
+		switch {
+		case got == nil && !small(int(want)) && !anySmall(t.AgeBands, small):
+			return fmt.Errorf("age_bands[%d]: %d suppressed without a small bin", b, want)
+		case got != nil && (small(int(want)) || *got != want):
 			return fmt.Errorf("age_bands[%d]: got %s, want %d", b, cell(got), want)
 		}
 	}
 	return nil
+}
+
+func anySmall(v []int64, small func(int) bool) bool {
+	for _, x := range v {
+		if small(int(x)) {
+			return true
+		}
+	}
+	return false
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -225,7 +249,7 @@ func (p pairFlag) Set(v string) error {
 }
 
 func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("run", stderr)
+	fs := newFlags("run", stdout)
 	specPath := fs.String("spec", "", "session spec file (JSON or YAML)")
 	data, maps := pairFlag{}, pairFlag{}
 	fs.Var(data, "data", "NAME=FILE: a party's records (repeat for every party): a CSV file, a FHIR NDJSON file or bulk-export directory, or a postgres:// URL with --query NAME=SQL")
@@ -237,23 +261,42 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(passwordFiles, "password-file", "NAME=FILE: a postgres party's password file (else PGPASSWORD or PGPASSFILE)")
 	outPath := fs.String("out", "", "write the Result JSON here instead of stdout")
 	rejectDup := fs.Bool("reject-duplicates", false, "fail on repeated match keys instead of merging them")
+	skipBad := fs.Bool("skip-bad-rows", false, "reject rows that fail to parse (each listed by line number) instead of stopping at the first")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *specPath == "" {
-		return hintError{errors.New("--spec is required"), "mpsi gen-cohorts writes an example spec.json"}
+		return usageError(fs, errors.New("--spec is required"), "mpsi gen-cohorts writes an example spec.json")
 	}
 	spec, err := session.LoadSpec(*specPath)
 	if err != nil {
 		return err
 	}
+	// Refuse every name that is not a party and every file that is not
+	// there before reading anything.
+	for _, f := range []struct {
+		flag  string
+		pairs pairFlag
+	}{{"--data", data}, {"--map", maps}} {
+		for _, name := range sortedNames(f.pairs) {
+			if spec.PartyIndex(name) < 0 {
+				return usageError(fs, fmt.Errorf("%s %s: not a party of session %s", f.flag, name, spec.ID), "the spec's parties are "+strings.Join(spec.Parties, ", "))
+			}
+			if isDatabaseURL(f.pairs[name]) {
+				continue // connected to by openInput, before anything is read
+			}
+			if _, err := os.Stat(f.pairs[name]); err != nil {
+				return fmt.Errorf("%s %s: %w", f.flag, name, err)
+			}
+		}
+	}
 	var ins []party.Input
 	for _, name := range spec.Parties {
 		file, ok := data[name]
 		if !ok {
-			return hintError{fmt.Errorf("no --data for party %s", name), "give --data NAME=FILE for every party in the spec"}
+			return usageError(fs, fmt.Errorf("no --data for party %s", name), "give --data NAME=FILE for every party in the spec")
 		}
-		opt := party.LoadOptions{}
+		opt := party.LoadOptions{SkipBadRows: *skipBad}
 		if *rejectDup {
 			opt.Duplicates = party.DuplicatesReject
 		}
@@ -271,13 +314,9 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		rp := recs.Report
+		printRejected(stderr, name, rp)
 		fmt.Fprintf(stderr, "mpsi: %s: %d rows read, %d loaded, %d rejected, %d duplicates merged, %d with an empty identifier\n", name, rp.Rows, rp.Loaded, rp.Rejected, rp.Duplicates, rp.EmptyIdentifier)
 		ins = append(ins, party.Input{Name: name, Records: recs})
-	}
-	for name := range data {
-		if spec.PartyIndex(name) < 0 {
-			return fmt.Errorf("--data %s: not a party of session %s", name, spec.ID)
-		}
 	}
 	out, err := party.RunLocal(ctx, spec, ins, party.Config{})
 	if err != nil {
@@ -287,6 +326,17 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return writeJSON(stdout, out.Result)
 	}
 	return writeFileAtomic(*outPath, out.Result)
+}
+
+// printRejected lists the rows a load rejected (--skip-bad-rows) by line
+// number, on this hospital's own terminal only.
+func printRejected(w io.Writer, name string, rp party.Report) {
+	for _, e := range rp.Errors {
+		fmt.Fprintf(w, "mpsi: %s: rejected %v\n", name, &e)
+	}
+	if more := rp.Rejected - len(rp.Errors); more > 0 {
+		fmt.Fprintf(w, "mpsi: %s: %d more rows rejected (not listed)\n", name, more)
+	}
 }
 
 // cohortInputs loads every party of a generated cohort with its mapping.
@@ -339,7 +389,7 @@ func writeBytesAtomic(path string, b []byte) error {
 }
 
 func runGenCohorts(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("gen-cohorts", stderr)
+	fs := newFlags("gen-cohorts", stdout)
 	out := fs.String("out", "", "directory to write into")
 	parties := fs.Int("parties", 3, "number of hospitals")
 	records := fs.Int("records", 1000, "records per hospital")
@@ -352,7 +402,10 @@ func runGenCohorts(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *out == "" {
-		return errors.New("--out is required")
+		return usageError(fs, errors.New("--out is required"), "")
+	}
+	if *mode != session.ModeDH && *mode != session.ModeKeyed {
+		return usageError(fs, fmt.Errorf("--mode %q", *mode), "use --mode dh or --mode keyed")
 	}
 	if _, err := cohort.GenerateDir(cohort.Config{Seed: *seed, Parties: *parties, Records: *records, SharedAll: *overlap, SharedPair: *pair, Noise: true, Mode: *mode, MinCell: *minCell}, *out); err != nil {
 		return err
@@ -362,27 +415,58 @@ func runGenCohorts(args []string, stdout, stderr io.Writer) error {
 }
 
 func runDevCerts(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("dev-certs", stderr)
+	fs := newFlags("dev-certs", stdout)
 	out := fs.String("out", "", "directory to write ca.pem, NAME.pem and NAME-key.pem into")
 	names := fs.String("names", "coordinator,admin,hospital-a,hospital-b,hospital-c", "comma-separated certificate names")
+	validFor := fs.String("valid-for", "7d", "how long the CA and certificates are valid: a Go duration (72h) or days (30d)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *out == "" {
-		return hintError{errors.New("--out is required"), "mpsi dev-certs --out ./certs"}
+		return usageError(fs, errors.New("--out is required"), "mpsi dev-certs --out ./certs")
+	}
+	validity, err := parseValidity(*validFor)
+	if err != nil {
+		return usageError(fs, fmt.Errorf("--valid-for: %w", err), "")
 	}
 	list := strings.Split(*names, ",")
 	for i := range list {
 		list[i] = strings.TrimSpace(list[i])
 	}
-	if err := devcert.WriteDir(*out, list); err != nil {
+	notAfter, err := devcert.WriteDirFor(*out, list, validity)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote ca.pem and certificates for %s to %s (development only)\n", strings.Join(list, ", "), *out)
+	span := validity.String()
+	if validity%(24*time.Hour) == 0 {
+		span = fmt.Sprintf("%d days", validity/(24*time.Hour))
+	}
+	fmt.Fprintf(stdout, "they expire at %s (in %s; --valid-for sets this)\n", notAfter.UTC().Format(time.RFC3339), span)
 	return nil
 }
 
-var _ = flag.ErrHelp
+// parseValidity reads a certificate lifetime: a Go duration or a number of
+// days ("30d"), between a minute and ten years.
+func parseValidity(s string) (time.Duration, error) {
+	var d time.Duration
+	if days, ok := strings.CutSuffix(strings.TrimSpace(s), "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 3660 {
+			return 0, fmt.Errorf("%q is not a number of days", s)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(strings.TrimSpace(s)); err != nil {
+			return 0, fmt.Errorf("%q is not a duration (e.g. 72h or 30d)", s)
+		}
+	}
+	if d < time.Minute || d > 3660*24*time.Hour {
+		return 0, fmt.Errorf("%s is not between 1m and 3660d", s)
+	}
+	return d, nil
+}
 
 func cell(p *int64) string {
 	if p == nil {

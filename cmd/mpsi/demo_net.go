@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -40,10 +39,5 @@ func runNetworkDemo(ctx context.Context, c *cohort.Cohort, asJSON bool, stdout, 
 		printTable(stdout, r)
 		fmt.Fprintf(stdout, "session time: %s over gRPC/TLS between %d processes, %s aggregation\n", run.Elapsed.Round(time.Millisecond), len(c.Parties)+1, spec.Aggregation)
 	}
-	if err := checkTruth(r, c.Truth, spec.MinCell); err != nil {
-		fmt.Fprintf(stdout, "check against plaintext computation: MISMATCH: %v\n", err)
-		return errors.New("result does not match the plaintext computation")
-	}
-	fmt.Fprintln(stdout, "check against plaintext computation: OK (result matches the ground truth)")
-	return nil
+	return reportTruth(r, c.Truth, spec.MinCell, asJSON, stdout, stderr)
 }

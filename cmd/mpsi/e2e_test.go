@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	_ "modernc.org/sqlite"
 
 	"github.com/mpsi-dev/mpsi/bench/cohort"
 	"github.com/mpsi-dev/mpsi/party"
@@ -54,6 +56,8 @@ type cluster struct {
 	logMu *sync.Mutex
 	c     *cohort.Cohort
 	spec  *session.Spec
+	// coordArgs are added to the coordinator's command line.
+	coordArgs []string
 }
 
 func mpsi(t *testing.T, args ...string) (string, string, error) {
@@ -80,6 +84,12 @@ func (s syncBuf) Write(p []byte) (int, error) {
 
 func newCluster(t *testing.T, cfg cohort.Config, extraNames ...string) *cluster {
 	t.Helper()
+	return newClusterArgs(t, cfg, nil, extraNames...)
+}
+
+// newClusterArgs is newCluster with extra coordinator arguments.
+func newClusterArgs(t *testing.T, cfg cohort.Config, coordArgs []string, extraNames ...string) *cluster {
+	t.Helper()
 	dir := t.TempDir()
 	c, err := cohort.Generate(cfg)
 	require.NoError(t, err)
@@ -89,7 +99,7 @@ func newCluster(t *testing.T, cfg cohort.Config, extraNames ...string) *cluster 
 	names := []string{"coordinator", "admin"}
 	names = append(names, spec.Parties...)
 	names = append(names, extraNames...)
-	cl := &cluster{t: t, dir: dir, certs: filepath.Join(dir, "certs"), db: filepath.Join(dir, "mpsi.db"), c: c, spec: spec, logMu: &sync.Mutex{}}
+	cl := &cluster{t: t, dir: dir, certs: filepath.Join(dir, "certs"), db: filepath.Join(dir, "mpsi.db"), c: c, spec: spec, logMu: &sync.Mutex{}, coordArgs: coordArgs}
 	_, stderr, err := mpsi(t, "dev-certs", "--out", cl.certs, "--names", strings.Join(names, ","))
 	require.NoError(t, err, stderr)
 	cl.start()
@@ -101,8 +111,8 @@ func (cl *cluster) start() {
 	addrFile := filepath.Join(cl.dir, "addr")
 	os.Remove(addrFile)
 	cl.log = &bytes.Buffer{}
-	cl.coord = exec.Command(mpsiBin, "coordinator", "--listen", "127.0.0.1:0", "--certs", cl.certs, "--db", cl.db,
-		"--addr-file", addrFile, "--round-timeout", "8s")
+	cl.coord = exec.Command(mpsiBin, append([]string{"coordinator", "--listen", "127.0.0.1:0", "--certs", cl.certs, "--db", cl.db,
+		"--addr-file", addrFile, "--round-timeout", "8s"}, cl.coordArgs...)...)
 	cl.coord.Stdout, cl.coord.Stderr = syncBuf{cl.logMu, cl.log}, syncBuf{cl.logMu, cl.log}
 	require.NoError(t, cl.coord.Start())
 	t.Cleanup(func() { cl.stop(syscall.SIGKILL) })
@@ -338,6 +348,60 @@ func TestE2ECoordinatorRestart(t *testing.T) {
 	require.Regexp(t, `^[0-9]+ [0-9a-f]{64}\n$`, out)
 }
 
+// mpsi session result prints only a Result whose coordinator signature
+// verifies against the coordinator's certificate, pinned by name: a stored
+// signature changed on disk is refused, with --no-verify for forensics; a
+// stored result changed by one digit fails the audit check.
+func TestE2ESessionResultVerifiesSignature(t *testing.T) {
+	cl := newCluster(t, cohort.Config{Seed: 25, Parties: 2, Records: 60, SharedAll: 0.5, MinCell: 1, Mode: session.ModeKeyed})
+	cl.createSession()
+	cl.runParties()
+	args := func() []string {
+		return []string{"session", "result", "--coordinator", cl.addr, "--certs", cl.certs, "--session", cl.spec.ID}
+	}
+	out, stderr, err := mpsi(t, args()...)
+	require.NoError(t, err, stderr)
+	_, stderr, err = mpsi(t, append(args(), "--coordinator-name", "hospital-a")...)
+	require.Error(t, err)
+	require.Contains(t, stderr, `pinned name "hospital-a"`)
+
+	// Change one byte of the stored signature, behind the store's back.
+	cl.stop(syscall.SIGTERM)
+	tamper := func(query string, qargs ...any) {
+		db, err := sql.Open("sqlite", cl.db)
+		require.NoError(t, err)
+		defer db.Close()
+		_, err = db.Exec(`DROP TRIGGER IF EXISTS results_no_update`)
+		require.NoError(t, err)
+		res, err := db.Exec(query, qargs...)
+		require.NoError(t, err)
+		n, err := res.RowsAffected()
+		require.NoError(t, err)
+		require.EqualValues(t, 1, n)
+	}
+	tamper(`UPDATE results SET signature = CAST(substr(signature, 1, length(signature)-1) || X'00' AS BLOB) WHERE session = ?`, cl.spec.ID)
+	cl.start()
+	_, stderr, err = mpsi(t, args()...)
+	require.Error(t, err, "a result whose signature fails must be refused")
+	require.Contains(t, stderr, "does not verify")
+	got, stderr, err := mpsi(t, append(args(), "--no-verify")...)
+	require.NoError(t, err, stderr)
+	require.Equal(t, out, got)
+	require.Contains(t, stderr, "NOT checked")
+
+	// Change one digit of the stored result: the audit chain no longer
+	// matches it.
+	cl.stop(syscall.SIGTERM)
+	var r session.Result
+	require.NoError(t, json.Unmarshal([]byte(out), &r))
+	from := fmt.Sprintf(`"intersection":%d`, *r.Intersection)
+	to := fmt.Sprintf(`"intersection":%d`, *r.Intersection+1)
+	tamper(`UPDATE results SET result = CAST(replace(CAST(result AS TEXT), ?, ?) AS BLOB) WHERE session = ?`, from, to, cl.spec.ID)
+	_, stderr, err = mpsi(t, "audit", "verify", "--db", cl.db)
+	require.Error(t, err, "audit verify must catch a changed result")
+	require.NotEmpty(t, stderr)
+}
+
 func TestCLIUsageErrors(t *testing.T) {
 	cases := []struct {
 		args []string
@@ -380,13 +444,25 @@ func TestDemoEncrypted(t *testing.T) {
 	require.Contains(t, out, "encrypted aggregation")
 }
 
-// mpsi bench checks every run against the ground truth, in both aggregation
-// modes in process and over the network.
+// The oblivious aggregation mode matches the truth over the network, with
+// the hospitals as separate processes, in both matching modes.
+func TestDemoOblivious(t *testing.T) {
+	out, stderr, err := mpsi(t, "demo", "--aggregation", "oblivious", "--records", "300", "--seed", "8")
+	require.NoError(t, err, stderr+out)
+	require.Contains(t, out, "check against plaintext computation: OK")
+	require.Contains(t, out, "oblivious aggregation")
+	out, stderr, err = mpsi(t, "demo", "--aggregation", "oblivious", "--mode", "keyed", "--records", "300", "--seed", "9")
+	require.NoError(t, err, stderr+out)
+	require.Contains(t, out, "check against plaintext computation: OK")
+}
+
+// mpsi bench checks every run against the ground truth, in every aggregation
+// mode in process and over the network.
 func TestBenchRuns(t *testing.T) {
-	out, stderr, err := mpsi(t, "bench", "--inproc", "--parties", "2", "--records", "300", "--mode", "keyed", "--aggregation", "masked,encrypted", "--json")
+	out, stderr, err := mpsi(t, "bench", "--inproc", "--parties", "2", "--records", "300", "--mode", "keyed", "--aggregation", "masked,oblivious,encrypted", "--json")
 	require.NoError(t, err, stderr)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	require.Len(t, lines, 2)
+	require.Len(t, lines, 3)
 	for _, l := range lines {
 		var row benchRow
 		require.NoError(t, json.Unmarshal([]byte(l), &row))
@@ -502,5 +578,29 @@ func TestE2EEncryptedDropouts(t *testing.T) {
 				require.JSONEq(t, string(want), string(got), name)
 			}
 		})
+	}
+}
+
+// A frozen coordinator (SIGSTOP) ends a waiting hospital with a reason that
+// names the coordinator, after --idle-timeout without a message, rather
+// than leaving it waiting for ever.
+func TestE2EFrozenCoordinator(t *testing.T) {
+	cl := newCluster(t, cohort.Config{Seed: 26, Parties: 2, Records: 40, SharedAll: 0.5, MinCell: 1, Mode: session.ModeKeyed})
+	cl.createSession()
+	cmd, errb, _ := cl.partyCmd("hospital-a", cl.certs)
+	cmd.Args = append(cmd.Args, "--idle-timeout", "2s")
+	require.NoError(t, cmd.Start())
+	require.Eventually(t, func() bool { return strings.Contains(cl.logs(), "party=hospital-a") }, 20*time.Second, 20*time.Millisecond)
+	require.NoError(t, cl.coord.Process.Signal(syscall.SIGSTOP))
+	defer func() { _ = cl.coord.Process.Signal(syscall.SIGCONT) }()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		require.Error(t, err)
+		require.Contains(t, errb.String(), "no message from the coordinator")
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("the hospital kept waiting on a frozen coordinator")
 	}
 }

@@ -5,12 +5,10 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 )
 
@@ -19,15 +17,17 @@ const usage = `mpsi: secure multi-party private set intersection with aggregate 
 Usage:
     mpsi demo [--parties N] [--records N] [--overlap F] [--mode dh|keyed] [--aggregation masked|encrypted] [--json]
     mpsi run --spec FILE --data NAME=FILE [--data NAME=FILE ...] [--map NAME=FILE ...] [--out FILE]
-    mpsi coordinator --listen ADDR --certs DIR [--db FILE] [--metrics ADDR] [--join-budget 512MiB]
+    mpsi coordinator --listen ADDR --certs DIR [--db FILE] [--metrics ADDR] [--join-budget 512MiB] [--privacy-epsilon E [--privacy-delta D]]
     mpsi session create --coordinator ADDR --certs DIR --spec FILE
     mpsi session result --coordinator ADDR --certs DIR --session ID
-    mpsi party --coordinator ADDR --certs DIR --name NAME --session ID --data FILE [--map FILE] [--policy FILE] [--out FILE]
+    mpsi party --coordinator ADDR --certs DIR --name NAME --session ID --data FILE [--map FILE] [--policy FILE [--ledger FILE] [--dataset NAME]] [--out FILE]
     mpsi audit verify|head --db FILE
     mpsi bench [--parties 2,3,5] [--records 10k,100k,1m] [--mode dh,keyed] [--aggregation masked,encrypted] [--join-budget B] [--inproc] [--json]
     mpsi gen-cohorts --out DIR [--parties N] [--records N] [--overlap F] [--seed N] [--mode dh|keyed]
-    mpsi dev-certs --out DIR --names coordinator,hospital-a,hospital-b,...
+    mpsi dev-certs --out DIR --names coordinator,hospital-a,hospital-b,... [--valid-for 168h]
+    mpsi report RESULT.json [--spec FILE] [--sig FILE --certs DIR] --out report.html
     mpsi version
+    mpsi help [COMMAND]          (or mpsi COMMAND -h)
 
 Commands:
     demo         generate cohorts, run a coordinator and every hospital as
@@ -46,6 +46,7 @@ Commands:
     gen-cohorts  write reproducible synthetic cohorts: CSV and mapping per
                  party, spec.json and truth.json
     dev-certs    write a throwaway CA and certificates (development only)
+    report       write a Result as one self-contained HTML page
 
 Example:
     mpsi gen-cohorts --out /tmp/c --parties 3 --records 1000
@@ -57,16 +58,33 @@ Example:
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		var he hintError
-		if errors.As(err, &he) {
-			fmt.Fprintf(os.Stderr, "mpsi: error: %s\nmpsi: hint: %s\n", he.err, he.hint)
-		} else if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(os.Stderr, "mpsi: error: %v\n", err)
-		}
-		os.Exit(1)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitStatus(err, os.Stderr))
+}
+
+// exitStatus reports err on stderr and returns the process's exit status:
+// 0 for success or help, exitUsage for a command line that cannot be run,
+// 1 for any other failure.
+func exitStatus(err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, errHelp) {
+		return 0
 	}
+	var ue usageFail
+	isUsage := errors.As(err, &ue)
+	he, isHint := ue.hintError, isUsage
+	if !isUsage {
+		isHint = errors.As(err, &he)
+	}
+	if isHint {
+		fmt.Fprintf(stderr, "mpsi: error: %s\nmpsi: hint: %s\n", he.err, he.hint)
+	} else {
+		fmt.Fprintf(stderr, "mpsi: error: %v\n", err)
+	}
+	if isUsage {
+		return exitUsage
+	}
+	return 1
 }
 
 type hintError struct {
@@ -80,7 +98,7 @@ func (h hintError) Unwrap() error { return h.err }
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return hintError{errors.New("no command given"), "try: mpsi demo"}
+		return usageFail{hintError{errors.New("no command given"), "try: mpsi demo"}}
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -102,35 +120,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runGenCohorts(rest, stdout, stderr)
 	case "dev-certs":
 		return runDevCerts(rest, stdout, stderr)
+	case "report":
+		return runReport(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":
-		v := "(devel)"
-		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-			v = bi.Main.Version
+		fs := newFlags("version", stdout)
+		if err := parseFlags(fs, rest); err != nil {
+			return err
 		}
-		fmt.Fprintln(stdout, "mpsi", v)
+		fmt.Fprintln(stdout, "mpsi", version())
 		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
+	case "help", "-h", "-help", "--help":
+		if len(rest) == 0 {
+			fmt.Fprint(stdout, usage)
+			return nil
+		}
+		if _, ok := commandHelp[rest[0]]; !ok && rest[0] != "help" {
+			return unknownName("command", rest[0], commandNames, "mpsi help")
+		}
+		return run(ctx, append(rest, "--help"), stdout, stderr)
 	default:
-		fmt.Fprint(stderr, usage)
-		return hintError{fmt.Errorf("unknown command %q", cmd), "run mpsi help for the list of commands"}
+		return unknownName("command", cmd, commandNames, "mpsi help")
 	}
-}
-
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("mpsi "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
-// parseFlags parses and refuses stray positional arguments.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return hintError{fmt.Errorf("unexpected argument %q", fs.Arg(0)), "flags are written --name value; see mpsi help"}
-	}
-	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -15,22 +17,23 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	mpsiv1 "github.com/mpsi-dev/mpsi/api/mpsi/v1"
 	"github.com/mpsi-dev/mpsi/coordinator"
 	"github.com/mpsi-dev/mpsi/coordinator/store"
 	"github.com/mpsi-dev/mpsi/internal/devcert"
+	"github.com/mpsi-dev/mpsi/internal/envelope"
 	"github.com/mpsi-dev/mpsi/party"
+	"github.com/mpsi-dev/mpsi/party/ledger"
 	"github.com/mpsi-dev/mpsi/psi/protocol"
 	"github.com/mpsi-dev/mpsi/psi/session"
 )
@@ -40,7 +43,7 @@ func newLogger(w io.Writer) *slog.Logger {
 }
 
 func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("coordinator", stderr)
+	fs := newFlags("coordinator", stdout)
 	listen := fs.String("listen", "127.0.0.1:7443", "gRPC listen address")
 	certs := fs.String("certs", "", "directory with ca.pem, coordinator.pem, coordinator-key.pem")
 	name := fs.String("name", "coordinator", "certificate name of this coordinator")
@@ -52,6 +55,8 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile to this file")
 	joinBudget := fs.String("join-budget", "0", "memory budget of each session's join, e.g. 512MiB; beyond it tokens spill to disk by prefix (0: keep every list in memory)")
 	spillDir := fs.String("spill-dir", "", "directory for the join's spill files (default: the system temporary directory)")
+	privEps := fs.Float64("privacy-epsilon", 0, "refuse, at creation, sessions that would spend more than this ε for a party with the same partners (advisory: each hospital's ledger enforces its own); 0: no budget")
+	privDelta := fs.Float64("privacy-delta", 1e-6, "the δ of --privacy-epsilon")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -65,7 +70,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	defer stopProfile()
 	if *certs == "" {
-		return hintError{errors.New("--certs is required"), "make development certificates with: mpsi dev-certs --out ./certs"}
+		return usageError(fs, errors.New("--certs is required"), "make development certificates with: mpsi dev-certs --out ./certs")
 	}
 	log := newLogger(stderr)
 	pool, cert, err := devcert.LoadDir(*certs, *name)
@@ -82,8 +87,10 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	defer st.Close()
 	reg := prometheus.NewRegistry()
+	coordinator.RegisterRuntime(reg)
 	srv, err := coordinator.New(coordinator.Config{Store: st, Signer: signer, Name: *name, Logger: log, RoundTimeout: *roundTimeout,
-		AdminNames: splitNames(*admins), Metrics: coordinator.NewMetrics(reg), JoinBudget: budget, SpillDir: *spillDir})
+		AdminNames: splitNames(*admins), Metrics: coordinator.NewMetrics(reg), JoinBudget: budget, SpillDir: *spillDir,
+		PrivacyBudget: privacyBudget(*privEps, *privDelta)})
 	if err != nil {
 		return err
 	}
@@ -98,10 +105,8 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 		log.Info("audit chain verified", "events", n)
 	}
 	tcfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
-	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(tcfg)),
-		grpc.MaxRecvMsgSize(protocol.MaxMessageSize), grpc.MaxSendMsgSize(protocol.MaxMessageSize),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.ConnectionTimeout(10*time.Second))
+	g := grpc.NewServer(append(coordinator.ServerOptions(), grpc.Creds(credentials.NewTLS(tcfg)),
+		grpc.ConnectionTimeout(10*time.Second))...)
 	srv.Register(g)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
@@ -117,13 +122,11 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	var msrv *http.Server
 	if *metrics != "" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		ml, err := net.Listen("tcp", *metrics)
 		if err != nil {
 			return err
 		}
-		msrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		msrv = &http.Server{Handler: coordinator.MetricsHandler(reg, srv.Ready), ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = msrv.Serve(ml) }()
 		log.Info("metrics", "addr", ml.Addr().String())
 	}
@@ -188,34 +191,66 @@ func splitNames(s string) []string {
 	return out
 }
 
-func dialAdmin(certs, name, addr string) (*grpc.ClientConn, error) {
+// dialAdmin connects with name's certificate; peer returns the
+// coordinator's certificate once the handshake is done.
+func dialAdmin(certs, name, addr string) (cc *grpc.ClientConn, peer func() *x509.Certificate, err error) {
 	pool, cert, err := devcert.LoadDir(certs, name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	tcfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool}
-	return grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tcfg)),
+	var mu sync.Mutex
+	var coord *x509.Certificate
+	tcfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) > 0 {
+				mu.Lock()
+				coord = cs.PeerCertificates[0]
+				mu.Unlock()
+			}
+			return nil
+		}}
+	cc, err = grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tcfg)),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(protocol.MaxMessageSize)))
+	return cc, func() *x509.Certificate { mu.Lock(); defer mu.Unlock(); return coord }, err
 }
 
 func runSession(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return hintError{errors.New("session needs a subcommand"), "mpsi session create ... or mpsi session result ..."}
+	sub, args, err := subcommand("session", []string{"create", "result"}, args, stdout)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	fs := newFlags("session "+sub, stderr)
+	fs := newFlags("session "+sub, stdout)
 	addr := fs.String("coordinator", "127.0.0.1:7443", "coordinator address")
 	certs := fs.String("certs", "", "certificate directory")
 	name := fs.String("name", coordinator.DefaultAdminName, "certificate name to authenticate with")
-	spec := fs.String("spec", "", "session spec file (create)")
-	id := fs.String("session", "", "session id (result)")
+	var spec, id, sigOut, coordName *string
+	var noVerify *bool
+	if sub == "create" {
+		spec = fs.String("spec", "", "session spec file (JSON or YAML)")
+	} else {
+		id = fs.String("session", "", "session id")
+		sigOut = fs.String("sig-out", "", "write the coordinator's signature over the Result (base64) to this file, for mpsi report --sig")
+		coordName = fs.String("coordinator-name", protocol.DefaultCoordinatorName, "the coordinator's certificate name (pinned)")
+		noVerify = fs.Bool("no-verify", false, "FORENSICS: print a stored Result even if the coordinator's signature over it does not verify")
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *certs == "" {
-		return errors.New("--certs is required")
+		return usageError(fs, errors.New("--certs is required"), "make development certificates with: mpsi dev-certs --out ./certs")
 	}
-	cc, err := dialAdmin(*certs, *name, *addr)
+	var s *session.Spec
+	switch {
+	case sub == "create" && *spec == "":
+		return usageError(fs, errors.New("--spec is required"), "")
+	case sub == "create":
+		if s, err = session.LoadSpec(*spec); err != nil {
+			return err
+		}
+	case *id == "":
+		return usageError(fs, errors.New("--session is required"), "")
+	}
+	cc, coordCert, err := dialAdmin(*certs, *name, *addr)
 	if err != nil {
 		return err
 	}
@@ -223,40 +258,48 @@ func runSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cl := mpsiv1.NewCoordinatorClient(cc)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	switch sub {
-	case "create":
-		if *spec == "" {
-			return errors.New("--spec is required")
-		}
-		s, err := session.LoadSpec(*spec)
-		if err != nil {
-			return err
-		}
+	if sub == "create" {
 		resp, err := cl.CreateSession(ctx, &mpsiv1.CreateSessionRequest{SpecJson: s.Canonical()})
 		if err != nil {
 			return statusErr(err)
 		}
 		fmt.Fprintln(stdout, resp.GetSessionId())
 		return nil
-	case "result":
-		if *id == "" {
-			return errors.New("--session is required")
+	}
+	resp, err := cl.GetResult(ctx, &mpsiv1.GetResultRequest{SessionId: *id})
+	if err != nil {
+		return statusErr(err)
+	}
+	switch resp.GetState() {
+	case store.StateCompleted:
+		// The Result printed is the one the coordinator signed, checked
+		// against its certificate (pinned by name), unless --no-verify.
+		if !*noVerify {
+			c := coordCert()
+			switch {
+			case c == nil:
+				return errors.New("result: no coordinator certificate to check the signature against (use --no-verify for forensics)")
+			case c.Subject.CommonName != *coordName:
+				return fmt.Errorf("result: the coordinator presented a certificate named %q, pinned name %q", c.Subject.CommonName, *coordName)
+			}
+			if err := envelope.VerifyResult(c, *id, resp.GetResultJson(), resp.GetSignature()); err != nil {
+				return fmt.Errorf("result of session %s refused: %w (use --no-verify for forensics)", *id, err)
+			}
+		} else {
+			fmt.Fprintln(stderr, "mpsi: warning: --no-verify: the Result's signature was NOT checked")
 		}
-		resp, err := cl.GetResult(ctx, &mpsiv1.GetResultRequest{SessionId: *id})
-		if err != nil {
-			return statusErr(err)
+		if *sigOut != "" {
+			enc := base64.StdEncoding.EncodeToString(resp.GetSignature()) + "\n"
+			if err := writeBytesAtomic(*sigOut, []byte(enc)); err != nil {
+				return err
+			}
 		}
-		switch resp.GetState() {
-		case store.StateCompleted:
-			_, err := stdout.Write(append(resp.GetResultJson(), '\n'))
-			return err
-		case store.StateAborted:
-			return fmt.Errorf("session %s was aborted: %s", *id, resp.GetReason())
-		default:
-			return fmt.Errorf("session %s is %s: no result yet", *id, resp.GetState())
-		}
+		_, err := stdout.Write(append(resp.GetResultJson(), '\n'))
+		return err
+	case store.StateAborted:
+		return fmt.Errorf("session %s was aborted: %s", *id, resp.GetReason())
 	default:
-		return hintError{fmt.Errorf("unknown session subcommand %q", sub), "use create or result"}
+		return fmt.Errorf("session %s is %s: no result yet", *id, resp.GetState())
 	}
 }
 
@@ -266,19 +309,23 @@ func statusErr(err error) error {
 }
 
 func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("party", stderr)
+	fs := newFlags("party", stdout)
 	addr := fs.String("coordinator", "127.0.0.1:7443", "coordinator address")
 	coordName := fs.String("coordinator-name", protocol.DefaultCoordinatorName, "the coordinator's certificate name (pinned: another certificate is refused, and so is a spec listing it as a party)")
+	idleTimeout := fs.Duration("idle-timeout", party.DefaultIdleTimeout, "abort when the coordinator sends nothing for this long while this hospital has no work left (longer than the coordinator's --round-timeout)")
 	certs := fs.String("certs", "", "certificate directory with ca.pem, NAME.pem, NAME-key.pem")
 	name := fs.String("name", "", "this party's name (its certificate name)")
 	id := fs.String("session", "", "session id")
 	var data listFlag
 	fs.Var(&data, "data", "this party's records: a CSV file; FHIR NDJSON files (repeat: Patient and Condition files) or a bulk-export directory; or a postgres:// URL with --query")
 	mapPath := fs.String("map", "", "column mapping file (optional; for FHIR, field paths)")
-	inFlags := addInputFlags(fs)
+	inFlags := addInputFlags(fs.FlagSet)
 	policyPath := fs.String("policy", "", "local policy file (optional)")
+	ledgerPath := fs.String("ledger", "", "privacy-budget ledger (SQLite file; required when the policy sets a privacy_budget)")
+	dataset := fs.String("dataset", "", "the dataset's name in the ledger (default: the --data file's base name, or the database URL's host and path)")
 	out := fs.String("out", "", "write the Result JSON here (atomically) instead of stdout")
 	rejectDup := fs.Bool("reject-duplicates", false, "fail on repeated match keys instead of merging them")
+	skipBad := fs.Bool("skip-bad-rows", false, "reject rows that fail to parse (each listed by line number here only) instead of stopping at the first")
 	statsPath := fs.String("stats", "", "write phase timings and byte counts (JSON) here")
 	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile to this file")
 	exitAt := fs.String("fault-exit-at", "", "FAULT INJECTION for tests: exit at once (status 86, no Abort sent) when aggregation encrypted reaches this stage: keys-sent, public-key, ciphertexts-sent or key-switch")
@@ -293,19 +340,22 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch *exitAt {
 	case "", protocol.StageKeysSent, protocol.StagePublicKey, protocol.StageCiphertextsSent, protocol.StageKeySwitch:
 	default:
-		return fmt.Errorf("--fault-exit-at %q is not a stage", *exitAt)
+		return usageError(fs, fmt.Errorf("--fault-exit-at %q is not a stage", *exitAt), "")
 	}
-	for f, v := range map[string]string{"--certs": *certs, "--name": *name, "--session": *id, "--data": data.String()} {
-		if v == "" {
-			return fmt.Errorf("%s is required", f)
+	for _, f := range []struct{ flag, v string }{{"--certs", *certs}, {"--name", *name}, {"--session", *id}, {"--data", data.String()}} {
+		if f.v == "" {
+			return usageError(fs, fmt.Errorf("%s is required", f.flag), "")
 		}
 	}
+	// A missing data file (or an unreachable database) is found by
+	// openInput below, not after joining (which would abort the session
+	// for every party).
 	log := newLogger(stderr).With("party", *name)
 	pool, cert, err := devcert.LoadDir(*certs, *name)
 	if err != nil {
 		return err
 	}
-	opt := party.LoadOptions{}
+	opt := party.LoadOptions{SkipBadRows: *skipBad}
 	if *rejectDup {
 		opt.Duplicates = party.DuplicatesReject
 	}
@@ -322,6 +372,31 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *policyPath != "" {
 		if pol, err = party.LoadPolicy(*policyPath); err != nil {
 			return err
+		}
+	}
+	var admit func(*session.Spec) error
+	if pol != nil && pol.PrivacyBudget != nil {
+		if *ledgerPath == "" {
+			return errors.New("the policy sets a privacy_budget: --ledger FILE is required")
+		}
+		led, err := ledger.Open(ctx, *ledgerPath)
+		if err != nil {
+			return err
+		}
+		defer led.Close()
+		ds := *dataset
+		if ds == "" {
+			ds = datasetName(data)
+		}
+		admit = func(s *session.Spec) error {
+			c, err := led.Charge(ctx, ds, *name, s, *pol.PrivacyBudget)
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				log.Info("privacy budget charged", "dataset", ds, "partners", c.Partners, "rho", c.Rho, "spent", c.Spent, "budget", c.Budget)
+			}
+			return nil
 		}
 	}
 	var stats party.Stats
@@ -350,14 +425,22 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	res, err := party.RunRemote(ctx, party.RemoteConfig{
 		Observe:         observe,
 		CoordinatorName: *coordName,
+		IdleTimeout:     *idleTimeout,
 		Progress:        progress,
 		Stats:           &stats,
 		Address:         *addr,
 		TLS:             &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool},
 		Session:         *id,
-		Load:            input.load,
-		Policy:          pol,
-		Logger:          log,
+		Load: func(s *session.Spec) (*party.Records, error) {
+			recs, err := input.load(s)
+			if err == nil {
+				printRejected(stderr, *name, recs.Report)
+			}
+			return recs, err
+		},
+		Policy: pol,
+		Admit:  admit,
+		Logger: log,
 	})
 	if err != nil {
 		return err
@@ -375,12 +458,13 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "verify" && args[0] != "head") {
-		return hintError{errors.New("audit needs a subcommand"), "mpsi audit verify --db mpsi.db, or mpsi audit head --db mpsi.db"}
+	sub, args, err := subcommand("audit", []string{"verify", "head"}, args, stdout)
+	if err != nil {
+		return err
 	}
-	fs := newFlags("audit "+args[0], stderr)
+	fs := newFlags("audit "+sub, stdout)
 	dbPath := fs.String("db", "mpsi.db", "SQLite database file")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if _, err := os.Stat(*dbPath); err != nil {
@@ -395,7 +479,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if args[0] == "head" {
+	if sub == "head" {
 		// The chain head, to publish or countersign outside the database:
 		// anyone able to rewrite the file could otherwise rewrite the whole
 		// chain consistently.
@@ -453,4 +537,13 @@ func parseBytes(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a byte count (e.g. 512MiB, 2GiB or 1048576)", s)
 	}
 	return v * mult, nil
+}
+
+// privacyBudget is the coordinator's advisory budget of its flags (nil
+// without one).
+func privacyBudget(eps, delta float64) *coordinator.PrivacyBudget {
+	if eps <= 0 {
+		return nil
+	}
+	return &coordinator.PrivacyBudget{Epsilon: eps, Delta: delta}
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/mpsi-dev/mpsi/party"
@@ -81,9 +83,28 @@ func oneOf(name, inline, file string) (string, error) {
 	return string(b), nil
 }
 
+// isDatabaseURL reports whether a --data value is a postgres:// URL.
+func isDatabaseURL(d string) bool {
+	return strings.HasPrefix(d, "postgres://") || strings.HasPrefix(d, "postgresql://")
+}
+
+// datasetName names an input in the privacy ledger: the first file's base
+// name, or a database URL's host and path (never its query or user).
+func datasetName(data []string) string {
+	if len(data) == 0 {
+		return ""
+	}
+	if isDatabaseURL(data[0]) {
+		if u, err := url.Parse(data[0]); err == nil {
+			return u.Host + u.Path
+		}
+	}
+	return filepath.Base(data[0])
+}
+
 // detectFormat picks the format of --data when it is auto.
 func detectFormat(data []string) string {
-	if len(data) == 1 && (strings.HasPrefix(data[0], "postgres://") || strings.HasPrefix(data[0], "postgresql://")) {
+	if len(data) == 1 && isDatabaseURL(data[0]) {
 		return formatPostgres
 	}
 	for _, d := range data {
@@ -119,6 +140,9 @@ func openInput(ctx context.Context, in input, name string, opt party.LoadOptions
 	case formatCSV:
 		if len(in.data) != 1 {
 			return nil, hintError{errors.New("CSV input takes one --data file"), "FHIR input takes several: name them *.ndjson or give --format fhir"}
+		}
+		if _, err := os.Stat(in.data[0]); err != nil {
+			return nil, fmt.Errorf("--data: %w", err)
 		}
 		if in.mapPath != "" {
 			m, err := party.LoadMapping(in.mapPath)

@@ -174,7 +174,10 @@ func (s *Store) Head(ctx context.Context) (seq int64, hash []byte, err error) {
 // head in one consistent read. It returns the number of events verified, or
 // an error wrapping [ErrTampered] that names the first bad sequence number if
 // any event was altered, reordered, inserted or removed, or the head does not
-// match the last event.
+// match the last event. It then checks the sessions and results tables
+// against the chain (see verifyLinks): a session or result without its
+// audit events, or whose spec, state, reason or result differs from what
+// they record, is reported wrapping [ErrTampered] with the session's id.
 func (s *Store) VerifyAudit(ctx context.Context) (int, error) {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -182,6 +185,9 @@ func (s *Store) VerifyAudit(ctx context.Context) (int, error) {
 	}
 	defer tx.Rollback()
 	n, err := verifyChain(ctx, tx)
+	if err == nil {
+		err = verifyLinks(ctx, tx)
+	}
 	if err != nil {
 		return n, fmt.Errorf("store: verify audit: %w", err)
 	}

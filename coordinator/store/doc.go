@@ -32,6 +32,20 @@
 // events, including removed trailing ones. SQLite triggers refuse UPDATE and
 // DELETE on the log as well.
 //
+// # History
+//
+// The sessions, results, audit and chain-head tables hold history, and
+// triggers (schema version 2) keep plain SQL on the file from losing it: no
+// DELETE on any of them; a session's id, spec and creation time never change
+// and its state only moves forward (created → running | aborted, running →
+// completed | aborted), with a reason only when it is aborted; a result is
+// inserted once, for a completed session; INSERT OR REPLACE (which deletes
+// without firing delete triggers) cannot replace any of these rows.
+// [Store.VerifyAudit] also checks the tables against the chain: every
+// session has exactly the events its state implies, with its spec's and its
+// result's digests and its abort reason, and every session event names a
+// session that exists — so dropping the triggers first is detected too.
+//
 // The chain is unkeyed: someone who can write the file and recompute every
 // hash, including the head, can rewrite history undetected. To detect that,
 // publish or sign [Store.Head] somewhere outside the database from time to

@@ -17,8 +17,10 @@ import (
 )
 
 // SchemaVersion is the schema version this package writes and reads, kept in
-// PRAGMA user_version.
-const SchemaVersion = 1
+// PRAGMA user_version. Version 2 added the triggers that keep sessions'
+// history (no delete, forward-only state changes, no replacing rows); Open
+// migrates a version 1 database.
+const SchemaVersion = 2
 
 // DefaultBusyTimeout is how long a connection waits for a lock held by
 // another connection before failing with SQLITE_BUSY.
@@ -189,8 +191,57 @@ BEGIN
 END;
 `
 
-// migrate creates the schema in a new database and checks the version of an
-// existing one.
+// schemaV2 makes every table that holds history refuse to lose it, against
+// plain SQL on the file (the sqlite3 client, with foreign keys off):
+// sessions are never deleted, their id, spec and creation time never change,
+// their state only moves forward (created → running | aborted, running →
+// completed | aborted) and a reason is only set with the move to aborted;
+// INSERT OR REPLACE, which deletes without firing delete triggers, cannot
+// replace a session, a result or the chain head; a result is only inserted
+// for a completed session. Dropping the triggers stays possible for whoever
+// can write the file: [Store.VerifyAudit] then finds sessions and results
+// whose audit events do not match.
+const schemaV2 = `
+DROP TRIGGER sessions_final;
+
+CREATE TRIGGER sessions_no_delete BEFORE DELETE ON sessions
+BEGIN
+	SELECT RAISE(ABORT, 'sessions are history: no delete');
+END;
+
+CREATE TRIGGER sessions_forward BEFORE UPDATE ON sessions
+WHEN NOT (NEW.id IS OLD.id AND NEW.spec IS OLD.spec AND NEW.created IS OLD.created
+	AND ((OLD.state = 'created' AND NEW.state IN ('running', 'aborted'))
+		OR (OLD.state = 'running' AND NEW.state IN ('completed', 'aborted')))
+	AND (NEW.state = 'aborted' OR NEW.reason = ''))
+BEGIN
+	SELECT RAISE(ABORT, 'sessions only move forward');
+END;
+
+CREATE TRIGGER sessions_insert BEFORE INSERT ON sessions
+WHEN EXISTS (SELECT 1 FROM sessions WHERE id = NEW.id) OR NEW.state IS NOT 'created' OR NEW.reason IS NOT ''
+BEGIN
+	SELECT RAISE(ABORT, 'sessions are created once, in state created');
+END;
+
+CREATE TRIGGER results_insert BEFORE INSERT ON results
+WHEN EXISTS (SELECT 1 FROM results WHERE session = NEW.session)
+	OR (SELECT state FROM sessions WHERE id = NEW.session) IS NOT 'completed'
+BEGIN
+	SELECT RAISE(ABORT, 'results are immutable, one per completed session');
+END;
+
+CREATE TRIGGER audit_head_no_insert BEFORE INSERT ON audit_head
+BEGIN
+	SELECT RAISE(ABORT, 'audit head cannot be replaced');
+END;
+`
+
+// migrations[v] takes a database from version v-1 to v.
+var migrations = []string{1: schema, 2: schemaV2}
+
+// migrate creates the schema in a new database, brings an older one up to
+// [SchemaVersion], and refuses a newer one.
 func (s *Store) migrate(ctx context.Context) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		var v int
@@ -200,11 +251,13 @@ func (s *Store) migrate(ctx context.Context) error {
 		switch {
 		case v == SchemaVersion:
 			return nil
-		case v != 0:
+		case v < 0 || v > SchemaVersion:
 			return fmt.Errorf("database has version %d, this build supports %d: %w", v, SchemaVersion, ErrSchemaVersion)
 		}
-		if _, err := tx.ExecContext(ctx, schema); err != nil {
-			return fmt.Errorf("creating schema: %w", err)
+		for next := v + 1; next <= SchemaVersion; next++ {
+			if _, err := tx.ExecContext(ctx, migrations[next]); err != nil {
+				return fmt.Errorf("creating schema version %d: %w", next, err)
+			}
 		}
 		// PRAGMA takes no bound parameters; SchemaVersion is a constant.
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion)); err != nil {

@@ -42,8 +42,16 @@ type Leaf struct {
 	KeyPEM  []byte
 }
 
-// NewCA creates a self-signed CA whose subject common name is name.
-func NewCA(name string) (*CA, error) {
+// NewCA creates a self-signed CA whose subject common name is name, valid
+// for [Validity].
+func NewCA(name string) (*CA, error) { return NewCAFor(name, Validity) }
+
+// NewCAFor creates a self-signed CA whose subject common name is name,
+// valid (like every certificate it issues) for validity from now.
+func NewCAFor(name string, validity time.Duration) (*CA, error) {
+	if validity <= 0 {
+		return nil, fmt.Errorf("devcert: validity %s is not positive", validity)
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("devcert: generating CA key: %w", err)
@@ -53,7 +61,7 @@ func NewCA(name string) (*CA, error) {
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(Validity),
+		NotAfter:              now.Add(validity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
@@ -72,7 +80,7 @@ func NewCA(name string) (*CA, error) {
 
 // Issue makes a certificate for name, usable as both a TLS server and client
 // certificate, with name, localhost, 127.0.0.1 and ::1 as subject alternative
-// names and name as the subject common name.
+// names and name as the subject common name. It expires with the CA.
 func (ca *CA) Issue(name string) (*Leaf, error) {
 	if name == "" {
 		return nil, errors.New("devcert: empty name")
@@ -86,7 +94,7 @@ func (ca *CA) Issue(name string) (*Leaf, error) {
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: name},
 		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(Validity),
+		NotAfter:     ca.Cert.NotAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		DNSNames:     []string{name, "localhost"},
@@ -150,31 +158,38 @@ func ClientConfig(ca *CA, leaf *Leaf) (*tls.Config, error) {
 
 // WriteDir creates ca and a certificate for each name and writes them to dir
 // as ca.pem, NAME.pem and NAME-key.pem (keys with mode 0600). It refuses to
-// overwrite existing files.
+// overwrite existing files. The certificates are valid for [Validity].
 func WriteDir(dir string, names []string) error {
+	_, err := WriteDirFor(dir, names, Validity)
+	return err
+}
+
+// WriteDirFor is [WriteDir] with certificates valid for validity from now;
+// it returns the time they expire.
+func WriteDirFor(dir string, names []string, validity time.Duration) (time.Time, error) {
 	if len(names) == 0 {
-		return errors.New("devcert: no names given")
+		return time.Time{}, errors.New("devcert: no names given")
+	}
+	ca, err := NewCAFor("mpsi dev CA", validity)
+	if err != nil {
+		return time.Time{}, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("devcert: %w", err)
-	}
-	ca, err := NewCA("mpsi dev CA")
-	if err != nil {
-		return err
+		return time.Time{}, fmt.Errorf("devcert: %w", err)
 	}
 	files := map[string][]byte{"ca.pem": ca.CertPEM}
 	keys := map[string]bool{}
 	order := []string{"ca.pem"}
 	for _, n := range names {
 		if n == "" || n == "ca" || filepath.Base(n) != n {
-			return fmt.Errorf("devcert: invalid name %q", n)
+			return time.Time{}, fmt.Errorf("devcert: invalid name %q", n)
 		}
 		if _, dup := files[n+".pem"]; dup {
-			return fmt.Errorf("devcert: duplicate name %q", n)
+			return time.Time{}, fmt.Errorf("devcert: duplicate name %q", n)
 		}
 		leaf, err := ca.Issue(n)
 		if err != nil {
-			return err
+			return time.Time{}, err
 		}
 		files[n+".pem"], files[n+"-key.pem"] = leaf.CertPEM, leaf.KeyPEM
 		keys[n+"-key.pem"] = true
@@ -182,7 +197,7 @@ func WriteDir(dir string, names []string) error {
 	}
 	for _, f := range order {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
-			return fmt.Errorf("devcert: %s already exists; refusing to overwrite", filepath.Join(dir, f))
+			return time.Time{}, fmt.Errorf("devcert: %s already exists; refusing to overwrite", filepath.Join(dir, f))
 		}
 	}
 	for _, f := range order {
@@ -191,10 +206,10 @@ func WriteDir(dir string, names []string) error {
 			mode = 0o600
 		}
 		if err := os.WriteFile(filepath.Join(dir, f), files[f], mode); err != nil {
-			return fmt.Errorf("devcert: %w", err)
+			return time.Time{}, fmt.Errorf("devcert: %w", err)
 		}
 	}
-	return nil
+	return ca.Cert.NotAfter, nil
 }
 
 // LoadDir reads ca.pem, NAME.pem and NAME-key.pem from dir (as written by
@@ -212,6 +227,36 @@ func LoadDir(dir, name string) (*x509.CertPool, tls.Certificate, error) {
 	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem"))
 	if err != nil {
 		return nil, tls.Certificate{}, fmt.Errorf("devcert: loading certificate %q from %s: %w", name, dir, err)
+	}
+	return pool, cert, nil
+}
+
+// LoadCertDir reads ca.pem and NAME.pem (no private key) from dir, for
+// checking what name signed; the certificate's common name must be name.
+func LoadCertDir(dir, name string) (*x509.CertPool, *x509.Certificate, error) {
+	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("devcert: reading CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, nil, fmt.Errorf("devcert: %s holds no PEM certificate", filepath.Join(dir, "ca.pem"))
+	}
+	path := filepath.Join(dir, name+".pem")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("devcert: reading certificate %q: %w", name, err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return nil, nil, fmt.Errorf("devcert: %s holds no PEM certificate", path)
+	}
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("devcert: %s: %w", path, err)
+	}
+	if cert.Subject.CommonName != name {
+		return nil, nil, fmt.Errorf("devcert: %s names %q, not %q", path, cert.Subject.CommonName, name)
 	}
 	return pool, cert, nil
 }

@@ -2,10 +2,12 @@ package devcert
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -77,3 +79,22 @@ func TestWriteAndLoadDir(t *testing.T) {
 }
 
 var _ net.Conn = (*tls.Conn)(nil)
+
+func TestWriteDirForValidity(t *testing.T) {
+	dir := t.TempDir()
+	notAfter, err := WriteDirFor(dir, []string{"coordinator", "hospital-a"}, 30*time.Minute)
+	require.NoError(t, err)
+	pool, cert, err := LoadCertDir(dir, "coordinator")
+	require.NoError(t, err)
+	require.True(t, cert.NotAfter.Equal(notAfter), "leaf expires with the CA")
+	require.WithinDuration(t, time.Now().Add(30*time.Minute), notAfter, 5*time.Minute)
+	_, err = cert.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	require.NoError(t, err)
+	_, err = cert.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: notAfter.Add(time.Minute), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	require.Error(t, err, "expired after --valid-for")
+
+	_, _, err = LoadCertDir(dir, "hospital-b")
+	require.ErrorContains(t, err, `reading certificate "hospital-b"`)
+	_, err = WriteDirFor(t.TempDir(), []string{"x"}, 0)
+	require.ErrorContains(t, err, "not positive")
+}

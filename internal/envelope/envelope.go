@@ -260,3 +260,25 @@ func VerifyTally(coordinatorCert *x509.Certificate, session string, tally, sig [
 func VerifyResult(coordinatorCert *x509.Certificate, session string, resultJSON, sig []byte) error {
 	return verifyWithCert(coordinatorCert, ResultSigMessage(session, resultJSON), sig, "result signature")
 }
+
+const labelAttestationSig = "mpsi/v1/indicator-digests"
+
+func attestationMessage(session string, party uint32, digests []byte) []byte {
+	return sigMessage(labelAttestationSig, []byte(session), binary.BigEndian.AppendUint32(nil, party), digests)
+}
+
+// SignAttestation signs a party's statement of the indicator digests it
+// received (oblivious aggregation) with its certificate key.
+func SignAttestation(signer crypto.Signer, session string, party uint32, digests []byte) ([]byte, error) {
+	return sign(signer, attestationMessage(session, party, digests))
+}
+
+// VerifyAttestation checks a party's attestation against its certificate
+// (DER, from the roster, already verified against the CA).
+func VerifyAttestation(certDER []byte, session string, party uint32, digests, sig []byte) error {
+	cert, err := x509.ParseCertificate(certDER)
+	if err != nil {
+		return fmt.Errorf("%w: attestation of party %d: certificate: %v", ErrRoster, party, err)
+	}
+	return verifyWithCert(cert, attestationMessage(session, party, digests), sig, fmt.Sprintf("party %d's indicator attestation", party))
+}

@@ -167,7 +167,10 @@
 // dates and layouts do quote the offending text (truncated to 40 bytes),
 // because a value that does not parse is needed to fix the export; such
 // errors stay in the party's own report and must not be sent to the
-// coordinator or other parties. Key decoding errors hold no key material.
+// coordinator or other parties: psi/protocol's Redact replaces any error
+// wrapping [ErrBadDate], [ErrBadSex], [ErrEmpty] or [ErrInvalidUTF8] by its
+// code and a random reference before a party's Abort leaves it. Key
+// decoding errors hold no key material.
 //
 // # Constant time
 //

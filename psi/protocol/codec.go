@@ -123,6 +123,12 @@ func AppendEncode(b []byte, m Message) ([]byte, error) {
 	case *Result:
 		w.bytes(x.JSON)
 		w.bytes(x.Signature)
+	case *Credit:
+		w.u64(x.Done)
+	case *Attestation:
+		w.u32(x.Party)
+		w.bytes(x.Digests)
+		w.bytes(x.Signature)
 	case *Tally:
 		w.u64(x.Intersection)
 		w.u32(uint32(len(x.Pairwise)))
@@ -215,7 +221,7 @@ func Decode(b []byte) (Message, error) {
 	case TypeBatch:
 		x := &Batch{Header: h}
 		x.Kind = BatchKind(r.u8("kind"))
-		if r.err == nil && (x.Kind < BatchRing || x.Kind > BatchPositions) {
+		if r.err == nil && (x.Kind < BatchRing || x.Kind > BatchUpload) {
 			r.fail("kind", "unknown batch kind %d", uint8(x.Kind))
 		}
 		x.Owner = r.u32("owner")
@@ -273,6 +279,17 @@ func Decode(b []byte) (Message, error) {
 			for i := range x.Pairwise {
 				x.Pairwise[i] = r.u64("pairwise")
 			}
+		}
+		x.Signature = r.bytes("signature", 1, MaxSignatureSize)
+		m = x
+	case TypeCredit:
+		m = &Credit{Header: h, Done: r.u64("done")}
+	case TypeAttest:
+		x := &Attestation{Header: h}
+		x.Party = r.u32("party")
+		x.Digests = r.bytes("digests", 64, MaxParties*32)
+		if r.err == nil && len(x.Digests)%32 != 0 {
+			r.fail("digests", "length %d is not a multiple of 32", len(x.Digests))
 		}
 		x.Signature = r.bytes("signature", 1, MaxSignatureSize)
 		m = x

@@ -32,6 +32,11 @@ func sampleMessages() []Message {
 		&MheChunk{Header: h(1), Kind: MheCiphertext, Index: 3, Offset: 4, Total: 10, Data: []byte{1, 2, 3}},
 		&Abort{Header: h(1), Code: CodePolicy, Reason: "policy refuses field x"},
 		&Result{Header: h(FromCoordinator), JSON: []byte(`{}`), Signature: []byte{9}},
+		&Tally{Header: h(FromCoordinator), Intersection: 3, Pairwise: []uint64{5, 3, 3, 4}, Signature: []byte{9}},
+		&Tally{Header: h(FromCoordinator), Intersection: 0, Signature: []byte{9}},
+		&Attestation{Header: h(1), Party: 1, Digests: make([]byte, 64), Signature: []byte{8}},
+		&Batch{Header: h(0), Kind: BatchRing, Owner: 0, Hop: 0, Offset: 0, Total: 1, Data: make([]byte, 32), MAC: make([]byte, 32)},
+		&Batch{Header: h(FromCoordinator), Kind: BatchIndicator, Owner: 1, Offset: 8, Total: 12, Data: []byte{0x0f}},
 	}
 }
 

@@ -69,6 +69,7 @@ type Coordinator struct {
 	tokDone  []bool
 	dealt    bool // token round over: masks dealt, or (encrypted) joined
 	enc      *coordEnc
+	obl      *coordObl
 }
 
 // listState tracks one streamed list.
@@ -208,7 +209,12 @@ func (c *Coordinator) receive(ctx context.Context, i int, m Message) error {
 	case *Envelope:
 		return c.onEnvelope(ctx, i, x)
 	case *Batch:
+		if x.Kind == BatchUpload {
+			return c.onUpload(i, x)
+		}
 		return c.onBatch(ctx, i, x)
+	case *Attestation:
+		return c.onAttestation(i, x)
 	case *Share:
 		return c.onShare(i, x)
 	case *MheChunk:
@@ -297,6 +303,9 @@ func (c *Coordinator) WaitingFor() []string {
 			owes = c.enc.cts[i] < c.enc.want[i] && !c.enc.gone[i]
 		case RoundKeySwitch:
 			owes = slices.Contains(c.enc.active, i) && c.enc.shares[i] == nil
+		case RoundUploads:
+			o := c.obl
+			owes = o.next[i] < uint64(c.eng.Size(i)) || o.att[i] == nil || o.U[i] == nil
 		}
 		if owes {
 			w = append(w, p)
@@ -310,7 +319,7 @@ func (c *Coordinator) WaitingFor() []string {
 // of a list (dh) or its own token list (keyed).
 func (c *Coordinator) owesTokens(i int) bool {
 	keyed := c.spec.Match.Mode == session.ModeKeyed
-	if c.enc == nil && c.masked() && c.owesEnvelopes(i, EnvelopeMaskSeed) {
+	if c.enc == nil && c.needsSeeds() && c.owesEnvelopes(i, EnvelopeMaskSeed) {
 		return true
 	}
 	if !keyed && !c.envSeen[[3]uint32{uint32(EnvelopeRingKey), uint32(i), uint32((i + 1) % c.n)}] {
@@ -423,7 +432,11 @@ func EncryptsAggregates(spec *session.Spec) bool {
 
 // masked reports whether the session runs the masked aggregation rounds
 // (seeds, positions, masks, shares).
-func (c *Coordinator) masked() bool { return c.spec.Aggregation != session.AggregationEncrypted }
+func (c *Coordinator) masked() bool { return c.spec.Aggregation == session.AggregationMasked }
+
+// needsSeeds reports whether the parties exchange pairwise mask seeds
+// (masked and oblivious aggregation).
+func (c *Coordinator) needsSeeds() bool { return c.spec.Aggregation != session.AggregationEncrypted }
 
 func (c *Coordinator) onEnvelope(ctx context.Context, i int, e *Envelope) error {
 	if !c.rostered {
@@ -431,7 +444,7 @@ func (c *Coordinator) onEnvelope(ctx context.Context, i int, e *Envelope) error 
 	}
 	switch e.Round {
 	case EnvelopeMaskSeed:
-		if !c.masked() {
+		if !c.needsSeeds() {
 			return fmt.Errorf("%w: mask seed with aggregation %s", ErrBadMessage, c.spec.Aggregation)
 		}
 		if len(e.Ciphertext) > envelope.MaxEnvelopeSealed {
@@ -522,6 +535,10 @@ func (c *Coordinator) onBatch(ctx context.Context, i int, b *Batch) error {
 		c.send(next, &Batch{Header: c.header(), Kind: BatchRing, Owner: uint32(owner), Hop: uint32(hop + 1), Offset: b.Offset, Total: size, Data: b.Data, MAC: b.MAC})
 		return nil
 	}
+	if b.Kind == BatchRing {
+		// The owner may put the next batch of its list into the ring.
+		c.send(owner, &Credit{Header: c.header(), Done: st.next})
+	}
 	c.tokBuf = c.tokBuf[:0]
 	for k := 0; k < len(b.Data); k += want {
 		c.tokBuf = append(c.tokBuf, join.Token(b.Data[k:k+want]))
@@ -565,6 +582,15 @@ func (c *Coordinator) maybeJoin(ctx context.Context) error {
 	c.dealt = true
 	if err := c.sendTally(jr); err != nil {
 		return err
+	}
+	if c.spec.Aggregation == session.AggregationOblivious {
+		if !c.eng.AggregatesReleased() {
+			// Nothing derived from the sum is released: nothing is
+			// uploaded or unmasked (the parties decide the same from the
+			// signed tally).
+			return c.releaseDecrypted(make([]uint64, c.eng.Layout().Len()))
+		}
+		return c.startOblivious()
 	}
 	if !c.masked() {
 		if c.enc == nil {
@@ -620,6 +646,9 @@ func (c *Coordinator) sendTally(jr *join.Result) error {
 }
 
 func (c *Coordinator) onShare(i int, sh *Share) error {
+	if c.obl != nil {
+		return c.onUnmask(i, sh)
+	}
 	if !c.dealt || !c.masked() {
 		return fmt.Errorf("%w: share before masks were dealt, or with aggregation encrypted", ErrWrongRound)
 	}

@@ -231,8 +231,8 @@ func (x *Encrypted) KeySwitch(shares []*mhe.PCKSShareMsg) (*mhe.ResultMsg, error
 	return res, nil
 }
 
-// ReleaseDecrypted releases the Result of an aggregation encrypted session
-// from the decrypted aggregate vector sum (the L totals in Z_2^64, as
+// ReleaseDecrypted releases the Result of an aggregation encrypted (or
+// oblivious) session from the decrypted (unmasked) aggregate vector sum (the L totals in Z_2^64, as
 // [mhe.Recipient.Decrypt] returns them) and the join's counts, applying the
 // reveal list and min_cell exactly as [Engine.Release] does in masked mode.
 // leftOut lists the parties (spec indices) left out of the aggregate under
@@ -242,8 +242,8 @@ func (e *Engine) ReleaseDecrypted(sum []uint64, leftOut []int) (*session.Result,
 	if e.result != nil {
 		return nil, fmt.Errorf("%w: result already released", ErrWrongRound)
 	}
-	if e.spec.Aggregation != session.AggregationEncrypted || e.join == nil {
-		return nil, fmt.Errorf("%w: decrypted release", ErrWrongRound)
+	if e.spec.Aggregation == session.AggregationMasked || e.join == nil {
+		return nil, fmt.Errorf("%w: release of a computed sum in %s aggregation", ErrWrongRound, e.spec.Aggregation)
 	}
 	if len(sum) != e.layout.Len() {
 		return nil, fmt.Errorf("%w: decrypted aggregate has length %d, want %d", ErrBadMessage, len(sum), e.layout.Len())

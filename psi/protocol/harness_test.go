@@ -70,6 +70,17 @@ type testNet struct {
 	aborted   *Aborted
 	coordErrs []error
 	adv       *adversary
+	// tamper, if set, rewrites what the coordinator sends to party to: a
+	// compromised coordinator.
+	tamper func(to int, m Message) []Message
+	// sent, if set, sees every message a party sends the coordinator.
+	sent func(from int, m Message)
+	// observe, if set, is called after every delivery round of pump.
+	observe func()
+	// slow paces parties: party i does local work only every slow[i]-th
+	// time the pump offers it.
+	slow  map[int]int
+	turns int
 }
 
 type fromParty struct {
@@ -118,7 +129,7 @@ func pki(t testing.TB) (*devcert.CA, func(name string) (crypto.Signer, *x509.Cer
 
 // newTestNet makes the machines; party adv (-1: none) is the test's. Every
 // party attaches; the honest ones accept their records when offered.
-func newTestNet(t testing.TB, spec *session.Spec, recs []Records, adv int) *testNet {
+func newTestNet(t testing.TB, spec *session.Spec, recs []Records, adv int, opts ...func(*testNet)) *testNet {
 	t.Helper()
 	ca, get := pki(t)
 	coordSigner, coordCert := get("coordinator")
@@ -149,6 +160,9 @@ func newTestNet(t testing.TB, spec *session.Spec, recs []Records, adv int) *test
 			p.Events()
 		}
 	}
+	for _, o := range opts {
+		o(tn)
+	}
 	tn.pump()
 	return tn
 }
@@ -174,6 +188,12 @@ func (tn *testNet) pump() {
 			switch e := ev.(type) {
 			case Send:
 				m := tn.wire(e.Msg)
+				if tn.tamper != nil {
+					for _, x := range tn.tamper(e.To, m) {
+						tn.toParty[e.To] = append(tn.toParty[e.To], tn.wire(x))
+					}
+					continue
+				}
 				if tn.adv != nil && e.To == tn.adv.i {
 					tn.adv.inbox = append(tn.adv.inbox, m)
 					if r, ok := m.(*Roster); ok {
@@ -195,7 +215,14 @@ func (tn *testNet) pump() {
 			for _, ev := range p.Events() {
 				moved = true
 				if e, ok := ev.(Send); ok {
-					tn.toCoord = append(tn.toCoord, fromParty{i, tn.wire(e.Msg)})
+					m := tn.wire(e.Msg)
+					if tn.sent != nil {
+						tn.sent(i, m)
+						if tn.parties[i] == nil {
+							break
+						}
+					}
+					tn.toCoord = append(tn.toCoord, fromParty{i, m})
 				}
 			}
 			if p.State() == StateOffered {
@@ -204,6 +231,9 @@ func (tn *testNet) pump() {
 					tn.errs[i] = err
 				}
 			}
+		}
+		if tn.observe != nil {
+			tn.observe()
 		}
 		for _, fp := range tn.toCoord {
 			moved = true
@@ -227,8 +257,13 @@ func (tn *testNet) pump() {
 		if moved {
 			continue
 		}
+		tn.turns++
 		for i, p := range tn.parties {
 			if p == nil {
+				continue
+			}
+			if k := tn.slow[i]; k > 1 && tn.turns%k != 0 {
+				moved = true // it has work; it is just slow
 				continue
 			}
 			did, err := p.Step()

@@ -11,6 +11,7 @@ import (
 	"github.com/mpsi-dev/mpsi/psi/join"
 	"github.com/mpsi-dev/mpsi/psi/session"
 	"github.com/mpsi-dev/mpsi/sharing"
+	"github.com/mpsi-dev/mpsi/sharing/noise"
 )
 
 // Records is what a [Holder] needs of a party's loaded records: their
@@ -42,6 +43,7 @@ type Holder struct {
 	contrib psi.KeyContribution
 	seeds   []sharing.Seed // seeds[j] = s_ij, zero for j = i
 	workers int
+	noise   *noise.Sampler // privacy: the party's noise source (crypto/rand), made on first use
 
 	startedRing, keyed, shared bool
 }
@@ -287,7 +289,7 @@ func (p *Holder) Local(positions []uint32) (sharing.Vector, error) {
 		ri := int(p.perm[pos])
 		get := func(field string) string { return p.recs.Value(ri, field) }
 		if err := p.layout.Contribute(p.index, get, x); err != nil {
-			return nil, fmt.Errorf("protocol: record %s: %w", p.recs.ID(ri), err)
+			return nil, newRecordError(p.recs.ID(ri), err)
 		}
 	}
 	return x, nil
@@ -310,6 +312,9 @@ func (p *Holder) Share(positions []uint32, mask sharing.Vector, incoming []shari
 	}
 	x, err := p.Local(positions)
 	if err != nil {
+		return nil, err
+	}
+	if err := p.addNoise(x); err != nil {
 		return nil, err
 	}
 	p.shared = true
@@ -359,10 +364,19 @@ func (p *Holder) checkPositions(positions []uint32) error {
 }
 
 // OwnResult is the party's copy of the released Result: with reveal:
-// membership it adds the record_ids of the party's shared rows.
+// membership it adds the record_ids of the party's shared rows, unless |I|
+// (their number) is below min_cell, when it sets MembersSuppressed instead.
 func (p *Holder) OwnResult(res *session.Result, positions []uint32) (*session.Result, error) {
 	r := *res
-	if p.spec.Reveals(session.RevealMembership) {
+	switch {
+	case !p.spec.Reveals(session.RevealMembership):
+	case len(positions) > 0 && len(positions) < p.spec.MinCell:
+		// |I| is below min_cell: the list would be a small cell.
+		if err := p.checkPositions(positions); err != nil {
+			return nil, err
+		}
+		r.MembersSuppressed = true
+	default:
 		m, err := p.Members(positions)
 		if err != nil {
 			return nil, err

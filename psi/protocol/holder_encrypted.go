@@ -58,7 +58,7 @@ func (p *Holder) Encrypted(maxRecords int) (*EncryptedHolder, error) {
 		c := slab[pos*L : (pos+1)*L : (pos+1)*L]
 		get := func(field string) string { return p.recs.Value(ri, field) }
 		if err := p.layout.Contribute(p.index, get, c); err != nil {
-			return nil, fmt.Errorf("protocol: record %s: %w", p.recs.ID(ri), err)
+			return nil, newRecordError(p.recs.ID(ri), err)
 		}
 		contribs[pos] = c
 	}

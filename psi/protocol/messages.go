@@ -42,12 +42,14 @@ const (
 	TypeAbort    Type = 10
 	TypeResult   Type = 11
 	TypeTally    Type = 12
+	TypeAttest   Type = 13
+	TypeCredit   Type = 14
 )
 
 var typeNames = map[Type]string{
 	TypeHello: "Hello", TypeWelcome: "Welcome", TypeReady: "Ready", TypeRoster: "Roster",
 	TypeEnvelope: "Envelope", TypeBatch: "Batch", TypeMaskDeal: "MaskDeal", TypeShare: "Share",
-	TypeMhe: "MheChunk", TypeAbort: "Abort", TypeResult: "Result", TypeTally: "Tally",
+	TypeMhe: "MheChunk", TypeAbort: "Abort", TypeResult: "Result", TypeTally: "Tally", TypeAttest: "Attestation", TypeCredit: "Credit",
 }
 
 // String is the message type's name.
@@ -127,6 +129,15 @@ const (
 	// BatchPositions is a slice of a party's intersection positions:
 	// 4-byte little-endian uint32s.
 	BatchPositions BatchKind = 3
+	// BatchIndicator is, in oblivious aggregation, a slice of another
+	// party's (Owner's) 0/1 intersection indicator over its shuffled
+	// positions, packed 8 positions a byte (least significant bit first);
+	// Offset and Total count positions, Offset a multiple of 8.
+	BatchIndicator BatchKind = 4
+	// BatchUpload is, in oblivious aggregation, a slice of a party's masked
+	// contributions y_i[p] for every record: L little-endian uint64s per
+	// position; Offset and Total count positions.
+	BatchUpload BatchKind = 5
 )
 
 // String names the batch kind.
@@ -138,6 +149,10 @@ func (k BatchKind) String() string {
 		return "tokens"
 	case BatchPositions:
 		return "positions"
+	case BatchIndicator:
+		return "indicator"
+	case BatchUpload:
+		return "upload"
 	}
 	return fmt.Sprintf("BatchKind(%d)", uint8(k))
 }
@@ -300,6 +315,27 @@ type Tally struct {
 	Signature    []byte
 }
 
+// Attestation is a party's signed statement, in oblivious aggregation, of
+// the SHA-256 digests of the indicators it received: Digests holds n
+// digests of 32 bytes in party order, the party's own slot zero. The
+// coordinator relays every party's attestation to every party, which checks
+// that all parties received the same indicator of each party.
+type Attestation struct {
+	Header
+	Party     uint32
+	Digests   []byte
+	Signature []byte
+}
+
+// Credit tells a party, in dh mode, how much of its own list has come back
+// from the ring (the coordinator holds its final tokens up to Done): a
+// party keeps at most RingWindow batches of its own list in flight, so the
+// coordinator's queues stay bounded without ever blocking a hop.
+type Credit struct {
+	Header
+	Done uint64
+}
+
 // Result is the released Result JSON and the coordinator's signature.
 type Result struct {
 	Header
@@ -344,3 +380,9 @@ func (*Result) Type() Type { return TypeResult }
 
 // Type returns TypeTally.
 func (*Tally) Type() Type { return TypeTally }
+
+// Type returns TypeAttest.
+func (*Attestation) Type() Type { return TypeAttest }
+
+// Type returns TypeCredit.
+func (*Credit) Type() Type { return TypeCredit }

@@ -105,6 +105,7 @@ type Party struct {
 	contribs    []psi.KeyContribution
 	haveContrib []bool
 	ownNext     int    // dh: next position of the own list to send; -1 when sent
+	ownDone     uint64 // dh: positions of the own list credited back by the coordinator
 	tokens      []byte // keyed: the token list while it is being sent
 	tokNext     int    // keyed: next token to send; -1 before the tokens exist
 	hopsDone    map[int]uint64
@@ -113,6 +114,7 @@ type Party struct {
 	mask        sharing.Vector
 
 	enc    *partyEnc
+	obl    *partyObl
 	result *session.Result
 }
 
@@ -195,8 +197,9 @@ func (p *Party) fail(err error) error {
 		p.emit(Aborted{Code: ae.Code, Reason: ae.Reason})
 		return err
 	}
-	p.Abort(CodeOf(err), err.Error())
-	return err
+	r := Redact(CodeUnspecified, p.cfg.Name, err) // issue 12: no record value in the Abort
+	p.Abort(r.Code, r.Public)
+	return r
 }
 
 func (p *Party) stopWork() {
@@ -258,7 +261,17 @@ func (p *Party) receive(m Message) error {
 		case *Result:
 			return p.onResult(x)
 		case *Tally:
-			return p.onTally(x)
+			if err := p.onTally(x); err != nil {
+				return err
+			}
+			if p.spec.Aggregation == session.AggregationOblivious {
+				return p.startOblivious()
+			}
+			return nil
+		case *Attestation:
+			return p.onAttestation(x)
+		case *Credit:
+			return p.onCredit(x)
 		}
 	}
 	return fmt.Errorf("%w: %s in state %s", ErrWrongRound, m.Type(), p.state)
@@ -318,9 +331,11 @@ func (p *Party) Accept(recs Records) error {
 		return nil
 	}()
 	if err != nil {
-		p.Abort(CodeInput, err.Error())
+		r := Redact(CodeInput, p.cfg.Name, err) // issue 12: no record value in the Abort
+		p.Abort(r.Code, r.Public)
+		return r
 	}
-	return err
+	return nil
 }
 
 func (p *Party) onRoster(r *Roster) error {
@@ -435,7 +450,7 @@ func (p *Party) Step() (bool, error) {
 
 func (p *Party) step() (bool, error) {
 	switch {
-	case p.ownNext >= 0:
+	case p.ownNext >= 0 && uint64(p.ownNext) < p.ownDone+uint64(RingWindow*p.maxBatch):
 		total := p.h.SetSize()
 		end := min(p.ownNext+p.maxBatch, total)
 		out := make([]psi.Point, end-p.ownNext)
@@ -467,6 +482,8 @@ func (p *Party) step() (bool, error) {
 		return true, nil
 	case p.enc != nil && p.enc.next != nil:
 		return true, p.encryptStep()
+	case p.obl != nil && p.obl.uploadNext >= 0:
+		return true, p.uploadStep()
 	}
 	return false, nil
 }
@@ -565,9 +582,14 @@ func (p *Party) onBatch(b *Batch) error {
 		p.send(&Batch{Header: p.header(), Kind: BatchRing, Owner: uint32(owner), Hop: uint32(hop), Offset: b.Offset, Total: b.Total, Data: out,
 			MAC: RingMAC(p.ringOut, p.spec.ID, uint32(owner), uint32(hop), b.Offset, b.Total, out)})
 		return nil
+	case BatchIndicator:
+		if p.spec.Aggregation != session.AggregationOblivious {
+			return fmt.Errorf("%w: indicator sent with aggregation %s", ErrBadMessage, p.spec.Aggregation)
+		}
+		return p.onIndicator(b)
 	case BatchPositions:
-		if p.spec.Aggregation == session.AggregationEncrypted {
-			return fmt.Errorf("%w: positions sent with aggregation encrypted", ErrBadMessage)
+		if p.spec.Aggregation != session.AggregationMasked {
+			return fmt.Errorf("%w: positions sent with aggregation %s: a party never learns its positions in this mode", ErrBadMessage, p.spec.Aggregation)
 		}
 		if p.tally == nil {
 			return fmt.Errorf("%w: positions before the coordinator's signed tally", ErrWrongRound)
@@ -589,8 +611,8 @@ func (p *Party) onBatch(b *Batch) error {
 }
 
 func (p *Party) onMask(md *MaskDeal) error {
-	if p.spec.Aggregation == session.AggregationEncrypted {
-		return fmt.Errorf("%w: mask dealt with aggregation encrypted", ErrBadMessage)
+	if p.spec.Aggregation != session.AggregationMasked {
+		return fmt.Errorf("%w: mask dealt with aggregation %s", ErrBadMessage, p.spec.Aggregation)
 	}
 	if p.mask != nil {
 		return fmt.Errorf("%w: mask dealt twice", ErrWrongRound)
@@ -635,8 +657,10 @@ func (p *Party) onMask(md *MaskDeal) error {
 
 func (p *Party) onResult(r *Result) error {
 	encrypted := EncryptsAggregates(p.spec)
+	oblivious := p.spec.Aggregation == session.AggregationOblivious
 	switch {
-	case !encrypted && p.spec.Aggregation != session.AggregationEncrypted && p.mask == nil,
+	case p.spec.Aggregation == session.AggregationMasked && p.mask == nil,
+		oblivious && (p.obl == nil || (p.tallyReleasesAggregates() && (!p.obl.unmasked || p.obl.uploadNext >= 0))),
 		encrypted && (!p.enc.pk || p.enc.next != nil),
 		p.ownNext >= 0 || p.tokNext >= 0:
 		return fmt.Errorf("%w: result before our share or ciphertexts", ErrWrongRound)
@@ -979,5 +1003,18 @@ func (p *Party) checkKeySwitch(req *mhe.PCKSRequestMsg) error {
 	}
 	pe.reRequests++
 	pe.lastActive = slices.Clone(req.Active)
+	return nil
+}
+
+// onCredit advances the window of the party's own dh list in flight.
+func (p *Party) onCredit(c *Credit) error {
+	sent := uint64(p.h.SetSize())
+	if p.ownNext >= 0 {
+		sent = uint64(p.ownNext)
+	}
+	if p.spec.Match.Mode != session.ModeDH || c.Done < p.ownDone || c.Done > sent {
+		return fmt.Errorf("%w: credit for %d positions of our list (sent %d, credited %d)", ErrBadMessage, c.Done, sent, p.ownDone)
+	}
+	p.ownDone = c.Done
 	return nil
 }

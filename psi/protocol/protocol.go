@@ -106,13 +106,16 @@ const (
 	RoundCiphertexts
 	// RoundKeySwitch: encrypted aggregation, key-switch shares awaited.
 	RoundKeySwitch
+	// RoundUploads: oblivious aggregation, masked contributions of every
+	// record, indicator attestations and unmasking shares awaited.
+	RoundUploads
 	// RoundReleased: the Result is released.
 	RoundReleased
 	// RoundAborted: the session ended without a Result.
 	RoundAborted
 )
 
-var roundNames = [...]string{"setup", "tokens", "join", "shares", "keys", "ciphertexts", "key-switch", "released", "aborted"}
+var roundNames = [...]string{"setup", "tokens", "join", "shares", "keys", "ciphertexts", "key-switch", "uploads", "released", "aborted"}
 
 // String is the round's name.
 func (r Round) String() string {
@@ -212,6 +215,11 @@ const (
 	DefaultCoordinatorName = "coordinator"
 	// DefaultMaxBatch is the default limit on the elements of one Batch.
 	DefaultMaxBatch = 8192
+	// RingWindow is how many batches of its own dh list a party keeps in
+	// flight (sent, not yet credited back by the coordinator): it bounds
+	// the ring's traffic in the coordinator's queues to n·RingWindow
+	// batches per hop without ever holding back a hop.
+	RingWindow = 8
 	// MaxBatchLimit is the largest batch limit a party accepts.
 	MaxBatchLimit = 1 << 16
 )

@@ -50,4 +50,16 @@
 // A suppressed value is absent and "suppressed": true is present; a
 // suppressed histogram bin or pairwise cell is null. The pairwise diagonal
 // (each party's de-duplicated set size) is public and never suppressed.
+//
+// Suppression is complementary, so that no suppressed cell can be
+// recomputed from released ones: an off-diagonal pairwise cell P_ij is
+// suppressed when P_ij − |I| (the records i and j share with not every
+// party) is small; a histogram whose total is small is suppressed whole,
+// and otherwise, with any small bin, the smallest other non-zero bins are
+// suppressed with it until at least two are and their sum is not small (the
+// total is taken as known: a mean over the same field releases it); a
+// count_if is suppressed when its complement is small against |I| times its
+// parties or against a count, mean or variance over the same field and
+// parties. A party's own member list (reveal: membership) is withheld when
+// |I| is small (Result.MembersSuppressed).
 package session

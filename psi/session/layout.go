@@ -15,9 +15,32 @@ import (
 const CodeSeparator = "\x1f"
 
 // ErrValue reports a record value that cannot contribute: not a number, more
-// decimals than the scale, or outside [min, max]. It is reported to the
-// party that holds the record, never wrapped into the aggregate.
+// decimals than the scale, or outside [min, max]. Its text ([ValueError])
+// quotes the value: it is reported to the party that holds the record, never
+// wrapped into the aggregate nor sent (psi/protocol's Redact sends only the
+// aggregate, the field, a code and a reference).
 var ErrValue = errors.New("session: invalid value")
+
+// ValueError is a record value that cannot contribute to an aggregate. Its
+// text quotes the value, so it must stay with the party that holds the
+// record; Aggregate and Field (names from the spec) may be told to others.
+// errors.Is(err, ErrValue) holds.
+type ValueError struct {
+	Aggregate string // the aggregate's name in the spec
+	Field     string // the logical field ("" for a count of records)
+	Err       error  // the detail, quoting the value
+}
+
+// Error names the aggregate and the field, and quotes the value.
+func (e *ValueError) Error() string {
+	return fmt.Sprintf("%v: aggregate %q, field %q: %v", ErrValue, e.Aggregate, e.Field, e.Err)
+}
+
+// Unwrap returns the detail.
+func (e *ValueError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrValue) true.
+func (e *ValueError) Is(target error) bool { return target == ErrValue }
 
 // Layout is the aggregate vector of a session: which slots each aggregate
 // occupies and how a record's values become contributions. It is immutable
@@ -134,7 +157,7 @@ func (l *Layout) Contribute(party int, get func(field string) string, dst []uint
 			add = add[:al.slots]
 			ok, err := al.contribution(party, get, add)
 			if err != nil {
-				return fmt.Errorf("%w: aggregate %q, field %q: %v", ErrValue, al.a.Name, al.a.Field, err)
+				return &ValueError{Aggregate: al.a.Name, Field: al.a.Field, Err: err}
 			}
 			if !ok || pass == 0 {
 				continue

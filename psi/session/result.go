@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"slices"
 	"strconv"
 )
 
@@ -30,6 +31,13 @@ type Result struct {
 	// Members lists the record_ids of the receiving party's shared rows,
 	// only in that party's own Result and only with reveal: membership.
 	Members []string `json:"members,omitempty"`
+	// Privacy states the noise the aggregates carry, with privacy in the
+	// spec: every count, sum and bin is the true total plus every party's
+	// discrete Gaussian noise (counts are then clamped at zero).
+	Privacy *PrivacyRelease `json:"privacy,omitempty"`
+	// MembersSuppressed: reveal: membership, but |I| is below min_cell, so
+	// the party's own Result lists no members.
+	MembersSuppressed bool `json:"members_suppressed,omitempty"`
 }
 
 // Aggregates are the released aggregates in spec order; they marshal to a
@@ -146,7 +154,9 @@ func (l *Layout) Release(inter int, pairwise [][]int, sum []uint64) (*Result, er
 			r.Pairwise[i] = make([]*int64, len(row))
 			for j, c := range row {
 				v := int64(c)
-				if i != j && (small(v) || interSmall) {
+				// P_ij − |I| counts the records i and j share with not
+				// every party (A∩B∖C for three): a cell of its own.
+				if i != j && (small(v) || interSmall || small(v-int64(inter))) {
 					continue
 				}
 				r.Pairwise[i][j] = &v
@@ -154,8 +164,20 @@ func (l *Layout) Release(inter int, pairwise [][]int, sum []uint64) (*Result, er
 		}
 	}
 	if s.Reveals(RevealAggregates) {
-		for _, al := range l.aggs {
-			r.Aggregates = append(r.Aggregates, NamedAggregate{Name: al.a.Name, AggregateResult: al.release(sum[al.off:al.off+al.slots], small, interSmall)})
+		if s.Privacy != nil {
+			var err error
+			if r.Privacy, err = l.privacyRelease(); err != nil {
+				return nil, err
+			}
+			sum = l.clampCounts(sum)
+		}
+		for k := range l.aggs {
+			al := &l.aggs[k]
+			out := al.release(sum[al.off:al.off+al.slots], small, interSmall)
+			if al.a.Kind == KindCountIf && out.Value != nil && l.complementSmall(k, inter, sum, small) {
+				out.Value, out.Suppressed = nil, true
+			}
+			r.Aggregates = append(r.Aggregates, NamedAggregate{Name: al.a.Name, AggregateResult: out})
 		}
 	}
 	return r, nil
@@ -211,15 +233,95 @@ func (al *aggLayout) release(v []uint64, small func(int64) bool, interSmall bool
 	case KindHistogram:
 		out.Edges = a.Edges
 		out.Counts = make([]*int64, len(v))
-		for k, x := range v {
-			c := int64(x)
-			if interSmall || small(c) {
-				continue
+		var total int64
+		for _, x := range v {
+			total += int64(x)
+		}
+		if interSmall || small(total) {
+			out.Suppressed = true
+			break
+		}
+		for k, sup := range histogramSuppression(v, small) {
+			if !sup {
+				c := int64(v[k])
+				out.Counts[k] = &c
 			}
-			out.Counts[k] = &c
 		}
 	}
 	return out
+}
+
+// histogramSuppression returns which bins of a histogram whose total is
+// not small to suppress: every small bin and, if any, complementary bins —
+// the smallest non-zero ones — until at least two are suppressed and their
+// sum is not small either. The total is taken as known (a mean or count
+// over the same field and parties releases it, and |I| bounds it), so one
+// suppressed bin alone would be the total minus the others, and two small
+// ones would be known to be small together.
+func histogramSuppression(v []uint64, small func(int64) bool) []bool {
+	sup := make([]bool, len(v))
+	var n int
+	var s int64
+	for k, x := range v {
+		if small(int64(x)) {
+			sup[k], n, s = true, n+1, s+int64(x)
+		}
+	}
+	for n > 0 && (n < 2 || small(s)) {
+		next := -1
+		for k, x := range v {
+			if !sup[k] && x > 0 && (next < 0 || x < v[next]) {
+				next = k
+			}
+		}
+		if next < 0 {
+			break // the rest are zero: the suppressed bins hold the whole total
+		}
+		sup[next], n, s = true, n+1, s+int64(v[next])
+	}
+	return sup
+}
+
+// complementSmall reports whether count_if aggregate k's complement — the
+// records with the field that do not match — is small against a total that
+// the release reveals or bounds: |I| times the number of contributing
+// parties (an upper bound on the records with the field), or the exact
+// count of any count, mean or variance over the same field and parties.
+// "All but two of the shared patients have diabetes" is the same disclosure
+// as "two do not".
+func (l *Layout) complementSmall(k, inter int, sum []uint64, small func(int64) bool) bool {
+	al := &l.aggs[k]
+	kv := int64(sum[al.off])
+	nf := 0
+	for _, f := range al.from {
+		if f {
+			nf++
+		}
+	}
+	if small(int64(nf)*int64(inter) - kv) {
+		return true
+	}
+	for j := range l.aggs {
+		b := &l.aggs[j]
+		if j == k || b.a.Field != al.a.Field || !slices.Equal(b.from, al.from) {
+			continue
+		}
+		var c int64
+		switch b.a.Kind {
+		case KindCount:
+			c = int64(sum[b.off])
+		case KindMean:
+			c = int64(sum[b.off+1])
+		case KindVariance:
+			c = int64(sum[b.off+2])
+		default:
+			continue
+		}
+		if small(c - kv) {
+			return true
+		}
+	}
+	return false
 }
 
 func pow10(n int) *big.Int { return new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n)), nil) }

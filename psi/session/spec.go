@@ -50,6 +50,9 @@ const (
 const (
 	AggregationMasked    = "masked"
 	AggregationEncrypted = "encrypted"
+	// AggregationOblivious: no party learns which of its records are
+	// shared, with symmetric-key work only (doc/DESIGN.md §4).
+	AggregationOblivious = "oblivious"
 )
 
 // Dropout rules of aggregation encrypted with a threshold: what happens to a
@@ -121,6 +124,9 @@ type Spec struct {
 	// after sending all its ciphertexts never aborts such a session (its
 	// contributions count) as long as t parties remain for the key switch.
 	Dropout string `json:"dropout,omitempty"`
+	// Privacy, if set, makes every party add discrete Gaussian noise to
+	// its contribution, calibrated to (epsilon, delta) (see [Privacy]).
+	Privacy *Privacy `json:"privacy,omitempty"`
 }
 
 // Match says which logical fields form the matching key and how tokens are made.
@@ -311,8 +317,14 @@ func (s *Spec) Validate() error {
 		s.Aggregation = AggregationMasked
 	case AggregationMasked:
 	case AggregationEncrypted:
+	case AggregationOblivious:
+		for i, r := range s.Reveal {
+			if r == RevealMembership {
+				return specErr(fmt.Sprintf("reveal[%d]", i), "%q cannot be used with aggregation %q: in that mode no party learns which of its records are shared", r, AggregationOblivious)
+			}
+		}
 	default:
-		return specErr("aggregation", "%q is not an aggregation mode (masked or encrypted)", s.Aggregation)
+		return specErr("aggregation", "%q is not an aggregation mode (masked, oblivious or encrypted)", s.Aggregation)
 	}
 	if s.Aggregation == AggregationEncrypted {
 		if err := s.validateEncryptedSetup(); err != nil {
@@ -336,6 +348,9 @@ func (s *Spec) Validate() error {
 			return specErr(fmt.Sprintf("aggregates[%d].name", i), "duplicate aggregate %q", a.Name)
 		}
 		aseen[a.Name] = true
+	}
+	if err := s.validatePrivacy(); err != nil {
+		return err
 	}
 	if s.Aggregation == AggregationEncrypted {
 		return s.checkEncryptedBounds()

@@ -38,6 +38,9 @@ const (
 	// Aggregation encrypted with a threshold: party i's Shamir share of its
 	// BGV secret-key share for party j, in a bulk envelope.
 	Round_ROUND_THRESHOLD_SHARE Round = 6
+	// dh mode: the key with which party i authenticates the ring batches it
+	// sends to party i+1 (mod n), sealed to that party only.
+	Round_ROUND_RING_KEY Round = 8
 )
 
 // Enum value maps for Round.
@@ -47,12 +50,14 @@ var (
 		2: "ROUND_KEY_CONTRIBUTION",
 		4: "ROUND_MASK_SEED",
 		6: "ROUND_THRESHOLD_SHARE",
+		8: "ROUND_RING_KEY",
 	}
 	Round_value = map[string]int32{
 		"ROUND_UNSPECIFIED":      0,
 		"ROUND_KEY_CONTRIBUTION": 2,
 		"ROUND_MASK_SEED":        4,
 		"ROUND_THRESHOLD_SHARE":  6,
+		"ROUND_RING_KEY":         8,
 	}
 )
 
@@ -99,6 +104,9 @@ const (
 	MessageType_MESSAGE_TYPE_MHE_CHUNK   MessageType = 9
 	MessageType_MESSAGE_TYPE_ABORT       MessageType = 10
 	MessageType_MESSAGE_TYPE_RESULT      MessageType = 11
+	MessageType_MESSAGE_TYPE_TALLY       MessageType = 12
+	MessageType_MESSAGE_TYPE_ATTESTATION MessageType = 13
+	MessageType_MESSAGE_TYPE_CREDIT      MessageType = 14
 )
 
 // Enum value maps for MessageType.
@@ -116,6 +124,9 @@ var (
 		9:  "MESSAGE_TYPE_MHE_CHUNK",
 		10: "MESSAGE_TYPE_ABORT",
 		11: "MESSAGE_TYPE_RESULT",
+		12: "MESSAGE_TYPE_TALLY",
+		13: "MESSAGE_TYPE_ATTESTATION",
+		14: "MESSAGE_TYPE_CREDIT",
 	}
 	MessageType_value = map[string]int32{
 		"MESSAGE_TYPE_UNSPECIFIED": 0,
@@ -130,6 +141,9 @@ var (
 		"MESSAGE_TYPE_MHE_CHUNK":   9,
 		"MESSAGE_TYPE_ABORT":       10,
 		"MESSAGE_TYPE_RESULT":      11,
+		"MESSAGE_TYPE_TALLY":       12,
+		"MESSAGE_TYPE_ATTESTATION": 13,
+		"MESSAGE_TYPE_CREDIT":      14,
 	}
 )
 
@@ -446,12 +460,13 @@ const file_api_mpsi_v1_coordinator_proto_rawDesc = "" +
 	"resultJson\x12\x1c\n" +
 	"\tsignature\x18\x05 \x01(\fR\tsignature\"\x1b\n" +
 	"\x05Frame\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data*j\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data*~\n" +
 	"\x05Round\x12\x15\n" +
 	"\x11ROUND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ROUND_KEY_CONTRIBUTION\x10\x02\x12\x13\n" +
 	"\x0fROUND_MASK_SEED\x10\x04\x12\x19\n" +
-	"\x15ROUND_THRESHOLD_SHARE\x10\x06*\xc2\x02\n" +
+	"\x15ROUND_THRESHOLD_SHARE\x10\x06\x12\x12\n" +
+	"\x0eROUND_RING_KEY\x10\b*\x91\x03\n" +
 	"\vMessageType\x12\x1c\n" +
 	"\x18MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12MESSAGE_TYPE_HELLO\x10\x01\x12\x18\n" +
@@ -465,7 +480,10 @@ const file_api_mpsi_v1_coordinator_proto_rawDesc = "" +
 	"\x16MESSAGE_TYPE_MHE_CHUNK\x10\t\x12\x16\n" +
 	"\x12MESSAGE_TYPE_ABORT\x10\n" +
 	"\x12\x17\n" +
-	"\x13MESSAGE_TYPE_RESULT\x10\v2\xcc\x01\n" +
+	"\x13MESSAGE_TYPE_RESULT\x10\v\x12\x16\n" +
+	"\x12MESSAGE_TYPE_TALLY\x10\f\x12\x1c\n" +
+	"\x18MESSAGE_TYPE_ATTESTATION\x10\r\x12\x17\n" +
+	"\x13MESSAGE_TYPE_CREDIT\x10\x0e2\xcc\x01\n" +
 	"\vCoordinator\x12N\n" +
 	"\rCreateSession\x12\x1d.mpsi.v1.CreateSessionRequest\x1a\x1e.mpsi.v1.CreateSessionResponse\x12B\n" +
 	"\tGetResult\x12\x19.mpsi.v1.GetResultRequest\x1a\x1a.mpsi.v1.GetResultResponse\x12)\n" +
