@@ -138,7 +138,7 @@ func TestE2ESourcesSameResult(t *testing.T) {
 		// hospital-c gave no Conditions, but it contributes no codes either.
 		require.JSONEq(t, fromCSV, string(got))
 		_, stderr, err = mpsi(t, "run", "--spec", specPath, "--data", "hospital-a=postgres://x@/db?host=/nonexistent", "--query", "hospital-a=SELECT 1",
-			"--data", "hospital-b=b.csv", "--data", "hospital-c=c.csv")
+			"--data", "hospital-b="+filepath.Join(cl.dir, "hospital-b", "records.csv"), "--data", "hospital-c="+filepath.Join(cl.dir, "hospital-c", "records.csv"))
 		require.Error(t, err)
 		require.Contains(t, stderr, "pg: cannot connect: x@/nonexistent/db")
 	})
