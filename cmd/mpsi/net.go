@@ -347,14 +347,8 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return usageError(fs, fmt.Errorf("%s is required", f.flag), "")
 		}
 	}
-	// A missing data file (or an unreachable database) is found by
-	// openInput below, not after joining (which would abort the session
-	// for every party).
-	log := newLogger(stderr).With("party", *name)
-	pool, cert, err := devcert.LoadDir(*certs, *name)
-	if err != nil {
-		return err
-	}
+	// A missing data file (or an unreachable database) is found here, not
+	// after joining (which would abort the session for every party).
 	opt := party.LoadOptions{SkipBadRows: *skipBad}
 	if *rejectDup {
 		opt.Duplicates = party.DuplicatesReject
@@ -368,6 +362,11 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer input.close()
+	log := newLogger(stderr).With("party", *name)
+	pool, cert, err := devcert.LoadDir(*certs, *name)
+	if err != nil {
+		return err
+	}
 	var pol *party.Policy
 	if *policyPath != "" {
 		if pol, err = party.LoadPolicy(*policyPath); err != nil {
