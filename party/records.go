@@ -2,10 +2,10 @@ package party
 
 import (
 	"encoding/binary"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -50,17 +50,21 @@ type LoadOptions struct {
 
 // RowError is a row that failed to load.
 type RowError struct {
-	Line  int    // 1-based line number in the file, counting the header
+	Line  int    // 1-based line number in the file, counting the header (row number for SQL)
 	Field string // logical field, if one is to blame
 	Err   error
+	File  string // the input file, where a source reads several ("" otherwise)
+	Unit  string // what Line counts: "line" ("" means line) or "row"
+	Ref   string // the resource, e.g. "Patient/123", where the input has ids
 }
 
 // Error implements error.
 func (e *RowError) Error() string {
+	pos := Pos{File: e.File, Line: e.Line, Unit: e.Unit, Ref: e.Ref}
 	if e.Field != "" {
-		return fmt.Sprintf("line %d: field %s: %v", e.Line, e.Field, e.Err)
+		return fmt.Sprintf("%s: field %s: %v", pos, e.Field, e.Err)
 	}
-	return fmt.Sprintf("line %d: %v", e.Line, e.Err)
+	return fmt.Sprintf("%s: %v", pos, e.Err)
 }
 
 // Unwrap returns the cause.
@@ -159,11 +163,22 @@ type colSpec struct {
 	typ    ident.Type
 	col    int
 	layout ident.Layout
+	format string // the mapping's date format, "" for the default
 	sep    string
 }
 
 // ReadCSV is [LoadCSV] on a reader.
 func ReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOptions) (*Records, error) {
+	return ReadRows(newCSVSource(in), spec, partyName, opt)
+}
+
+// ReadRows loads a party's records from any [RowSource]: CSV, FHIR NDJSON
+// and SQL inputs all come through here, so that mapping, normalisation,
+// value checks, de-duplication and error reporting are the same for all.
+// Columns are matched to fields as [LoadCSV] does; a source that
+// implements [ColumnChecker] is shown the columns the load reads before the
+// first row.
+func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptions) (*Records, error) {
 	pi := spec.PartyIndex(partyName)
 	if pi < 0 {
 		return nil, fmt.Errorf("%w: %q is not a party of session %s", ErrRecords, partyName, spec.ID)
@@ -178,15 +193,9 @@ func ReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOptions
 	if opt.MaxErrors == 0 {
 		opt.MaxErrors = 100
 	}
-	cr := csv.NewReader(in)
-	cr.ReuseRecord = true
-	cr.FieldsPerRecord = 0
-	header, err := cr.Read()
-	if err == io.EOF {
-		return nil, fmt.Errorf("%w: empty file, expected a header line", ErrRecords)
-	}
+	header, err := src.Columns()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrRecords, err)
+		return nil, err
 	}
 	header = slices.Clone(header)
 	if len(header) > 0 {
@@ -208,6 +217,7 @@ func ReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOptions
 			name = m.Column
 			if m.Format != "" {
 				c.layout, _ = ident.ParseLayout(m.Format)
+				c.format = m.Format
 			}
 			if m.Separator != "" {
 				c.sep = m.Separator
@@ -245,6 +255,31 @@ func ReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOptions
 	if _, mapped := opt.Mapping[RecordIDField]; mapped && idCol.col < 0 {
 		return nil, fmt.Errorf("%w: no column %q for record_id in the header", ErrRecords, opt.Mapping[RecordIDField].Column)
 	}
+	if cc, ok := src.(ColumnChecker); ok {
+		var use []ColumnUse
+		for _, c := range match {
+			use = append(use, ColumnUse{Field: c.field, Type: c.typ, Column: c.col, Name: header[c.col], Match: true, Format: c.format})
+		}
+		for _, c := range attrs {
+			use = append(use, ColumnUse{Field: c.field, Type: c.typ, Column: c.col, Name: header[c.col], Format: c.format, Separator: c.sep})
+		}
+		if idCol.col >= 0 {
+			use = append(use, ColumnUse{Field: RecordIDField, Column: idCol.col, Name: header[idCol.col]})
+		}
+		// Columns of the spec's other fields, which this party does not read.
+		for _, f := range slices.Sorted(maps.Keys(spec.Fields)) {
+			if slices.ContainsFunc(use, func(u ColumnUse) bool { return u.Field == f }) {
+				continue
+			}
+			if c, _ := resolve(f, false); c.col >= 0 {
+				typ, _ := spec.FieldType(f)
+				use = append(use, ColumnUse{Field: f, Type: typ, Column: c.col, Name: header[c.col], Unread: true})
+			}
+		}
+		if err := cc.CheckColumns(use); err != nil {
+			return nil, err
+		}
+	}
 
 	recs := &Records{}
 	for _, a := range attrs {
@@ -252,9 +287,9 @@ func ReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOptions
 	}
 	rep := &recs.Report
 	seen := newKeySet()
-	// The line of every record, to name the first of two rows with the
+	// The position of every record, to name the first of two rows with the
 	// same key; kept only while loading, and only if duplicates fail it.
-	var lines []int
+	var poss []Pos
 	kf := make([]ident.Field, len(match))
 	scratch := make([]uint64, layout.Len())
 	vals := make([]string, len(attrs))
@@ -265,47 +300,48 @@ func ReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOptions
 		return ""
 	}
 	var key, packed []byte
-	fail := func(line int, field string, err error) error {
-		re := RowError{Line: line, Field: field, Err: err}
+	reject := func(re RowError) error {
 		rep.Rejected++
 		if len(rep.Errors) < opt.MaxErrors {
 			rep.Errors = append(rep.Errors, re)
 		}
 		if !opt.SkipBadRows {
-			return &re
+			return fmt.Errorf("%w: %w", ErrRecords, &re)
 		}
 		return nil
 	}
+	fail := func(pos Pos, field string, err error) error {
+		return reject(RowError{Line: pos.Line, File: pos.File, Unit: pos.Unit, Ref: pos.Ref, Field: field, Err: err})
+	}
 	for {
-		row, err := cr.Read()
+		row, err := src.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			var pe *csv.ParseError
-			if !errors.As(err, &pe) {
-				return nil, fmt.Errorf("%w: %v", ErrRecords, err)
+			var re *RowError
+			if !errors.As(err, &re) {
+				return nil, err
 			}
-			if !errors.Is(pe.Err, csv.ErrFieldCount) {
-				return nil, fmt.Errorf("%w: line %d: %v", ErrRecords, pe.Line, pe.Err)
-			}
-			line := pe.Line
 			rep.Rows++
-			if e := fail(line, "", err); e != nil {
-				return nil, fmt.Errorf("%w: %w", ErrRecords, e)
+			if e := reject(*re); e != nil {
+				return nil, e
 			}
 			continue
 		}
-		line, _ := cr.FieldPos(0)
+		pos := src.Pos()
 		rep.Rows++
 		if rep.Rows > spec.MaxSetSize {
 			return nil, fmt.Errorf("%w: more than max_set_size = %d rows", ErrRecords, spec.MaxSetSize)
 		}
+		if len(row) != len(header) {
+			return nil, fmt.Errorf("%w: %s: %d columns, want %d", ErrRecords, pos, len(row), len(header))
+		}
 		bad := false
 		for i, c := range row {
 			if !utf8.ValidString(c) {
-				if e := fail(line, "", fmt.Errorf("column %d (%s) is not valid UTF-8", i+1, header[i])); e != nil {
-					return nil, fmt.Errorf("%w: %w", ErrRecords, e)
+				if e := fail(pos, "", fmt.Errorf("column %d (%s) is not valid UTF-8", i+1, header[i])); e != nil {
+					return nil, e
 				}
 				bad = true
 				break
@@ -327,8 +363,8 @@ func ReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOptions
 				break
 			}
 			if err != nil {
-				if e := fail(line, c.field, err); e != nil {
-					return nil, fmt.Errorf("%w: %w", ErrRecords, e)
+				if e := fail(pos, c.field, err); e != nil {
+					return nil, e
 				}
 				bad = true
 				break
@@ -346,8 +382,8 @@ func ReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOptions
 		for i, c := range attrs {
 			v, err := normalizeAttr(c, row[c.col])
 			if err != nil {
-				if e := fail(line, c.field, err); e != nil {
-					return nil, fmt.Errorf("%w: %w", ErrRecords, e)
+				if e := fail(pos, c.field, err); e != nil {
+					return nil, e
 				}
 				bad = true
 				break
@@ -359,15 +395,15 @@ func ReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOptions
 		}
 		clear(scratch)
 		if err := layout.Contribute(pi, get, scratch); err != nil {
-			if e := fail(line, "", err); e != nil {
-				return nil, fmt.Errorf("%w: %w", ErrRecords, e)
+			if e := fail(pos, "", err); e != nil {
+				return nil, e
 			}
 			continue
 		}
 		key = ident.AppendKey(key[:0], kf)
 		if first := seen.find(&recs.keys, key); first >= 0 {
 			if opt.Duplicates == DuplicatesReject {
-				return nil, fmt.Errorf("%w: line %d repeats the match key of line %d", ErrDuplicateKey, line, lines[first])
+				return nil, fmt.Errorf("%w: %s repeats the match key of %s", ErrDuplicateKey, pos, poss[first])
 			}
 			rep.Duplicates++
 			continue
@@ -375,12 +411,12 @@ func ReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOptions
 		recs.keys.add(key)
 		seen.insert(&recs.keys, recs.keys.len()-1)
 		if opt.Duplicates == DuplicatesReject {
-			lines = append(lines, line)
+			poss = append(poss, pos)
 		}
 		if idCol.col >= 0 {
 			recs.ids.addString(strings.TrimSpace(row[idCol.col]))
 		} else {
-			recs.ids.add(strconv.AppendInt(packed[:0], int64(line), 10))
+			recs.ids.add(strconv.AppendInt(packed[:0], int64(pos.Line), 10))
 		}
 		packed = packed[:0]
 		for _, v := range vals {

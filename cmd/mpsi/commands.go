@@ -252,8 +252,13 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlags("run", stdout)
 	specPath := fs.String("spec", "", "session spec file (JSON or YAML)")
 	data, maps := pairFlag{}, pairFlag{}
-	fs.Var(data, "data", "NAME=FILE: a party's CSV file (repeat for every party)")
-	fs.Var(maps, "map", "NAME=FILE: a party's column mapping (optional)")
+	fs.Var(data, "data", "NAME=FILE: a party's records (repeat for every party): a CSV file, a FHIR NDJSON file or bulk-export directory, or a postgres:// URL with --query NAME=SQL")
+	fs.Var(maps, "map", "NAME=FILE: a party's column mapping (optional; for FHIR, field paths)")
+	queries, queryFiles, codesQueries, passwordFiles := pairFlag{}, pairFlag{}, pairFlag{}, pairFlag{}
+	fs.Var(queries, "query", "NAME=SQL: a postgres party's query")
+	fs.Var(queryFiles, "query-file", "NAME=FILE: a postgres party's query, from a file")
+	fs.Var(codesQueries, "codes-query", "NAME=SQL: a postgres party's (record id, code) query (optional)")
+	fs.Var(passwordFiles, "password-file", "NAME=FILE: a postgres party's password file (else PGPASSWORD or PGPASSFILE)")
 	outPath := fs.String("out", "", "write the Result JSON here instead of stdout")
 	rejectDup := fs.Bool("reject-duplicates", false, "fail on repeated match keys instead of merging them")
 	skipBad := fs.Bool("skip-bad-rows", false, "reject rows that fail to parse (each listed by line number) instead of stopping at the first")
@@ -277,6 +282,9 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if spec.PartyIndex(name) < 0 {
 				return usageError(fs, fmt.Errorf("%s %s: not a party of session %s", f.flag, name, spec.ID), "the spec's parties are "+strings.Join(spec.Parties, ", "))
 			}
+			if isDatabaseURL(f.pairs[name]) {
+				continue // connected to by openInput, before anything is read
+			}
 			if _, err := os.Stat(f.pairs[name]); err != nil {
 				return fmt.Errorf("%s %s: %w", f.flag, name, err)
 			}
@@ -292,12 +300,16 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if *rejectDup {
 			opt.Duplicates = party.DuplicatesReject
 		}
-		if m, ok := maps[name]; ok {
-			if opt.Mapping, err = party.LoadMapping(m); err != nil {
-				return err
-			}
+		in := input{data: []string{file}, mapPath: maps[name], query: queries[name], codesQuery: codesQueries[name], passwordFile: passwordFiles[name]}
+		if in.query, err = oneOf("--query "+name, in.query, queryFiles[name]); err != nil {
+			return err
 		}
-		recs, err := party.LoadCSV(file, spec, name, opt)
+		l, err := openInput(ctx, in, name, opt)
+		if err != nil {
+			return err
+		}
+		recs, err := l.load(spec)
+		l.close()
 		if err != nil {
 			return err
 		}

@@ -316,11 +316,13 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	certs := fs.String("certs", "", "certificate directory with ca.pem, NAME.pem, NAME-key.pem")
 	name := fs.String("name", "", "this party's name (its certificate name)")
 	id := fs.String("session", "", "session id")
-	data := fs.String("data", "", "CSV file with this party's records")
-	mapPath := fs.String("map", "", "column mapping file (optional)")
+	var data listFlag
+	fs.Var(&data, "data", "this party's records: a CSV file; FHIR NDJSON files (repeat: Patient and Condition files) or a bulk-export directory; or a postgres:// URL with --query")
+	mapPath := fs.String("map", "", "column mapping file (optional; for FHIR, field paths)")
+	inFlags := addInputFlags(fs.FlagSet)
 	policyPath := fs.String("policy", "", "local policy file (optional)")
 	ledgerPath := fs.String("ledger", "", "privacy-budget ledger (SQLite file; required when the policy sets a privacy_budget)")
-	dataset := fs.String("dataset", "", "the dataset's name in the ledger (default: the --data file's base name)")
+	dataset := fs.String("dataset", "", "the dataset's name in the ledger (default: the --data file's base name, or the database URL's host and path)")
 	out := fs.String("out", "", "write the Result JSON here (atomically) instead of stdout")
 	rejectDup := fs.Bool("reject-duplicates", false, "fail on repeated match keys instead of merging them")
 	skipBad := fs.Bool("skip-bad-rows", false, "reject rows that fail to parse (each listed by line number here only) instead of stopping at the first")
@@ -340,29 +342,30 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	default:
 		return usageError(fs, fmt.Errorf("--fault-exit-at %q is not a stage", *exitAt), "")
 	}
-	for _, f := range []struct{ flag, v string }{{"--certs", *certs}, {"--name", *name}, {"--session", *id}, {"--data", *data}} {
+	for _, f := range []struct{ flag, v string }{{"--certs", *certs}, {"--name", *name}, {"--session", *id}, {"--data", data.String()}} {
 		if f.v == "" {
 			return usageError(fs, fmt.Errorf("%s is required", f.flag), "")
 		}
 	}
-	// A missing data file is found here, not after joining (which would
-	// abort the session for every party).
-	if _, err := os.Stat(*data); err != nil {
-		return fmt.Errorf("--data: %w", err)
-	}
-	log := newLogger(stderr).With("party", *name)
-	pool, cert, err := devcert.LoadDir(*certs, *name)
-	if err != nil {
-		return err
-	}
+	// A missing data file (or an unreachable database) is found here, not
+	// after joining (which would abort the session for every party).
 	opt := party.LoadOptions{SkipBadRows: *skipBad}
 	if *rejectDup {
 		opt.Duplicates = party.DuplicatesReject
 	}
-	if *mapPath != "" {
-		if opt.Mapping, err = party.LoadMapping(*mapPath); err != nil {
-			return err
-		}
+	in, err := inFlags.input(data, *mapPath)
+	if err != nil {
+		return err
+	}
+	input, err := openInput(ctx, in, *name, opt)
+	if err != nil {
+		return err
+	}
+	defer input.close()
+	log := newLogger(stderr).With("party", *name)
+	pool, cert, err := devcert.LoadDir(*certs, *name)
+	if err != nil {
+		return err
 	}
 	var pol *party.Policy
 	if *policyPath != "" {
@@ -382,7 +385,7 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer led.Close()
 		ds := *dataset
 		if ds == "" {
-			ds = filepath.Base(*data)
+			ds = datasetName(data)
 		}
 		admit = func(s *session.Spec) error {
 			c, err := led.Charge(ctx, ds, *name, s, *pol.PrivacyBudget)
@@ -428,7 +431,7 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		TLS:             &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool},
 		Session:         *id,
 		Load: func(s *session.Spec) (*party.Records, error) {
-			recs, err := party.LoadCSV(*data, s, *name, opt)
+			recs, err := input.load(s)
 			if err == nil {
 				printRejected(stderr, *name, recs.Report)
 			}
