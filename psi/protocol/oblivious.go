@@ -451,7 +451,7 @@ func (p *Holder) maskedContributions(from, to int, streams []*sharing.Stream) ([
 		ri := int(p.perm[from+k])
 		get := func(field string) string { return p.recs.Value(ri, field) }
 		if err := p.layout.Contribute(p.index, get, y[k*L:(k+1)*L]); err != nil {
-			return nil, fmt.Errorf("protocol: record %s: %w", p.recs.ID(ri), err)
+			return nil, newRecordError(p.recs.ID(ri), err)
 		}
 	}
 	g := make(sharing.Vector, cnt*L)

@@ -43,12 +43,14 @@ func (r badRecords) Value(i int, field string) string {
 // quotes the value with a reference; every byte that leaves the party (its
 // frames), and everything the coordinator and the other parties see
 // (frames, events, errors), carries the code and the same reference but
-// neither the value nor the record id. Masked and encrypted aggregation.
+// neither the value nor the record id. Masked, encrypted and oblivious
+// aggregation.
 func TestRecordValuesStayLocal(t *testing.T) {
 	cases := []struct{ aggregation, value string }{
 		{session.AggregationMasked, "987654"},
 		{session.AggregationMasked, "1959-13-28"},
 		{session.AggregationEncrypted, "1/15/1901"},
+		{session.AggregationOblivious, "66000"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.aggregation+"/"+tc.value, func(t *testing.T) {
