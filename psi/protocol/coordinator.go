@@ -731,7 +731,7 @@ func (c *Coordinator) startEncrypted() error {
 		ckg: make([]*mhe.CKGShareMsg, c.n), gkg: make([]*mhe.GaloisSharesMsg, c.n),
 		cts: make([]uint32, c.n), want: make([]uint32, c.n), gone: make([]bool, c.n)}
 	for i := range es.asm {
-		es.want[i] = uint32(x.Params().CiphertextCount(c.eng.Size(i)))
+		es.want[i] = uint32(x.Params().CiphertextCount(c.eng.Size(i) + c.spec.NoiseRows()))
 		es.asm[i] = NewAssembler(sizes, func(k MheKind, idx uint32) error { return c.acceptMhe(i, k, idx) })
 	}
 	c.enc = es

@@ -29,6 +29,15 @@ func EncryptedParams(spec *session.Spec, maxRecords int) (*mhe.Params, mhe.Sessi
 		return nil, mhe.SessionID{}, fmt.Errorf("protocol: session %s uses aggregation %q, not %q", spec.ID, spec.Aggregation, session.AggregationEncrypted)
 	}
 	bounds := spec.ContributionBounds()
+	if noise := spec.NoiseBounds(); noise != nil && len(noise) == len(bounds) {
+		// With privacy every party encrypts one more row, its noise,
+		// clipped at NoiseTail·σ: every encrypted value stays within the
+		// larger bound.
+		for j := range bounds {
+			bounds[j] = max(bounds[j], noise[j])
+		}
+	}
+	maxRecords += spec.NoiseRows()
 	if len(bounds) == 0 {
 		return nil, mhe.SessionID{}, fmt.Errorf("protocol: session %s declares no aggregates to encrypt", spec.ID)
 	}
@@ -149,10 +158,14 @@ func (x *Encrypted) AggregateKeys(ckg []*mhe.CKGShareMsg, gkg []*mhe.GaloisShare
 // in the intersection.
 func (e *Engine) indicators() [][]bool {
 	out := make([][]bool, e.n)
+	extra := e.spec.NoiseRows()
 	for i := range out {
-		out[i] = make([]bool, e.sizes[i])
+		out[i] = make([]bool, e.sizes[i]+extra)
 		for _, pos := range e.join.Positions[i] {
 			out[i][pos] = true
+		}
+		for k := range extra {
+			out[i][e.sizes[i]+k] = true // the party's noise row always counts
 		}
 	}
 	return out

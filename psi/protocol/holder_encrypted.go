@@ -3,6 +3,7 @@ package protocol
 import (
 	"fmt"
 
+	"github.com/mpsi-dev/mpsi/sharing"
 	"github.com/mpsi-dev/mpsi/sharing/mhe"
 )
 
@@ -61,6 +62,22 @@ func (p *Holder) Encrypted(maxRecords int) (*EncryptedHolder, error) {
 			return nil, newRecordError(p.recs.ID(ri), err)
 		}
 		contribs[pos] = c
+	}
+	if p.spec.NoiseRows() > 0 {
+		// Privacy: one more row, the party's noise, which the coordinator's
+		// indicator always counts; clipped at NoiseTail·σ so that it fits
+		// the parameters (beyond that the discrete Gaussian has mass below
+		// 10^-31).
+		e := make(sharing.Vector, L)
+		if err := p.addNoise(e); err != nil {
+			return nil, err
+		}
+		bounds := p.spec.NoiseBounds()
+		for j, v := range e {
+			b := int64(bounds[j])
+			e[j] = uint64(min(max(int64(v), -b), b))
+		}
+		contribs = append(contribs, e)
 	}
 	return &EncryptedHolder{name: p.name, params: params, mp: mp, contribs: contribs}, nil
 }

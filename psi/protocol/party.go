@@ -855,7 +855,7 @@ func (p *Party) onMhe(ch *MheChunk) error {
 		pe.pk = true
 		p.emit(Progress{Phase: "aggregate", Done: 0, Total: 1})
 		p.emit(StageReached{Stage: StagePublicKey})
-		pe.total = params.CiphertextCount(p.h.SetSize())
+		pe.total = params.CiphertextCount(p.h.SetSize() + p.spec.NoiseRows())
 		seq := func(yield func(*mhe.CiphertextMsg) bool) {
 			pe.err = pe.eh.EncryptContributionsFunc(pk, func(ct *mhe.CiphertextMsg) error {
 				if !yield(ct) {

@@ -40,8 +40,6 @@ func (s *Spec) validatePrivacy() error {
 		return specErr("privacy.epsilon", "must be in (0, %v], is %v", MaxEpsilon, p.Epsilon)
 	case !(p.Delta > 0 && p.Delta <= MaxDelta):
 		return specErr("privacy.delta", "must be in (0, %v], is %v", MaxDelta, p.Delta)
-	case s.Aggregation == AggregationEncrypted:
-		return specErr("privacy", "needs aggregation %q or %q: with %q the parties' noise has no slot the coordinator keeps (not yet supported)", AggregationMasked, AggregationOblivious, s.Aggregation)
 	case len(s.Aggregates) == 0:
 		return specErr("privacy", "no aggregates to protect")
 	}
@@ -83,16 +81,50 @@ func EpsilonFor(rho, delta float64) float64 {
 // gets ρ/L: σ_j² = L·Δ_j²/(2ρ), rounded up. This treats every slot as
 // changing by its maximum at once, which over-counts (a patient falls in one
 // histogram bin) and is safe.
-func (l *Layout) NoisePlan() *NoisePlan {
-	p := l.spec.Privacy
+func (l *Layout) NoisePlan() *NoisePlan { return l.spec.noisePlan() }
+
+// NoiseTail is how many standard deviations a party's noise is clipped at
+// in aggregation encrypted, whose parameters need a bound on every
+// encrypted value: a discrete Gaussian exceeds 12σ with probability below
+// 10^-31, far inside δ.
+const NoiseTail = 12
+
+// NoiseBounds returns, per slot, the bound NoiseTail·σ_j (rounded up) at
+// which aggregation encrypted clips a party's noise, or nil without
+// privacy.
+func (s *Spec) NoiseBounds() []uint64 {
+	plan := s.noisePlan()
+	if plan == nil {
+		return nil
+	}
+	out := make([]uint64, len(plan.Sigma2))
+	for j, s2 := range plan.Sigma2 {
+		f, _ := s2.Float64()
+		out[j] = uint64(math.Ceil(NoiseTail * math.Sqrt(f)))
+	}
+	return out
+}
+
+// NoiseRows is the number of extra rows a party encrypts in aggregation
+// encrypted to carry its noise: 1 with privacy, else 0. The coordinator's
+// indicator always counts that row.
+func (s *Spec) NoiseRows() int {
+	if s.Privacy != nil && s.Aggregation == AggregationEncrypted {
+		return 1
+	}
+	return 0
+}
+
+func (s *Spec) noisePlan() *NoisePlan {
+	p := s.Privacy
 	if p == nil {
 		return nil
 	}
 	plan := &NoisePlan{Rho: RhoFor(p.Epsilon, p.Delta)}
-	bounds := l.spec.slotBounds()
+	bounds := s.slotBounds()
 	L := float64(len(bounds))
 	for _, b := range bounds {
-		a := &l.spec.Aggregates[b.agg]
+		a := &s.Aggregates[b.agg]
 		nf := uint64(len(a.From))
 		if a.Kind == KindCount && a.Field == "" {
 			nf = 1

@@ -25,7 +25,6 @@ func TestPrivacySpec(t *testing.T) {
 		{`,"privacy":{"epsilon":11,"delta":1e-6}`, "privacy.epsilon"},
 		{`,"privacy":{"epsilon":1,"delta":0.01}`, "privacy.delta"},
 		{`,"privacy":{"epsilon":1}`, "privacy.delta"},
-		{`,"privacy":{"epsilon":1,"delta":1e-6},"aggregation":"encrypted"`, "privacy"},
 		{`,"privacy":{"epsilon":1,"delta":1e-6,"mechanism":"laplace"}`, "mechanism"},
 	} {
 		_, err := privacySpec(t, tc.extra)

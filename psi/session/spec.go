@@ -410,9 +410,17 @@ func (s *Spec) checkEncryptedBounds() error {
 	}
 	n := len(s.Parties)
 	limit := new(big.Int).SetUint64(EncryptedPlaintextModulus)
-	for _, sl := range slots {
-		total := new(big.Int).SetUint64(sl.bound)
-		total.Mul(total, big.NewInt(2*int64(n)*int64(s.MaxSetSize)))
+	noise := s.NoiseBounds()
+	for j, sl := range slots {
+		// Every encrypted value is bounded by the larger of the record
+		// bound and (with privacy) the noise's clipping bound, over
+		// max_set_size records plus the noise row.
+		b := sl.bound
+		if noise != nil {
+			b = max(b, noise[j])
+		}
+		total := new(big.Int).SetUint64(b)
+		total.Mul(total, big.NewInt(2*int64(n)*int64(s.MaxSetSize+s.NoiseRows())))
 		if total.Cmp(limit) >= 0 {
 			return specErr(fmt.Sprintf("aggregates[%d] (%s)", sl.agg, s.Aggregates[sl.agg].Name),
 				"bounds do not fit the plaintext modulus of aggregation %q: 2 × %s × %d parties × max_set_size %d ≥ T ≈ 2^55; narrow min/max or lower max_set_size",
