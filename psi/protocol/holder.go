@@ -38,7 +38,7 @@ type Holder struct {
 	index   int
 	recs    Records
 	perm    []recordIndex // shuffled position -> record index
-	dh      psi.RingKey // in the spec's match.group
+	dh      psi.RingKey   // in the spec's match.group
 	contrib psi.KeyContribution
 	seeds   []sharing.Seed // seeds[j] = s_ij, zero for j = i
 	workers int
