@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/big"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -53,6 +55,52 @@ func TestDHGroupsReleaseTheSameResult(t *testing.T) {
 				require.NotEmpty(t, pr.Members, name)
 				require.Equal(t, pr.Members, x.Parties[name].Members, name)
 			}
+		})
+	}
+}
+
+// In the x25519 group, a malicious party's ring batch with a non-canonical
+// or low-order u-coordinate (correctly MACed, so only the point check can
+// catch it) makes the next party abort the session with psi.ErrInvalidPoint
+// naming the check; nothing is released.
+func TestX25519RingRefusesBadU(t *testing.T) {
+	p := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 255), big.NewInt(19))
+	le := func(x *big.Int) []byte {
+		b := make([]byte, 32)
+		x.FillBytes(b)
+		slices.Reverse(b)
+		return b
+	}
+	cases := []struct {
+		name, reason string
+		u            []byte
+	}{
+		{"u = p", "not reduced", le(p)},
+		{"top bit set", "top bit", func() []byte { b := le(big.NewInt(9)); b[31] |= 0x80; return b }()},
+		{"u = 0", "low order", make([]byte, 32)},
+		{"u = 1 (order 4)", "low-order", le(big.NewInt(1))},
+	}
+	base := testSpec(t, "adv-x", session.ModeDH, session.AggregationMasked, "")
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(base.Canonical(), &m))
+	m["match"].(map[string]any)["group"] = psi.GroupX25519
+	js, err := json.Marshal(m)
+	require.NoError(t, err)
+	spec, err := session.ParseSpec(js)
+	require.NoError(t, err)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tn := newTestNet(t, spec, threeParties(), 0)
+			tn.ready()
+			data := tn.ring()[:8*32]
+			copy(data[5*32:], tc.u)
+			require.NoError(t, tn.send(tn.ringBatch(0, 0, 0, testRecords, data)))
+			require.Nil(t, tn.released, "nothing may be released")
+			require.NotNil(t, tn.aborted, "the session must abort")
+			require.Contains(t, tn.aborted.Reason, "party hospital-b aborted")
+			require.Contains(t, tn.aborted.Reason, "element 5")
+			require.Contains(t, tn.aborted.Reason, tc.reason)
+			require.ErrorIs(t, tn.errs[1], psi.ErrInvalidPoint)
 		})
 	}
 }
