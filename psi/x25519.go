@@ -20,7 +20,7 @@ const (
 	GroupRistretto255 = "ristretto255"
 	// GroupX25519 hashes to ristretto255, maps the point to its Curve25519
 	// Montgomery u-coordinate and runs every hop as an X25519 scalar
-	// multiplication ([X25519Key]). doc/DESIGN.md §5 holds the argument.
+	// multiplication ([X25519Key]). doc/DESIGN.md §5.1 holds the argument.
 	GroupX25519 = "x25519"
 )
 
@@ -102,7 +102,7 @@ func (k *X25519Key) HashAndBlind(session string, keys [][]byte, out []Point, wor
 // low-order point of the curve or its twist); otherwise Blind returns a
 // *PointError wrapping [ErrInvalidPoint] naming the first bad index, and
 // out is unspecified. Points of the quadratic twist of other orders are
-// multiplied like any other: see doc/DESIGN.md §5 for why that reveals
+// multiplied like any other: see doc/DESIGN.md §5.1 for why that reveals
 // nothing of the scalar.
 func (k *X25519Key) Blind(in, out []Point, workers int) error {
 	if len(out) != len(in) {
