@@ -23,6 +23,14 @@
 // identifiers give equal tokens; the coordinator cannot test a guessed
 // identifier without every party's scalar.
 //
+// The ring runs in one of two groups ([RingKey], chosen by the spec's
+// match.group): ristretto255 throughout ([DHKey]), or x25519 ([X25519Key]):
+// the same hash to ristretto255, then the Montgomery u-coordinate of an
+// Edwards representative and an X25519 (circl's assembly ladder) at every
+// hop, about twice as fast per hop. Tokens are then u-coordinates of points
+// of Curve25519's prime-order subgroup; doc/DESIGN.md §5.1 has the argument
+// and [CheckU] the checks on received values.
+//
 // # keyed mode (fast)
 //
 // The parties agree a 32-byte group key without the coordinator: each one
@@ -40,9 +48,10 @@
 //
 // # Constant time
 //
-// Scalar multiplication and hash-to-group are circl's constant-time
-// ristretto255 implementations (gtank/ristretto255 on the hot path, circl
-// as the reference). HMAC-SHA256 is the standard library's. Decoding
+// Scalar multiplication and hash-to-group are constant-time library code:
+// gtank/ristretto255 on the hot path with circl as the reference; in the
+// x25519 group, go-ristretto's Elligator map, filippo.io/edwards25519's
+// BytesMontgomery and circl's X25519 ladder. HMAC-SHA256 is the standard library's. Decoding
 // of points received from the network is not constant time; those points are
 // public.
 package psi

@@ -4,7 +4,8 @@ import "errors"
 
 var (
 	// ErrInvalidPoint reports an element that is not the canonical encoding
-	// of a ristretto255 point, or is the identity. The message it arrived in
+	// of a ristretto255 point, or is the identity; in the x25519 group, a
+	// non-canonical or low-order u-coordinate. The message it arrived in
 	// must be rejected.
 	ErrInvalidPoint = errors.New("psi: invalid group element")
 	// ErrInvalidSession reports an empty or over-long session id.

@@ -44,6 +44,9 @@ type Config struct {
 	Noise bool
 	// Mode is the match mode written into the spec ("dh" or "keyed").
 	Mode string
+	// Group is the dh group written into the spec's match.group when set
+	// ("ristretto255" or "x25519"; empty: the spec's default).
+	Group string
 	// MinCell is written into the spec.
 	MinCell int
 	// Duplicates adds this many exact duplicate rows to each party's file.
@@ -341,12 +344,16 @@ func newGenerator(cfg Config) (*generator, error) {
 			}
 		}
 	}
+	match := map[string]any{"fields": []string{"given_name", "family_name", "birth_date", "sex"}, "mode": cfg.Mode}
+	if cfg.Group != "" {
+		match["group"] = cfg.Group
+	}
 	spec := map[string]any{
 		"id":      fmt.Sprintf("cohort-%d", cfg.Seed),
 		"parties": g.names,
 		"fields": map[string]string{"given_name": "name", "family_name": "name", "birth_date": "date", "sex": "sex",
 			"visits": "number", "age": "number", "condition_codes": "codes"},
-		"match":  map[string]any{"fields": []string{"given_name", "family_name", "birth_date", "sex"}, "mode": cfg.Mode},
+		"match":  match,
 		"reveal": []string{"cardinality", "pairwise", "aggregates"},
 		"aggregates": []map[string]any{
 			{"name": "shared", "kind": "count"},

@@ -6,11 +6,13 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/mpsi-dev/mpsi/bench/cohort"
 	"github.com/mpsi-dev/mpsi/party"
+	"github.com/mpsi-dev/mpsi/psi"
 	"github.com/mpsi-dev/mpsi/psi/session"
 )
 
@@ -19,6 +21,7 @@ type benchRow struct {
 	Parties      int     `json:"parties"`
 	Records      int     `json:"records_per_party"`
 	Mode         string  `json:"mode"`
+	Group        string  `json:"group,omitempty"`
 	Aggregation  string  `json:"aggregation"`
 	Inproc       bool    `json:"inproc"`
 	LoadS        float64 `json:"load_s"`
@@ -27,6 +30,7 @@ type benchRow struct {
 	JoinS        float64 `json:"join_s"`
 	AggregationS float64 `json:"aggregation_s"`
 	TotalS       float64 `json:"total_s"`
+	CPUS         float64 `json:"cpu_s"` // user+system CPU of the coordinator and parties (inproc: this process)
 	ElemPerS     float64 `json:"elements_per_s"`
 	WireBPerElem float64 `json:"wire_bytes_per_element"`
 	CoordRSS     int64   `json:"coordinator_peak_rss"`
@@ -67,6 +71,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	timeout := fs.Duration("round-timeout", 30*time.Minute, "coordinator round deadline")
 	profileDir := fs.String("profile-dir", "", "write pprof CPU profiles of the coordinator and every party here")
 	joinBudget := fs.String("join-budget", "", "the coordinator's --join-budget (e.g. 512MiB: tokens spill to disk beyond it); empty: in-memory join")
+	groupsF := fs.String("group", "", "comma-separated dh groups, run back to back for each size: ristretto255, x25519 (empty: the spec default)")
 	aggregation := fs.String("aggregation", session.AggregationMasked, "comma-separated aggregation modes: masked, oblivious, encrypted")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -85,42 +90,58 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return usageError(fs, fmt.Errorf("--aggregation %q", a), "use masked, oblivious, encrypted, or a list such as masked,oblivious,encrypted")
 		}
 	}
+	groups := strings.Split(*groupsF, ",")
+	for _, g := range groups {
+		if g != "" && g != psi.GroupRistretto255 && g != psi.GroupX25519 {
+			return hintError{fmt.Errorf("--group %q", g), "use ristretto255, x25519 or ristretto255,x25519"}
+		}
+	}
 	var rows []benchRow
 	for _, agg := range aggs {
 		for _, mode := range strings.Split(*modesF, ",") {
 			if mode != session.ModeDH && mode != session.ModeKeyed {
 				return usageError(fs, fmt.Errorf("--mode %q", mode), "use dh, keyed or dh,keyed")
 			}
+			modeGroups := groups
+			if mode != session.ModeDH {
+				modeGroups = []string{""}
+			}
 			for _, n := range ps {
 				for _, r := range rs {
-					fmt.Fprintf(stderr, "mpsi: bench: n=%d records=%d mode=%s: generating cohort\n", n, r, mode)
-					cfg := cohort.Config{Seed: *seed, Parties: n, Records: r, SharedAll: *overlap, SharedPair: min(0.1, 1-*overlap), Noise: true, Mode: mode, MinCell: 0, Aggregation: agg}
-					var row benchRow
-					var err error
-					if *inproc {
-						c, gerr := cohort.Generate(cfg)
-						if gerr != nil {
-							return gerr
+					for _, group := range modeGroups {
+						fmt.Fprintf(stderr, "mpsi: bench: n=%d records=%d mode=%s%s: generating cohort\n", n, r, mode, groupSuffix(group))
+						cfg := cohort.Config{Seed: *seed, Parties: n, Records: r, SharedAll: *overlap, SharedPair: min(0.1, 1-*overlap), Noise: true, Mode: mode, Group: group, MinCell: 0, Aggregation: agg}
+						var row benchRow
+						var err error
+						if *inproc {
+							c, gerr := cohort.Generate(cfg)
+							if gerr != nil {
+								return gerr
+							}
+							cpu0 := cpuTime(syscall.RUSAGE_SELF)
+							row, err = benchInproc(ctx, c, stderr)
+							row.CPUS = (cpuTime(syscall.RUSAGE_SELF) - cpu0).Seconds()
+						} else {
+							cpu0 := cpuTime(syscall.RUSAGE_CHILDREN)
+							row, err = benchCluster(ctx, cfg, stderr, clusterOptions{RoundTimeout: *timeout, ProfileDir: *profileDir, JoinBudget: *joinBudget})
+							row.CPUS = (cpuTime(syscall.RUSAGE_CHILDREN) - cpu0).Seconds()
 						}
-						row, err = benchInproc(ctx, c, stderr)
-					} else {
-						row, err = benchCluster(ctx, cfg, stderr, clusterOptions{RoundTimeout: *timeout, ProfileDir: *profileDir, JoinBudget: *joinBudget})
-					}
-					row.Parties, row.Records, row.Mode, row.Inproc, row.Aggregation = n, r, mode, *inproc, agg
-					if err != nil {
-						row.Error = err.Error()
-						fmt.Fprintf(stderr, "mpsi: bench: run failed: %v\n", err)
-					}
-					if row.TotalS > 0 {
-						row.ElemPerS = float64(n*r) / row.TotalS
-					}
-					rows = append(rows, row)
-					if *asJSON {
-						if err := writeJSON(stdout, row); err != nil {
-							return err
+						row.Parties, row.Records, row.Mode, row.Group, row.Inproc, row.Aggregation = n, r, mode, group, *inproc, agg
+						if err != nil {
+							row.Error = err.Error()
+							fmt.Fprintf(stderr, "mpsi: bench: run failed: %v\n", err)
 						}
+						if row.TotalS > 0 {
+							row.ElemPerS = float64(n*r) / row.TotalS
+						}
+						rows = append(rows, row)
+						if *asJSON {
+							if err := writeJSON(stdout, row); err != nil {
+								return err
+							}
+						}
+						fmt.Fprintf(stderr, "mpsi: bench: n=%d records=%d mode=%s%s: %.2fs, cpu %.2fs, correct=%v\n", n, r, mode, groupSuffix(group), row.TotalS, row.CPUS, row.Correct)
 					}
-					fmt.Fprintf(stderr, "mpsi: bench: n=%d records=%d mode=%s: %.2fs, correct=%v\n", n, r, mode, row.TotalS, row.Correct)
 				}
 			}
 		}
@@ -204,12 +225,30 @@ func benchInproc(ctx context.Context, c *cohort.Cohort, stderr io.Writer) (bench
 	return row, nil
 }
 
+// groupSuffix is "/group" for a named dh group, for the mode column.
+func groupSuffix(group string) string {
+	if group == "" {
+		return ""
+	}
+	return "/" + group
+}
+
+// cpuTime is the user+system CPU time of who (RUSAGE_SELF, or
+// RUSAGE_CHILDREN: every waited-for child, i.e. the cluster's processes).
+func cpuTime(who int) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(who, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func printBench(w io.Writer, rows []benchRow) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "n\trecords/party\tmode\taggregation\tload s\ttokens s\tring+join s\tjoin s\tagg s\ttotal s\telem/s\twire B/elem\tcoord RSS MiB\tparty RSS MiB\tcorrect\t")
+	fmt.Fprintln(tw, "n\trecords/party\tmode\taggregation\tload s\ttokens s\tring+join s\tjoin s\tagg s\ttotal s\tCPU s\telem/s\twire B/elem\tcoord RSS MiB\tparty RSS MiB\tcorrect\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.3f\t%.2f\t%.0f\t%.1f\t%.0f\t%.0f\t%v\t\n", r.Parties, r.Records, r.Mode, r.Aggregation,
-			r.LoadS, r.TokensS, r.RingS, r.JoinS, r.AggregationS, r.TotalS, r.ElemPerS, r.WireBPerElem,
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.3f\t%.2f\t%.2f\t%.0f\t%.1f\t%.0f\t%.0f\t%v\t\n", r.Parties, r.Records, r.Mode+groupSuffix(r.Group), r.Aggregation,
+			r.LoadS, r.TokensS, r.RingS, r.JoinS, r.AggregationS, r.TotalS, r.CPUS, r.ElemPerS, r.WireBPerElem,
 			float64(r.CoordRSS)/(1<<20), float64(r.PartyRSS)/(1<<20), r.Correct)
 	}
 	tw.Flush()

@@ -39,7 +39,7 @@ type Holder struct {
 	index   int
 	recs    Records
 	perm    []recordIndex // shuffled position -> record index
-	dh      *psi.DHKey
+	dh      psi.RingKey   // in the spec's match.group
 	contrib psi.KeyContribution
 	seeds   []sharing.Seed // seeds[j] = s_ij, zero for j = i
 	workers int
@@ -61,7 +61,11 @@ func NewHolder(spec *session.Spec, name string, recs Records, workers int) (*Hol
 	if err != nil {
 		return nil, err
 	}
-	dh, err := psi.GenerateDHKey()
+	group := spec.Match.Group
+	if group == "" { // keyed mode: the ring key is never used
+		group = psi.GroupRistretto255
+	}
+	dh, err := psi.GenerateRingKey(group)
 	if err != nil {
 		return nil, err
 	}

@@ -1,5 +1,5 @@
 // Package session holds what every participant of an mpsi session agrees on:
-// the session [Spec] (parties, logical fields, match fields and mode, the
+// the session [Spec] (parties, logical fields, match fields, mode and dh group, the
 // reveal list, the aggregates, min_cell), the [Layout] of the aggregate
 // vector in Z_2^64 that parties fill and the coordinator sums, and the
 // released [Result].

@@ -133,6 +133,10 @@ type Spec struct {
 type Match struct {
 	Fields []string `json:"fields"`
 	Mode   string   `json:"mode,omitempty"`
+	// Group is the dh ring's group: psi.GroupRistretto255 (the default)
+	// or psi.GroupX25519 (the same hash to ristretto255, hops on X25519).
+	// Only with mode dh.
+	Group string `json:"group,omitempty"`
 }
 
 // Aggregate is one released statistic.
@@ -287,6 +291,15 @@ func (s *Spec) Validate() error {
 	case ModeDH, ModeKeyed:
 	default:
 		return specErr("match.mode", "%q is not a mode (dh or keyed)", s.Match.Mode)
+	}
+	switch {
+	case s.Match.Mode != ModeDH && s.Match.Group != "":
+		return specErr("match.group", "%q given but groups apply to mode dh only", s.Match.Group)
+	case s.Match.Mode != ModeDH:
+	case s.Match.Group == "":
+		s.Match.Group = psi.GroupRistretto255
+	case s.Match.Group != psi.GroupRistretto255 && s.Match.Group != psi.GroupX25519:
+		return specErr("match.group", "%q is not a dh group (%s or %s)", s.Match.Group, psi.GroupRistretto255, psi.GroupX25519)
 	}
 	if len(s.Reveal) == 0 {
 		return specErr("reveal", "empty: nothing would be released")

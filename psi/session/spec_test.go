@@ -19,6 +19,7 @@ func TestLoadDesignSpec(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "cohort-2026-11", s.ID)
 	require.Equal(t, session.ModeDH, s.Match.Mode)
+	require.Equal(t, "ristretto255", s.Match.Group, "group defaults to ristretto255 in mode dh")
 	require.Equal(t, session.AggregationMasked, s.Aggregation)
 	require.Equal(t, s.Parties, s.Aggregates[0].From, "from defaults to all parties")
 	require.Equal(t, 130.0, *s.Aggregates[3].Max, "histogram max defaults to the last edge")
@@ -112,6 +113,11 @@ func TestSpecErrors(t *testing.T) {
 		{"match on number", edit(func(m map[string]any) { m["match"] = map[string]any{"fields": []string{"visits"}} }), `match.fields[0]: "visits" has type number`},
 		{"match undeclared", edit(func(m map[string]any) { m["match"] = map[string]any{"fields": []string{"ssn"}} }), `match.fields[0]: "ssn" is not a declared field`},
 		{"bad mode", edit(func(m map[string]any) { m["match"].(map[string]any)["mode"] = "fast" }), `match.mode: "fast"`},
+		{"bad group", edit(func(m map[string]any) { m["match"].(map[string]any)["group"] = "p256" }), `match.group: "p256" is not a dh group (ristretto255 or x25519)`},
+		{"group in keyed", edit(func(m map[string]any) {
+			m["match"].(map[string]any)["mode"] = "keyed"
+			m["match"].(map[string]any)["group"] = "x25519"
+		}), `match.group: "x25519" given but groups apply to mode dh only`},
 		{"bad reveal", edit(func(m map[string]any) { m["reveal"] = []string{"everything"} }), `reveal[0]: "everything"`},
 		{"empty reveal", edit(func(m map[string]any) { m["reveal"] = []string{} }), "reveal: empty"},
 		{"bad field type", edit(func(m map[string]any) { m["fields"].(map[string]any)["age"] = "integer" }), "fields.age"},
