@@ -219,6 +219,33 @@ func TestCompromisedCoordinatorIsDetected(t *testing.T) {
 					return []protocol.Message{m}
 				}
 			}, detector: "hospital-b", target: envelope.ErrEnvelope, text: "does not open"},
+		{name: "oblivious: one hospital shown another indicator of a peer", mode: session.ModeKeyed,
+			edit: func(m map[string]any) { m["aggregation"] = session.AggregationOblivious },
+			tamper: func(t *testing.T) func(string, protocol.Message) []protocol.Message {
+				return func(p string, m protocol.Message) []protocol.Message {
+					if b, ok := m.(*protocol.Batch); ok && p == "hospital-c" && b.Kind == protocol.BatchIndicator && b.Owner == 0 {
+						// The same number of ones over other records of
+						// hospital-a: swap the first set and the first
+						// clear position.
+						c := *b
+						c.Data = append([]byte(nil), b.Data...)
+						set, clr := -1, -1
+						for k := 0; k < 8*len(c.Data) && uint64(k) < c.Total-c.Offset; k++ {
+							if c.Data[k/8]>>(k%8)&1 == 1 && set < 0 {
+								set = k
+							} else if c.Data[k/8]>>(k%8)&1 == 0 && clr < 0 {
+								clr = k
+							}
+						}
+						if set >= 0 && clr >= 0 {
+							c.Data[set/8] &^= 1 << (set % 8)
+							c.Data[clr/8] |= 1 << (clr % 8)
+						}
+						return []protocol.Message{&c}
+					}
+					return []protocol.Message{m}
+				}
+			}, detector: "any", target: protocol.ErrBadMessage, text: "received different indicators of hospital-a"},
 		{name: "a coordinator serving on a hospital's certificate", cert: "hospital-b", mode: session.ModeKeyed,
 			tamper: func(t *testing.T) func(string, protocol.Message) []protocol.Message {
 				return func(_ string, m protocol.Message) []protocol.Message { return []protocol.Message{m} }

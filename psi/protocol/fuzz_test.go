@@ -53,3 +53,62 @@ func FuzzCoordinatorReceive(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPartyReceive feeds one arbitrary frame from "the coordinator" to a
+// party machine in one of its states (the first byte picks: waiting for the
+// Welcome, for the roster, or running the token round), as a compromised
+// coordinator could. The machine must never panic, must be aborted whenever
+// it returns an error, and never reaches StateDone from one frame.
+func FuzzPartyReceive(f *testing.F) {
+	spec := testSpec(f, "mal", session.ModeDH, session.AggregationMasked, "")
+	seed := func(state byte, m Message) {
+		h := m.Head()
+		h.Session, h.From = spec.ID, FromCoordinator
+		b, err := Encode(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(append([]byte{state}, b...))
+	}
+	for _, m := range sampleMessages() {
+		for st := range byte(3) {
+			seed(st, m)
+		}
+	}
+	seed(0, &Welcome{Spec: spec.Canonical(), Index: 1, MaxBatch: 8})
+	seed(2, &Batch{Kind: BatchRing, Owner: 0, Hop: 1, Total: testRecords, Data: make([]byte, 32), MAC: make([]byte, 32)})
+	seed(2, &Tally{Intersection: 3, Signature: []byte{1}})
+	seed(2, &Credit{Done: 8})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) == 0 {
+			return
+		}
+		m, err := Decode(b[1:])
+		if err != nil {
+			return
+		}
+		pt := newPartyUnderTest(t, spec)
+		switch b[0] % 3 {
+		case 1:
+			pt.welcome()
+		case 2:
+			pt.running()
+		}
+		err = pt.p.Receive(m)
+		pt.drain()
+		if err != nil && pt.p.State() != StateAborted {
+			t.Fatalf("error without abort: %v", err)
+		}
+		if pt.p.State() == StateDone {
+			t.Fatalf("one frame finished the session")
+		}
+		// Whatever happened, the party's own work still runs or stops cleanly.
+		for range 100 {
+			did, _ := pt.p.Step()
+			pt.drain()
+			if !did {
+				break
+			}
+		}
+	})
+}
