@@ -48,6 +48,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	certs := fs.String("certs", "", "directory with ca.pem, coordinator.pem, coordinator-key.pem")
 	name := fs.String("name", "coordinator", "certificate name of this coordinator")
 	dbPath := fs.String("db", "mpsi.db", "SQLite database file")
+	initDB := fs.Bool("init", false, "initialise --db when it is an existing empty file (a missing file is always created)")
 	metrics := fs.String("metrics", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9090)")
 	addrFile := fs.String("addr-file", "", "write the bound gRPC address to this file once listening")
 	roundTimeout := fs.Duration("round-timeout", coordinator.DefaultRoundTimeout, "time a protocol round may go without progress before the session is aborted")
@@ -81,7 +82,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	if !ok {
 		return errors.New("coordinator key cannot sign")
 	}
-	st, err := store.Open(ctx, *dbPath)
+	st, err := store.OpenWith(ctx, *dbPath, store.Options{Init: *initDB})
 	if err != nil {
 		return err
 	}
@@ -466,10 +467,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if _, err := os.Stat(*dbPath); err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, *dbPath)
+	st, err := store.OpenWith(ctx, *dbPath, store.Options{ReadOnly: true})
 	if err != nil {
 		return err
 	}
