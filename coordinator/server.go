@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -138,28 +136,24 @@ func ServerOptions() []grpc.ServerOption {
 func (s *Server) Register(g *grpc.Server) { mpsiv1.RegisterCoordinatorServer(g, s) }
 
 // Recover marks sessions left created or running by a previous process as
-// aborted, so that none is ever half-released, and returns their ids. With
-// an explicit [Config.SpillDir] it also removes the spill directories those
-// sessions left behind.
+// aborted, so that none is ever half-released, and returns their ids. It
+// also removes the spill directories crashed coordinators left in
+// [Config.SpillDir] or the default temporary directory (see
+// join.RemoveStaleSpillDirs).
 func (s *Server) Recover(ctx context.Context) ([]string, error) {
 	ids, err := s.cfg.Store.AbortInterrupted(ctx, "coordinator restarted during the session")
 	s.cfg.Metrics.SessionsInterrupted(len(ids))
 	for _, id := range ids {
 		s.log.Warn("session aborted by restart", "session", id)
 	}
-	if s.cfg.SpillDir != "" {
-		// Spill files of sessions a crash interrupted (the directory is the
-		// coordinator's own: it is only cleaned when set explicitly).
-		stale, gerr := filepath.Glob(filepath.Join(s.cfg.SpillDir, join.SpillDirPattern))
-		for _, d := range stale {
-			if rerr := os.RemoveAll(d); rerr != nil {
-				gerr = errors.Join(gerr, rerr)
-			} else {
-				s.log.Warn("removed spill files of an interrupted session", "dir", d)
-			}
-		}
-		err = errors.Join(err, gerr)
+	// Spill files of sessions a crash interrupted, in SpillDir or the
+	// default temporary directory: only ours (named by the pattern, owned
+	// by our user, not locked by a live join of another process).
+	removed, gerr := join.RemoveStaleSpillDirs(s.cfg.SpillDir)
+	for _, d := range removed {
+		s.log.Warn("removed spill files of an interrupted session", "dir", d)
 	}
+	err = errors.Join(err, gerr)
 	return ids, err
 }
 
