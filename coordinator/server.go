@@ -74,6 +74,12 @@ type Config struct {
 	// PrivacyBudget, if set, refuses sessions at creation that would
 	// exceed it for a party (advisory; see [PrivacyBudget]).
 	PrivacyBudget *PrivacyBudget
+	// MaxSessions, if positive, caps the live sessions: CreateSession
+	// beyond it fails at once with codes.ResourceExhausted ([ErrOverloaded]).
+	MaxSessions int
+	// MaxStreams, if positive, caps the open party streams (Run calls):
+	// one beyond it fails at once with codes.ResourceExhausted.
+	MaxStreams int
 }
 
 // Server is the coordinator's gRPC service. It is safe for concurrent use
@@ -85,8 +91,10 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 
-	mu       sync.Mutex // guards sessions
+	mu       sync.Mutex // guards sessions, pending, streams, closing
 	sessions map[string]*live
+	pending  int // sessions being created, counted against MaxSessions
+	streams  int // open Run streams, counted against MaxStreams
 	closing  bool
 	wg       sync.WaitGroup // live session goroutines
 }
@@ -212,6 +220,8 @@ func (s *Server) toStatus(err error) error {
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, ErrShuttingDown):
 		return status.Error(codes.Unavailable, err.Error())
+	case errors.Is(err, ErrOverloaded):
+		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "round timed out")
 	case errors.Is(err, context.Canceled):
@@ -238,6 +248,11 @@ func (s *Server) CreateSession(ctx context.Context, req *mpsiv1.CreateSessionReq
 	if spec.PartyIndex(s.cfg.Name) >= 0 {
 		return nil, s.toStatus(fmt.Errorf("%w: parties: the coordinator %q cannot be a party of its own session", session.ErrInvalidSpec, s.cfg.Name))
 	}
+	release, err := s.reserveSession()
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	defer release()
 	unlock, err := s.cfg.PrivacyBudget.admit(ctx, s, spec)
 	if err != nil {
 		return nil, s.toStatus(err)
@@ -290,6 +305,11 @@ func (s *Server) Run(stream grpc.BidiStreamingServer[mpsiv1.Frame, mpsiv1.Frame]
 	if err != nil {
 		return s.toStatus(err)
 	}
+	release, err := s.reserveStream(name)
+	if err != nil {
+		return s.toStatus(err)
+	}
+	defer release()
 	// The first message must come within a round's time.
 	type recvd struct {
 		f   *mpsiv1.Frame

@@ -29,7 +29,7 @@ Run a session in process over local CSV files (every party's data on one
 machine: for trials and research, not for hospitals that must not share
 files). Every party of the spec needs --data; --data and --map refuse names
 that are not parties of the spec.`,
-	"coordinator": `mpsi coordinator --listen ADDR --certs DIR [--db FILE [--init]] [--metrics ADDR] [--join-budget 512MiB]
+	"coordinator": `mpsi coordinator --listen ADDR --certs DIR [--db FILE [--init]] [--max-sessions N] [--max-streams N] [--metrics ADDR] [--join-budget 512MiB]
 
 Serve sessions until SIGINT/SIGTERM. --metrics serves /metrics, /healthz and
 /readyz on its own address.`,

@@ -2,13 +2,21 @@ package main
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/mpsi-dev/mpsi/coordinator/store"
+	"github.com/mpsi-dev/mpsi/internal/devcert"
 )
 
 // A 0-byte --db is history lost (a truncated file, a wrong path made by
@@ -51,4 +59,32 @@ func TestAuditVerifyReadOnly(t *testing.T) {
 	require.NotEqual(t, 0, code)
 	_, err = os.Stat(db + ".missing")
 	require.ErrorIs(t, err, os.ErrNotExist, "audit verify never creates a database: %s", errs)
+}
+
+// The coordinator refuses to start with its own certificate expired.
+func TestCoordinatorRefusesExpiredCert(t *testing.T) {
+	dir := t.TempDir()
+	certs := filepath.Join(dir, "certs")
+	require.NoError(t, devcert.WriteDir(certs, []string{"coordinator", "admin"}))
+	// Replace the coordinator's certificate by one for the same key that
+	// was valid from two hours ago until an hour ago.
+	kb, err := os.ReadFile(filepath.Join(certs, "coordinator-key.pem"))
+	require.NoError(t, err)
+	blk, _ := pem.Decode(kb)
+	require.NotNil(t, blk)
+	key, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	require.NoError(t, err)
+	signer := key.(crypto.Signer)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "coordinator"}, DNSNames: []string{"coordinator"},
+		NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: time.Now().Add(-time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, signer.Public(), signer)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(certs, "coordinator.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	db := filepath.Join(dir, "mpsi.db")
+	_, errs, code := runIn(t, "coordinator", "--listen", "127.0.0.1:0", "--certs", certs, "--db", db)
+	require.NotEqual(t, 0, code)
+	require.Contains(t, errs, "coordinator.pem")
+	require.Contains(t, errs, "expired at")
+	require.Contains(t, errs, "--allow-expired-cert")
+	require.NoFileExists(t, db, "refused before the database is touched")
 }

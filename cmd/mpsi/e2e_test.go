@@ -251,6 +251,11 @@ func TestE2ERefusals(t *testing.T) {
 	require.Contains(t, errb.String(), "mpsi: error:")
 	require.Contains(t, errb.String(), "certificate")
 	require.NoFileExists(t, out)
+	// The coordinator logs the refused handshake with the peer and reason.
+	require.Eventually(t, func() bool {
+		l := cl.logs()
+		return strings.Contains(l, "TLS handshake refused") && strings.Contains(l, "peer=127.0.0.1:") && strings.Contains(l, "certificate")
+	}, 20*time.Second, 20*time.Millisecond, "no log line for the refused handshake: %s", cl.logs())
 
 	cmd, errb, out = cl.partyCmdAs("hospital-z", cl.certs, cl.spec.ID, "hospital-a")
 	require.Error(t, cmd.Run())

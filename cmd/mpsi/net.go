@@ -58,6 +58,9 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	spillDir := fs.String("spill-dir", "", "directory for the join's spill files (default: the system temporary directory)")
 	privEps := fs.Float64("privacy-epsilon", 0, "refuse, at creation, sessions that would spend more than this ε for a party with the same partners (advisory: each hospital's ledger enforces its own); 0: no budget")
 	privDelta := fs.Float64("privacy-delta", 1e-6, "the δ of --privacy-epsilon")
+	maxSessions := fs.Int("max-sessions", 0, "refuse new sessions (ResourceExhausted) while this many are live (0: no cap)")
+	maxStreams := fs.Int("max-streams", 0, "refuse party streams (ResourceExhausted) while this many are open (0: no cap)")
+	allowExpired := fs.Bool("allow-expired-cert", false, "start even when the coordinator's certificate is expired or not yet valid (tests only; logged as an error)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -82,6 +85,17 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	if !ok {
 		return errors.New("coordinator key cannot sign")
 	}
+	chain := make([]*x509.Certificate, 0, len(cert.Certificate))
+	for _, der := range cert.Certificate {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return fmt.Errorf("coordinator certificate: %w", err)
+		}
+		chain = append(chain, c)
+	}
+	if err := coordinator.CheckCertificate(ctx, chain, time.Now(), *allowExpired, log); err != nil {
+		return hintError{fmt.Errorf("%s: %w", filepath.Join(*certs, *name+".pem"), err), "renew the certificate (development: mpsi dev-certs); --allow-expired-cert starts anyway, for tests"}
+	}
 	st, err := store.OpenWith(ctx, *dbPath, store.Options{Init: *initDB})
 	if err != nil {
 		return err
@@ -91,7 +105,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	coordinator.RegisterRuntime(reg)
 	srv, err := coordinator.New(coordinator.Config{Store: st, Signer: signer, Name: *name, Logger: log, RoundTimeout: *roundTimeout,
 		AdminNames: splitNames(*admins), Metrics: coordinator.NewMetrics(reg), JoinBudget: budget, SpillDir: *spillDir,
-		PrivacyBudget: privacyBudget(*privEps, *privDelta)})
+		PrivacyBudget: privacyBudget(*privEps, *privDelta), MaxSessions: *maxSessions, MaxStreams: *maxStreams})
 	if err != nil {
 		return err
 	}
@@ -106,7 +120,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 		log.Info("audit chain verified", "events", n)
 	}
 	tcfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
-	g := grpc.NewServer(append(coordinator.ServerOptions(), grpc.Creds(credentials.NewTLS(tcfg)),
+	g := grpc.NewServer(append(coordinator.ServerOptions(), grpc.Creds(coordinator.LoggingCredentials(credentials.NewTLS(tcfg), log)),
 		grpc.ConnectionTimeout(10*time.Second))...)
 	srv.Register(g)
 	hs := health.NewServer()
@@ -116,6 +130,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	lis = coordinator.LoggingListener(lis, log)
 	if *addrFile != "" {
 		if err := writeBytesAtomic(*addrFile, []byte(lis.Addr().String())); err != nil {
 			return err
