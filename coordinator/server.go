@@ -286,7 +286,7 @@ func (s *Server) GetResult(ctx context.Context, req *mpsiv1.GetResultRequest) (*
 	if !slices.Contains(s.cfg.AdminNames, name) && spec.PartyIndex(name) < 0 {
 		return nil, s.toStatus(fmt.Errorf("%w: %q is neither an admin nor a party of %s", ErrForbidden, name, rec.ID))
 	}
-	resp := &mpsiv1.GetResultResponse{SessionId: rec.ID, State: rec.State, Reason: rec.Reason}
+	resp := &mpsiv1.GetResultResponse{SessionId: rec.ID, State: rec.State, Reason: rec.Reason, SpecJson: rec.Spec}
 	if rec.State == store.StateCompleted {
 		resp.ResultJson, resp.Signature, err = s.cfg.Store.Result(ctx, rec.ID)
 		if err != nil {

@@ -88,3 +88,22 @@ func TestCoordinatorRefusesExpiredCert(t *testing.T) {
 	require.Contains(t, errs, "--allow-expired-cert")
 	require.NoFileExists(t, db, "refused before the database is touched")
 }
+
+func TestRerunID(t *testing.T) {
+	for _, tc := range []struct {
+		id, base string
+		next     int
+	}{
+		{"cohort", "cohort", 1},
+		{"cohort-r1", "cohort", 2},
+		{"cohort-r41", "cohort", 42},
+		{"cohort-r0", "cohort-r0", 1},
+		{"cohort-r", "cohort-r", 1},
+		{"cohort-r12345", "cohort-r12345", 1},
+		{"a-r1-r2", "a-r1", 3},
+	} {
+		base, next := rerunID(tc.id)
+		require.Equal(t, tc.base, base, tc.id)
+		require.Equal(t, tc.next, next, tc.id)
+	}
+}

@@ -20,6 +20,7 @@ Usage:
     mpsi coordinator --listen ADDR --certs DIR [--db FILE [--init]] [--max-sessions N] [--max-streams N] [--metrics ADDR] [--join-budget 512MiB] [--privacy-epsilon E [--privacy-delta D]]
     mpsi session create --coordinator ADDR --certs DIR --spec FILE
     mpsi session result --coordinator ADDR --certs DIR --session ID
+    mpsi session rerun --coordinator ADDR --certs DIR ID
     mpsi party --coordinator ADDR --certs DIR --name NAME --session ID --data FILE [--map FILE] [--policy FILE [--ledger FILE] [--dataset NAME]] [--out FILE]
     mpsi audit verify|head --db FILE
     mpsi bench [--parties 2,3,5] [--records 10k,100k,1m] [--mode dh,keyed] [--aggregation masked,encrypted] [--join-budget B] [--inproc] [--json]

@@ -231,7 +231,7 @@ func dialAdmin(certs, name, addr string) (cc *grpc.ClientConn, peer func() *x509
 }
 
 func runSession(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	sub, args, err := subcommand("session", []string{"create", "result"}, args, stdout)
+	sub, args, err := subcommand("session", []string{"create", "result", "rerun"}, args, stdout)
 	if err != nil {
 		return err
 	}
@@ -241,15 +241,29 @@ func runSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	name := fs.String("name", coordinator.DefaultAdminName, "certificate name to authenticate with")
 	var spec, id, sigOut, coordName *string
 	var noVerify *bool
-	if sub == "create" {
+	switch sub {
+	case "create":
 		spec = fs.String("spec", "", "session spec file (JSON or YAML)")
-	} else {
+	case "rerun":
+		id = fs.String("session", "", "the aborted session to run again (or give it as the argument)")
+	default:
 		id = fs.String("session", "", "session id")
 		sigOut = fs.String("sig-out", "", "write the coordinator's signature over the Result (base64) to this file, for mpsi report --sig")
 		coordName = fs.String("coordinator-name", protocol.DefaultCoordinatorName, "the coordinator's certificate name (pinned)")
 		noVerify = fs.Bool("no-verify", false, "FORENSICS: print a stored Result even if the coordinator's signature over it does not verify")
 	}
-	if err := parseFlags(fs, args); err != nil {
+	if sub == "rerun" {
+		rest, err := parseInterspersed(fs, args)
+		if err != nil {
+			return err
+		}
+		switch {
+		case len(rest) == 1 && *id == "":
+			*id = rest[0]
+		case len(rest) > 0:
+			return usageError(fs, fmt.Errorf("unexpected argument %q", rest[len(rest)-1]), "give the session id once: mpsi session rerun ID")
+		}
+	} else if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *certs == "" {
@@ -285,6 +299,9 @@ func runSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	resp, err := cl.GetResult(ctx, &mpsiv1.GetResultRequest{SessionId: *id})
 	if err != nil {
 		return statusErr(err)
+	}
+	if sub == "rerun" {
+		return rerunSession(ctx, cl, resp, stdout, stderr)
 	}
 	switch resp.GetState() {
 	case store.StateCompleted:
