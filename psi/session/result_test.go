@@ -145,3 +145,57 @@ func TestContribute(t *testing.T) {
 	require.NoError(t, l.Contribute(0, get, v))
 	require.Equal(t, []uint64{1, 0, 0, 0, 0, 0, 0, 0, 0, 0}, v)
 }
+
+// An aggregate whose every contributing party is missing (left out under
+// leave_out) is released as unavailable with a reason, never as the zero
+// its slots hold; the others are released as usual.
+func TestReleaseWithoutMissingParties(t *testing.T) {
+	l := designLayout(t)
+	// shared | visits Σ,# | age Σ,# | bands ×4 | diabetes (from hospital-b only)
+	sum := []uint64{1234, 5678, 3600, 64552, 1234, 0, 120, 600, 514, 0}
+	pairwise := [][]int{{5000, 2100, 1900}, {2100, 4000, 1500}, {1900, 1500, 3000}}
+	for _, tc := range []struct {
+		name        string
+		missing     []int
+		unavailable []string
+	}{
+		{"none", nil, nil},
+		{"hospital-b", []int{1}, []string{"diabetes"}},
+		{"hospital-c", []int{2}, nil},
+		{"hospital-a", []int{0}, []string{"shared", "age", "age_bands"}},
+		{"all", []int{0, 1, 2}, []string{"shared", "visits", "age", "age_bands", "diabetes"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := l.ReleaseWithout(1234, pairwise, sum, tc.missing)
+			require.NoError(t, err)
+			require.Len(t, r.Aggregates, 5)
+			for _, a := range r.Aggregates {
+				if !slicesContains(tc.unavailable, a.Name) {
+					require.False(t, a.Unavailable, a.Name)
+					continue
+				}
+				require.True(t, a.Unavailable, a.Name)
+				require.Nil(t, a.Value, a.Name)
+				require.Nil(t, a.Contributions, a.Name)
+				require.Nil(t, a.Counts, a.Name)
+				require.Contains(t, a.Reason, "left out", a.Name)
+			}
+			b, err := json.Marshal(r)
+			require.NoError(t, err)
+			if slicesContains(tc.unavailable, "diabetes") {
+				require.Contains(t, string(b), `"diabetes":{"kind":"count_if","unavailable":true,"reason":"every contributing party was left out: hospital-b"}`)
+			}
+		})
+	}
+	_, err := l.ReleaseWithout(1234, pairwise, sum, []int{3})
+	require.Error(t, err)
+}
+
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
