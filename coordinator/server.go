@@ -96,7 +96,13 @@ type Server struct {
 	pending  int // sessions being created, counted against MaxSessions
 	streams  int // open Run streams, counted against MaxStreams
 	closing  bool
-	wg       sync.WaitGroup // live session goroutines
+	// unrecorded holds the aborts the store refused (disk full, I/O error)
+	// by session id, until a retry records them; GetResult and Ready
+	// report them meanwhile, so no such session looks "running".
+	unrecorded map[string]unrecordedAbort
+	retrying   bool           // the retry goroutine runs
+	quit       chan struct{}  // closed by Shutdown
+	wg         sync.WaitGroup // live session goroutines
 }
 
 var _ mpsiv1.CoordinatorServer = (*Server)(nil)
@@ -125,7 +131,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBatch < 0 || cfg.MaxBatch > protocol.MaxBatchLimit {
 		return nil, fmt.Errorf("coordinator: MaxBatch %d outside [1, %d]", cfg.MaxBatch, protocol.MaxBatchLimit)
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, sessions: map[string]*live{}}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, sessions: map[string]*live{}, unrecorded: map[string]unrecordedAbort{}, quit: make(chan struct{})}, nil
 }
 
 // ServerOptions are the gRPC server options the service needs beside the
@@ -170,6 +176,9 @@ func (s *Server) Recover(ctx context.Context) ([]string, error) {
 // for their goroutines, or for ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.closing {
+		close(s.quit)
+	}
 	s.closing = true
 	for _, l := range s.sessions {
 		l.abortAsync(protocol.CodeShutdown, "coordinator shutting down")
@@ -287,6 +296,10 @@ func (s *Server) GetResult(ctx context.Context, req *mpsiv1.GetResultRequest) (*
 		return nil, s.toStatus(fmt.Errorf("%w: %q is neither an admin nor a party of %s", ErrForbidden, name, rec.ID))
 	}
 	resp := &mpsiv1.GetResultResponse{SessionId: rec.ID, State: rec.State, Reason: rec.Reason, SpecJson: rec.Spec}
+	if u, ok := s.unrecordedAbort(rec.ID); ok && (rec.State == store.StateCreated || rec.State == store.StateRunning) {
+		resp.State = store.StateAborted
+		resp.Reason = fmt.Sprintf("%s (not yet recorded: the coordinator's store failed: %v)", u.reason, u.err)
+	}
 	if rec.State == store.StateCompleted {
 		resp.ResultJson, resp.Signature, err = s.cfg.Store.Result(ctx, rec.ID)
 		if err != nil {
@@ -661,7 +674,7 @@ func (l *live) feed(ev event) {
 		if !l.running {
 			l.running = true
 			if err := l.srv.cfg.Store.SetRunning(l.ctx, l.spec.ID); err != nil {
-				l.m.Abort(protocol.CodeInternal, fmt.Sprintf("coordinator store: %v", err))
+				l.m.Abort(protocol.CodeInternal, fmt.Sprintf("coordinator's store failed: %v", err))
 				return
 			}
 		}
@@ -690,7 +703,7 @@ func (l *live) apply() {
 			case protocol.Send:
 				b, err := protocol.Encode(e.Msg)
 				if err != nil {
-					l.m.Abort(protocol.CodeInternal, fmt.Sprintf("encoding %s for %s: %v", e.Msg.Type(), l.spec.Parties[e.To], err))
+					l.m.Abort(protocol.CodeInternal, fmt.Sprintf("coordinator: encoding %s for %s: %v", e.Msg.Type(), l.spec.Parties[e.To], err))
 					evs = dropResults(evs[k+1:])
 					k = -1
 					continue
@@ -719,14 +732,12 @@ func (l *live) apply() {
 				l.finish(OutcomeAborted, e.Code.String())
 				// Not the session context: the abort must be recorded even
 				// when a shutdown cancelled the session.
-				if err := l.srv.cfg.Store.Abort(context.Background(), l.spec.ID, e.Reason); err != nil {
-					l.log.Error("recording abort", "err", err)
-				}
+				l.srv.recordAbort(l.spec.ID, e.Reason)
 			case protocol.Released:
 				if err := l.srv.cfg.Store.Complete(context.Background(), l.spec.ID, e.JSON, e.Signature); err != nil {
 					// Never send a Result that is not stored: abort instead
 					// and drop the Result frames that follow.
-					l.m.Abort(protocol.CodeInternal, fmt.Sprintf("coordinator store: %v", err))
+					l.m.Abort(protocol.CodeInternal, fmt.Sprintf("coordinator's store failed: %v", err))
 					evs = dropResults(evs[k+1:])
 					k = -1
 					continue
