@@ -147,6 +147,20 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 		log.Info("metrics", "addr", ml.Addr().String())
 	}
 	log.Info("coordinator listening", "addr", lis.Addr().String(), "db", *dbPath)
+	// Check the certificate again every day, so that a long-running
+	// coordinator warns before it expires (and logs an error after).
+	go func() {
+		t := time.NewTicker(24 * time.Hour)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				_ = coordinator.CheckCertificate(ctx, chain, now, true, log)
+			}
+		}
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- g.Serve(lis) }()
 	select {
