@@ -659,3 +659,18 @@ func TestE2ESessionRerun(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, stderr, "PermissionDenied")
 }
+
+// With --max-sessions 1, a second live session is refused at once with
+// ResourceExhausted by the real coordinator process, and the log says why.
+func TestE2EMaxSessions(t *testing.T) {
+	cl := newClusterArgs(t, cohort.Config{Seed: 33, Parties: 2, Records: 20, SharedAll: 0.5, MinCell: 1}, []string{"--max-sessions", "1"})
+	cl.createSession()
+	spec2 := strings.Replace(string(cl.c.Spec), cl.spec.ID, "second", 1)
+	p2 := filepath.Join(cl.dir, "spec2.json")
+	require.NoError(t, os.WriteFile(p2, []byte(spec2), 0o644))
+	_, stderr, err := mpsi(t, "session", "create", "--coordinator", cl.addr, "--certs", cl.certs, "--spec", p2)
+	require.Error(t, err)
+	require.Contains(t, stderr, "ResourceExhausted")
+	require.Contains(t, stderr, "--max-sessions")
+	require.Eventually(t, func() bool { return strings.Contains(cl.logs(), "live-session cap reached") }, 20*time.Second, 20*time.Millisecond)
+}
