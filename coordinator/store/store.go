@@ -142,6 +142,9 @@ func checkFile(path string, o Options) (fresh bool, err error) {
 	n, err := io.ReadFull(f, head)
 	switch {
 	case n == 0 && (err == io.EOF):
+		if fi, werr := os.Stat(path + "-wal"); werr == nil && fi.Size() > 0 {
+			return false, nil // the content is still in the write-ahead log
+		}
 		if o.Init && !o.ReadOnly {
 			return true, nil
 		}
