@@ -202,7 +202,7 @@ func (l *Layout) ReleaseWithout(inter int, pairwise [][]int, sum []uint64, missi
 				continue
 			}
 			out := al.release(sum[al.off:al.off+al.slots], small, interSmall)
-			if al.a.Kind == KindCountIf && out.Value != nil && l.complementSmall(k, inter, sum, small) {
+			if al.a.Kind == KindCountIf && out.Value != nil && l.complementSmall(k, inter, sum, small, gone) {
 				out.Value, out.Suppressed = nil, true
 			}
 			r.Aggregates = append(r.Aggregates, NamedAggregate{Name: al.a.Name, AggregateResult: out})
@@ -336,12 +336,15 @@ func histogramSuppression(v []uint64, small func(int64) bool) []bool {
 // count of any count, mean or variance over the same field and parties.
 // "All but two of the shared patients have diabetes" is the same disclosure
 // as "two do not".
-func (l *Layout) complementSmall(k, inter int, sum []uint64, small func(int64) bool) bool {
+//
+// Parties in gone (left out) contributed nothing and the Result names them,
+// so they do not count towards the bound.
+func (l *Layout) complementSmall(k, inter int, sum []uint64, small func(int64) bool, gone []bool) bool {
 	al := &l.aggs[k]
 	kv := int64(sum[al.off])
 	nf := 0
-	for _, f := range al.from {
-		if f {
+	for i, f := range al.from {
+		if f && (gone == nil || !gone[i]) {
 			nf++
 		}
 	}

@@ -199,3 +199,26 @@ func slicesContains(s []string, v string) bool {
 	}
 	return false
 }
+
+// A party left out does not widen the bound that count_if's complement is
+// checked against: with hospital-c gone, "95 of the 100 shared patients
+// have diabetes" over hospital-b alone says 5 do not, a small cell.
+func TestReleaseWithoutComplementBound(t *testing.T) {
+	s, err := session.ParseSpec([]byte(`{"id":"x","parties":["hospital-a","hospital-b","hospital-c"],
+		"fields":{"given_name":"name","condition_codes":"codes"},
+		"match":{"fields":["given_name"],"mode":"dh"},"reveal":["cardinality","aggregates"],
+		"aggregates":[{"name":"diabetes","kind":"count_if","field":"condition_codes","contains":"44054006","from":["hospital-b","hospital-c"]}],
+		"min_cell":11}`))
+	require.NoError(t, err)
+	l, err := session.NewLayout(s)
+	require.NoError(t, err)
+	r, err := l.ReleaseWithout(100, nil, []uint64{95}, nil)
+	require.NoError(t, err)
+	d, _ := r.Aggregates.Get("diabetes")
+	require.False(t, d.Suppressed, "with both parties the bound is 200: not small")
+	r, err = l.ReleaseWithout(100, nil, []uint64{95}, []int{2})
+	require.NoError(t, err)
+	d, _ = r.Aggregates.Get("diabetes")
+	require.True(t, d.Suppressed, "with hospital-c left out the complement is 5")
+	require.Nil(t, d.Value)
+}
