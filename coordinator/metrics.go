@@ -179,10 +179,13 @@ func (l *live) finish(outcome, reason string) {
 // shutting down and its store answers.
 func (s *Server) Ready(ctx context.Context) error {
 	s.mu.Lock()
-	closing := s.closing
+	closing, unrecorded := s.closing, len(s.unrecorded)
 	s.mu.Unlock()
 	if closing {
 		return errors.New("shutting down")
+	}
+	if unrecorded > 0 {
+		return fmt.Errorf("store: %d session aborts not recorded yet (retrying)", unrecorded)
 	}
 	if _, _, err := s.cfg.Store.Head(ctx); err != nil {
 		return fmt.Errorf("store: %w", err)

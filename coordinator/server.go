@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -76,6 +74,12 @@ type Config struct {
 	// PrivacyBudget, if set, refuses sessions at creation that would
 	// exceed it for a party (advisory; see [PrivacyBudget]).
 	PrivacyBudget *PrivacyBudget
+	// MaxSessions, if positive, caps the live sessions: CreateSession
+	// beyond it fails at once with codes.ResourceExhausted ([ErrOverloaded]).
+	MaxSessions int
+	// MaxStreams, if positive, caps the open party streams (Run calls):
+	// one beyond it fails at once with codes.ResourceExhausted.
+	MaxStreams int
 }
 
 // Server is the coordinator's gRPC service. It is safe for concurrent use
@@ -87,10 +91,18 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 
-	mu       sync.Mutex // guards sessions
+	mu       sync.Mutex // guards sessions, pending, streams, closing
 	sessions map[string]*live
+	pending  int // sessions being created, counted against MaxSessions
+	streams  int // open Run streams, counted against MaxStreams
 	closing  bool
-	wg       sync.WaitGroup // live session goroutines
+	// unrecorded holds the aborts the store refused (disk full, I/O error)
+	// by session id, until a retry records them; GetResult and Ready
+	// report them meanwhile, so no such session looks "running".
+	unrecorded map[string]unrecordedAbort
+	retrying   bool           // the retry goroutine runs
+	quit       chan struct{}  // closed by Shutdown
+	wg         sync.WaitGroup // live session goroutines
 }
 
 var _ mpsiv1.CoordinatorServer = (*Server)(nil)
@@ -119,7 +131,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBatch < 0 || cfg.MaxBatch > protocol.MaxBatchLimit {
 		return nil, fmt.Errorf("coordinator: MaxBatch %d outside [1, %d]", cfg.MaxBatch, protocol.MaxBatchLimit)
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, sessions: map[string]*live{}}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, sessions: map[string]*live{}, unrecorded: map[string]unrecordedAbort{}, quit: make(chan struct{})}, nil
 }
 
 // ServerOptions are the gRPC server options the service needs beside the
@@ -138,28 +150,24 @@ func ServerOptions() []grpc.ServerOption {
 func (s *Server) Register(g *grpc.Server) { mpsiv1.RegisterCoordinatorServer(g, s) }
 
 // Recover marks sessions left created or running by a previous process as
-// aborted, so that none is ever half-released, and returns their ids. With
-// an explicit [Config.SpillDir] it also removes the spill directories those
-// sessions left behind.
+// aborted, so that none is ever half-released, and returns their ids. It
+// also removes the spill directories crashed coordinators left in
+// [Config.SpillDir] or the default temporary directory (see
+// join.RemoveStaleSpillDirs).
 func (s *Server) Recover(ctx context.Context) ([]string, error) {
 	ids, err := s.cfg.Store.AbortInterrupted(ctx, "coordinator restarted during the session")
 	s.cfg.Metrics.SessionsInterrupted(len(ids))
 	for _, id := range ids {
 		s.log.Warn("session aborted by restart", "session", id)
 	}
-	if s.cfg.SpillDir != "" {
-		// Spill files of sessions a crash interrupted (the directory is the
-		// coordinator's own: it is only cleaned when set explicitly).
-		stale, gerr := filepath.Glob(filepath.Join(s.cfg.SpillDir, join.SpillDirPattern))
-		for _, d := range stale {
-			if rerr := os.RemoveAll(d); rerr != nil {
-				gerr = errors.Join(gerr, rerr)
-			} else {
-				s.log.Warn("removed spill files of an interrupted session", "dir", d)
-			}
-		}
-		err = errors.Join(err, gerr)
+	// Spill files of sessions a crash interrupted, in SpillDir or the
+	// default temporary directory: only ours (named by the pattern, owned
+	// by our user, not locked by a live join of another process).
+	removed, gerr := join.RemoveStaleSpillDirs(s.cfg.SpillDir)
+	for _, d := range removed {
+		s.log.Warn("removed spill files of an interrupted session", "dir", d)
 	}
+	err = errors.Join(err, gerr)
 	return ids, err
 }
 
@@ -168,6 +176,9 @@ func (s *Server) Recover(ctx context.Context) ([]string, error) {
 // for their goroutines, or for ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.closing {
+		close(s.quit)
+	}
 	s.closing = true
 	for _, l := range s.sessions {
 		l.abortAsync(protocol.CodeShutdown, "coordinator shutting down")
@@ -218,6 +229,8 @@ func (s *Server) toStatus(err error) error {
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, ErrShuttingDown):
 		return status.Error(codes.Unavailable, err.Error())
+	case errors.Is(err, ErrOverloaded):
+		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "round timed out")
 	case errors.Is(err, context.Canceled):
@@ -244,6 +257,11 @@ func (s *Server) CreateSession(ctx context.Context, req *mpsiv1.CreateSessionReq
 	if spec.PartyIndex(s.cfg.Name) >= 0 {
 		return nil, s.toStatus(fmt.Errorf("%w: parties: the coordinator %q cannot be a party of its own session", session.ErrInvalidSpec, s.cfg.Name))
 	}
+	release, err := s.reserveSession()
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	defer release()
 	unlock, err := s.cfg.PrivacyBudget.admit(ctx, s, spec)
 	if err != nil {
 		return nil, s.toStatus(err)
@@ -277,7 +295,11 @@ func (s *Server) GetResult(ctx context.Context, req *mpsiv1.GetResultRequest) (*
 	if !slices.Contains(s.cfg.AdminNames, name) && spec.PartyIndex(name) < 0 {
 		return nil, s.toStatus(fmt.Errorf("%w: %q is neither an admin nor a party of %s", ErrForbidden, name, rec.ID))
 	}
-	resp := &mpsiv1.GetResultResponse{SessionId: rec.ID, State: rec.State, Reason: rec.Reason}
+	resp := &mpsiv1.GetResultResponse{SessionId: rec.ID, State: rec.State, Reason: rec.Reason, SpecJson: rec.Spec}
+	if u, ok := s.unrecordedAbort(rec.ID); ok && (rec.State == store.StateCreated || rec.State == store.StateRunning) {
+		resp.State = store.StateAborted
+		resp.Reason = fmt.Sprintf("%s (not yet recorded: the coordinator's store failed: %v)", u.reason, u.err)
+	}
 	if rec.State == store.StateCompleted {
 		resp.ResultJson, resp.Signature, err = s.cfg.Store.Result(ctx, rec.ID)
 		if err != nil {
@@ -296,6 +318,11 @@ func (s *Server) Run(stream grpc.BidiStreamingServer[mpsiv1.Frame, mpsiv1.Frame]
 	if err != nil {
 		return s.toStatus(err)
 	}
+	release, err := s.reserveStream(name)
+	if err != nil {
+		return s.toStatus(err)
+	}
+	defer release()
 	// The first message must come within a round's time.
 	type recvd struct {
 		f   *mpsiv1.Frame
@@ -647,7 +674,7 @@ func (l *live) feed(ev event) {
 		if !l.running {
 			l.running = true
 			if err := l.srv.cfg.Store.SetRunning(l.ctx, l.spec.ID); err != nil {
-				l.m.Abort(protocol.CodeInternal, fmt.Sprintf("coordinator store: %v", err))
+				l.m.Abort(protocol.CodeInternal, fmt.Sprintf("coordinator's store failed: %v", err))
 				return
 			}
 		}
@@ -676,7 +703,7 @@ func (l *live) apply() {
 			case protocol.Send:
 				b, err := protocol.Encode(e.Msg)
 				if err != nil {
-					l.m.Abort(protocol.CodeInternal, fmt.Sprintf("encoding %s for %s: %v", e.Msg.Type(), l.spec.Parties[e.To], err))
+					l.m.Abort(protocol.CodeInternal, fmt.Sprintf("coordinator: encoding %s for %s: %v", e.Msg.Type(), l.spec.Parties[e.To], err))
 					evs = dropResults(evs[k+1:])
 					k = -1
 					continue
@@ -705,14 +732,12 @@ func (l *live) apply() {
 				l.finish(OutcomeAborted, e.Code.String())
 				// Not the session context: the abort must be recorded even
 				// when a shutdown cancelled the session.
-				if err := l.srv.cfg.Store.Abort(context.Background(), l.spec.ID, e.Reason); err != nil {
-					l.log.Error("recording abort", "err", err)
-				}
+				l.srv.recordAbort(l.spec.ID, e.Reason)
 			case protocol.Released:
 				if err := l.srv.cfg.Store.Complete(context.Background(), l.spec.ID, e.JSON, e.Signature); err != nil {
 					// Never send a Result that is not stored: abort instead
 					// and drop the Result frames that follow.
-					l.m.Abort(protocol.CodeInternal, fmt.Sprintf("coordinator store: %v", err))
+					l.m.Abort(protocol.CodeInternal, fmt.Sprintf("coordinator's store failed: %v", err))
 					evs = dropResults(evs[k+1:])
 					k = -1
 					continue

@@ -100,6 +100,29 @@ func TestEncryptedDropouts(t *testing.T) {
 	b, err := json.Marshal(&r)
 	require.NoError(t, err)
 	withoutC = string(b)
+	// Without hospital-b: visits over a and c, and diabetes (from b only)
+	// unavailable, never a value.
+	withoutB := canonicalResult(t, h.runSpec(t, c, "no-b", func(m map[string]any) {
+		for _, a := range m["aggregates"].([]any) {
+			if a := a.(map[string]any); a["name"] == "visits" {
+				a["from"] = []string{"hospital-a", "hospital-c"}
+			}
+		}
+	}))
+	r = session.Result{}
+	require.NoError(t, json.Unmarshal([]byte(withoutB), &r))
+	r.LeftOut = []string{"hospital-b"}
+	found := false
+	for i, a := range r.Aggregates {
+		if a.Name == "diabetes" {
+			r.Aggregates[i].AggregateResult = session.AggregateResult{Kind: a.Kind, Unavailable: true, Reason: "every contributing party was left out: hospital-b"}
+			found = true
+		}
+	}
+	require.True(t, found)
+	b, err = json.Marshal(&r)
+	require.NoError(t, err)
+	withoutB = string(b)
 	cases := []struct {
 		name      string
 		threshold int
@@ -111,6 +134,7 @@ func TestEncryptedDropouts(t *testing.T) {
 		{"after its ciphertexts", 2, "", map[string]string{"hospital-c": protocol.StageCiphertextsSent}, full, nil},
 		{"active party during the key switch", 2, "", map[string]string{"hospital-a": protocol.StageKeySwitch}, full, nil},
 		{"before its ciphertexts, left out", 2, session.DropoutLeaveOut, map[string]string{"hospital-c": protocol.StagePublicKey}, withoutC, nil},
+		{"the only contributor to an aggregate, left out", 2, session.DropoutLeaveOut, map[string]string{"hospital-b": protocol.StagePublicKey}, withoutB, nil},
 		{"before its ciphertexts, rule abort", 2, "", map[string]string{"hospital-c": protocol.StagePublicKey}, "", []string{"hospital-c", "before all its ciphertexts were in (dropout rule abort)"}},
 		{"before the keys are made", 2, session.DropoutLeaveOut, map[string]string{"hospital-c": protocol.StageKeysSent}, "", []string{"hospital-c"}},
 		{"below the threshold", 2, "", map[string]string{"hospital-b": protocol.StageCiphertextsSent, "hospital-c": protocol.StageCiphertextsSent}, "", []string{"only 1 parties remain and the key switch needs 2"}},

@@ -29,14 +29,23 @@ Run a session in process over local CSV files (every party's data on one
 machine: for trials and research, not for hospitals that must not share
 files). Every party of the spec needs --data; --data and --map refuse names
 that are not parties of the spec.`,
-	"coordinator": `mpsi coordinator --listen ADDR --certs DIR [--db FILE] [--metrics ADDR] [--join-budget 512MiB]
+	"coordinator": `mpsi coordinator --listen ADDR --certs DIR [--db FILE [--init]] [--max-sessions N] [--max-streams N] [--metrics ADDR] [--join-budget 512MiB]
 
 Serve sessions until SIGINT/SIGTERM. --metrics serves /metrics, /healthz and
 /readyz on its own address.`,
 	"session": `mpsi session create --coordinator ADDR --certs DIR --spec FILE
 mpsi session result --coordinator ADDR --certs DIR --session ID [--sig-out FILE]
+mpsi session rerun --coordinator ADDR --certs DIR ID
 
-Register a session (admin) or fetch its stored, signed result.`,
+Register a session (admin), fetch its stored, signed result, or run an
+aborted session again under a derived id (admin).`,
+	"session rerun": `mpsi session rerun --coordinator ADDR --certs DIR ID
+
+Create a fresh session from an aborted session's stored spec (admin
+certificate), with the derived id ID-r1 (ID-r2 … when taken, and a rerun of
+ID-r1 is ID-r2); prints the new id. Each party then runs its same command
+line with --session set to the new id. A completed or still running session
+is refused.`,
 	"session create": `mpsi session create --coordinator ADDR --certs DIR --spec FILE
 
 Register a session with the coordinator (admin certificate); prints its id.`,

@@ -129,6 +129,9 @@ func checkTruth(r *session.Result, t cohort.Truth, minCell int) error {
 		if a.Suppressed {
 			return nil
 		}
+		if a.Unavailable || a.Value == nil {
+			return fmt.Errorf("%s: no value released (%s)", name, a.Reason)
+		}
 		got, err := a.Value.Float64()
 		if err != nil || got < want-1e-9*max(1, want) || got > want+1e-9*max(1, want) {
 			return fmt.Errorf("%s: got %v, want %v", name, a.Value.String(), want)
@@ -207,6 +210,8 @@ func printTable(w io.Writer, r *session.Result) {
 	for _, a := range r.Aggregates {
 		var v string
 		switch {
+		case a.Unavailable:
+			v = "unavailable (" + a.Reason + ")"
 		case a.Suppressed && a.Kind != session.KindHistogram:
 			v = "suppressed (below min_cell)"
 		case a.Kind == session.KindHistogram:

@@ -251,6 +251,11 @@ func TestE2ERefusals(t *testing.T) {
 	require.Contains(t, errb.String(), "mpsi: error:")
 	require.Contains(t, errb.String(), "certificate")
 	require.NoFileExists(t, out)
+	// The coordinator logs the refused handshake with the peer and reason.
+	require.Eventually(t, func() bool {
+		l := cl.logs()
+		return strings.Contains(l, "TLS handshake refused") && strings.Contains(l, "peer=127.0.0.1:") && strings.Contains(l, "certificate")
+	}, 20*time.Second, 20*time.Millisecond, "no log line for the refused handshake: %s", cl.logs())
 
 	cmd, errb, out = cl.partyCmdAs("hospital-z", cl.certs, cl.spec.ID, "hospital-a")
 	require.Error(t, cmd.Run())
@@ -603,4 +608,69 @@ func TestE2EFrozenCoordinator(t *testing.T) {
 		_ = cmd.Process.Kill()
 		t.Fatal("the hospital kept waiting on a frozen coordinator")
 	}
+}
+
+// A session aborted by a coordinator crash is run again with `mpsi session
+// rerun`: a derived id, the same spec, the parties' same command lines plus
+// the new id, the same Result as in process; a completed session and a
+// running one are refused.
+func TestE2ESessionRerun(t *testing.T) {
+	cl := newCluster(t, cohort.Config{Seed: 31, Parties: 2, Records: 60, SharedAll: 0.5, MinCell: 1, Mode: session.ModeKeyed})
+	cl.createSession()
+	orig := cl.spec.ID
+	cmd, _, _ := cl.partyCmdAs("hospital-a", cl.certs, orig, "hospital-a")
+	require.NoError(t, cmd.Start())
+	require.Eventually(t, func() bool { return strings.Contains(cl.logs(), "session="+orig+" party=hospital-a") }, 20*time.Second, 20*time.Millisecond)
+	cl.stop(syscall.SIGKILL)
+	_ = cmd.Wait()
+	cl.start()
+
+	rerun := func(id string) (string, string, error) {
+		out, stderr, err := mpsi(t, "session", "rerun", "--coordinator", cl.addr, "--certs", cl.certs, id)
+		return strings.TrimSpace(out), stderr, err
+	}
+	out, stderr, err := rerun(orig)
+	require.NoError(t, err, stderr)
+	require.Equal(t, orig+"-r1", out)
+	require.Contains(t, stderr, "--session "+orig+"-r1")
+
+	// Still waiting for its parties: not rerunnable.
+	_, stderr, err = rerun(orig + "-r1")
+	require.Error(t, err)
+	require.Contains(t, stderr, "only an aborted session can be rerun")
+
+	cl.spec.ID = orig + "-r1"
+	results := cl.runParties()
+	var got session.Result
+	require.NoError(t, json.Unmarshal([]byte(results["hospital-a"]), &got))
+	want := cl.inProcess()
+	require.Equal(t, *want.Result.Intersection, *got.Intersection)
+	require.Equal(t, orig+"-r1", got.Session)
+
+	_, stderr, err = rerun(orig + "-r1")
+	require.Error(t, err)
+	require.Contains(t, stderr, "completed")
+	// The original is still aborted: a second rerun takes the next id.
+	out, stderr, err = rerun(orig)
+	require.NoError(t, err, stderr)
+	require.Equal(t, orig+"-r2", out)
+	// A party certificate cannot rerun (CreateSession is admin only).
+	_, stderr, err = mpsi(t, "session", "rerun", "--coordinator", cl.addr, "--certs", cl.certs, "--name", "hospital-a", orig)
+	require.Error(t, err)
+	require.Contains(t, stderr, "PermissionDenied")
+}
+
+// With --max-sessions 1, a second live session is refused at once with
+// ResourceExhausted by the real coordinator process, and the log says why.
+func TestE2EMaxSessions(t *testing.T) {
+	cl := newClusterArgs(t, cohort.Config{Seed: 33, Parties: 2, Records: 20, SharedAll: 0.5, MinCell: 1}, []string{"--max-sessions", "1"})
+	cl.createSession()
+	spec2 := strings.Replace(string(cl.c.Spec), cl.spec.ID, "second", 1)
+	p2 := filepath.Join(cl.dir, "spec2.json")
+	require.NoError(t, os.WriteFile(p2, []byte(spec2), 0o644))
+	_, stderr, err := mpsi(t, "session", "create", "--coordinator", cl.addr, "--certs", cl.certs, "--spec", p2)
+	require.Error(t, err)
+	require.Contains(t, stderr, "ResourceExhausted")
+	require.Contains(t, stderr, "--max-sessions")
+	require.Eventually(t, func() bool { return strings.Contains(cl.logs(), "live-session cap reached") }, 20*time.Second, 20*time.Millisecond)
 }

@@ -17,9 +17,10 @@ const usage = `mpsi: secure multi-party private set intersection with aggregate 
 Usage:
     mpsi demo [--parties N] [--records N] [--overlap F] [--mode dh|keyed] [--aggregation masked|encrypted] [--json]
     mpsi run --spec FILE --data NAME=FILE [--data NAME=FILE ...] [--map NAME=FILE ...] [--out FILE]
-    mpsi coordinator --listen ADDR --certs DIR [--db FILE] [--metrics ADDR] [--join-budget 512MiB] [--privacy-epsilon E [--privacy-delta D]]
+    mpsi coordinator --listen ADDR --certs DIR [--db FILE [--init]] [--max-sessions N] [--max-streams N] [--metrics ADDR] [--join-budget 512MiB] [--privacy-epsilon E [--privacy-delta D]]
     mpsi session create --coordinator ADDR --certs DIR --spec FILE
     mpsi session result --coordinator ADDR --certs DIR --session ID
+    mpsi session rerun --coordinator ADDR --certs DIR ID
     mpsi party --coordinator ADDR --certs DIR --name NAME --session ID --data FILE [--map FILE] [--policy FILE [--ledger FILE] [--dataset NAME]] [--out FILE]
     mpsi audit verify|head --db FILE
     mpsi bench [--parties 2,3,5] [--records 10k,100k,1m] [--mode dh,keyed] [--aggregation masked,encrypted] [--join-budget B] [--inproc] [--json]

@@ -48,6 +48,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	certs := fs.String("certs", "", "directory with ca.pem, coordinator.pem, coordinator-key.pem")
 	name := fs.String("name", "coordinator", "certificate name of this coordinator")
 	dbPath := fs.String("db", "mpsi.db", "SQLite database file")
+	initDB := fs.Bool("init", false, "initialise --db when it is an existing empty file (a missing file is always created)")
 	metrics := fs.String("metrics", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9090)")
 	addrFile := fs.String("addr-file", "", "write the bound gRPC address to this file once listening")
 	roundTimeout := fs.Duration("round-timeout", coordinator.DefaultRoundTimeout, "time a protocol round may go without progress before the session is aborted")
@@ -57,6 +58,9 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	spillDir := fs.String("spill-dir", "", "directory for the join's spill files (default: the system temporary directory)")
 	privEps := fs.Float64("privacy-epsilon", 0, "refuse, at creation, sessions that would spend more than this ε for a party with the same partners (advisory: each hospital's ledger enforces its own); 0: no budget")
 	privDelta := fs.Float64("privacy-delta", 1e-6, "the δ of --privacy-epsilon")
+	maxSessions := fs.Int("max-sessions", 0, "refuse new sessions (ResourceExhausted) while this many are live (0: no cap)")
+	maxStreams := fs.Int("max-streams", 0, "refuse party streams (ResourceExhausted) while this many are open (0: no cap)")
+	allowExpired := fs.Bool("allow-expired-cert", false, "start even when the coordinator's certificate is expired or not yet valid (tests only; logged as an error)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -81,7 +85,18 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	if !ok {
 		return errors.New("coordinator key cannot sign")
 	}
-	st, err := store.Open(ctx, *dbPath)
+	chain := make([]*x509.Certificate, 0, len(cert.Certificate))
+	for _, der := range cert.Certificate {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return fmt.Errorf("coordinator certificate: %w", err)
+		}
+		chain = append(chain, c)
+	}
+	if err := coordinator.CheckCertificate(ctx, chain, time.Now(), *allowExpired, log); err != nil {
+		return hintError{fmt.Errorf("%s: %w", filepath.Join(*certs, *name+".pem"), err), "renew the certificate (development: mpsi dev-certs); --allow-expired-cert starts anyway, for tests"}
+	}
+	st, err := store.OpenWith(ctx, *dbPath, store.Options{Init: *initDB})
 	if err != nil {
 		return err
 	}
@@ -90,7 +105,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	coordinator.RegisterRuntime(reg)
 	srv, err := coordinator.New(coordinator.Config{Store: st, Signer: signer, Name: *name, Logger: log, RoundTimeout: *roundTimeout,
 		AdminNames: splitNames(*admins), Metrics: coordinator.NewMetrics(reg), JoinBudget: budget, SpillDir: *spillDir,
-		PrivacyBudget: privacyBudget(*privEps, *privDelta)})
+		PrivacyBudget: privacyBudget(*privEps, *privDelta), MaxSessions: *maxSessions, MaxStreams: *maxStreams})
 	if err != nil {
 		return err
 	}
@@ -105,7 +120,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 		log.Info("audit chain verified", "events", n)
 	}
 	tcfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
-	g := grpc.NewServer(append(coordinator.ServerOptions(), grpc.Creds(credentials.NewTLS(tcfg)),
+	g := grpc.NewServer(append(coordinator.ServerOptions(), grpc.Creds(coordinator.LoggingCredentials(credentials.NewTLS(tcfg), log)),
 		grpc.ConnectionTimeout(10*time.Second))...)
 	srv.Register(g)
 	hs := health.NewServer()
@@ -115,6 +130,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	lis = coordinator.LoggingListener(lis, log)
 	if *addrFile != "" {
 		if err := writeBytesAtomic(*addrFile, []byte(lis.Addr().String())); err != nil {
 			return err
@@ -131,6 +147,20 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 		log.Info("metrics", "addr", ml.Addr().String())
 	}
 	log.Info("coordinator listening", "addr", lis.Addr().String(), "db", *dbPath)
+	// Check the certificate again every day, so that a long-running
+	// coordinator warns before it expires (and logs an error after).
+	go func() {
+		t := time.NewTicker(24 * time.Hour)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				_ = coordinator.CheckCertificate(ctx, chain, now, true, log)
+			}
+		}
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- g.Serve(lis) }()
 	select {
@@ -215,7 +245,7 @@ func dialAdmin(certs, name, addr string) (cc *grpc.ClientConn, peer func() *x509
 }
 
 func runSession(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	sub, args, err := subcommand("session", []string{"create", "result"}, args, stdout)
+	sub, args, err := subcommand("session", []string{"create", "result", "rerun"}, args, stdout)
 	if err != nil {
 		return err
 	}
@@ -225,15 +255,29 @@ func runSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	name := fs.String("name", coordinator.DefaultAdminName, "certificate name to authenticate with")
 	var spec, id, sigOut, coordName *string
 	var noVerify *bool
-	if sub == "create" {
+	switch sub {
+	case "create":
 		spec = fs.String("spec", "", "session spec file (JSON or YAML)")
-	} else {
+	case "rerun":
+		id = fs.String("session", "", "the aborted session to run again (or give it as the argument)")
+	default:
 		id = fs.String("session", "", "session id")
 		sigOut = fs.String("sig-out", "", "write the coordinator's signature over the Result (base64) to this file, for mpsi report --sig")
 		coordName = fs.String("coordinator-name", protocol.DefaultCoordinatorName, "the coordinator's certificate name (pinned)")
 		noVerify = fs.Bool("no-verify", false, "FORENSICS: print a stored Result even if the coordinator's signature over it does not verify")
 	}
-	if err := parseFlags(fs, args); err != nil {
+	if sub == "rerun" {
+		rest, err := parseInterspersed(fs, args)
+		if err != nil {
+			return err
+		}
+		switch {
+		case len(rest) == 1 && *id == "":
+			*id = rest[0]
+		case len(rest) > 0:
+			return usageError(fs, fmt.Errorf("unexpected argument %q", rest[len(rest)-1]), "give the session id once: mpsi session rerun ID")
+		}
+	} else if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *certs == "" {
@@ -269,6 +313,9 @@ func runSession(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	resp, err := cl.GetResult(ctx, &mpsiv1.GetResultRequest{SessionId: *id})
 	if err != nil {
 		return statusErr(err)
+	}
+	if sub == "rerun" {
+		return rerunSession(ctx, cl, resp, stdout, stderr)
 	}
 	switch resp.GetState() {
 	case store.StateCompleted:
@@ -466,10 +513,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if _, err := os.Stat(*dbPath); err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, *dbPath)
+	st, err := store.OpenWith(ctx, *dbPath, store.Options{ReadOnly: true})
 	if err != nil {
 		return err
 	}

@@ -66,3 +66,40 @@ func Example() {
 	// 5 session.released coordinator
 	// verified events: 8 <nil>
 }
+
+// An empty file is refused unless Init is set, so that a truncated database
+// never starts an empty history; an auditor opens it read-only.
+func ExampleOpenWith() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "mpsi-store-example")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "mpsi.db")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		panic(err)
+	}
+
+	_, err = store.Open(ctx, path)
+	fmt.Println(errors.Is(err, store.ErrNotDatabase))
+	s, err := store.OpenWith(ctx, path, store.Options{Init: true})
+	if err != nil {
+		panic(err)
+	}
+	_ = s.CreateSession(ctx, "cohort-9", []byte(`{"parties":2}`), "admin")
+	_ = s.Close()
+
+	ro, err := store.OpenWith(ctx, path, store.Options{ReadOnly: true})
+	if err != nil {
+		panic(err)
+	}
+	defer ro.Close()
+	n, err := ro.VerifyAudit(ctx)
+	fmt.Println(n, err)
+	fmt.Println(ro.CreateSession(ctx, "cohort-10", []byte(`{}`), "admin") != nil)
+	// Output:
+	// true
+	// 1 <nil>
+	// true
+}

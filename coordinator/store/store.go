@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -44,7 +45,28 @@ var (
 	// ErrSchemaVersion reports a database written by a newer version of this
 	// package. Open refuses it; upgrade the binary.
 	ErrSchemaVersion = errors.New("store: unsupported schema version")
+	// ErrNotDatabase reports that the file is not a database of this
+	// package: empty (0 bytes), not SQLite, or SQLite without our schema.
+	// Open refuses it so that a truncated or mistyped --db never starts an
+	// empty history; [Options.Init] accepts an empty file or an empty
+	// SQLite database, never a file that holds something else.
+	ErrNotDatabase = errors.New("store: not an mpsi database")
 )
+
+// Options are the options of [OpenWith].
+type Options struct {
+	// Init allows initialising an existing empty file (0 bytes) or an
+	// empty SQLite database (no schema) as a new database. A missing file
+	// is always created.
+	Init bool
+	// ReadOnly opens the database read-only (SQLite mode=ro, query_only):
+	// nothing is migrated or written, and every write fails. The database
+	// must exist and have schema version [SchemaVersion].
+	ReadOnly bool
+}
+
+// sqliteHeader starts every SQLite 3 database file.
+const sqliteHeader = "SQLite format 3\x00"
 
 // Store is the coordinator's database. It is safe for concurrent use by
 // multiple goroutines. Reads run concurrently; writes are serialized (SQLite
@@ -66,20 +88,89 @@ type Store struct {
 //
 // path is a file name; it must not be empty, ":memory:", start with "file:"
 // or contain '?'. The caller must Close the Store.
+//
+// An existing file that is empty, not SQLite, or SQLite without this
+// package's schema is refused with an error wrapping [ErrNotDatabase]; see
+// [OpenWith] and [Options.Init].
 func Open(ctx context.Context, path string) (*Store, error) {
+	return OpenWith(ctx, path, Options{})
+}
+
+// OpenWith is [Open] with options.
+func OpenWith(ctx context.Context, path string, o Options) (*Store, error) {
 	if !plainPath(path) {
 		return nil, fmt.Errorf("store: open %q: unsupported path", path)
 	}
-	db, err := sql.Open("sqlite", dsn(path))
+	fresh, err := checkFile(path, o)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %q: %w", path, err)
+	}
+	name := dsn(path)
+	if o.ReadOnly {
+		name = dsnReadOnly(path)
+	}
+	db, err := sql.Open("sqlite", name)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %q: %w", path, err)
 	}
 	s := &Store{db: db, writer: make(chan struct{}, 1)}
-	if err := s.migrate(ctx); err != nil {
+	if o.ReadOnly {
+		err = s.checkVersion(ctx)
+	} else {
+		err = s.migrate(ctx, fresh || o.Init)
+	}
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open %q: %w", path, err)
 	}
 	return s, nil
+}
+
+// checkFile looks at the file before SQLite does: it reports whether the
+// file is missing (to be created), and refuses an empty file (unless
+// o.Init) or a file without the SQLite header.
+func checkFile(path string, o Options) (fresh bool, err error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) && !o.ReadOnly {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	head := make([]byte, len(sqliteHeader))
+	n, err := io.ReadFull(f, head)
+	switch {
+	case n == 0 && (err == io.EOF):
+		if fi, werr := os.Stat(path + "-wal"); werr == nil && fi.Size() > 0 {
+			return false, nil // the content is still in the write-ahead log
+		}
+		if o.Init && !o.ReadOnly {
+			return true, nil
+		}
+		return false, fmt.Errorf("%w: the file is empty (0 bytes); start with --init to initialise it as a new database", ErrNotDatabase)
+	case err != nil && !errors.Is(err, io.ErrUnexpectedEOF):
+		return false, err
+	case string(head[:n]) != sqliteHeader:
+		return false, fmt.Errorf("%w: the file is not an SQLite database", ErrNotDatabase)
+	}
+	return false, nil
+}
+
+// checkVersion refuses a read-only database whose schema is not
+// [SchemaVersion] (it cannot be migrated without writing).
+func (s *Store) checkVersion(ctx context.Context) error {
+	var v int
+	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("reading schema version: %w", err)
+	}
+	switch {
+	case v == 0:
+		return fmt.Errorf("%w: no schema", ErrNotDatabase)
+	case v != SchemaVersion:
+		return fmt.Errorf("database has version %d, a read-only open needs %d (open it read-write once to migrate): %w", v, SchemaVersion, ErrSchemaVersion)
+	}
+	return nil
 }
 
 // plainPath reports whether path is a file name that SQLite and the driver
@@ -101,6 +192,16 @@ func dsn(path string) string {
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Set("_txlock", "immediate")
 	return path + "?" + q.Encode()
+}
+
+// dsnReadOnly is the data source name of a read-only open: a file: URI
+// with SQLite's mode=ro, and query_only as a second guard.
+func dsnReadOnly(path string) string {
+	q := url.Values{}
+	q.Set("mode", "ro")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeout.Milliseconds()))
+	q.Add("_pragma", "query_only(1)")
+	return "file:" + strings.NewReplacer("%", "%25", "#", "%23").Replace(path) + "?" + q.Encode()
 }
 
 // schema is version 1 of the database schema. Times are TEXT in RFC 3339,
@@ -242,7 +343,10 @@ var migrations = []string{1: schema, 2: schemaV2}
 
 // migrate creates the schema in a new database, brings an older one up to
 // [SchemaVersion], and refuses a newer one.
-func (s *Store) migrate(ctx context.Context) error {
+//
+// A database at version 0 (no schema) is initialised only when init is set:
+// the file was just created, or the operator asked for it.
+func (s *Store) migrate(ctx context.Context, init bool) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		var v int
 		if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
@@ -251,6 +355,8 @@ func (s *Store) migrate(ctx context.Context) error {
 		switch {
 		case v == SchemaVersion:
 			return nil
+		case v == 0 && !init:
+			return fmt.Errorf("%w: SQLite without an mpsi schema; start with --init to initialise it", ErrNotDatabase)
 		case v < 0 || v > SchemaVersion:
 			return fmt.Errorf("database has version %d, this build supports %d: %w", v, SchemaVersion, ErrSchemaVersion)
 		}

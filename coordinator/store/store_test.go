@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -497,4 +498,84 @@ func TestSessionsOrder(t *testing.T) {
 		got = append(got, ss.ID)
 	}
 	require.Equal(t, want, got)
+}
+
+func TestOpenRefusesWhatIsNotOurs(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, b, 0o600))
+		return p
+	}
+	empty := write("empty.db", nil)
+	garbage := write("garbage.db", []byte("id,name\n1,alice\n"))
+	short := write("short.db", []byte("SQL"))
+	foreign := filepath.Join(dir, "foreign.db")
+	db, err := sql.Open("sqlite", foreign)
+	require.NoError(t, err)
+	_, err = db.Exec("CREATE TABLE t (x INTEGER)")
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+
+	for _, tc := range []struct {
+		name, path string
+		init       bool
+		ok         bool
+	}{
+		{"empty", empty, false, false},
+		{"garbage", garbage, false, false},
+		{"garbage with init", garbage, true, false},
+		{"short", short, true, false},
+		{"foreign sqlite", foreign, false, false},
+		{"empty with init", empty, true, true},
+		{"missing", filepath.Join(dir, "new.db"), false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, _ := os.ReadFile(tc.path)
+			s, err := store.OpenWith(ctx, tc.path, store.Options{Init: tc.init})
+			if !tc.ok {
+				require.ErrorIs(t, err, store.ErrNotDatabase)
+				require.Contains(t, err.Error(), tc.path)
+				if tc.path != foreign { // SQLite itself may switch the journal mode
+					after, _ := os.ReadFile(tc.path)
+					require.True(t, bytes.Equal(before, after), "a refused file is left as it was")
+					return
+				}
+				db, err := sql.Open("sqlite", foreign)
+				require.NoError(t, err)
+				defer db.Close()
+				var n int
+				require.NoError(t, db.QueryRow("SELECT count(*) FROM sqlite_schema").Scan(&n))
+				require.Equal(t, 1, n, "no schema added to a foreign database")
+				return
+			}
+			require.NoError(t, err)
+			require.NoError(t, s.CreateSession(ctx, "s1", []byte("{}"), "admin"))
+			require.NoError(t, s.Close())
+			s, err = store.Open(ctx, tc.path)
+			require.NoError(t, err, "an initialised database opens without --init")
+			require.NoError(t, s.Close())
+		})
+	}
+}
+
+func TestOpenReadOnly(t *testing.T) {
+	ctx := t.Context()
+	s, path := openTemp(t)
+	require.NoError(t, s.CreateSession(ctx, "s1", []byte("{}"), "admin"))
+	require.NoError(t, s.Close())
+
+	ro, err := store.OpenWith(ctx, path, store.Options{ReadOnly: true})
+	require.NoError(t, err)
+	defer ro.Close()
+	n, err := ro.VerifyAudit(ctx)
+	require.NoError(t, err)
+	require.Positive(t, n)
+	require.Error(t, ro.CreateSession(ctx, "s2", []byte("{}"), "admin"), "a read-only store refuses writes")
+	_, err = ro.Session(ctx, "s2")
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	_, err = store.OpenWith(ctx, filepath.Join(t.TempDir(), "missing.db"), store.Options{ReadOnly: true})
+	require.ErrorIs(t, err, os.ErrNotExist, "a read-only open never creates the file")
 }

@@ -84,7 +84,7 @@ type Options struct {
 // differentially private release) is listed as a parameter.
 var (
 	knownResultKeys    = []string{"session", "parties", "match_mode", "intersection", "intersection_suppressed", "pairwise", "aggregates", "left_out", "members"}
-	knownAggregateKeys = []string{"kind", "value", "contributions", "edges", "counts", "suppressed"}
+	knownAggregateKeys = []string{"kind", "value", "contributions", "edges", "counts", "suppressed", "unavailable", "reason"}
 )
 
 // Render parses resultJSON (a Result as released by the coordinator or
@@ -232,7 +232,7 @@ func build(resultJSON []byte, opt Options) (*view, error) {
 				v.Params = append(v.Params, flatten("aggregate "+a.Name, k, rawAggs[a.Name][k])...)
 			}
 		}
-		if a.Kind == session.KindHistogram {
+		if a.Kind == session.KindHistogram && !a.Unavailable {
 			h, err := barChart(a.Name, a.AggregateResult)
 			if err != nil {
 				return nil, err
@@ -248,6 +248,8 @@ func build(resultJSON []byte, opt Options) (*view, error) {
 			sv.Describe = describe(sa)
 		}
 		switch {
+		case a.Unavailable:
+			sv.Value.Text, sv.Value.Missing = "unavailable: "+a.Reason, true
 		case a.Suppressed:
 			sv.Value.Text, sv.Value.Suppressed = Suppressed, true
 		case a.Value == nil:

@@ -263,6 +263,9 @@ func NewSpiller(sizes []int, opt SpillOptions) (*Spiller, error) {
 	if err != nil {
 		return nil, errors.Join(err, os.RemoveAll(dir))
 	}
+	if err := lockSpillFile(file); err != nil {
+		return nil, errors.Join(err, file.Close(), os.RemoveAll(dir))
+	}
 	s := &Spiller{
 		sizes:      append([]int(nil), sizes...),
 		workers:    workers,

@@ -249,7 +249,9 @@ func (x *Encrypted) KeySwitch(shares []*mhe.PCKSShareMsg) (*mhe.ResultMsg, error
 // [mhe.Recipient.Decrypt] returns them) and the join's counts, applying the
 // reveal list and min_cell exactly as [Engine.Release] does in masked mode.
 // leftOut lists the parties (spec indices) left out of the aggregate under
-// the dropout rule leave_out; the Result names them. Afterwards Release
+// the dropout rule leave_out; the Result names them, and an aggregate all of
+// whose contributing parties were left out is released as unavailable
+// ([session.Layout.ReleaseWithout]). Afterwards Release
 // returns the same Result.
 func (e *Engine) ReleaseDecrypted(sum []uint64, leftOut []int) (*session.Result, error) {
 	if e.result != nil {
@@ -271,7 +273,9 @@ func (e *Engine) ReleaseDecrypted(sum []uint64, leftOut []int) (*session.Result,
 	if len(names) > 0 && e.spec.Dropout != session.DropoutLeaveOut {
 		return nil, fmt.Errorf("%w: parties left out under dropout rule %q", ErrWrongRound, e.spec.Dropout)
 	}
-	r, err := e.layout.Release(e.join.Intersection, e.join.Pairwise, sum)
+	// An aggregate whose every contributing party was left out is
+	// unavailable: its slots hold zero, not its value.
+	r, err := e.layout.ReleaseWithout(e.join.Intersection, e.join.Pairwise, sum, leftOut)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Result is what a session releases (doc/DESIGN.md §3 and §4, step 5). Entries absent from
@@ -59,6 +60,11 @@ type AggregateResult struct {
 	Edges         []float64    `json:"edges,omitempty"`
 	Counts        []*int64     `json:"counts,omitempty"`
 	Suppressed    bool         `json:"suppressed,omitempty"`
+	// Unavailable: no value could be computed because every party that
+	// contributes to the aggregate was left out (dropout rule leave_out);
+	// Value, Contributions and Counts are absent and Reason says why.
+	Unavailable bool   `json:"unavailable,omitempty"`
+	Reason      string `json:"reason,omitempty"`
 }
 
 // Get returns the aggregate called name.
@@ -127,7 +133,22 @@ func (as *Aggregates) UnmarshalJSON(data []byte) error {
 // Result, applying the reveal list and min_cell. inter is |I|; pairwise is
 // the n×n overlap matrix (diagonal: set sizes). sum has length [Layout.Len].
 func (l *Layout) Release(inter int, pairwise [][]int, sum []uint64) (*Result, error) {
+	return l.ReleaseWithout(inter, pairwise, sum, nil)
+}
+
+// ReleaseWithout is [Layout.Release] when the parties listed in missing
+// (spec indices) contributed nothing to sum (left out under the dropout rule
+// leave_out): an aggregate all of whose contributing parties are missing is
+// released as unavailable, with a reason, never as the zero its slots hold.
+func (l *Layout) ReleaseWithout(inter int, pairwise [][]int, sum []uint64, missing []int) (*Result, error) {
 	s := l.spec
+	gone := make([]bool, len(s.Parties))
+	for _, i := range missing {
+		if i < 0 || i >= len(gone) {
+			return nil, fmt.Errorf("session: Release: missing party %d of %d", i, len(gone))
+		}
+		gone[i] = true
+	}
 	if len(sum) != l.n {
 		return nil, fmt.Errorf("session: Release: vector length %d, want %d", len(sum), l.n)
 	}
@@ -173,14 +194,40 @@ func (l *Layout) Release(inter int, pairwise [][]int, sum []uint64) (*Result, er
 		}
 		for k := range l.aggs {
 			al := &l.aggs[k]
+			if names := al.allGone(s, gone); names != nil {
+				r.Aggregates = append(r.Aggregates, NamedAggregate{Name: al.a.Name, AggregateResult: AggregateResult{
+					Kind: al.a.Kind, Edges: al.a.Edges, Unavailable: true,
+					Reason: fmt.Sprintf("every contributing party was left out: %s", strings.Join(names, ", ")),
+				}})
+				continue
+			}
 			out := al.release(sum[al.off:al.off+al.slots], small, interSmall)
-			if al.a.Kind == KindCountIf && out.Value != nil && l.complementSmall(k, inter, sum, small) {
+			if al.a.Kind == KindCountIf && out.Value != nil && l.complementSmall(k, inter, sum, small, gone) {
 				out.Value, out.Suppressed = nil, true
 			}
 			r.Aggregates = append(r.Aggregates, NamedAggregate{Name: al.a.Name, AggregateResult: out})
 		}
 	}
 	return r, nil
+}
+
+// allGone returns the names of the aggregate's contributing parties when
+// every one of them is gone, else nil. A count without a field is
+// contributed by one party only (once).
+func (al *aggLayout) allGone(s *Spec, gone []bool) []string {
+	var names []string
+	for i, from := range al.from {
+		if al.once >= 0 && i != al.once {
+			continue
+		}
+		if from || i == al.once {
+			if !gone[i] {
+				return nil
+			}
+			names = append(names, s.Parties[i])
+		}
+	}
+	return names
 }
 
 func (al *aggLayout) release(v []uint64, small func(int64) bool, interSmall bool) AggregateResult {
@@ -289,12 +336,15 @@ func histogramSuppression(v []uint64, small func(int64) bool) []bool {
 // count of any count, mean or variance over the same field and parties.
 // "All but two of the shared patients have diabetes" is the same disclosure
 // as "two do not".
-func (l *Layout) complementSmall(k, inter int, sum []uint64, small func(int64) bool) bool {
+//
+// Parties in gone (left out) contributed nothing and the Result names them,
+// so they do not count towards the bound.
+func (l *Layout) complementSmall(k, inter int, sum []uint64, small func(int64) bool, gone []bool) bool {
 	al := &l.aggs[k]
 	kv := int64(sum[al.off])
 	nf := 0
-	for _, f := range al.from {
-		if f {
+	for i, f := range al.from {
+		if f && (gone == nil || !gone[i]) {
 			nf++
 		}
 	}

@@ -145,3 +145,80 @@ func TestContribute(t *testing.T) {
 	require.NoError(t, l.Contribute(0, get, v))
 	require.Equal(t, []uint64{1, 0, 0, 0, 0, 0, 0, 0, 0, 0}, v)
 }
+
+// An aggregate whose every contributing party is missing (left out under
+// leave_out) is released as unavailable with a reason, never as the zero
+// its slots hold; the others are released as usual.
+func TestReleaseWithoutMissingParties(t *testing.T) {
+	l := designLayout(t)
+	// shared | visits Σ,# | age Σ,# | bands ×4 | diabetes (from hospital-b only)
+	sum := []uint64{1234, 5678, 3600, 64552, 1234, 0, 120, 600, 514, 0}
+	pairwise := [][]int{{5000, 2100, 1900}, {2100, 4000, 1500}, {1900, 1500, 3000}}
+	for _, tc := range []struct {
+		name        string
+		missing     []int
+		unavailable []string
+	}{
+		{"none", nil, nil},
+		{"hospital-b", []int{1}, []string{"diabetes"}},
+		{"hospital-c", []int{2}, nil},
+		{"hospital-a", []int{0}, []string{"shared", "age", "age_bands"}},
+		{"all", []int{0, 1, 2}, []string{"shared", "visits", "age", "age_bands", "diabetes"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := l.ReleaseWithout(1234, pairwise, sum, tc.missing)
+			require.NoError(t, err)
+			require.Len(t, r.Aggregates, 5)
+			for _, a := range r.Aggregates {
+				if !slicesContains(tc.unavailable, a.Name) {
+					require.False(t, a.Unavailable, a.Name)
+					continue
+				}
+				require.True(t, a.Unavailable, a.Name)
+				require.Nil(t, a.Value, a.Name)
+				require.Nil(t, a.Contributions, a.Name)
+				require.Nil(t, a.Counts, a.Name)
+				require.Contains(t, a.Reason, "left out", a.Name)
+			}
+			b, err := json.Marshal(r)
+			require.NoError(t, err)
+			if slicesContains(tc.unavailable, "diabetes") {
+				require.Contains(t, string(b), `"diabetes":{"kind":"count_if","unavailable":true,"reason":"every contributing party was left out: hospital-b"}`)
+			}
+		})
+	}
+	_, err := l.ReleaseWithout(1234, pairwise, sum, []int{3})
+	require.Error(t, err)
+}
+
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// A party left out does not widen the bound that count_if's complement is
+// checked against: with hospital-c gone, "95 of the 100 shared patients
+// have diabetes" over hospital-b alone says 5 do not, a small cell.
+func TestReleaseWithoutComplementBound(t *testing.T) {
+	s, err := session.ParseSpec([]byte(`{"id":"x","parties":["hospital-a","hospital-b","hospital-c"],
+		"fields":{"given_name":"name","condition_codes":"codes"},
+		"match":{"fields":["given_name"],"mode":"dh"},"reveal":["cardinality","aggregates"],
+		"aggregates":[{"name":"diabetes","kind":"count_if","field":"condition_codes","contains":"44054006","from":["hospital-b","hospital-c"]}],
+		"min_cell":11}`))
+	require.NoError(t, err)
+	l, err := session.NewLayout(s)
+	require.NoError(t, err)
+	r, err := l.ReleaseWithout(100, nil, []uint64{95}, nil)
+	require.NoError(t, err)
+	d, _ := r.Aggregates.Get("diabetes")
+	require.False(t, d.Suppressed, "with both parties the bound is 200: not small")
+	r, err = l.ReleaseWithout(100, nil, []uint64{95}, []int{2})
+	require.NoError(t, err)
+	d, _ = r.Aggregates.Get("diabetes")
+	require.True(t, d.Suppressed, "with hospital-c left out the complement is 5")
+	require.Nil(t, d.Value)
+}

@@ -127,6 +127,10 @@ type Spec struct {
 	// Privacy, if set, makes every party add discrete Gaussian noise to
 	// its contribution, calibrated to (epsilon, delta) (see [Privacy]).
 	Privacy *Privacy `json:"privacy,omitempty"`
+
+	// index maps each party to its position in Parties, built once by
+	// [Spec.Validate] so lookups stay linear in the number of parties.
+	index map[string]int
 }
 
 // Match says which logical fields form the matching key and how tokens are made.
@@ -246,16 +250,17 @@ func (s *Spec) Validate() error {
 	if len(s.Parties) < 2 {
 		return specErr("parties", "need at least 2 parties, have %d", len(s.Parties))
 	}
-	seen := map[string]bool{}
+	index := make(map[string]int, len(s.Parties))
 	for i, p := range s.Parties {
 		if !validName(p) {
 			return specErr(fmt.Sprintf("parties[%d]", i), "%q is not a valid party name", p)
 		}
-		if seen[p] {
+		if _, dup := index[p]; dup {
 			return specErr(fmt.Sprintf("parties[%d]", i), "duplicate party %q", p)
 		}
-		seen[p] = true
+		index[p] = i
 	}
+	s.index = index
 	if len(s.Fields) == 0 {
 		return specErr("fields", "no logical fields declared")
 	}
@@ -564,7 +569,7 @@ func (s *Spec) validateAggregate(at string, a *Aggregate) error {
 	}
 	fseen := map[string]bool{}
 	for j, p := range a.From {
-		if !slices.Contains(s.Parties, p) {
+		if s.PartyIndex(p) < 0 {
 			return specErr(fmt.Sprintf("%s.from[%d]", at, j), "%q is not a party", p)
 		}
 		if fseen[p] {
@@ -644,8 +649,17 @@ func (s *Spec) checkOverflow(at string, a *Aggregate) error {
 	return nil
 }
 
-// PartyIndex returns the index of name in Parties, or -1.
-func (s *Spec) PartyIndex(name string) int { return slices.Index(s.Parties, name) }
+// PartyIndex returns the index of name in Parties, or -1. On a validated
+// spec it is a map lookup.
+func (s *Spec) PartyIndex(name string) int {
+	if s.index == nil || len(s.index) != len(s.Parties) {
+		return slices.Index(s.Parties, name)
+	}
+	if i, ok := s.index[name]; ok {
+		return i
+	}
+	return -1
+}
 
 // Reveals reports whether the reveal list holds r.
 func (s *Spec) Reveals(r string) bool { return slices.Contains(s.Reveal, r) }

@@ -318,7 +318,11 @@ type GetResultResponse struct {
 	ResultJson []byte `protobuf:"bytes,4,opt,name=result_json,json=resultJson,proto3" json:"result_json,omitempty"`
 	// The coordinator's signature over result_json (ECDSA/Ed25519 with its
 	// TLS key, ASN.1 for ECDSA), see Result.
-	Signature     []byte `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`
+	Signature []byte `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`
+	// The session's spec as stored (canonical JSON, defaults filled in), in
+	// every state: what `mpsi session rerun` re-creates an aborted session
+	// from.
+	SpecJson      []byte `protobuf:"bytes,6,opt,name=spec_json,json=specJson,proto3" json:"spec_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -388,6 +392,13 @@ func (x *GetResultResponse) GetSignature() []byte {
 	return nil
 }
 
+func (x *GetResultResponse) GetSpecJson() []byte {
+	if x != nil {
+		return x.SpecJson
+	}
+	return nil
+}
+
 // Frame carries one message of the session protocol (package psi/protocol)
 // in its canonical binary encoding: a version byte, a type byte, the
 // session id and the sender, then the message's fields. The codec checks
@@ -450,7 +461,7 @@ const file_api_mpsi_v1_coordinator_proto_rawDesc = "" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\"1\n" +
 	"\x10GetResultRequest\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x01 \x01(\tR\tsessionId\"\x9f\x01\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\"\xbc\x01\n" +
 	"\x11GetResultResponse\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x14\n" +
@@ -458,7 +469,8 @@ const file_api_mpsi_v1_coordinator_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1f\n" +
 	"\vresult_json\x18\x04 \x01(\fR\n" +
 	"resultJson\x12\x1c\n" +
-	"\tsignature\x18\x05 \x01(\fR\tsignature\"\x1b\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature\x12\x1b\n" +
+	"\tspec_json\x18\x06 \x01(\fR\bspecJson\"\x1b\n" +
 	"\x05Frame\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data*~\n" +
 	"\x05Round\x12\x15\n" +
