@@ -184,7 +184,14 @@ func (c *Coordinator) Receive(ctx context.Context, i int, m Message) error {
 	}
 	err := c.receive(ctx, i, m)
 	if err != nil && !c.Over() {
-		c.abort(CodeOf(err), fmt.Sprintf("party %s: %v", c.spec.Parties[i], err))
+		code := CodeOf(err)
+		if code == CodeInternal || code == CodeShutdown {
+			// Not the party's fault: the coordinator failed (its disk, its
+			// spill files, a shutdown) while handling the party's message.
+			c.abort(code, fmt.Sprintf("coordinator failed handling party %s's message: %v", c.spec.Parties[i], err))
+		} else {
+			c.abort(code, fmt.Sprintf("party %s: %v", c.spec.Parties[i], err))
+		}
 	}
 	return err
 }

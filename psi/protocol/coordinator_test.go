@@ -2,9 +2,11 @@ package protocol
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -318,4 +320,33 @@ func testSigner(t testing.TB) crypto.Signer {
 	_, get := pki(t)
 	s, _ := get("coordinator")
 	return s
+}
+
+// An internal failure of the coordinator while it handles a party's
+// message (here its spill directory is missing when the last Ready starts
+// the spilling join) is reported as the coordinator's, not the party's.
+func TestCoordinatorBlamesItself(t *testing.T) {
+	spec := testSpec(t, "blame", session.ModeKeyed, session.AggregationMasked, "")
+	_, get := pki(t)
+	signer, _ := get("coordinator")
+	c, err := NewCoordinator(spec, CoordinatorConfig{Signer: signer, Name: "coordinator", JoinBudget: 1 << 20,
+		SpillDir: filepath.Join(t.TempDir(), "missing", "dir")})
+	require.NoError(t, err)
+	var last error
+	for i, name := range spec.Parties {
+		_, cert := get(name)
+		require.NoError(t, c.Attach(i, cert.Raw))
+		last = c.Receive(context.Background(), i, &Ready{Header: Header{Session: spec.ID, From: Sender(i)}, SetSize: 3,
+			HPKEKey: make([]byte, 32), Signature: []byte{1}})
+	}
+	require.Error(t, last)
+	var ab *Aborted
+	for _, ev := range c.Events() {
+		if a, ok := ev.(Aborted); ok {
+			ab = &a
+		}
+	}
+	require.NotNil(t, ab)
+	require.Equal(t, CodeInternal, ab.Code)
+	require.Contains(t, ab.Reason, "coordinator failed handling party hospital-c's message")
 }
