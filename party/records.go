@@ -169,7 +169,54 @@ type colSpec struct {
 
 // ReadCSV is [LoadCSV] on a reader.
 func ReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOptions) (*Records, error) {
-	return ReadRows(newCSVSource(in), spec, partyName, opt)
+	src := newCSVSource(in)
+	if size := inputSize(in); size > 0 {
+		return ReadRows(&sizedCSVSource{src, size}, spec, partyName, opt)
+	}
+	return ReadRows(src, spec, partyName, opt)
+}
+
+// rowEstimator is a [RowSource] that can estimate how many rows it holds
+// in all, from the first rows read.
+type rowEstimator interface {
+	estimateRows(read int) int
+}
+
+// estimateAfter is the number of rows read before a rowEstimator is asked.
+const estimateAfter = 1024
+
+// sizedCSVSource is a CSV source whose input size is known: the number of
+// rows is the size over the mean size of the rows read so far.
+type sizedCSVSource struct {
+	*csvSource
+	size int64
+}
+
+func (s *sizedCSVSource) estimateRows(read int) int {
+	off := s.r.InputOffset()
+	if off <= 0 || read <= 0 {
+		return 0
+	}
+	// One part in eight over the mean, for rows longer than the first.
+	return int(min(float64(s.size)*float64(read)/float64(off)*9/8, 1<<40))
+}
+
+// inputSize is the number of bytes left in in when it says so (an
+// in-memory reader, or a regular file read from its start), otherwise 0.
+func inputSize(in io.Reader) int64 {
+	switch r := in.(type) {
+	case interface{ Len() int }: // bytes.Reader, strings.Reader, bytes.Buffer
+		return int64(r.Len())
+	case *os.File:
+		fi, err := r.Stat()
+		if err != nil || !fi.Mode().IsRegular() {
+			return 0
+		}
+		if off, err := r.Seek(0, io.SeekCurrent); err == nil && off < fi.Size() {
+			return fi.Size() - off
+		}
+	}
+	return 0
 }
 
 // ReadRows loads a party's records from any [RowSource]: CSV, FHIR NDJSON
@@ -286,7 +333,8 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		recs.fields = append(recs.fields, a.field)
 	}
 	rep := &recs.Report
-	seen := newKeySet()
+	seen := newKeySet(0)
+	est, _ := src.(rowEstimator)
 	// The position of every record, to name the first of two rows with the
 	// same key; kept only while loading, and only if duplicates fail it.
 	var poss []Pos
@@ -331,6 +379,11 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		}
 		pos := src.Pos()
 		rep.Rows++
+		if est != nil && rep.Rows == estimateAfter {
+			// Size the key table once for the whole input, so that it
+			// does not grow (and move every slot) log2(n) times.
+			seen.reserve(min(est.estimateRows(rep.Rows), spec.MaxSetSize))
+		}
 		if rep.Rows > spec.MaxSetSize {
 			return nil, fmt.Errorf("%w: more than max_set_size = %d rows", ErrRecords, spec.MaxSetSize)
 		}
@@ -401,7 +454,8 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 			continue
 		}
 		key = ident.AppendKey(key[:0], kf)
-		if first := seen.find(&recs.keys, key); first >= 0 {
+		first, tag := seen.find(&recs.keys, key)
+		if first >= 0 {
 			if opt.Duplicates == DuplicatesReject {
 				return nil, fmt.Errorf("%w: %s repeats the match key of %s", ErrDuplicateKey, pos, poss[first])
 			}
@@ -409,7 +463,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 			continue
 		}
 		recs.keys.add(key)
-		seen.insert(&recs.keys, recs.keys.len()-1)
+		seen.insert(recs.keys.len()-1, tag)
 		if opt.Duplicates == DuplicatesReject {
 			poss = append(poss, pos)
 		}
