@@ -338,7 +338,6 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 	// The position of every record, to name the first of two rows with the
 	// same key; kept only while loading, and only if duplicates fail it.
 	var poss []Pos
-	kf := make([]ident.Field, len(match))
 	scratch := make([]uint64, layout.Len())
 	vals := make([]string, len(attrs))
 	get := func(field string) string {
@@ -347,7 +346,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		}
 		return ""
 	}
-	var key, packed []byte
+	var key, val, packed []byte
 	reject := func(re RowError) error {
 		rep.Rejected++
 		if len(rep.Errors) < opt.MaxErrors {
@@ -404,13 +403,17 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 			continue
 		}
 		empty := false
-		for i, c := range match {
+		// The key is built as the fields are normalised, without a
+		// string per field (ident.AppendKey's bytes).
+		key = append(key[:0], ident.KeyVersion)
+		for _, c := range match {
 			raw := strings.TrimSpace(row[c.col])
 			if raw == "" {
 				empty = true
 				break
 			}
-			v, err := ident.Normalize(c.typ, c.layout, raw)
+			var err error
+			val, err = ident.AppendNormalized(val[:0], c.typ, c.layout, raw)
 			if errors.Is(err, ident.ErrEmpty) {
 				empty = true
 				break
@@ -422,7 +425,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 				bad = true
 				break
 			}
-			kf[i] = ident.Field{Name: c.field, Value: v}
+			key = ident.AppendKeyField(key, c.field, val)
 		}
 		if bad {
 			continue
@@ -433,7 +436,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		}
 		clear(vals)
 		for i, c := range attrs {
-			v, err := normalizeAttr(c, row[c.col])
+			v, err := normalizeAttr(c, row[c.col], &val)
 			if err != nil {
 				if e := fail(pos, c.field, err); e != nil {
 					return nil, e
@@ -453,7 +456,6 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 			}
 			continue
 		}
-		key = ident.AppendKey(key[:0], kf)
 		first, tag := seen.find(&recs.keys, key)
 		if first >= 0 {
 			if opt.Duplicates == DuplicatesReject {
@@ -489,24 +491,36 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 	return recs, nil
 }
 
-func normalizeAttr(c colSpec, raw string) (string, error) {
+// normalizeAttr normalises an attribute value; buf is scratch space kept
+// between calls.
+func normalizeAttr(c colSpec, raw string, buf *[]byte) (string, error) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
 		return "", nil
 	}
 	switch c.typ {
 	case ident.TypeCodes:
-		var codes []string
-		for _, code := range strings.Split(raw, c.sep) {
+		// The non-empty trimmed codes split at c.sep, joined with
+		// session.CodeSeparator.
+		b := (*buf)[:0]
+		for code := range strings.SplitSeq(raw, c.sep) {
 			code = strings.TrimSpace(code)
 			if strings.Contains(code, session.CodeSeparator) {
 				return "", fmt.Errorf("code contains a control character")
 			}
-			if code != "" {
-				codes = append(codes, code)
+			if code == "" {
+				continue
 			}
+			if len(b) > 0 {
+				b = append(b, session.CodeSeparator...)
+			}
+			b = append(b, code...)
 		}
-		return strings.Join(codes, session.CodeSeparator), nil
+		*buf = b
+		if len(b) == len(raw) && string(b) == raw {
+			return raw, nil // one code: no copy
+		}
+		return string(b), nil
 	case ident.TypeNumber:
 		return raw, nil
 	default:
