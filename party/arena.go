@@ -114,6 +114,14 @@ type keySet struct {
 	slots []uint64 // tag<<32 | (record+1); 0 is an empty slot
 	shift uint     // 32 - b: a tag's home slot is tag >> shift
 	n     int
+	sink  uint64 // written by callers of near, so that its loads stay
+}
+
+// near reads tag's home slot: a caller about to look up several keys reads
+// their slots first, so that the cache misses of a large table overlap,
+// and stores the sum in sink.
+func (s *keySet) near(tag uint32) uint64 {
+	return s.slots[tag>>s.shift]
 }
 
 // Sizes of a keySet's table: at least keySetMinSlots slots, at most
@@ -172,15 +180,20 @@ func (s *keySet) tag(key []byte) uint32 {
 // keys.item(r) must be record r's key.
 func (s *keySet) find(keys *arena[[]byte], key []byte) (int, uint32) {
 	tag := s.tag(key)
+	return s.findTag(keys, key, tag), tag
+}
+
+// findTag is find for a key whose tag is known.
+func (s *keySet) findTag(keys *arena[[]byte], key []byte, tag uint32) int {
 	mask := len(s.slots) - 1
 	for i := int(tag >> s.shift); ; i = (i + 1) & mask {
 		e := s.slots[i]
 		if e == 0 {
-			return -1, tag
+			return -1
 		}
 		if uint32(e>>32) == tag {
 			if r := int(uint32(e)) - 1; bytes.Equal(keys.item(r), key) {
-				return r, tag
+				return r
 			}
 		}
 	}
