@@ -200,8 +200,9 @@ func BenchmarkKeyedParty(b *testing.B) {
 // reader configured as the loader's: ReuseRecord, every row read, nothing
 // else done) and the keyed load of the same bytes ([party.ReadCSV]: mapping,
 // normalisation, value checks, de-duplication, arenas). It reports both
-// times per row, their ratio (load ÷ csv, the "within 3×" target),
-// and the heap allocations per row of each, counted apart.
+// times per row (wall, and process CPU time where the platform has it),
+// their ratios (load ÷ csv, the "within 3×" target), and the heap
+// allocations per row of each, counted apart.
 func BenchmarkKeyedLoadVsCSV(b *testing.B) {
 	in := benchCohortInput(b, 1_000_000)
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
