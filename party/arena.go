@@ -3,6 +3,7 @@ package party
 import (
 	"bytes"
 	"hash/maphash"
+	"math/bits"
 	"sort"
 )
 
@@ -101,54 +102,122 @@ func (a *arena[T]) item(i int) T {
 }
 
 // keySet finds records by match key without holding a second copy of the
-// keys: an open-addressing table of 1-based record indices, probed by a
-// hash of the key and confirmed by comparing the key in the arena.
+// keys: an open-addressing table (linear probing) whose slots hold a record
+// index and a 32-bit tag, the high half of the key's 64-bit hash. Each key
+// is hashed once. A probe compares tags and reads a key from the arena only
+// when its tag is equal (the key itself, or about one false match in 2^(32-b)
+// probes for a table of 2^b slots). A key's home slot is its tag's top b
+// bits, so growing the table moves slots by their tags without reading or
+// hashing any key.
 type keySet struct {
 	seed  maphash.Seed
-	slots []uint32
+	slots []uint64 // tag<<32 | (record+1); 0 is an empty slot
+	shift uint     // 32 - b: a tag's home slot is tag >> shift
 	n     int
+	sink  uint64 // written by callers of near, so that its loads stay
 }
 
-func newKeySet() *keySet {
-	return &keySet{seed: maphash.MakeSeed(), slots: make([]uint32, 64)}
+// near reads tag's home slot: a caller about to look up several keys reads
+// their slots first, so that the cache misses of a large table overlap,
+// and stores the sum in sink.
+func (s *keySet) near(tag uint32) uint64 {
+	return s.slots[tag>>s.shift]
 }
 
-// find returns the record holding key, or -1. keys[r] must be record r's
-// key.
-func (s *keySet) find(keys *arena[[]byte], key []byte) int {
-	mask := uint64(len(s.slots) - 1)
-	for h := maphash.Bytes(s.seed, key) & mask; ; h = (h + 1) & mask {
-		r := s.slots[h]
-		if r == 0 {
-			return -1
-		}
-		if bytes.Equal(keys.item(int(r-1)), key) {
-			return int(r - 1)
+// Sizes of a keySet's table: at least keySetMinSlots slots, at most
+// keySetMaxSlots (tags have 32 bits, record indices fit in 32 bits below
+// that bound's load), filled to at most 3/4.
+const (
+	keySetMinSlots = 64
+	keySetMaxSlots = 1 << 32
+)
+
+// newKeySet returns an empty set sized for hint keys without growing (0:
+// no estimate).
+func newKeySet(hint int) *keySet {
+	s := &keySet{seed: maphash.MakeSeed()}
+	s.resize(slotsFor(hint))
+	return s
+}
+
+// slotsFor is the smallest table size that holds n keys at a load of at
+// most 3/4.
+func slotsFor(n int) int {
+	size := keySetMinSlots
+	for 3*size < 4*n && uint64(size) < keySetMaxSlots {
+		size *= 2
+	}
+	return size
+}
+
+// reserve grows the table, if needed, to hold n keys in all without growing
+// again.
+func (s *keySet) reserve(n int) {
+	if size := slotsFor(n); size > len(s.slots) {
+		s.resize(size)
+	}
+}
+
+// resize moves the slots into a table of size slots (a power of two, at
+// least the number of keys).
+func (s *keySet) resize(size int) {
+	old := s.slots
+	s.slots = make([]uint64, size)
+	s.shift = uint(32 - bits.TrailingZeros(uint(size)))
+	for _, e := range old {
+		if e != 0 {
+			s.put(e)
 		}
 	}
 }
 
-// insert adds record r, whose key must not be in the set yet.
-func (s *keySet) insert(keys *arena[[]byte], r int) {
-	if 4*(s.n+1) > 3*len(s.slots) {
-		old := s.slots
-		s.slots = make([]uint32, 2*len(old))
-		s.n = 0
-		for _, o := range old {
-			if o != 0 {
-				s.put(keys, int(o-1))
+// tag returns key's tag.
+func (s *keySet) tag(key []byte) uint32 {
+	return uint32(maphash.Bytes(s.seed, key) >> 32)
+}
+
+// find returns the record holding key, or -1, and key's tag (for insert).
+// keys.item(r) must be record r's key.
+func (s *keySet) find(keys *arena[[]byte], key []byte) (int, uint32) {
+	tag := s.tag(key)
+	return s.findTag(keys, key, tag), tag
+}
+
+// findTag is find for a key whose tag is known.
+func (s *keySet) findTag(keys *arena[[]byte], key []byte, tag uint32) int {
+	mask := len(s.slots) - 1
+	for i := int(tag >> s.shift); ; i = (i + 1) & mask {
+		e := s.slots[i]
+		if e == 0 {
+			return -1
+		}
+		if uint32(e>>32) == tag {
+			if r := int(uint32(e)) - 1; bytes.Equal(keys.item(r), key) {
+				return r
 			}
 		}
 	}
-	s.put(keys, r)
 }
 
-func (s *keySet) put(keys *arena[[]byte], r int) {
-	mask := uint64(len(s.slots) - 1)
-	h := maphash.Bytes(s.seed, keys.item(r)) & mask
-	for s.slots[h] != 0 {
-		h = (h + 1) & mask
+// insert adds record r, whose key has the tag find returned and is not in
+// the set yet.
+func (s *keySet) insert(r int, tag uint32) {
+	if 4*(s.n+1) > 3*len(s.slots) {
+		if uint64(len(s.slots)) >= keySetMaxSlots {
+			panic("party: keySet: more than 3<<30 keys") // max_set_size is at most 1<<31
+		}
+		s.resize(2 * len(s.slots))
 	}
-	s.slots[h] = uint32(r + 1)
+	s.put(uint64(tag)<<32 | uint64(uint32(r+1)))
 	s.n++
+}
+
+// put stores slot value e in the first empty slot from its tag's home.
+func (s *keySet) put(e uint64) {
+	mask := len(s.slots) - 1
+	i := int(uint32(e>>32) >> s.shift)
+	for s.slots[i] != 0 {
+		i = (i + 1) & mask
+	}
+	s.slots[i] = e
 }

@@ -56,17 +56,74 @@ func TestArena(t *testing.T) {
 // keySet finds every inserted key, by content, and no other.
 func TestKeySet(t *testing.T) {
 	var keys arena[[]byte]
-	set := newKeySet()
+	set := newKeySet(0)
+	find := func(key []byte) int {
+		r, tag := set.find(&keys, key)
+		require.Equal(t, set.tag(key), tag)
+		return r
+	}
 	for k := 0; k < 100000; k++ {
 		key := []byte(fmt.Sprintf("key-%d", k))
-		require.Equal(t, -1, set.find(&keys, key))
+		r, tag := set.find(&keys, key)
+		require.Equal(t, -1, r)
 		keys.add(key)
-		set.insert(&keys, k)
+		set.insert(k, tag)
 	}
 	for k := 0; k < 100000; k++ {
-		require.Equal(t, k, set.find(&keys, []byte(fmt.Sprintf("key-%d", k))))
+		require.Equal(t, k, find([]byte(fmt.Sprintf("key-%d", k))))
 	}
-	require.Equal(t, -1, set.find(&keys, []byte("key-100000")))
-	require.Equal(t, -1, set.find(&keys, nil))
+	require.Equal(t, -1, find([]byte("key-100000")))
+	require.Equal(t, -1, find(nil))
 	require.LessOrEqual(t, len(set.slots), 4*100000/3*2, "the table stays within twice its minimum size")
+}
+
+// keySet tells keys apart whose tags are equal (here: all of them, with
+// a constant tag), by their bytes, and keeps finding them after growing.
+func TestKeySetEqualTags(t *testing.T) {
+	var keys arena[[]byte]
+	set := newKeySet(0)
+	const tag = 0xdeadbeef
+	for k := 0; k < 200; k++ {
+		key := []byte(fmt.Sprintf("k%d", k))
+		r, _ := set.find(&keys, key)
+		require.Equal(t, -1, r)
+		keys.add(key)
+		// Forge the collision: every record gets the same tag.
+		set.insert(k, tag)
+	}
+	require.Greater(t, len(set.slots), keySetMinSlots, "the table grew")
+	// find hashes the key itself, so look the slots up by hand: each
+	// record is in the one probe run from the tag's home slot.
+	mask := len(set.slots) - 1
+	seen := map[int]bool{}
+	for i, n := int(tag>>set.shift), 0; n < 200; i, n = (i+1)&mask, n+1 {
+		e := set.slots[i]
+		require.NotZero(t, e, "slot %d of the run is empty", n)
+		require.Equal(t, uint32(tag), uint32(e>>32))
+		seen[int(uint32(e))-1] = true
+	}
+	require.Len(t, seen, 200)
+}
+
+// A presized keySet does not grow while it holds the keys it was sized
+// for; reserve grows it once.
+func TestKeySetPresized(t *testing.T) {
+	var keys arena[[]byte]
+	set := newKeySet(10000)
+	size := len(set.slots)
+	require.GreaterOrEqual(t, 3*size, 4*10000)
+	for k := 0; k < 10000; k++ {
+		key := []byte(fmt.Sprintf("key-%d", k))
+		r, tag := set.find(&keys, key)
+		require.Equal(t, -1, r)
+		keys.add(key)
+		set.insert(k, tag)
+	}
+	require.Equal(t, size, len(set.slots), "no growth")
+	set.reserve(100000)
+	require.GreaterOrEqual(t, 3*len(set.slots), 4*100000)
+	for k := 0; k < 10000; k++ {
+		r, _ := set.find(&keys, []byte(fmt.Sprintf("key-%d", k)))
+		require.Equal(t, k, r, "found after reserve")
+	}
 }

@@ -169,7 +169,54 @@ type colSpec struct {
 
 // ReadCSV is [LoadCSV] on a reader.
 func ReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOptions) (*Records, error) {
-	return ReadRows(newCSVSource(in), spec, partyName, opt)
+	src := newCSVSource(in)
+	if size := inputSize(in); size > 0 {
+		return ReadRows(&sizedCSVSource{src, size}, spec, partyName, opt)
+	}
+	return ReadRows(src, spec, partyName, opt)
+}
+
+// rowEstimator is a [RowSource] that can estimate how many rows it holds
+// in all, from the first rows read.
+type rowEstimator interface {
+	estimateRows(read int) int
+}
+
+// estimateAfter is the number of rows read before a rowEstimator is asked.
+const estimateAfter = 1024
+
+// sizedCSVSource is a CSV source whose input size is known: the number of
+// rows is the size over the mean size of the rows read so far.
+type sizedCSVSource struct {
+	*csvSource
+	size int64
+}
+
+func (s *sizedCSVSource) estimateRows(read int) int {
+	off := s.r.InputOffset()
+	if off <= 0 || read <= 0 {
+		return 0
+	}
+	// One part in eight over the mean, for rows longer than the first.
+	return int(min(float64(s.size)*float64(read)/float64(off)*9/8, 1<<40))
+}
+
+// inputSize is the number of bytes left in in when it says so (an
+// in-memory reader, or a regular file read from its start), otherwise 0.
+func inputSize(in io.Reader) int64 {
+	switch r := in.(type) {
+	case interface{ Len() int }: // bytes.Reader, strings.Reader, bytes.Buffer
+		return int64(r.Len())
+	case *os.File:
+		fi, err := r.Stat()
+		if err != nil || !fi.Mode().IsRegular() {
+			return 0
+		}
+		if off, err := r.Seek(0, io.SeekCurrent); err == nil && off < fi.Size() {
+			return fi.Size() - off
+		}
+	}
+	return 0
 }
 
 // ReadRows loads a party's records from any [RowSource]: CSV, FHIR NDJSON
@@ -286,11 +333,11 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		recs.fields = append(recs.fields, a.field)
 	}
 	rep := &recs.Report
-	seen := newKeySet()
+	seen := newKeySet(0)
+	est, _ := src.(rowEstimator)
 	// The position of every record, to name the first of two rows with the
 	// same key; kept only while loading, and only if duplicates fail it.
 	var poss []Pos
-	kf := make([]ident.Field, len(match))
 	scratch := make([]uint64, layout.Len())
 	vals := make([]string, len(attrs))
 	get := func(field string) string {
@@ -299,7 +346,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		}
 		return ""
 	}
-	var key, packed []byte
+	var key, val []byte
 	reject := func(re RowError) error {
 		rep.Rejected++
 		if len(rep.Errors) < opt.MaxErrors {
@@ -313,118 +360,168 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 	fail := func(pos Pos, field string, err error) error {
 		return reject(RowError{Line: pos.Line, File: pos.File, Unit: pos.Unit, Ref: pos.Ref, Field: field, Err: err})
 	}
-	for {
-		row, err := src.Next()
-		if err == io.EOF {
-			break
+	// Rows whose keys are looked up are batched, so that the table's
+	// cache misses of a batch overlap (one row at a time, each waits for
+	// its own); rows are still de-duplicated, and errors reported, in
+	// input order.
+	var batch keyBatchRows
+	flush := func() error {
+		defer batch.reset()
+		var near uint64
+		for _, p := range batch.rows {
+			near += seen.near(p.tag)
 		}
-		if err != nil {
-			var re *RowError
-			if !errors.As(err, &re) {
-				return nil, err
-			}
-			rep.Rows++
-			if e := reject(*re); e != nil {
-				return nil, e
-			}
-			continue
-		}
-		pos := src.Pos()
-		rep.Rows++
-		if rep.Rows > spec.MaxSetSize {
-			return nil, fmt.Errorf("%w: more than max_set_size = %d rows", ErrRecords, spec.MaxSetSize)
-		}
-		if len(row) != len(header) {
-			return nil, fmt.Errorf("%w: %s: %d columns, want %d", ErrRecords, pos, len(row), len(header))
-		}
-		bad := false
-		for i, c := range row {
-			if !utf8.ValidString(c) {
-				if e := fail(pos, "", fmt.Errorf("column %d (%s) is not valid UTF-8", i+1, header[i])); e != nil {
-					return nil, e
+		seen.sink = near
+		for i, p := range batch.rows {
+			key := batch.keys[p.key:batch.end(i, func(q pendingRow) int { return q.key }, len(batch.keys))]
+			first := seen.findTag(&recs.keys, key, p.tag)
+			if first >= 0 {
+				if opt.Duplicates == DuplicatesReject {
+					return fmt.Errorf("%w: %s repeats the match key of %s", ErrDuplicateKey, p.pos, poss[first])
 				}
-				bad = true
-				break
+				rep.Duplicates++
+				continue
 			}
-		}
-		if bad {
-			continue
-		}
-		empty := false
-		for i, c := range match {
-			raw := strings.TrimSpace(row[c.col])
-			if raw == "" {
-				empty = true
-				break
-			}
-			v, err := ident.Normalize(c.typ, c.layout, raw)
-			if errors.Is(err, ident.ErrEmpty) {
-				empty = true
-				break
-			}
-			if err != nil {
-				if e := fail(pos, c.field, err); e != nil {
-					return nil, e
-				}
-				bad = true
-				break
-			}
-			kf[i] = ident.Field{Name: c.field, Value: v}
-		}
-		if bad {
-			continue
-		}
-		if empty {
-			rep.EmptyIdentifier++
-			continue
-		}
-		clear(vals)
-		for i, c := range attrs {
-			v, err := normalizeAttr(c, row[c.col])
-			if err != nil {
-				if e := fail(pos, c.field, err); e != nil {
-					return nil, e
-				}
-				bad = true
-				break
-			}
-			vals[i] = v
-		}
-		if bad {
-			continue
-		}
-		clear(scratch)
-		if err := layout.Contribute(pi, get, scratch); err != nil {
-			if e := fail(pos, "", err); e != nil {
-				return nil, e
-			}
-			continue
-		}
-		key = ident.AppendKey(key[:0], kf)
-		if first := seen.find(&recs.keys, key); first >= 0 {
+			recs.keys.add(key)
+			seen.insert(recs.keys.len()-1, p.tag)
 			if opt.Duplicates == DuplicatesReject {
-				return nil, fmt.Errorf("%w: %s repeats the match key of %s", ErrDuplicateKey, pos, poss[first])
+				poss = append(poss, p.pos)
 			}
-			rep.Duplicates++
-			continue
+			recs.ids.add(batch.ids[p.id:batch.end(i, func(q pendingRow) int { return q.id }, len(batch.ids))])
+			recs.values.add(batch.values[p.value:batch.end(i, func(q pendingRow) int { return q.value }, len(batch.values))])
+			rep.Loaded++
 		}
-		recs.keys.add(key)
-		seen.insert(&recs.keys, recs.keys.len()-1)
-		if opt.Duplicates == DuplicatesReject {
-			poss = append(poss, pos)
+		return nil
+	}
+	load := func() error {
+		for {
+			row, err := src.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				var re *RowError
+				if !errors.As(err, &re) {
+					return err
+				}
+				rep.Rows++
+				if e := reject(*re); e != nil {
+					return e
+				}
+				continue
+			}
+			pos := src.Pos()
+			rep.Rows++
+			if est != nil && rep.Rows == estimateAfter {
+				// Size the key table once for the whole input, so that it
+				// does not grow (and move every slot) log2(n) times.
+				seen.reserve(min(est.estimateRows(rep.Rows), spec.MaxSetSize))
+			}
+			if rep.Rows > spec.MaxSetSize {
+				return fmt.Errorf("%w: more than max_set_size = %d rows", ErrRecords, spec.MaxSetSize)
+			}
+			if len(row) != len(header) {
+				return fmt.Errorf("%w: %s: %d columns, want %d", ErrRecords, pos, len(row), len(header))
+			}
+			bad := false
+			for i, c := range row {
+				if !utf8.ValidString(c) {
+					if e := fail(pos, "", fmt.Errorf("column %d (%s) is not valid UTF-8", i+1, header[i])); e != nil {
+						return e
+					}
+					bad = true
+					break
+				}
+			}
+			if bad {
+				continue
+			}
+			empty := false
+			// The key is built as the fields are normalised, without a
+			// string per field (ident.AppendKey's bytes).
+			key = append(key[:0], ident.KeyVersion)
+			for _, c := range match {
+				raw := strings.TrimSpace(row[c.col])
+				if raw == "" {
+					empty = true
+					break
+				}
+				var err error
+				val, err = ident.AppendNormalized(val[:0], c.typ, c.layout, raw)
+				if errors.Is(err, ident.ErrEmpty) {
+					empty = true
+					break
+				}
+				if err != nil {
+					if e := fail(pos, c.field, err); e != nil {
+						return e
+					}
+					bad = true
+					break
+				}
+				key = ident.AppendKeyField(key, c.field, val)
+			}
+			if bad {
+				continue
+			}
+			if empty {
+				rep.EmptyIdentifier++
+				continue
+			}
+			clear(vals)
+			for i, c := range attrs {
+				v, err := normalizeAttr(c, row[c.col], &val)
+				if err != nil {
+					if e := fail(pos, c.field, err); e != nil {
+						return e
+					}
+					bad = true
+					break
+				}
+				vals[i] = v
+			}
+			if bad {
+				continue
+			}
+			clear(scratch)
+			if err := layout.Contribute(pi, get, scratch); err != nil {
+				if e := fail(pos, "", err); e != nil {
+					return e
+				}
+				continue
+			}
+			// The row is good: it waits in the batch for its key to be looked
+			// up.
+			p := pendingRow{pos: pos, tag: seen.tag(key), key: len(batch.keys)}
+			batch.keys = append(batch.keys, key...)
+			p.id = len(batch.ids)
+			if idCol.col >= 0 {
+				batch.ids = append(batch.ids, strings.TrimSpace(row[idCol.col])...)
+			} else {
+				batch.ids = strconv.AppendInt(batch.ids, int64(pos.Line), 10)
+			}
+			p.value = len(batch.values)
+			for _, v := range vals {
+				batch.values = binary.AppendUvarint(batch.values, uint64(len(v)))
+				batch.values = append(batch.values, v...)
+			}
+			batch.rows = append(batch.rows, p)
+			if len(batch.rows) == keyBatch {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
 		}
-		if idCol.col >= 0 {
-			recs.ids.addString(strings.TrimSpace(row[idCol.col]))
-		} else {
-			recs.ids.add(strconv.AppendInt(packed[:0], int64(pos.Line), 10))
-		}
-		packed = packed[:0]
-		for _, v := range vals {
-			packed = binary.AppendUvarint(packed, uint64(len(v)))
-			packed = append(packed, v...)
-		}
-		recs.values.add(packed)
-		rep.Loaded++
+		return nil
+	}
+	err = load()
+	// The rows before an error come first: a duplicate among them is
+	// the error reported.
+	if e := flush(); e != nil {
+		return nil, e
+	}
+	if err != nil {
+		return nil, err
 	}
 	if rep.Loaded == 0 && rep.Rows == 0 {
 		return nil, fmt.Errorf("%w: no data rows", ErrRecords)
@@ -435,24 +532,66 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 	return recs, nil
 }
 
-func normalizeAttr(c colSpec, raw string) (string, error) {
+// keyBatch is the number of rows whose keys are looked up together.
+const keyBatch = 32
+
+// keyBatchRows are rows waiting for their keys to be looked up: their
+// keys, record ids and packed attribute values back to back.
+type keyBatchRows struct {
+	rows              []pendingRow
+	keys, ids, values []byte
+}
+
+// pendingRow is a row of a keyBatchRows: where its parts start.
+type pendingRow struct {
+	pos            Pos
+	tag            uint32
+	key, id, value int
+}
+
+// end returns where row i's part ends: the start of row i+1's (off), or n
+// for the last row.
+func (b *keyBatchRows) end(i int, off func(pendingRow) int, n int) int {
+	if i+1 < len(b.rows) {
+		return off(b.rows[i+1])
+	}
+	return n
+}
+
+func (b *keyBatchRows) reset() {
+	b.rows, b.keys, b.ids, b.values = b.rows[:0], b.keys[:0], b.ids[:0], b.values[:0]
+}
+
+// normalizeAttr normalises an attribute value; buf is scratch space kept
+// between calls.
+func normalizeAttr(c colSpec, raw string, buf *[]byte) (string, error) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
 		return "", nil
 	}
 	switch c.typ {
 	case ident.TypeCodes:
-		var codes []string
-		for _, code := range strings.Split(raw, c.sep) {
+		// The non-empty trimmed codes split at c.sep, joined with
+		// session.CodeSeparator.
+		b := (*buf)[:0]
+		for code := range strings.SplitSeq(raw, c.sep) {
 			code = strings.TrimSpace(code)
 			if strings.Contains(code, session.CodeSeparator) {
 				return "", fmt.Errorf("code contains a control character")
 			}
-			if code != "" {
-				codes = append(codes, code)
+			if code == "" {
+				continue
 			}
+			if len(b) > 0 {
+				b = append(b, session.CodeSeparator...)
+			}
+			b = append(b, code...)
 		}
-		return strings.Join(codes, session.CodeSeparator), nil
+		*buf = b
+		if len(b) == len(raw) && string(b) == raw {
+			return raw, nil // one code: no copy
+		}
+		return string(b), nil
 	case ident.TypeNumber:
 		return raw, nil
 	default:

@@ -2,7 +2,9 @@ package party_test
 
 import (
 	"bytes"
+	"encoding/csv"
 	"fmt"
+	"io"
 	"runtime"
 	"runtime/metrics"
 	"sync"
@@ -191,4 +193,75 @@ func BenchmarkKeyedParty(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(loaded), "ns/record")
 		})
 	}
+}
+
+// BenchmarkKeyedLoadVsCSV times, on one core and interleaved in one run,
+// a plain encoding/csv read of benchParty's generated 1M-row file (the
+// reader configured as the loader's: ReuseRecord, every row read, nothing
+// else done) and the keyed load of the same bytes ([party.ReadCSV]: mapping,
+// normalisation, value checks, de-duplication, arenas). It reports both
+// times per row (wall, and process CPU time where the platform has it),
+// their ratios (load ÷ csv, the "within 3×" target), and the heap
+// allocations per row of each, counted apart.
+func BenchmarkKeyedLoadVsCSV(b *testing.B) {
+	in := benchCohortInput(b, 1_000_000)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	mallocs := func() uint64 {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.Mallocs
+	}
+	var csvTime, loadTime, csvCPU, loadCPU time.Duration
+	var csvAllocs, loadAllocs uint64
+	var rows, loaded int
+	b.ReportAllocs()
+	for b.Loop() {
+		runtime.GC()
+		m0, c0, t0 := mallocs(), processCPUTime(), time.Now()
+		r := csv.NewReader(bytes.NewReader(in.csv))
+		r.ReuseRecord = true
+		n := 0
+		for {
+			_, err := r.Read()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		csvTime += time.Since(t0)
+		csvCPU += processCPUTime() - c0
+		csvAllocs += mallocs() - m0
+		rows = n - 1 // the header
+
+		runtime.GC()
+		m0, c0, t0 = mallocs(), processCPUTime(), time.Now()
+		recs, err := party.ReadCSV(bytes.NewReader(in.csv), in.spec, benchParty, in.opt)
+		loadTime += time.Since(t0)
+		loadCPU += processCPUTime() - c0
+		loadAllocs += mallocs() - m0
+		if err != nil {
+			b.Fatal(err)
+		}
+		if recs.Report.Rows != rows {
+			b.Fatalf("loaded %d rows, csv read %d", recs.Report.Rows, rows)
+		}
+		loaded = recs.Len()
+	}
+	per := float64(b.N) * float64(rows)
+	b.ReportMetric(float64(csvTime.Nanoseconds())/per, "csv-ns/row")
+	b.ReportMetric(float64(loadTime.Nanoseconds())/per, "load-ns/row")
+	b.ReportMetric(float64(loadTime)/float64(csvTime), "load/csv")
+	if csvCPU > 0 {
+		// CPU time (user + system of the process, GC included), which a
+		// shared machine inflates less than wall time.
+		b.ReportMetric(float64(csvCPU.Nanoseconds())/per, "csv-cpu-ns/row")
+		b.ReportMetric(float64(loadCPU.Nanoseconds())/per, "load-cpu-ns/row")
+		b.ReportMetric(float64(loadCPU)/float64(csvCPU), "cpu-load/csv")
+	}
+	b.ReportMetric(float64(csvAllocs)/per, "csv-allocs/row")
+	b.ReportMetric(float64(loadAllocs)/per, "load-allocs/row")
+	b.ReportMetric(float64(loaded), "records")
 }

@@ -99,8 +99,16 @@ var equivCases = map[string]string{
 	"bare quote":                         "given,dob,sex,nid,visits,dx\nAda,1815-12-10,F,1,3,\nB\"ob,1815-12-11,M,2,4,\n",
 	"non-UTF-8":                          "given,dob,sex,nid,visits,dx\nAda,1815-12-10,F,1,3,\nB\xffob,1815-12-11,M,2,4,\nCy,1815-12-12,F,3,3,\n",
 	"codes":                              "given,dob,sex,nid,visits,dx\nAda,1815-12-10,F,1,3, E11 ;; I10 ;\nBob,1815-12-11,M,2,,\nCy,1815-12-12,F,3,3,E11\x1fX\n",
-	"missing column":                     "given,dob,sex,visits,dx\nAda,1815-12-10,F,3,\n",
-	"too many rows":                      "given,dob,sex,nid,visits,dx\nA,1815-12-10,F,1,1,\nB,1815-12-10,F,2,1,\nC,1815-12-10,F,3,1,\nD,1815-12-10,F,4,1,\nE,1815-12-10,F,5,1,\n",
+	// A duplicate waiting in the key batch when a later row fails: the
+	// duplicate, being first, is the error (when duplicates are refused).
+	"duplicate then bad date":      "given,dob,sex,nid,visits,dx\nAda,1815-12-10,F,1,3,\nADA,1815-12-10,F,1,3,\nBob,1815-13-40,M,2,4,\n",
+	"duplicate then field count":   "given,dob,sex,nid,visits,dx\nAda,1815-12-10,F,1,3,\nADA,1815-12-10,F,1,3,\nBob,1815-12-11\n",
+	"duplicate then bare quote":    "given,dob,sex,nid,visits,dx\nAda,1815-12-10,F,1,3,\nADA,1815-12-10,F,1,3,\nB\"ob,1815-12-11,M,2,4,\n",
+	"duplicate then non-UTF-8":     "given,dob,sex,nid,visits,dx\nAda,1815-12-10,F,1,3,\nADA,1815-12-10,F,1,3,\nB\xffob,1815-12-11,M,2,4,\n",
+	"duplicate then bad value":     "given,dob,sex,nid,visits,dx\nAda,1815-12-10,F,1,3,\nADA,1815-12-10,F,1,3,\nDi,1815-12-13,F,4,200,\n",
+	"duplicate then too many rows": "given,dob,sex,nid,visits,dx\nA,1815-12-10,F,1,1,\nB,1815-12-10,F,2,1,\nA,1815-12-10,F,1,1,\nD,1815-12-10,F,4,1,\nE,1815-12-10,F,5,1,\n",
+	"missing column":               "given,dob,sex,visits,dx\nAda,1815-12-10,F,3,\n",
+	"too many rows":                "given,dob,sex,nid,visits,dx\nA,1815-12-10,F,1,1,\nB,1815-12-10,F,2,1,\nC,1815-12-10,F,3,1,\nD,1815-12-10,F,4,1,\nE,1815-12-10,F,5,1,\n",
 }
 
 // Edge cases — empty files, duplicates merged or rejected, bad rows

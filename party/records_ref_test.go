@@ -197,7 +197,7 @@ func refReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOpti
 		}
 		vals := make([]string, len(attrs))
 		for i, c := range attrs {
-			v, err := normalizeAttr(c, row[c.col])
+			v, err := refNormalizeAttr(c, row[c.col])
 			if err != nil {
 				if e := fail(line, c.field, err); e != nil {
 					return nil, fmt.Errorf("%w: %w", ErrRecords, e)
@@ -245,4 +245,30 @@ func refReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOpti
 		return nil, fmt.Errorf("%w: no data rows", ErrRecords)
 	}
 	return recs, nil
+}
+
+// refNormalizeAttr is normalizeAttr before it reused a buffer, verbatim.
+func refNormalizeAttr(c colSpec, raw string) (string, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return "", nil
+	}
+	switch c.typ {
+	case ident.TypeCodes:
+		var codes []string
+		for _, code := range strings.Split(raw, c.sep) {
+			code = strings.TrimSpace(code)
+			if strings.Contains(code, session.CodeSeparator) {
+				return "", fmt.Errorf("code contains a control character")
+			}
+			if code != "" {
+				codes = append(codes, code)
+			}
+		}
+		return strings.Join(codes, session.CodeSeparator), nil
+	case ident.TypeNumber:
+		return raw, nil
+	default:
+		return ident.Normalize(c.typ, c.layout, raw)
+	}
 }

@@ -3,7 +3,6 @@ package ident
 import (
 	"fmt"
 	"strings"
-	"time"
 )
 
 // DefaultLayout is the ISO 8601 calendar date layout, the output form of
@@ -168,32 +167,67 @@ func (l Layout) String() string {
 // expected. An ISO date given to the zero Layout is returned without
 // allocating. Normalize is safe for concurrent use.
 func (l Layout) Normalize(s string) (string, error) {
-	in := strings.TrimSpace(s)
-	if in == "" {
-		return "", ErrEmpty
+	in, year, month, day, err := l.parse(s)
+	if err != nil {
+		return "", err
 	}
-	var year, month, day int
+	if l.n == 0 {
+		return in, nil
+	}
+	var out [10]byte
+	return string(appendISO(out[:0], year, month, day)), nil
+}
+
+// Append appends the date s, parsed with layout l, to dst as ISO 8601
+// "YYYY-MM-DD" ([Layout.Normalize]) and returns the extended slice; on
+// error dst is returned unchanged. It does not allocate when dst has room.
+// Append is safe for concurrent use.
+func (l Layout) Append(dst []byte, s string) ([]byte, error) {
+	_, year, month, day, err := l.parse(s)
+	if err != nil {
+		return dst, err
+	}
+	return appendISO(dst, year, month, day), nil
+}
+
+// appendISO appends a date as YYYY-MM-DD (year, month and day in range).
+func appendISO(dst []byte, year, month, day int) []byte {
+	n := len(dst)
+	dst = append(dst, "0000-00-00"...)
+	put(dst[n:n+4], year)
+	put(dst[n+5:n+7], month)
+	put(dst[n+8:n+10], day)
+	return dst
+}
+
+// parse parses s with l: the trimmed input and the date, or the error of
+// [Layout.Normalize].
+func (l Layout) parse(s string) (in string, year, month, day int, err error) {
+	in = strings.TrimSpace(s)
+	if in == "" {
+		return "", 0, 0, 0, ErrEmpty
+	}
 	if l.n == 0 {
 		if len(in) != 10 || in[4] != '-' || in[7] != '-' {
-			return "", badDate(s, l)
+			return "", 0, 0, 0, badDate(s, l)
 		}
 		var ok1, ok2, ok3 bool
 		year, ok1 = digits(in[0:4])
 		month, ok2 = digits(in[5:7])
 		day, ok3 = digits(in[8:10])
 		if !ok1 || !ok2 || !ok3 {
-			return "", badDate(s, l)
+			return "", 0, 0, 0, badDate(s, l)
 		}
 		if err := checkDate(s, year, month, day); err != nil {
-			return "", err
+			return "", 0, 0, 0, err
 		}
-		return in, nil
+		return in, year, month, day, nil
 	}
 	i := 0
 	for _, p := range l.parts[:l.n] {
 		if p.elem == elemLit {
 			if i >= len(in) || in[i] != p.lit {
-				return "", badDate(s, l)
+				return "", 0, 0, 0, badDate(s, l)
 			}
 			i++
 			continue
@@ -210,7 +244,7 @@ func (l Layout) Normalize(s string) (string, error) {
 			w++
 		}
 		if w < minW {
-			return "", badDate(s, l)
+			return "", 0, 0, 0, badDate(s, l)
 		}
 		v, _ := digits(in[i : i+w])
 		i += w
@@ -224,18 +258,12 @@ func (l Layout) Normalize(s string) (string, error) {
 		}
 	}
 	if i != len(in) {
-		return "", badDate(s, l)
+		return "", 0, 0, 0, badDate(s, l)
 	}
 	if err := checkDate(s, year, month, day); err != nil {
-		return "", err
+		return "", 0, 0, 0, err
 	}
-	var out [10]byte
-	put(out[0:4], year)
-	out[4] = '-'
-	put(out[5:7], month)
-	out[7] = '-'
-	put(out[8:10], day)
-	return string(out[:]), nil
+	return in, year, month, day, nil
 }
 
 // checkDate validates a parsed date; s is the input, for the message.
@@ -256,9 +284,19 @@ func badDate(s string, l Layout) error {
 	return fmt.Errorf("%w %q: does not match layout %s", ErrBadDate, truncate(s), l)
 }
 
-// daysIn returns the number of days of month in year (Gregorian).
+// daysIn returns the number of days of month (1..12) in year (proleptic
+// Gregorian; tested against package time).
 func daysIn(year, month int) int {
-	return time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day()
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
 // digits parses an all-ASCII-digit string.

@@ -3,6 +3,7 @@ package ident_test
 import (
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/mpsi-dev/mpsi/psi/ident"
 	"github.com/stretchr/testify/require"
@@ -183,5 +184,17 @@ func TestLayoutNormalizeNoAllocISO(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("Layout{}.Normalize(ISO date) allocates %v times, want 0", allocs)
+	}
+}
+
+// daysIn agrees with package time over the accepted years.
+func TestDaysIn(t *testing.T) {
+	for y := ident.MinYear; y <= ident.MaxYear; y++ {
+		for m := 1; m <= 12; m++ {
+			want := time.Date(y, time.Month(m)+1, 0, 0, 0, 0, 0, time.UTC).Day()
+			if got := ident.DaysIn(y, m); got != want {
+				t.Fatalf("daysIn(%d, %d) = %d, want %d", y, m, got, want)
+			}
+		}
 	}
 }

@@ -59,9 +59,12 @@
 // decomposition but which exports often write in ASCII, are transliterated:
 // "ø" → "o", "ł" → "l", "đ" and "ð" → "d", "ħ" → "h", "ŧ" → "t", "ı" → "i",
 // "æ" → "ae", "œ" → "oe", "þ" → "th", so "Łukasz" = "Lukasz" and
-// "Søren" = "Soren". Pure-ASCII input takes a fast path
-// that gives the same result (tested on every short input and on random
-// strings).
+// "Søren" = "Soren". Pure-ASCII input takes a fast path, and so does ASCII
+// mixed with precomposed Latin-1 letters (U+00C0..U+00FF, by a table), each
+// giving the same result as the general path (tested on every short input,
+// every Latin-1 letter in context and on random strings). [AppendName],
+// [AppendID], [Layout.Append] and [AppendNormalized] write the same normal
+// forms into a caller's buffer, without allocating on those paths.
 //
 // Examples:
 //
@@ -141,7 +144,7 @@
 // reported, never silently matched as unknown. Anything else is
 // [ErrBadSex] ("mals" included).
 //
-// # Keys ([AppendKey], [DecodeKey])
+// # Keys ([AppendKey], [AppendKeyField], [DecodeKey])
 //
 // A key is the byte [KeyVersion] followed, for each match field in the
 // session spec's order, by

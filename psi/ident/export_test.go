@@ -13,6 +13,8 @@ var (
 	ReferenceName = referenceName
 	ASCIIID       = asciiID
 	GeneralID     = generalID
+	LatinName     = appendLatinName
+	DaysIn        = daysIn
 )
 
 // referenceName is the straightforward NormalizeName pipeline of the

@@ -29,6 +29,7 @@ func FuzzNormalizeName(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		got, err := ident.NormalizeName(s)
+		checkAppend(t, "AppendName", ident.AppendName, s, got, err)
 		if err != nil {
 			if got != "" || !(errors.Is(err, ident.ErrEmpty) || errors.Is(err, ident.ErrInvalidUTF8)) {
 				t.Fatalf("NormalizeName(%q) = %q, %v", s, got, err)
@@ -54,7 +55,31 @@ func FuzzNormalizeName(f *testing.F) {
 		if ref, err := ident.ReferenceName(s); err != nil || ref != got {
 			t.Fatalf("ReferenceName(%q) = %q, %v, NormalizeName = %q", s, ref, err, got)
 		}
+		if fast, ok := ident.LatinName(nil, s); ok && string(fast) != got {
+			t.Fatalf("LatinName(%q) = %q, NormalizeName = %q", s, fast, got)
+		}
 	})
+}
+
+// checkAppend checks that an Append function agrees with its Normalize
+// function on s (which returned want, wantErr): the same bytes after a
+// prefix it keeps, or the same error with the prefix unchanged.
+func checkAppend(t *testing.T, name string, appendFn func([]byte, string) ([]byte, error), s, want string, wantErr error) {
+	t.Helper()
+	prefix := []byte("prefix:")
+	got, err := appendFn(prefix[:len(prefix):len(prefix)], s)
+	if (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() {
+		t.Fatalf("%s(%q) error %v, Normalize error %v", name, s, err, wantErr)
+	}
+	if err != nil {
+		if string(got) != string(prefix) {
+			t.Fatalf("%s(%q) failed but returned %q", name, s, got)
+		}
+		return
+	}
+	if string(got) != string(prefix)+want {
+		t.Fatalf("%s(%q) = %q, want %q after the prefix", name, s, got, want)
+	}
 }
 
 // FuzzNormalizeID checks that NormalizeID never panics, returns valid
@@ -65,6 +90,10 @@ func FuzzNormalizeID(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		got, err := ident.NormalizeID(s)
+		checkAppend(t, "AppendID", ident.AppendID, s, got, err)
+		if slow, slowErr := ident.GeneralID(s); slow != got || (slowErr == nil) != (err == nil) {
+			t.Fatalf("GeneralID(%q) = %q, %v, NormalizeID = %q, %v", s, slow, slowErr, got, err)
+		}
 		if err != nil {
 			if got != "" || !(errors.Is(err, ident.ErrEmpty) || errors.Is(err, ident.ErrInvalidUTF8)) {
 				t.Fatalf("NormalizeID(%q) = %q, %v", s, got, err)
@@ -104,6 +133,7 @@ func FuzzLayoutNormalize(f *testing.F) {
 			t.Fatalf("ParseLayout(%q) does not round-trip through %q: %v", layout, l.String(), err)
 		}
 		got, err := l.Normalize(s)
+		checkAppend(t, "Layout.Append", l.Append, s, got, err)
 		if err != nil {
 			if got != "" || !(errors.Is(err, ident.ErrBadDate) || errors.Is(err, ident.ErrEmpty)) {
 				t.Fatalf("Normalize(%q) with %s = %q, %v", s, l, got, err)

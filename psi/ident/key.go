@@ -34,12 +34,19 @@ type Field struct {
 func AppendKey(dst []byte, fields []Field) []byte {
 	dst = append(dst, KeyVersion)
 	for _, f := range fields {
-		dst = binary.AppendUvarint(dst, uint64(len(f.Name)))
-		dst = append(dst, f.Name...)
-		dst = binary.AppendUvarint(dst, uint64(len(f.Value)))
-		dst = append(dst, f.Value...)
+		dst = AppendKeyField(dst, f.Name, f.Value)
 	}
 	return dst
+}
+
+// AppendKeyField appends one field of a key to dst, for callers that build
+// a key without a []Field: the key of fields is KeyVersion followed by
+// AppendKeyField of each field in order, byte for byte [AppendKey]'s.
+func AppendKeyField[V string | []byte](dst []byte, name string, value V) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(name)))
+	dst = append(dst, name...)
+	dst = binary.AppendUvarint(dst, uint64(len(value)))
+	return append(dst, value...)
 }
 
 // DecodeKey is the inverse of [AppendKey]. It is canonical: it accepts

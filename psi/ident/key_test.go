@@ -3,6 +3,7 @@ package ident_test
 import (
 	"bytes"
 	"slices"
+	"strings"
 	"testing"
 	"testing/cryptotest"
 
@@ -130,4 +131,19 @@ func TestDecodeKeyMalformed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// AppendKeyField, field by field after KeyVersion, builds AppendKey's key.
+func TestAppendKeyField(t *testing.T) {
+	fields := []ident.Field{{"given_name", "jose"}, {"family_name", ""}, {"birth_date", "1989-05-25"}, {strings.Repeat("n", 200), strings.Repeat("v", 300)}}
+	want := ident.AppendKey([]byte("p"), fields)
+	got := append([]byte("p"), ident.KeyVersion)
+	for i, f := range fields {
+		if i%2 == 0 {
+			got = ident.AppendKeyField(got, f.Name, f.Value)
+		} else {
+			got = ident.AppendKeyField(got, f.Name, []byte(f.Value))
+		}
+	}
+	require.Equal(t, want, got)
 }

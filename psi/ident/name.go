@@ -38,7 +38,88 @@ func NormalizeName(s string) (string, error) {
 		}
 		return out, nil
 	}
+	if b, ok := appendLatinName(make([]byte, 0, len(s)), s); ok {
+		if len(b) == 0 {
+			return "", ErrEmpty
+		}
+		return string(b), nil
+	}
 	return generalName(s)
+}
+
+// AppendName appends the normal form of the name s ([NormalizeName]) to
+// dst and returns the extended slice; on error dst is returned unchanged.
+// It does not allocate when dst has room and s is ASCII, or ASCII and
+// precomposed Latin-1 letters (U+00C0..U+00FF, as in "Müller" or "Núñez").
+// AppendName is safe for concurrent use.
+func AppendName(dst []byte, s string) ([]byte, error) {
+	if b, ok := appendLatinName(dst, s); ok {
+		if len(b) == len(dst) {
+			return dst, ErrEmpty
+		}
+		return b, nil
+	}
+	v, err := generalName(s)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, v...), nil
+}
+
+// latin1Fold is the normal form of each letter of U+00C0..U+00FF (indexed
+// by the second byte of its UTF-8 encoding, minus 0x80): case folded,
+// accents removed, the stroked letters and ligatures transliterated as
+// latinLetterFold does, "ß" folded to "ss". "" marks × and ÷, symbols that
+// NormalizeName drops. Every entry is ASCII, so a name of ASCII and these
+// letters needs no Unicode tables (tested against generalName on every
+// entry and on random strings).
+var latin1Fold = [64]string{
+	"a", "a", "a", "a", "a", "a", "ae", "c", "e", "e", "e", "e", "i", "i", "i", "i", // À..Ï
+	"d", "n", "o", "o", "o", "o", "o", "", "o", "u", "u", "u", "u", "y", "th", "ss", // Ð..ß
+	"a", "a", "a", "a", "a", "a", "ae", "c", "e", "e", "e", "e", "i", "i", "i", "i", // à..ï
+	"d", "n", "o", "o", "o", "o", "o", "", "o", "u", "u", "u", "u", "y", "th", "y", // ð..ÿ
+}
+
+// appendLatinName is the fast path of AppendName: it appends the normal
+// form of s to dst if s consists of ASCII and the letters of latin1Fold,
+// and reports false (returning dst unchanged in length) for any other
+// input, including invalid UTF-8. Its output is identical to
+// generalName's (nothing appended standing for ErrEmpty).
+func appendLatinName(dst []byte, s string) ([]byte, bool) {
+	start := len(dst)
+	pending := false // a word separator is due before the next letter
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		var t string
+		switch {
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case c == ' ', c == '-', '\t' <= c && c <= '\r':
+			// White_Space and the ASCII dash separate words.
+			pending = len(dst) > start
+			continue
+		case c < utf8.RuneSelf:
+			continue // other ASCII punctuation, symbols, controls: dropped
+		case c == 0xC3 && i+1 < len(s) && s[i+1]&0xC0 == 0x80:
+			i++
+			if t = latin1Fold[s[i]-0x80]; t == "" {
+				continue // × and ÷
+			}
+		default:
+			return dst[:start], false
+		}
+		if pending {
+			dst = append(dst, ' ')
+			pending = false
+		}
+		if t != "" {
+			dst = append(dst, t...)
+		} else {
+			dst = append(dst, c)
+		}
+	}
+	return dst, true
 }
 
 // asciiName is the fast path of NormalizeName. It reports false if s is
@@ -226,6 +307,33 @@ func NormalizeID(s string) (string, error) {
 		return out, nil
 	}
 	return generalID(s)
+}
+
+// AppendID appends the normal form of the identifier s ([NormalizeID]) to
+// dst and returns the extended slice; on error dst is returned unchanged.
+// It does not allocate when dst has room and s is ASCII. AppendID is safe
+// for concurrent use.
+func AppendID(dst []byte, s string) ([]byte, error) {
+	if isASCII(s) {
+		n := len(dst)
+		for i := 0; i < len(s); i++ {
+			switch c := s[i]; {
+			case 'A' <= c && c <= 'Z':
+				dst = append(dst, c+'a'-'A')
+			case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+				dst = append(dst, c)
+			}
+		}
+		if len(dst) == n {
+			return dst, ErrEmpty
+		}
+		return dst, nil
+	}
+	v, err := generalID(s)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, v...), nil
 }
 
 // generalID is NormalizeID for any input.

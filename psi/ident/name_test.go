@@ -3,6 +3,7 @@ package ident_test
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"strings"
 	"testing"
 	"testing/cryptotest"
 	"unicode/utf8"
@@ -212,5 +213,97 @@ func TestNormalizeNameNoAllocWhenNormal(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("NormalizeName(normal ASCII) allocates %v times, want 0", allocs)
+	}
+}
+
+// TestLatinFastPath proves that the fast path for ASCII and precomposed
+// Latin-1 letters gives generalName's output: it accepts every rune of
+// U+00C0..U+00FF and agrees on each of them alone and between letters,
+// spaces and dashes; it refuses the rest of U+0080..U+00BF and anything
+// else non-ASCII; and on random strings mixing ASCII, Latin-1 and other
+// text (combining marks, other scripts, invalid bytes) NormalizeName and
+// AppendName equal generalName whether or not the fast path applies.
+func TestLatinFastPath(t *testing.T) {
+	cryptotest.SetGlobalRandom(t, 2)
+	check := func(s string, mustFast bool) {
+		t.Helper()
+		slow, slowErr := ident.GeneralName(s)
+		fast, ok := ident.LatinName([]byte("x"), s)
+		if ok {
+			if string(fast) != "x"+slow || (len(fast) == 1) != (slowErr != nil) {
+				t.Fatalf("LatinName(%q) = %q, GeneralName = %q, %v", s, fast[1:], slow, slowErr)
+			}
+		} else if mustFast {
+			t.Fatalf("LatinName(%q) refused", s)
+		} else if string(fast) != "x" {
+			t.Fatalf("LatinName(%q) refused but appended %q", s, fast)
+		}
+		got, err := ident.NormalizeName(s)
+		if got != slow || (err == nil) != (slowErr == nil) {
+			t.Fatalf("NormalizeName(%q) = %q, %v, GeneralName = %q, %v", s, got, err, slow, slowErr)
+		}
+		app, err := ident.AppendName([]byte("x"), s)
+		if string(app) != "x"+slow || (err == nil) != (slowErr == nil) {
+			t.Fatalf("AppendName(%q) = %q, %v, GeneralName = %q, %v", s, app, err, slow, slowErr)
+		}
+	}
+	for r := rune(0x80); r <= 0xFF; r++ {
+		latin := r >= 0xC0
+		c := string(r)
+		for _, s := range []string{c, "a" + c + "b", "A" + c, c + "Z", " " + c + " ", "-" + c + "-x", "x " + c, c + c, "9" + c + "\t"} {
+			check(s, latin)
+		}
+		if !latin {
+			if _, ok := ident.LatinName(nil, c); ok {
+				t.Errorf("LatinName accepted U+%04X", r)
+			}
+		}
+	}
+	for _, s := range []string{"Müller", "Núñez", "Søren", "Öztürk", "STRAßE", "Þór", "Ævar", "× ÷", "Zoë\u0301", "Łukasz", "Jos\xc3", "Jos\xc3(", "\xc3\xc3"} {
+		check(s, false)
+	}
+	alphabet := []string{"a", "Z", "0", " ", "-", "'", ".", "\t", "é", "Ö", "ß", "ø", "Æ", "þ", "×", "ÿ",
+		"\u00a0", "µ", "ª", "¹", "¼", "´", "\u0301", "\u0308", "ł", "ı", "İ", "ǅ", "张", "ｶ", "\u3099", "\xc3", "\xff"}
+	n := 20000
+	if testing.Short() {
+		n = 2000
+	}
+	for range n {
+		var b strings.Builder
+		for range randIntn(12) {
+			if randIntn(4) == 0 {
+				b.WriteString(alphabet[randIntn(len(alphabet))])
+			} else {
+				b.WriteString(alphabet[randIntn(16)]) // mostly the fast path's alphabet
+			}
+		}
+		check(b.String(), false)
+	}
+}
+
+// AppendName, AppendID and Layout.Append do not allocate for the inputs
+// the loader sees most (dst with room).
+func TestAppendNoAlloc(t *testing.T) {
+	l, err := ident.ParseLayout("MM/DD/YYYY")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 0, 64)
+	allocs := testing.AllocsPerRun(100, func() {
+		var err error
+		for _, s := range []string{"  JOSÉ ÁLVAREZ-NÚÑEZ ", "Müller", "O'Brien"} {
+			if _, err = ident.AppendName(buf[:0], s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err = ident.AppendID(buf[:0], "999-76-6866"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err = l.Append(buf[:0], "05/25/1989"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Append functions allocate %v times, want 0", allocs)
 	}
 }

@@ -57,6 +57,27 @@ func Normalize(t Type, l Layout, s string) (string, error) {
 	return "", fmt.Errorf("%w %q", ErrBadType, truncate(string(t)))
 }
 
+// AppendNormalized appends the normal form of s as a field of type t
+// (the value [Normalize] returns) to dst and returns the extended slice; on
+// error, which is Normalize's, dst is returned unchanged. It does not
+// allocate when dst has room and s is ASCII (for names, also precomposed
+// Latin-1 letters). It is safe for concurrent use.
+func AppendNormalized(dst []byte, t Type, l Layout, s string) ([]byte, error) {
+	switch t {
+	case TypeName:
+		return AppendName(dst, s)
+	case TypeDate:
+		return l.Append(dst, s)
+	case TypeID:
+		return AppendID(dst, s)
+	}
+	v, err := Normalize(t, l, s)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, v...), nil
+}
+
 // truncate shortens a non-secret value quoted in an error message so that
 // a corrupt input cannot blow up a log line.
 func truncate(s string) string {
