@@ -404,7 +404,7 @@ func (c *Coordinator) onReady(ctx context.Context, i int, r *Ready) error {
 			return err
 		}
 	}
-	if c.spec.Aggregation == session.AggregationEncrypted && c.encryptsAggregates() {
+	if EncryptsAggregates(c.spec) {
 		if err := c.startEncrypted(); err != nil {
 			return err
 		}
@@ -420,14 +420,6 @@ func (c *Coordinator) onReady(ctx context.Context, i int, r *Ready) error {
 		}
 	}
 	return c.maybeJoin(ctx)
-}
-
-// encryptsAggregates reports whether a session with aggregation encrypted
-// runs the encrypted rounds at all: it does when it declares aggregates and
-// reveals them. Otherwise nothing is encrypted or decrypted, on every
-// driver alike (the parties decide the same from the spec).
-func (c *Coordinator) encryptsAggregates() bool {
-	return EncryptsAggregates(c.spec)
 }
 
 // EncryptsAggregates reports whether a session runs the encrypted rounds:

@@ -273,10 +273,24 @@ func (p *Holder) Seed(j int) (sharing.Seed, error) {
 // PRGContext is the domain-separation context of the mask key k_ij that
 // party i derives from the seed it sends to party j.
 func PRGContext(session string, i, j int) []byte {
-	b := make([]byte, 0, len(session)+16)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(session)))
-	b = append(b, session...)
-	b = binary.BigEndian.AppendUint32(b, 4) // round: masked aggregation
+	return prgContext(session, prgRoundMasked, i, j)
+}
+
+// PRG rounds: the domain separation of each pairwise expansion of a seed
+// (masked aggregation's keys; oblivious aggregation's pads and masks).
+const (
+	prgRoundMasked     = 4
+	prgRoundObliviousG = 5
+	prgRoundObliviousR = 6
+)
+
+// prgContext is len(session) ‖ session ‖ round ‖ i ‖ j, big-endian: the
+// context of an expansion of the seed party i sent to party j.
+func prgContext(sessionID string, round uint32, i, j int) []byte {
+	b := make([]byte, 0, len(sessionID)+16)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(sessionID)))
+	b = append(b, sessionID...)
+	b = binary.BigEndian.AppendUint32(b, round)
 	b = binary.BigEndian.AppendUint32(b, uint32(i))
 	b = binary.BigEndian.AppendUint32(b, uint32(j))
 	return b

@@ -29,25 +29,6 @@ import (
 //     b)), so Σ_j r_j = 0 and one U_j tells the coordinator nothing.
 //   - Σ_i S_i − Σ_j U_j = Σ_i Σ_{p∈I} x_i[p] is released as in masked mode.
 
-// PRG rounds of oblivious aggregation (domain separation of the pairwise
-// expansions, beside masked aggregation's round 4).
-const (
-	prgRoundObliviousG = 5
-	prgRoundObliviousR = 6
-)
-
-// oblContext is the domain-separation context of an oblivious expansion of
-// the seed party i sent to party j.
-func oblContext(sessionID string, round uint32, i, j int) []byte {
-	b := make([]byte, 0, len(sessionID)+16)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(sessionID)))
-	b = append(b, sessionID...)
-	b = binary.BigEndian.AppendUint32(b, round)
-	b = binary.BigEndian.AppendUint32(b, uint32(i))
-	b = binary.BigEndian.AppendUint32(b, uint32(j))
-	return b
-}
-
 // indicatorDigest is the digest a party attests for the indicator of
 // party owner: SHA-256 over the session, the owner, the number of
 // positions and the packed bits.
@@ -242,7 +223,7 @@ func (p *Party) startOblivious() error {
 	o.streams = make([]*sharing.Stream, p.n)
 	for j := range p.n {
 		if j != p.index {
-			o.streams[j] = sharing.NewStream(p.h.seeds[j], oblContext(p.spec.ID, prgRoundObliviousG, p.index, j))
+			o.streams[j] = sharing.NewStream(p.h.seeds[j], prgContext(p.spec.ID, prgRoundObliviousG, p.index, j))
 		}
 	}
 	o.uploadNext = 0
@@ -389,7 +370,7 @@ func (p *Party) unmask() error {
 		if i == p.index {
 			continue
 		}
-		st := sharing.NewStream(p.seeds[i], oblContext(p.spec.ID, prgRoundObliviousG, i, p.index))
+		st := sharing.NewStream(p.seeds[i], prgContext(p.spec.ID, prgRoundObliviousG, i, p.index))
 		total := p.roster[i].SetSize
 		per := uint64(len(block) / L)
 		for off := uint64(0); off < total; off += per {
@@ -421,8 +402,8 @@ func (p *Party) unmask() error {
 		if k == p.index {
 			continue
 		}
-		out := sharing.Expand(p.h.seeds[k], oblContext(p.spec.ID, prgRoundObliviousR, p.index, k), L)
-		in := sharing.Expand(p.seeds[k], oblContext(p.spec.ID, prgRoundObliviousR, k, p.index), L)
+		out := sharing.Expand(p.h.seeds[k], prgContext(p.spec.ID, prgRoundObliviousR, p.index, k), L)
+		in := sharing.Expand(p.seeds[k], prgContext(p.spec.ID, prgRoundObliviousR, k, p.index), L)
 		if err := u.Add(out); err != nil {
 			return err
 		}
