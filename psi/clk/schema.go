@@ -209,7 +209,11 @@ func LoadSchema(path string) (*Schema, error) {
 
 // maxBloomBits bounds l·2^folds: a filter this large is already far beyond
 // any linkage use, and the bound keeps every index arithmetic in int.
-const maxBloomBits = 1 << 24
+const maxBloomBits = 1 << 20
+
+// maxInsertions bounds bitsPerToken and bitsPerFeature: far above any
+// useful value, low enough that one token cannot stall an encoder.
+const maxInsertions = 1 << 14
 
 // ParseSchema parses a clkhash linkage schema of version 3. It is strict:
 // keys the master schema does not define are refused (a misspelt option
@@ -452,6 +456,11 @@ func (p *parser) schema(root any) *Schema {
 		return nil
 	}
 	for i, f := range s.Features {
+		if !f.Ignored && f.Hashing.PreventSingularity && s.Bits<<s.XORFolds < 2 {
+			// clkhash would loop forever: every residue mod 1 is zero.
+			p.fail(fmt.Sprintf("features[%d].hashing.hash.prevent_singularity", i), "needs l·2^xor_folds of at least 2 bits")
+			return nil
+		}
 		if !f.Ignored && f.Hashing.Hash == BlakeHash && (s.Bits<<s.XORFolds)&((s.Bits<<s.XORFolds)-1) != 0 {
 			p.fail(fmt.Sprintf("features[%d].hashing.hash", i), "blakeHash needs l·2^xor_folds to be a power of two, not %d", s.Bits<<s.XORFolds)
 			return nil
@@ -646,9 +655,9 @@ func (p *parser) hashing(path string, v any) Hashing {
 	case len(sm) != 1:
 		p.fail(path+".strategy", "must hold exactly one of bitsPerToken and bitsPerFeature")
 	case hasKey(sm, "bitsPerToken"):
-		h.BitsPerToken = p.integer(path+".strategy.bitsPerToken", sm["bitsPerToken"], 1, 1<<20)
+		h.BitsPerToken = p.integer(path+".strategy.bitsPerToken", sm["bitsPerToken"], 1, maxInsertions)
 	case hasKey(sm, "bitsPerFeature"):
-		h.BitsPerFeature = p.integer(path+".strategy.bitsPerFeature", sm["bitsPerFeature"], 1, 1<<24)
+		h.BitsPerFeature = p.integer(path+".strategy.bitsPerFeature", sm["bitsPerFeature"], 1, maxInsertions)
 	default:
 		for k := range sm {
 			hint := ""
@@ -690,7 +699,7 @@ func (p *parser) comparison(path string, v any) Comparison {
 			return c
 		}
 		c.Type = ComparisonNgram
-		c.N = p.integer(path+".n", m["n"], 1, 1<<10)
+		c.N = p.integer(path+".n", m["n"], 1, 64)
 		if pv, ok := m["positional"]; ok {
 			c.Positional = p.boolean(path+".positional", pv)
 		}
@@ -704,7 +713,7 @@ func (p *parser) comparison(path string, v any) Comparison {
 			return c
 		}
 		c.Type = ComparisonNumeric
-		c.Resolution = p.integer(path+".resolution", m["resolution"], 1, 1<<20)
+		c.Resolution = p.integer(path+".resolution", m["resolution"], 1, maxInsertions)
 		if fp, ok := m["fractional_precision"]; ok {
 			// 10^15 is the largest power of ten a float64 holds exactly;
 			// beyond it Python's int-to-float rounding would have to be
