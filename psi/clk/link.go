@@ -196,7 +196,9 @@ func mayReach(pa, pb uint32, t float64) bool {
 }
 
 // exhaustive compares, for every pair of parties, each record with the
-// other party's records in the popcount window that can reach t.
+// other party's records in the popcount window that can reach t. The other
+// party's CLKs are copied in popcount order so that the window is one
+// contiguous run of memory.
 func exhaustive(ctx context.Context, parties []*Set, t float64, st *LinkStats) ([]Candidate, error) {
 	var out []Candidate
 	for pb := 1; pb < len(parties); pb++ {
@@ -206,9 +208,12 @@ func exhaustive(ctx context.Context, parties []*Set, t float64, st *LinkStats) (
 			order[i] = int32(i)
 		}
 		slices.SortStableFunc(order, func(x, y int32) int { return cmp.Compare(b.pop[x], b.pop[y]) })
+		w := b.words
 		pops := make([]uint32, len(order))
-		for i, j := range order {
-			pops[i] = b.pop[j]
+		data := make([]uint64, len(order)*w)
+		for k, j := range order {
+			pops[k] = b.pop[j]
+			copy(data[k*w:(k+1)*w], b.clk(int(j)))
 		}
 		for pa := 0; pa < pb; pa++ {
 			a := parties[pa]
@@ -222,20 +227,24 @@ func exhaustive(ctx context.Context, parties []*Set, t float64, st *LinkStats) (
 				if p == 0 {
 					continue
 				}
-				// Window with a margin; mayReach decides exactly.
-				lo := uint32(math.Max(0, math.Floor(float64(p)*t/(2-t))-1))
-				hi := uint32(math.Min(float64(math.MaxUint32), math.Ceil(float64(p)*(2-t)/t)+1))
-				start := sort.Search(len(pops), func(k int) bool { return pops[k] >= lo })
+				// The window of popcounts that can reach t, found with the
+				// exact filter from an estimate.
+				lo := sort.Search(len(pops), func(k int) bool { return pops[k] >= p || mayReach(p, pops[k], t) })
+				hi := sort.Search(len(pops), func(k int) bool { return pops[k] > p && !mayReach(p, pops[k], t) })
 				ci := a.clk(i)
-				for k := start; k < len(pops) && pops[k] <= hi; k++ {
-					if !mayReach(p, pops[k], t) {
+				st.Comparisons += int64(hi - lo)
+				// A pair can reach t only if 2c >= t(p+q); test that in
+				// integers-as-floats with a margin, then decide with the
+				// exact float64 coefficient anonlink computes.
+				tm := t * (1 - 1e-9)
+				for k := lo; k < hi; k++ {
+					q := pops[k]
+					c := andCount(ci, data[k*w:(k+1)*w])
+					if float64(2*c) < tm*float64(p+q) {
 						continue
 					}
-					j := int(order[k])
-					st.Comparisons++
-					sim := float64(2*andCount(ci, b.clk(j))) / float64(p+pops[k])
-					if sim >= t {
-						out = append(out, Candidate{Sim: sim, A: Record{pa, i}, B: Record{pb, j}})
+					if sim := float64(2*c) / float64(p+q); sim >= t {
+						out = append(out, Candidate{Sim: sim, A: Record{pa, i}, B: Record{pb, int(order[k])}})
 					}
 				}
 			}
@@ -292,10 +301,53 @@ func planLSH(parties []*Set, opt LinkOptions) *lshPlan {
 	}
 	rng := rand.New(rand.NewChaCha8(seedBytes(opt.Seed))) // public sampling, deterministic by design
 	plan := &lshPlan{bandBits: r, recall: 1 - math.Pow(1-q, float64(bands))}
+	pool := informativeBits(parties)
+	if len(pool) < 2*r {
+		pool = make([]int, L)
+		for i := range pool {
+			pool[i] = i
+		}
+	}
 	for range bands {
-		plan.positions = append(plan.positions, rng.Perm(L)[:r])
+		perm := rng.Perm(len(pool))[:r]
+		pos := make([]int, r)
+		for k, x := range perm {
+			pos[k] = pool[x]
+		}
+		plan.positions = append(plan.positions, pos)
 	}
 	return plan
+}
+
+// informativeBits returns the positions set in between a quarter and three
+// quarters of the CLKs (counted on up to 16384 CLKs per party). A bit set in
+// nearly every record (a common bigram, a frequent value such as a sex
+// code) agrees between unrelated records almost as often as between
+// matches, so sampling it only fills buckets.
+func informativeBits(parties []*Set) []int {
+	L := parties[0].bits
+	counts := make([]int, L)
+	total := 0
+	for _, p := range parties {
+		step := max(1, p.Len()/16384)
+		for i := 0; i < p.Len(); i += step {
+			total++
+			for w, x := range p.clk(i) {
+				for x != 0 {
+					b := bits.LeadingZeros64(x)
+					counts[w*64+b]++
+					x &^= 1 << (63 - uint(b))
+				}
+			}
+		}
+	}
+	var out []int
+	for i, c := range counts {
+		if 4*c >= total && 4*c <= 3*total {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 func seedBytes(s uint64) [32]byte {
