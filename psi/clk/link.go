@@ -273,7 +273,8 @@ func planLSH(parties []*Set, opt LinkOptions) *lshPlan {
 	if r <= 0 {
 		r = max(8, bits.Len(uint(max(n-1, 1))))
 	}
-	r = min(r, 64, L)
+	// A band key and a record position share one uint64.
+	r = min(r, 64-bits.Len(uint(max(n-1, 1))), L)
 	target := opt.TargetRecall
 	if target <= 0 || target >= 1 {
 		target = 0.99
@@ -359,14 +360,20 @@ func seedBytes(s uint64) [32]byte {
 	return b
 }
 
-type keyed struct {
-	key uint64
-	idx int32
-}
-
+// run samples each band's positions from every CLK into a key, sorts each
+// party's (key, position) pairs packed in one uint64, and compares the
+// records of two parties that share a key. A pair that collides in several
+// bands is compared each time but reported once.
 func (pl *lshPlan) run(ctx context.Context, parties []*Set, t float64, st *LinkStats) ([]Candidate, error) {
 	var out []Candidate
-	keys := make([][]keyed, len(parties))
+	n := 0
+	for _, p := range parties {
+		n = max(n, p.Len())
+	}
+	idxBits := uint(bits.Len(uint(max(n-1, 1))))
+	mask := uint64(1)<<idxBits - 1
+	seen := map[[4]int32]struct{}{}
+	keys := make([][]uint64, len(parties))
 	for _, pos := range pl.positions {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -379,9 +386,9 @@ func (pl *lshPlan) run(ctx context.Context, parties []*Set, t float64, st *LinkS
 				for _, b := range pos {
 					k = k<<1 | (c[b>>6]>>(63-uint(b&63)))&1
 				}
-				ks = append(ks, keyed{k, int32(i)})
+				ks = append(ks, k<<idxBits|uint64(i))
 			}
-			slices.SortFunc(ks, func(x, y keyed) int { return cmp.Or(cmp.Compare(x.key, y.key), cmp.Compare(x.idx, y.idx)) })
+			slices.Sort(ks)
 			keys[p] = ks
 		}
 		for pa := range parties {
@@ -390,34 +397,42 @@ func (pl *lshPlan) run(ctx context.Context, parties []*Set, t float64, st *LinkS
 				a, b := parties[pa], parties[pb]
 				i, j := 0, 0
 				for i < len(ka) && j < len(kb) {
+					x, y := ka[i]>>idxBits, kb[j]>>idxBits
 					switch {
-					case ka[i].key < kb[j].key:
+					case x < y:
 						i++
 						continue
-					case ka[i].key > kb[j].key:
+					case x > y:
 						j++
 						continue
 					}
-					k := ka[i].key
 					ie, je := i, j
-					for ie < len(ka) && ka[ie].key == k {
+					for ie < len(ka) && ka[ie]>>idxBits == x {
 						ie++
 					}
-					for je < len(kb) && kb[je].key == k {
+					for je < len(kb) && kb[je]>>idxBits == x {
 						je++
 					}
-					for _, x := range ka[i:ie] {
-						px, cx := a.pop[x.idx], a.clk(int(x.idx))
-						for _, y := range kb[j:je] {
-							py := b.pop[y.idx]
-							if !mayReach(px, py, t) {
+					for _, u := range ka[i:ie] {
+						iu := int(u & mask)
+						pu, cu := a.pop[iu], a.clk(iu)
+						for _, v := range kb[j:je] {
+							iv := int(v & mask)
+							pv := b.pop[iv]
+							if !mayReach(pu, pv, t) {
 								continue
 							}
 							st.Comparisons++
-							sim := float64(2*andCount(cx, b.clk(int(y.idx)))) / float64(px+py)
-							if sim >= t {
-								out = append(out, Candidate{Sim: sim, A: Record{pa, int(x.idx)}, B: Record{pb, int(y.idx)}})
+							sim := float64(2*andCount(cu, b.clk(iv))) / float64(pu+pv)
+							if sim < t {
+								continue
 							}
+							id := [4]int32{int32(pa), int32(pb), int32(iu), int32(iv)}
+							if _, dup := seen[id]; dup {
+								continue
+							}
+							seen[id] = struct{}{}
+							out = append(out, Candidate{Sim: sim, A: Record{pa, iu}, B: Record{pb, iv}})
 						}
 					}
 					i, j = ie, je
