@@ -201,6 +201,7 @@ func mayReach(pa, pb uint32, t float64) bool {
 // contiguous run of memory.
 func exhaustive(ctx context.Context, parties []*Set, t float64, st *LinkStats) ([]Candidate, error) {
 	var out []Candidate
+	var hits []int32
 	for pb := 1; pb < len(parties); pb++ {
 		b := parties[pb]
 		order := make([]int32, b.Len())
@@ -233,16 +234,23 @@ func exhaustive(ctx context.Context, parties []*Set, t float64, st *LinkStats) (
 				hi := sort.Search(len(pops), func(k int) bool { return pops[k] > p && !mayReach(p, pops[k], t) })
 				ci := a.clk(i)
 				st.Comparisons += int64(hi - lo)
-				// A pair can reach t only if 2c >= t(p+q); test that in
-				// integers-as-floats with a margin, then decide with the
-				// exact float64 coefficient anonlink computes.
+				// A pair can reach t only if 2c >= t(p+q); the scan tests
+				// that with a margin, then the exact float64 coefficient
+				// anonlink computes decides.
 				tm := t * (1 - 1e-9)
-				for k := lo; k < hi; k++ {
-					q := pops[k]
-					c := andCount(ci, data[k*w:(k+1)*w])
-					if float64(2*c) < tm*float64(p+q) {
-						continue
+				if w == 16 {
+					hits = scan16((*[16]uint64)(ci), data, pops, lo, hi, p, tm, hits[:0])
+				} else {
+					hits = hits[:0]
+					for k := lo; k < hi; k++ {
+						if float64(2*andCount(ci, data[k*w:(k+1)*w])) >= tm*float64(p+pops[k]) {
+							hits = append(hits, int32(k))
+						}
 					}
+				}
+				for _, k := range hits {
+					q := pops[k]
+					c := andCount(ci, data[int(k)*w:(int(k)+1)*w])
 					if sim := float64(2*c) / float64(p+q); sim >= t {
 						out = append(out, Candidate{Sim: sim, A: Record{pa, i}, B: Record{pb, int(order[k])}})
 					}
@@ -251,6 +259,26 @@ func exhaustive(ctx context.Context, parties []*Set, t float64, st *LinkStats) (
 		}
 	}
 	return out, nil
+}
+
+// scan16 is the exhaustive inner loop for 1024-bit CLKs: the CLK a against
+// data[lo:hi] (16 words each), returning the positions k where
+// 2|a∧b_k| >= tm·(p+pops[k]). The query stays in registers and the sum is a
+// tree, so the loop runs at the popcount unit's throughput.
+func scan16(a *[16]uint64, data []uint64, pops []uint32, lo, hi int, p uint32, tm float64, hits []int32) []int32 {
+	a0, a1, a2, a3, a4, a5, a6, a7 := a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]
+	a8, a9, a10, a11, a12, a13, a14, a15 := a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]
+	for k := lo; k < hi; k++ {
+		d := (*[16]uint64)(data[k*16 : k*16+16])
+		c := ((bits.OnesCount64(a0&d[0]) + bits.OnesCount64(a1&d[1])) + (bits.OnesCount64(a2&d[2]) + bits.OnesCount64(a3&d[3]))) +
+			((bits.OnesCount64(a4&d[4]) + bits.OnesCount64(a5&d[5])) + (bits.OnesCount64(a6&d[6]) + bits.OnesCount64(a7&d[7]))) +
+			((bits.OnesCount64(a8&d[8]) + bits.OnesCount64(a9&d[9])) + (bits.OnesCount64(a10&d[10]) + bits.OnesCount64(a11&d[11]))) +
+			((bits.OnesCount64(a12&d[12]) + bits.OnesCount64(a13&d[13])) + (bits.OnesCount64(a14&d[14]) + bits.OnesCount64(a15&d[15])))
+		if float64(2*c) >= tm*float64(p+pops[k]) {
+			hits = append(hits, int32(k))
+		}
+	}
+	return hits
 }
 
 type lshPlan struct {

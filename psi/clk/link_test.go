@@ -169,7 +169,7 @@ func TestLinkAgainstOracle(t *testing.T) {
 	rng := rand.New(rand.NewPCG(16, 1)) // seeded: deterministic test data
 	for trial := 0; trial < 60; trial++ {
 		n := 2 + trial%4
-		L := []int{64, 100, 256}[trial%3]
+		L := []int{64, 100, 256, 1024}[(trial/3)%4] // 1024: the unrolled scan
 		t0 := []float64{0.6, 0.75, 0.9}[trial%3]
 		parties := randomParties(rng, n, 4+rng.IntN(8), 3+rng.IntN(10), L, L/8)
 		want := oracleLink(parties, t0)
