@@ -263,18 +263,18 @@ func exhaustive(ctx context.Context, parties []*Set, t float64, st *LinkStats) (
 
 // scan16 is the exhaustive inner loop for 1024-bit CLKs: the CLK a against
 // data[lo:hi] (16 words each), returning the positions k where
-// 2|a∧b_k| >= tm·(p+pops[k]). The query stays in registers and the sum is a
-// tree, so the loop runs at the popcount unit's throughput.
+// 2|a∧b_k| >= tm·(p+pops[k]). Both operands are read from memory and summed
+// in four independent chains: in Go's portable amd64 build (GOAMD64=v1)
+// every popcount is guarded by a CPU-feature branch with a call on its slow
+// path, and values kept in registers across it are spilled.
 func scan16(a *[16]uint64, data []uint64, pops []uint32, lo, hi int, p uint32, tm float64, hits []int32) []int32 {
-	a0, a1, a2, a3, a4, a5, a6, a7 := a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]
-	a8, a9, a10, a11, a12, a13, a14, a15 := a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]
 	for k := lo; k < hi; k++ {
 		d := (*[16]uint64)(data[k*16 : k*16+16])
-		c := ((bits.OnesCount64(a0&d[0]) + bits.OnesCount64(a1&d[1])) + (bits.OnesCount64(a2&d[2]) + bits.OnesCount64(a3&d[3]))) +
-			((bits.OnesCount64(a4&d[4]) + bits.OnesCount64(a5&d[5])) + (bits.OnesCount64(a6&d[6]) + bits.OnesCount64(a7&d[7]))) +
-			((bits.OnesCount64(a8&d[8]) + bits.OnesCount64(a9&d[9])) + (bits.OnesCount64(a10&d[10]) + bits.OnesCount64(a11&d[11]))) +
-			((bits.OnesCount64(a12&d[12]) + bits.OnesCount64(a13&d[13])) + (bits.OnesCount64(a14&d[14]) + bits.OnesCount64(a15&d[15])))
-		if float64(2*c) >= tm*float64(p+pops[k]) {
+		c0 := bits.OnesCount64(a[0]&d[0]) + bits.OnesCount64(a[4]&d[4]) + bits.OnesCount64(a[8]&d[8]) + bits.OnesCount64(a[12]&d[12])
+		c1 := bits.OnesCount64(a[1]&d[1]) + bits.OnesCount64(a[5]&d[5]) + bits.OnesCount64(a[9]&d[9]) + bits.OnesCount64(a[13]&d[13])
+		c2 := bits.OnesCount64(a[2]&d[2]) + bits.OnesCount64(a[6]&d[6]) + bits.OnesCount64(a[10]&d[10]) + bits.OnesCount64(a[14]&d[14])
+		c3 := bits.OnesCount64(a[3]&d[3]) + bits.OnesCount64(a[7]&d[7]) + bits.OnesCount64(a[11]&d[11]) + bits.OnesCount64(a[15]&d[15])
+		if float64(2*((c0+c1)+(c2+c3))) >= tm*float64(p+pops[k]) {
 			hits = append(hits, int32(k))
 		}
 	}
