@@ -122,6 +122,16 @@ func NewEncoder(s *Schema, secret []byte) (*Encoder, error) {
 	return e, nil
 }
 
+// String describes the encoder without its keys, so that a stray %v in a
+// log line cannot print them.
+func (e *Encoder) String() string {
+	fp := e.schema.Fingerprint()
+	return fmt.Sprintf("clk.Encoder{schema %x, %d features, keys redacted}", fp[:8], len(e.schema.Features))
+}
+
+// GoString is String, for %#v.
+func (e *Encoder) GoString() string { return e.String() }
+
 // Schema returns the encoder's schema.
 func (e *Encoder) Schema() *Schema { return e.schema }
 

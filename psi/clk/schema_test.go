@@ -2,6 +2,7 @@ package clk
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -135,6 +136,11 @@ func TestRecordErrors(t *testing.T) {
 	}
 	if _, err := enc.EncodeAll(t.Context(), [][]string{{"1", "3"}, {"2", "x"}, {"3", "y"}}, 2); err == nil || !strings.Contains(err.Error(), "row 1,") {
 		t.Fatalf("EncodeAll error %v does not name row 1", err)
+	}
+	for _, f := range []string{"%v", "%+v", "%#v", "%s"} {
+		if out := fmt.Sprintf(f, enc); !strings.Contains(out, "keys redacted") || strings.Contains(out, "sha1Key") {
+			t.Fatalf("%s prints %q", f, out)
+		}
 	}
 	if _, err := NewEncoder(s, nil); err == nil {
 		t.Fatal("empty secret accepted")

@@ -6,7 +6,8 @@ Not run by CI. Usage (bench/README.md, "CLK linkage", has the full sequence):
     GOMAXPROCS=1 taskset -c 1 go run ./psi/clk/internal/clkeval anonlink \
         -data ../shared/data/linkage/anonlink_5party -out /tmp/clkout
     PYTHONPATH=/tmp/clk16/anonlink-src taskset -c 1 python3 \
-        psi/clk/testdata/anonlink_compare.py /tmp/clkout 0.7,0.75,0.8,0.85,0.9
+        psi/clk/testdata/anonlink_compare.py /tmp/clkout 0.7,0.75,0.8,0.85,0.9 \
+        psi/clk/testdata/anonlink_groups.json
 
 /tmp/clk16/anonlink-src is anonlink's source at tag v0.15.3 with its C++
 extensions built in place (`python3 setup.py build_ext --inplace`; Debian
@@ -17,6 +18,7 @@ with anonlink.similarities.dice_coefficient_accelerated (no blocking) and
 anonlink.solving.greedy_solve, and compares the groups with
 groups-<threshold>.json from clkeval.
 """
+import hashlib
 import json
 import os
 import sys
@@ -42,6 +44,7 @@ def main():
     thresholds = sys.argv[2].split(",")
     datasets = [load(os.path.join(d, f"clks-{p}.bin")) for p in range(1, 6)]
     pairs = sum(len(a) * len(b) for i, a in enumerate(datasets) for b in datasets[i + 1:])
+    digests = {}
     print("| threshold | anonlink candidates | candidate CPU | pairs/s | solve CPU | groups (anonlink / ours) | identical groups | groups only in one |")
     print("|---|---|---|---|---|---|---|---|")
     for ts in thresholds:
@@ -57,6 +60,14 @@ def main():
                 for g in json.load(open(os.path.join(d, f"groups-{ts}.json"))) or []}
         print(f"| {t:.2f} | {len(cands[0])} | {t1 - t0:.3f}s | {pairs / (t1 - t0):.3g} | {t2 - t1:.3f}s "
               f"| {len(theirs)} / {len(ours)} | {len(theirs & ours)} | {len(theirs ^ ours)} |")
+        # Digest of anonlink's groups (sorted, "party:index" joined), which
+        # psi/clk's TestAnonlinkFivePartyGroups checks when ../shared is there.
+        canon = "\n".join(sorted(" ".join(f"{p}:{i}" for p, i in g) for g in theirs))
+        digests[ts] = {"groups": len(theirs), "sha256": hashlib.sha256(canon.encode()).hexdigest()}
+    if len(sys.argv) > 3:
+        with open(sys.argv[3], "w") as f:
+            json.dump(digests, f, indent=1, sort_keys=True)
+            f.write("\n")
 
 
 if __name__ == "__main__":
