@@ -313,7 +313,7 @@ func TestDeclaredSizeDoesNotPreallocate(t *testing.T) {
 	c, err := NewCoordinator(spec, CoordinatorConfig{Signer: testSigner(t), Name: "coordinator"})
 	require.NoError(t, err)
 	require.NoError(t, c.eng.Declare(0, spec.MaxSetSize))
-	require.Nil(t, c.eng.tokens[0])
+	require.Nil(t, c.eng.tokens[0][0])
 }
 
 func testSigner(t testing.TB) crypto.Signer {

@@ -222,7 +222,7 @@ func TestPartyRefusesMaliciousCoordinator(t *testing.T) {
 		{"ring batch that is not ours", func(pt *partyUnderTest) error {
 			pt.running()
 			return pt.recv(&Batch{Kind: BatchRing, Owner: 2, Hop: 1, Total: 1, Data: make([]byte, 32)})
-		}, ErrBadMessage, "(owner 2, hop 1) is not ours"},
+		}, ErrBadMessage, "(owner 2, hop 1, key 0) is not ours"},
 		{"ring batch with an invalid point", func(pt *partyUnderTest) error {
 			pt.running()
 			k := pt.ringKey()
