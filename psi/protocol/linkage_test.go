@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
@@ -198,4 +199,35 @@ func TestOneKeyAsKeysEqualsFields(t *testing.T) {
 	require.JSONEq(t, resultJSON(t, a), resultJSON(t, b))
 	require.Nil(t, b.Result.Linkage)
 	require.EqualValues(t, 10, *a.Result.Intersection)
+}
+
+// A coordinator that moves a ring batch from one key's ring to another's
+// (the lists are the same length, in the same order) is caught: the ring
+// MAC binds the match key.
+func TestRingBatchMovedToAnotherKeyIsRefused(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	recs := noisyParties(r, 3, 30, 3)
+	spec := multiKeySpec(t, session.ModeDH, session.AggregationMasked, 3)
+	in := make([]Records, 3)
+	for i := range in {
+		in[i] = recs[i]
+	}
+	moved := false
+	tn := newTestNetTampered(t, spec, in, func(to int, m Message) []Message {
+		if b, ok := m.(*Batch); ok && b.Kind == BatchRing && b.Key == 0 && !moved {
+			c := *b
+			c.Key = 1
+			moved = true
+			return []Message{&c}
+		}
+		return []Message{m}
+	})
+	require.True(t, moved)
+	require.Nil(t, tn.released, "nothing may be released")
+	require.NotNil(t, tn.aborted)
+	detected := false
+	for _, err := range tn.errs {
+		detected = detected || errors.Is(err, ErrRingAuth)
+	}
+	require.True(t, detected, "a party must refuse the moved batch: %v", tn.errs)
 }
