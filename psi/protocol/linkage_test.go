@@ -2,9 +2,9 @@ package protocol
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
