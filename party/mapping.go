@@ -93,6 +93,12 @@ func (m Mapping) check(s *session.Spec) error {
 			continue
 		}
 		t, ok := s.FieldType(k)
+		if !ok && slices.Contains(s.MatchFieldNames(), k) && s.CLKSchema() != nil {
+			if c.Format != "" || c.Separator != "" {
+				return fmt.Errorf("%w: %s: format/separator do not apply to a CLK feature (its schema says how to read it)", ErrMapping, k)
+			}
+			continue // a feature of the CLK schema
+		}
 		if !ok {
 			return fmt.Errorf("%w: %q is not a field of session %s", ErrMapping, k, s.ID)
 		}

@@ -1,6 +1,7 @@
 package party
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/mpsi-dev/mpsi/psi/clk"
 	"github.com/mpsi-dev/mpsi/psi/ident"
 	"github.com/mpsi-dev/mpsi/psi/session"
 )
@@ -102,6 +104,7 @@ type Records struct {
 	// (0: no value), which identifies the record for de-duplication.
 	keys  arena[[]byte]
 	nkeys int
+	clk   bool // mode clk: keys hold the features' values (CLKRecord)
 	// ambiguous[k] marks the records whose key k another record shares.
 	ambiguous [][]uint64
 	ids       arena[string]
@@ -141,6 +144,23 @@ func (r *Records) KeyAt(k, i int) []byte {
 		return nil
 	}
 	return keyPart(r.keys.item(i), k)
+}
+
+// CLKRecord returns, in mode clk, record i's values of the schema's
+// features in schema order (ignored features as ""), as read: the CLK
+// encoder's input. They are secret and never leave the party.
+func (r *Records) CLKRecord(i int) []string {
+	if !r.clk {
+		return nil
+	}
+	var out []string
+	b := r.keys.item(i)
+	for len(b) > 0 {
+		n, w := binary.Uvarint(b)
+		out = append(out, string(b[w:w+int(n)]))
+		b = b[w+int(n):]
+	}
+	return out
 }
 
 // keyPart returns key k of a record's concatenated keys (nil if empty).
@@ -326,9 +346,41 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		}
 		return c, nil
 	}
-	// The match fields, each once, and the keys as indices into them.
+	// The match fields, each once, and the keys as indices into them; in
+	// mode clk, the column of each of the schema's features instead.
 	var match []colSpec
+	var clkCols []int
+	var clkCheck *clk.Encoder
+	if sc := spec.CLKSchema(); sc != nil {
+		if _, ok := src.(ColumnChecker); ok {
+			return nil, fmt.Errorf("%w: mode clk reads CSV exports only", ErrRecords)
+		}
+		for _, f := range sc.Features {
+			col := -1
+			if !f.Ignored {
+				c, err := resolve(f.Identifier, true)
+				if err != nil {
+					return nil, err
+				}
+				col = c.col
+			}
+			clkCols = append(clkCols, col)
+		}
+		// Values are checked as they load, with an encoder under a
+		// throwaway secret (the session's CLK secret exists only once
+		// every party has joined).
+		var secret [32]byte
+		if _, err := rand.Read(secret[:]); err != nil {
+			return nil, err
+		}
+		if clkCheck, err = clk.NewEncoder(sc, secret[:]); err != nil {
+			return nil, err
+		}
+	}
 	for _, f := range spec.MatchFieldNames() {
+		if clkCols != nil {
+			break
+		}
 		c, err := resolve(f, true)
 		if err != nil {
 			return nil, err
@@ -393,7 +445,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		}
 	}
 
-	recs := &Records{nkeys: len(keySpecs)}
+	recs := &Records{nkeys: len(keySpecs), clk: clkCols != nil}
 	for _, a := range attrs {
 		recs.fields = append(recs.fields, a.field)
 	}
@@ -412,6 +464,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		return ""
 	}
 	var key, val, one []byte
+	var clkRow []string
 	norm := make([][]byte, len(match)) // this row's normal form of each match field
 	present := make([]bool, len(match))
 	reject := func(re RowError) error {
@@ -503,72 +556,110 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 			if bad {
 				continue
 			}
-			// Normalise each match field once; an empty one leaves the
-			// keys that use it without a value.
-			for f, c := range match {
-				present[f] = false
-				raw := strings.TrimSpace(row[c.col])
-				if raw == "" {
+			if clkCols != nil {
+				// Mode clk: the features' values as read, for the encoder.
+				key = key[:0]
+				clkRow = clkRow[:0]
+				empty := true
+				for _, col := range clkCols {
+					v := ""
+					if col >= 0 {
+						v = row[col]
+					}
+					empty = empty && (col < 0 || strings.TrimSpace(v) == "")
+					key = binary.AppendUvarint(key, uint64(len(v)))
+					key = append(key, v...)
+					clkRow = append(clkRow, v)
+				}
+				if empty {
+					rep.EmptyIdentifier++
 					continue
 				}
-				var err error
-				norm[f], err = ident.AppendNormalized(norm[f][:0], c.typ, c.layout, raw)
-				if errors.Is(err, ident.ErrEmpty) {
-					continue
-				}
-				if err != nil {
-					if e := fail(pos, c.field, err); e != nil {
+				if _, err := clkCheck.Encode(clkRow); err != nil {
+					var re *clk.RecordError
+					field := ""
+					if errors.As(err, &re) {
+						field = re.Feature
+					}
+					if e := fail(pos, field, err); e != nil {
 						return e
 					}
-					bad = true
-					break
+					continue
 				}
-				present[f] = true
-			}
-			if bad {
-				continue
-			}
-			// Each key is ident.AppendKey's bytes over its (transformed)
-			// fields, named as the spec writes them; with one key and no
-			// transform, exactly the bytes of the fields' normal forms.
-			key = key[:0]
-			complete := 0
-			for _, kfs := range keyFields {
-				one = append(one[:0], ident.KeyVersion)
-				ok := true
-				for _, kf := range kfs {
-					if !present[kf.field] {
-						ok = false
-						break
-					}
-					if kf.tr == ident.TransformNone {
-						one = ident.AppendKeyField(one, kf.name, norm[kf.field])
+			} else {
+				// Normalise each match field once; an empty one leaves the
+				// keys that use it without a value.
+				clear(present)
+				for f, c := range match {
+					raw := strings.TrimSpace(row[c.col])
+					if raw == "" {
+						if !multi {
+							break // one key: the row is an empty identifier, whatever follows
+						}
 						continue
 					}
 					var err error
-					if val, err = kf.tr.Append(val[:0], string(norm[kf.field])); err != nil {
-						ok = false // nothing left after the transform
+					norm[f], err = ident.AppendNormalized(norm[f][:0], c.typ, c.layout, raw)
+					if errors.Is(err, ident.ErrEmpty) {
+						if !multi {
+							break
+						}
+						continue
+					}
+					if err != nil {
+						if e := fail(pos, c.field, err); e != nil {
+							return e
+						}
+						bad = true
 						break
 					}
-					one = ident.AppendKeyField(one, kf.name, val)
+					present[f] = true
 				}
-				switch {
-				case !multi && ok:
-					key = append(key, one...)
-				case !multi:
-				case ok:
-					key = binary.AppendUvarint(key, uint64(len(one)))
-					key = append(key, one...)
-				default:
-					key = binary.AppendUvarint(key, 0)
+				if bad {
+					continue
 				}
-				if ok {
-					complete++
+				// Each key is ident.AppendKey's bytes over its (transformed)
+				// fields, named as the spec writes them; with one key and no
+				// transform, exactly the bytes of the fields' normal forms.
+				key = key[:0]
+				complete := 0
+				for _, kfs := range keyFields {
+					one = append(one[:0], ident.KeyVersion)
+					ok := true
+					for _, kf := range kfs {
+						if !present[kf.field] {
+							ok = false
+							break
+						}
+						if kf.tr == ident.TransformNone {
+							one = ident.AppendKeyField(one, kf.name, norm[kf.field])
+							continue
+						}
+						var err error
+						if val, err = kf.tr.Append(val[:0], string(norm[kf.field])); err != nil {
+							ok = false // nothing left after the transform
+							break
+						}
+						one = ident.AppendKeyField(one, kf.name, val)
+					}
+					switch {
+					case !multi && ok:
+						key = append(key, one...)
+					case !multi:
+					case ok:
+						key = binary.AppendUvarint(key, uint64(len(one)))
+						key = append(key, one...)
+					default:
+						key = binary.AppendUvarint(key, 0)
+					}
+					if ok {
+						complete++
+					}
 				}
-			}
-			if complete == 0 {
-				rep.EmptyIdentifier++
-				continue
+				if complete == 0 {
+					rep.EmptyIdentifier++
+					continue
+				}
 			}
 			clear(vals)
 			for i, c := range attrs {

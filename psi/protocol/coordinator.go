@@ -10,7 +10,6 @@ import (
 	"slices"
 
 	"github.com/mpsi-dev/mpsi/internal/envelope"
-	"github.com/mpsi-dev/mpsi/psi"
 	"github.com/mpsi-dev/mpsi/psi/join"
 	"github.com/mpsi-dev/mpsi/psi/session"
 	"github.com/mpsi-dev/mpsi/sharing"
@@ -326,7 +325,7 @@ func (c *Coordinator) WaitingFor() []string {
 // round is waiting for: its envelopes to every other party, or the next hop
 // of a list (dh) or its own token list (keyed).
 func (c *Coordinator) owesTokens(i int) bool {
-	keyed := c.spec.Match.Mode == session.ModeKeyed
+	keyed := c.spec.GroupKeyed()
 	if c.enc == nil && c.needsSeeds() && c.owesEnvelopes(i, EnvelopeMaskSeed) {
 		return true
 	}
@@ -458,7 +457,7 @@ func (c *Coordinator) onEnvelope(ctx context.Context, i int, e *Envelope) error 
 			return fmt.Errorf("%w: threshold share outside a threshold session's key round", ErrBadMessage)
 		}
 	case EnvelopeKeyContribution:
-		if c.spec.Match.Mode != session.ModeKeyed {
+		if !c.spec.GroupKeyed() {
 			return fmt.Errorf("%w: key contribution in %s mode", ErrBadMessage, c.spec.Match.Mode)
 		}
 	case EnvelopeRingKey:
@@ -502,13 +501,13 @@ func (c *Coordinator) onBatch(ctx context.Context, i int, b *Batch) error {
 			return fmt.Errorf("%w: ring batch (owner %d, hop %d) not for this party", ErrBadMessage, owner, hop)
 		}
 	case BatchTokens:
-		if c.spec.Match.Mode != session.ModeKeyed || owner != i || hop != 0 {
+		if !c.spec.GroupKeyed() || owner != i || hop != 0 {
 			return fmt.Errorf("%w: token batch not allowed here", ErrBadMessage)
 		}
 	default:
 		return fmt.Errorf("%w: batch kind %s from a party", ErrBadMessage, b.Kind)
 	}
-	const want = psi.TokenSize
+	want := elementSize(c.spec)
 	if len(b.Data)%want != 0 || len(b.Data)/want > c.cfg.MaxBatch || len(b.Data) == 0 {
 		return fmt.Errorf("%w: batch of %d bytes (limit %d elements of %d bytes)", ErrBadMessage, len(b.Data), c.cfg.MaxBatch, want)
 	}
@@ -546,12 +545,18 @@ func (c *Coordinator) onBatch(ctx context.Context, i int, b *Batch) error {
 		// The owner may put the next batch of its list into the ring.
 		c.send(owner, &Credit{Header: c.header(), Key: b.Key, Done: st.next})
 	}
-	c.tokBuf = c.tokBuf[:0]
-	for k := 0; k < len(b.Data); k += want {
-		c.tokBuf = append(c.tokBuf, join.Token(b.Data[k:k+want]))
-	}
-	if err := c.eng.AddKeyTokens(mk, owner, b.Offset, c.tokBuf); err != nil {
-		return err
+	if c.spec.Match.Mode == session.ModeCLK {
+		if err := c.eng.AddCLKs(owner, b.Offset, b.Data); err != nil {
+			return err
+		}
+	} else {
+		c.tokBuf = c.tokBuf[:0]
+		for k := 0; k < len(b.Data); k += want {
+			c.tokBuf = append(c.tokBuf, join.Token(b.Data[k:k+want]))
+		}
+		if err := c.eng.AddKeyTokens(mk, owner, b.Offset, c.tokBuf); err != nil {
+			return err
+		}
 	}
 	if st.next == st.total {
 		if err := c.finishTokens(owner*c.keys + mk); err != nil {
@@ -570,6 +575,9 @@ func (c *Coordinator) finishTokens(list int) error {
 	c.tokDone[list] = true
 	owner, key := list/c.keys, list%c.keys
 	if c.eng.Size(owner) == 0 {
+		if c.spec.Match.Mode == session.ModeCLK {
+			return c.eng.AddCLKs(owner, 0, nil)
+		}
 		return c.eng.AddKeyTokens(key, owner, 0, nil) // completes the empty list
 	}
 	return nil

@@ -3,7 +3,10 @@ package protocol
 import (
 	"context"
 	"fmt"
+	"slices"
 
+	"github.com/mpsi-dev/mpsi/psi"
+	"github.com/mpsi-dev/mpsi/psi/clk"
 	"github.com/mpsi-dev/mpsi/psi/join"
 	"github.com/mpsi-dev/mpsi/psi/link"
 	"github.com/mpsi-dev/mpsi/psi/session"
@@ -29,9 +32,13 @@ type Engine struct {
 	// linkage holds, with several keys, the groups each key completed and
 	// the ambiguous components (psi/link).
 	linkage *link.Result
-	masks   []sharing.Vector
-	shares  []sharing.Vector
-	result  *session.Result
+	// clks holds, in mode clk, each party's CLKs back to back (instead of
+	// tokens), and clkStats the linker's statistics.
+	clks     [][]byte
+	clkStats *clk.LinkStats
+	masks    []sharing.Vector
+	shares   []sharing.Vector
+	result   *session.Result
 	// encStarted: the encrypted-aggregation state was handed out (once).
 	encStarted bool
 }
@@ -43,7 +50,7 @@ func NewEngine(spec *session.Spec) (*Engine, error) {
 		return nil, err
 	}
 	n := len(spec.Parties)
-	keys := len(spec.MatchKeys())
+	keys := max(1, len(spec.MatchKeys())) // mode clk: one list of CLKs
 	e := &Engine{spec: spec, layout: l, n: n, keys: keys, sizes: make([]int, n), tokens: make([][][]join.Token, keys),
 		added: make([][]int, keys), have: make([][]bool, keys), shares: make([]sharing.Vector, n)}
 	for k := range keys {
@@ -182,6 +189,34 @@ func (e *Engine) AddKeyTokens(k, i int, first uint64, batch []join.Token) error 
 	return nil
 }
 
+// AddCLKs takes the next batch of party i's CLKs in mode clk (data holds
+// whole CLKs back to back, from position first on); like AddTokens,
+// batches are contiguous and an empty one completes an empty list. CLKs
+// are checked (length, padding bits) at the join.
+func (e *Engine) AddCLKs(i int, first uint64, data []byte) error {
+	if err := e.party(i); err != nil {
+		return err
+	}
+	sc := e.spec.CLKSchema()
+	if sc == nil {
+		return fmt.Errorf("%w: CLKs in mode %s", ErrBadMessage, e.spec.Match.Mode)
+	}
+	if e.clks == nil {
+		e.clks = make([][]byte, e.n)
+	}
+	cnt := len(data) / sc.Bytes()
+	if e.sizes[i] < 0 || e.have[0][i] || e.join != nil {
+		return fmt.Errorf("%w: CLKs of party %s", ErrWrongRound, e.spec.Parties[i])
+	}
+	if len(data)%sc.Bytes() != 0 || first != uint64(e.added[0][i]) || e.added[0][i]+cnt > e.sizes[i] {
+		return fmt.Errorf("%w: party %s: CLKs %d..%d of %d, expected from %d", ErrBadMessage, e.spec.Parties[i], first, first+uint64(cnt), e.sizes[i], e.added[0][i])
+	}
+	e.clks[i] = append(e.clks[i], data...)
+	e.added[0][i] += cnt
+	e.have[0][i] = e.added[0][i] == e.sizes[i]
+	return nil
+}
+
 // Close removes the spill files, if any. The engine cannot join afterwards.
 func (e *Engine) Close() error {
 	if e.spill == nil {
@@ -209,6 +244,8 @@ func (e *Engine) Join(ctx context.Context, workers int) (*join.Result, error) {
 	var r *join.Result
 	var err error
 	switch {
+	case e.spec.Match.Mode == session.ModeCLK:
+		r, err = e.linkCLKs(ctx)
 	case e.keys > 1:
 		var lr *link.Result
 		lr, err = link.Group(e.tokens, link.Options{Pairwise: e.spec.Reveals(session.RevealPairwise)})
@@ -237,6 +274,55 @@ func (e *Engine) Join(ctx context.Context, workers int) (*join.Result, error) {
 	e.join = r
 	for k := range e.tokens {
 		clear(e.tokens[k])
+	}
+	return r, nil
+}
+
+// linkCLKs links the parties' CLKs (psi/clk): candidate pairs at the
+// spec's Dice threshold, grouped one record per party; the complete groups
+// are the intersection.
+func (e *Engine) linkCLKs(ctx context.Context) (*join.Result, error) {
+	sc := e.spec.CLKSchema()
+	sets := make([]*clk.Set, e.n)
+	for i := range sets {
+		s, err := clk.DecodeSet(sc.Bits, e.clks[i])
+		if err != nil {
+			return nil, fmt.Errorf("%w: CLKs of party %s: %w", ErrBadMessage, e.spec.Parties[i], err)
+		}
+		sets[i] = s
+	}
+	lr, err := clk.Link(ctx, sets, clk.LinkOptions{Threshold: e.spec.Match.Threshold})
+	if err != nil {
+		return nil, err
+	}
+	e.clks, e.clkStats = nil, &lr.Stats
+	r := &join.Result{Positions: make([][]uint32, e.n), Pairwise: make([][]int, e.n)}
+	for i := range r.Pairwise {
+		r.Pairwise[i] = make([]int, e.n)
+		r.Pairwise[i][i] = e.sizes[i]
+	}
+	for _, g := range lr.Groups {
+		for a := range g {
+			for b := a + 1; b < len(g); b++ {
+				r.Pairwise[g[a].Party][g[b].Party]++
+				r.Pairwise[g[b].Party][g[a].Party]++
+			}
+		}
+		if len(g) == e.n {
+			r.Intersection++
+			for _, m := range g {
+				r.Positions[m.Party] = append(r.Positions[m.Party], uint32(m.Index))
+			}
+		}
+	}
+	for i := range r.Positions {
+		slices.Sort(r.Positions[i])
+		if r.Positions[i] == nil {
+			r.Positions[i] = []uint32{}
+		}
+	}
+	if !e.spec.Reveals(session.RevealPairwise) {
+		r.Pairwise = nil // as join.Join without Pairwise; filled in below
 	}
 	return r, nil
 }
@@ -307,4 +393,13 @@ func (e *Engine) Release() (*session.Result, error) {
 	e.result = r
 	e.masks = nil
 	return r, nil
+}
+
+// elementSize is the size of one element of a party's token list: a token
+// (32 bytes), or in mode clk one CLK of the schema's length.
+func elementSize(spec *session.Spec) int {
+	if sc := spec.CLKSchema(); sc != nil {
+		return sc.Bytes()
+	}
+	return psi.TokenSize
 }

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/mpsi-dev/mpsi/psi"
+	"github.com/mpsi-dev/mpsi/psi/clk"
 	"github.com/mpsi-dev/mpsi/psi/join"
 	"github.com/mpsi-dev/mpsi/psi/session"
 	"github.com/mpsi-dev/mpsi/sharing"
@@ -24,6 +26,15 @@ type Records interface {
 	Key(i int) []byte
 	Value(i int, field string) string
 	ID(i int) string
+}
+
+// CLKRecords are [Records] of a mode clk session: CLKRecord returns record
+// i's values of the schema's features, in schema order (ignored features
+// included, as ""), exactly as read, for the CLK encoder. Package party's
+// Records implements it.
+type CLKRecords interface {
+	Records
+	CLKRecord(i int) []string
 }
 
 // MultiKeyRecords are [Records] with several match keys (a spec with
@@ -50,6 +61,7 @@ type Holder struct {
 	index   int
 	recs    Records
 	multi   MultiKeyRecords // recs, when the spec has several keys
+	clkRecs CLKRecords      // recs, in mode clk
 	keys    int             // number of match keys
 	perm    []recordIndex   // shuffled position -> record index
 	dh      psi.RingKey     // in the spec's match.group
@@ -101,7 +113,14 @@ func NewHolder(spec *session.Spec, name string, recs Records, workers int) (*Hol
 		return nil, err
 	}
 	h := &Holder{spec: spec, layout: layout, name: name, index: idx, recs: recs, perm: perm,
-		dh: dh, contrib: contrib, seeds: seeds, workers: workers, keys: len(spec.MatchKeys())}
+		dh: dh, contrib: contrib, seeds: seeds, workers: workers, keys: max(1, len(spec.MatchKeys()))}
+	if spec.CLKSchema() != nil {
+		cr, ok := recs.(CLKRecords)
+		if !ok {
+			return nil, fmt.Errorf("protocol: mode clk needs the records' feature values (CLKRecords)")
+		}
+		h.clkRecs = cr
+	}
 	if h.keys > 1 {
 		mk, ok := recs.(MultiKeyRecords)
 		if !ok || mk.Keys() != h.keys {
@@ -294,6 +313,10 @@ func (p *Holder) KeyedTokens(contribs []psi.KeyContribution) ([]join.Token, erro
 // keyedTokenBytes returns the tokens of every match key (data[k]), each
 // list back to back in one slice, as they go on the wire.
 func (p *Holder) keyedTokenBytes(contribs []psi.KeyContribution) ([][]byte, error) {
+	if p.clkRecs != nil {
+		b, err := p.clkBytes(contribs)
+		return [][]byte{b}, err
+	}
 	data := make([][]byte, p.keys)
 	for k := range data {
 		data[k] = make([]byte, len(p.perm)*psi.TokenSize)
@@ -490,4 +513,54 @@ func (p *Holder) OwnResult(res *session.Result, positions []uint32) (*session.Re
 		r.Members = m
 	}
 	return &r, nil
+}
+
+// labelCLKSecret derives, from the group key, the secret of the CLK
+// encoder (the clkhash schema's HKDF input).
+const labelCLKSecret = "mpsi/v1/clk-secret"
+
+// clkBytes derives the group key from every party's contribution and
+// returns the CLKs of the party's records in its shuffled order, back to
+// back (mode clk). The CLK secret is derived from the group key, which the
+// coordinator never sees, so it cannot encode guesses.
+func (p *Holder) clkBytes(contribs []psi.KeyContribution) ([]byte, error) {
+	if p.keyed {
+		return nil, ErrStateConsumed
+	}
+	if len(contribs) != len(p.spec.Parties) {
+		return nil, fmt.Errorf("%w: have %d, want %d", psi.ErrContributions, len(contribs), len(p.spec.Parties))
+	}
+	if contribs[p.index] != p.contrib {
+		return nil, fmt.Errorf("%w: own contribution altered", psi.ErrContributions)
+	}
+	g, err := psi.DeriveGroupKey(p.spec.ID, contribs)
+	if err != nil {
+		return nil, err
+	}
+	p.keyed = true
+	secret := g.Derive(labelCLKSecret, p.spec.ID)
+	defer clear(secret)
+	enc, err := clk.NewEncoder(p.spec.CLKSchema(), secret)
+	if err != nil {
+		return nil, err
+	}
+	size := p.spec.CLKSchema().Bytes()
+	out := make([]byte, 0, len(p.perm)*size)
+	rows := make([][]string, min(keyBatch, len(p.perm)))
+	for off := 0; off < len(p.perm); off += len(rows) {
+		batch := rows[:min(len(rows), len(p.perm)-off)]
+		for x := range batch {
+			batch[x] = p.clkRecs.CLKRecord(int(p.perm[off+x]))
+		}
+		clks, err := enc.EncodeAll(context.Background(), batch, p.workers)
+		if err != nil {
+			// Values were checked when the records loaded; a record the
+			// encoder refuses now is named by its position only.
+			return nil, fmt.Errorf("protocol: encoding CLKs: %w", err)
+		}
+		for _, c := range clks {
+			out = append(out, c...)
+		}
+	}
+	return out, nil
 }

@@ -388,7 +388,7 @@ func (p *Party) onRoster(r *Roster) error {
 // startRounds sends the envelopes of the token round and sets up the
 // party's own list (dh) and, with aggregation encrypted, the keys.
 func (p *Party) startRounds() error {
-	keyed := p.spec.Match.Mode == session.ModeKeyed
+	keyed := p.spec.GroupKeyed()
 	masked := p.spec.Aggregation != session.AggregationEncrypted
 	p.seeds, p.haveSeed = make([]sharing.Seed, p.n), make([]bool, p.n)
 	p.contribs, p.haveContrib = make([]psi.KeyContribution, p.n), make([]bool, p.n)
@@ -492,7 +492,7 @@ func (p *Party) step() (bool, error) {
 		}
 		return true, nil
 	case p.tokNext >= 0:
-		const es = psi.TokenSize
+		es := elementSize(p.spec)
 		toks := p.tokens[p.tokKey]
 		total := len(toks) / es
 		end := min(p.tokNext+p.maxBatch, total)
@@ -545,7 +545,7 @@ func (p *Party) onEnvelope(e *Envelope) error {
 		copy(p.seeds[from][:], pt)
 		p.haveSeed[from] = true
 	case EnvelopeKeyContribution:
-		if p.spec.Match.Mode != session.ModeKeyed || p.haveContrib[from] || len(pt) != psi.KeySize {
+		if !p.spec.GroupKeyed() || p.haveContrib[from] || len(pt) != psi.KeySize {
 			return fmt.Errorf("%w: key contribution from %s not expected or malformed", ErrWrongRound, p.spec.Parties[from])
 		}
 		copy(p.contribs[from][:], pt)

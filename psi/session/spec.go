@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mpsi-dev/mpsi/psi"
+	"github.com/mpsi-dev/mpsi/psi/clk"
 	"github.com/mpsi-dev/mpsi/psi/ident"
 )
 
@@ -26,6 +27,9 @@ var ErrInvalidSpec = errors.New("session: invalid spec")
 const (
 	ModeDH    = "dh"
 	ModeKeyed = "keyed"
+	// ModeCLK links error-tolerant Bloom-filter encodings (CLKs, package
+	// psi/clk) by Dice similarity (doc/DESIGN.md §5.2).
+	ModeCLK = "clk"
 )
 
 // Reveal list entries.
@@ -133,6 +137,8 @@ type Spec struct {
 	index map[string]int
 	// keys are the parsed match keys, built by [Spec.Validate].
 	keys [][]ident.KeyField
+	// clk is the parsed CLK schema of mode clk.
+	clk *clk.Schema
 }
 
 // MaxMatchKeys is the largest number of match keys a spec may list.
@@ -150,6 +156,13 @@ type Match struct {
 	// built key by key, one record per party.
 	Keys [][]string `json:"keys,omitempty"`
 	Mode string     `json:"mode,omitempty"`
+	// Schema is, with mode clk, the clkhash linkage schema (version 3)
+	// inline; [LoadSpec] replaces a string (a file name, relative to the
+	// spec file) by the file's contents.
+	Schema json.RawMessage `json:"schema,omitempty"`
+	// Threshold is, with mode clk, the Sørensen–Dice similarity (0, 1] at
+	// which two CLKs are candidates for one group.
+	Threshold float64 `json:"threshold,omitempty"`
 	// Group is the dh ring's group: psi.GroupRistretto255 (the default)
 	// or psi.GroupX25519 (the same hash to ristretto255, hops on X25519).
 	// Only with mode dh.
@@ -178,11 +191,65 @@ func LoadSpec(path string) (*Spec, error) {
 		return nil, fmt.Errorf("session: reading spec: %w", err)
 	}
 	yamlFile := strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")
-	s, err := parse(b, yamlFile)
+	if yamlFile {
+		if b, err = yamlToJSON(b); err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
+		}
+	}
+	if b, err = inlineSchema(b, filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
+	}
+	s, err := parse(b, false)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
 	}
 	return s, nil
+}
+
+// inlineSchema replaces a match.schema given as a string by the contents of
+// the file it names (relative to dir). Other specs are returned unchanged.
+func inlineSchema(b []byte, dir string) ([]byte, error) {
+	var probe struct {
+		Match struct {
+			Schema json.RawMessage `json:"schema"`
+		} `json:"match"`
+	}
+	if json.Unmarshal(b, &probe) != nil || len(probe.Match.Schema) == 0 || probe.Match.Schema[0] != '"' {
+		return b, nil // not a file name; parse reports any error
+	}
+	var name string
+	if err := json.Unmarshal(probe.Match.Schema, &name); err != nil {
+		return nil, fmt.Errorf("%w: match.schema: %v", ErrInvalidSpec, err)
+	}
+	if !filepath.IsAbs(name) {
+		name = filepath.Join(dir, name)
+	}
+	schema, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: match.schema: %v", ErrInvalidSpec, err)
+	}
+	if !json.Valid(schema) {
+		return nil, fmt.Errorf("%w: match.schema: %s is not JSON", ErrInvalidSpec, filepath.Base(name))
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidSpec, err)
+	}
+	m["match"].(map[string]any)["schema"] = json.RawMessage(schema)
+	return json.Marshal(m)
+}
+
+// yamlToJSON converts a YAML spec to JSON.
+func yamlToJSON(b []byte) ([]byte, error) {
+	var v any
+	if err := yaml.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidSpec, err)
+	}
+	j, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: YAML must be a mapping with string keys: %v", ErrInvalidSpec, err)
+	}
+	return j, nil
 }
 
 // ParseSpec parses and validates a JSON spec. Unknown fields are refused.
@@ -193,13 +260,9 @@ func ParseSpecYAML(b []byte) (*Spec, error) { return parse(b, true) }
 
 func parse(b []byte, isYAML bool) (*Spec, error) {
 	if isYAML {
-		var v any
-		if err := yaml.Unmarshal(b, &v); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrInvalidSpec, err)
-		}
-		j, err := json.Marshal(v)
+		j, err := yamlToJSON(b)
 		if err != nil {
-			return nil, fmt.Errorf("%w: YAML must be a mapping with string keys: %v", ErrInvalidSpec, err)
+			return nil, err
 		}
 		b = j
 	}
@@ -274,7 +337,7 @@ func (s *Spec) Validate() error {
 		index[p] = i
 	}
 	s.index = index
-	if len(s.Fields) == 0 {
+	if len(s.Fields) == 0 && s.Match.Mode != ModeCLK {
 		return specErr("fields", "no logical fields declared")
 	}
 	for _, name := range slices.Sorted(mapsKeys(s.Fields)) {
@@ -285,15 +348,24 @@ func (s *Spec) Validate() error {
 			return specErr("fields."+name, "%v", err)
 		}
 	}
-	if err := s.validateKeys(); err != nil {
-		return err
+	if s.Match.Mode == ModeCLK {
+		if err := s.validateCLK(); err != nil {
+			return err
+		}
+	} else {
+		if s.Match.Schema != nil || s.Match.Threshold != 0 {
+			return specErr("match", "schema and threshold apply to mode clk only")
+		}
+		if err := s.validateKeys(); err != nil {
+			return err
+		}
 	}
 	switch s.Match.Mode {
 	case "":
 		s.Match.Mode = ModeDH
-	case ModeDH, ModeKeyed:
+	case ModeDH, ModeKeyed, ModeCLK:
 	default:
-		return specErr("match.mode", "%q is not a mode (dh or keyed)", s.Match.Mode)
+		return specErr("match.mode", "%q is not a mode (dh, keyed or clk)", s.Match.Mode)
 	}
 	switch {
 	case s.Match.Mode != ModeDH && s.Match.Group != "":
@@ -834,10 +906,46 @@ func (s *Spec) validateKeys() error {
 	return nil
 }
 
+// validateCLK checks mode clk's schema and threshold and fills s.clk.
+func (s *Spec) validateCLK() error {
+	switch {
+	case len(s.Match.Fields) > 0 || len(s.Match.Keys) > 0:
+		return specErr("match", "mode clk links on the schema's features: give no fields or keys")
+	case len(s.Match.Schema) == 0:
+		return specErr("match.schema", "mode clk needs a clkhash linkage schema (inline, or a file name in a spec file)")
+	case s.Match.Schema[0] == '"':
+		return specErr("match.schema", "a file name is read only from a spec file (mpsi session create --spec FILE); inline the schema")
+	case !(s.Match.Threshold > 0 && s.Match.Threshold <= 1):
+		return specErr("match.threshold", "%v must be in (0, 1] (the Dice similarity of a candidate pair)", s.Match.Threshold)
+	}
+	sc, err := clk.ParseSchema(s.Match.Schema)
+	if err != nil {
+		return specErr("match.schema", "%v", err)
+	}
+	s.clk = sc
+	return nil
+}
+
+// CLKSchema returns the parsed CLK schema of a mode clk spec (nil in other
+// modes). The spec must be valid; the schema is shared and immutable.
+func (s *Spec) CLKSchema() *clk.Schema {
+	if s.Match.Mode == ModeCLK && s.clk == nil {
+		_ = s.validateCLK()
+	}
+	return s.clk
+}
+
+// GroupKeyed reports whether the parties agree on a group key that the
+// coordinator never sees (modes keyed and clk).
+func (s *Spec) GroupKeyed() bool { return s.Match.Mode == ModeKeyed || s.Match.Mode == ModeCLK }
+
 // MatchKeys returns the spec's match keys, parsed: one key of the match
-// fields for the one-key shorthand. The spec must be valid; the result is
-// shared and must not be modified.
+// fields for the one-key shorthand; nil in mode clk. The spec must be
+// valid; the result is shared and must not be modified.
 func (s *Spec) MatchKeys() [][]ident.KeyField {
+	if s.Match.Mode == ModeCLK {
+		return nil
+	}
 	if s.keys == nil {
 		if err := s.validateKeys(); err != nil {
 			return nil
@@ -847,9 +955,18 @@ func (s *Spec) MatchKeys() [][]ident.KeyField {
 }
 
 // MatchFieldNames returns the logical fields used by any match key, each
-// once, in order of first use.
+// once, in order of first use; in mode clk, the schema's features that are
+// not ignored.
 func (s *Spec) MatchFieldNames() []string {
 	var out []string
+	if sc := s.CLKSchema(); sc != nil {
+		for _, f := range sc.Features {
+			if !f.Ignored {
+				out = append(out, f.Identifier)
+			}
+		}
+		return out
+	}
 	for _, key := range s.MatchKeys() {
 		for _, kf := range key {
 			if !slices.Contains(out, kf.Field) {
