@@ -139,12 +139,14 @@ func refReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOpti
 			if !errors.As(err, &pe) {
 				return nil, fmt.Errorf("%w: %v", ErrRecords, err)
 			}
-			if !errors.Is(pe.Err, csv.ErrFieldCount) {
-				return nil, fmt.Errorf("%w: line %d: %v", ErrRecords, pe.Line, pe.Err)
+			// Which faults are row errors, and at which line, is
+			// csvRowError's (tested on its own in records_test.go).
+			var re *RowError
+			if !errors.As(csvRowError(pe), &re) {
+				return nil, csvRowError(pe)
 			}
-			line := pe.Line
 			rep.Rows++
-			if e := fail(line, "", err); e != nil {
+			if e := fail(re.Line, "", re.Err); e != nil {
 				return nil, fmt.Errorf("%w: %w", ErrRecords, e)
 			}
 			continue

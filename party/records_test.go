@@ -140,3 +140,50 @@ func FuzzReadCSV(f *testing.F) {
 		require.Equal(t, recs.Len(), rp.Loaded)
 	})
 }
+
+// A CSV quote fault is reported at the line where its record starts, not
+// where encoding/csv noticed it (for an unterminated quote, the end of the
+// file). One within a line is a bad row that SkipBadRows goes on past; one
+// in a record spanning lines stops the load even then, since where the next
+// row starts is unknown.
+func TestReadCSVQuoteErrorsAtRecordStart(t *testing.T) {
+	spec := recSpecT(t)
+	hdr := "given,dob,sex,nid,visits,dx\n"
+	good := "Ada,1815-12-10,F,1,3,\n"
+	cases := []struct {
+		name, csv string
+		skip      bool
+		want      string // in the error; "" for a load that succeeds
+		rejected  int
+		errLine   int
+	}{
+		{"unterminated multi-line quote", hdr + good + "\"Bob\nSmith,1815-12-10,M,2,3,\nCy,1815-12-10,M,3,3,\n", false,
+			"line 3: extraneous or missing \" in quoted-field (in the record starting on this line; found on line 5, column 22", 0, 0},
+		{"unterminated multi-line quote, skipping", hdr + good + "\"Bob\nSmith,1815-12-10,M,2,3,\nCy,1815-12-10,M,3,3,\n", true,
+			"line 3: extraneous or missing", 0, 0},
+		{"fault after a multi-line field", hdr + good + "\"Bob\nSmith\"x,1815-12-10,M,2,3,\nCy,1815-12-10,M,3,3,\n", true,
+			"line 3: extraneous or missing \" in quoted-field (in the record starting on this line; found on line 4, column 6)", 0, 0},
+		{"bare quote, skipping", hdr + good + "B\"ob,1815-12-10,M,2,3,\nCy,1815-12-10,M,3,3,\n", true, "", 1, 3},
+		{"fault in a one-line quoted field, skipping", hdr + good + "\"Bob\"x,1815-12-10,M,2,3,\nCy,1815-12-10,M,3,3,\n", true, "", 1, 3},
+		{"multi-line field, well quoted", hdr + good + "\"Bob\nSmith\",1815-12-10,M,2,3,\nCy,1815-12-10,M,3,3,\n", false, "", 0, 0},
+		{"quote fault in the header", "given,\"dob\n,sex\n", false, "header: line 1: extraneous or missing \" in quoted-field (in the record starting on this line; found on line 2, column 6)", 0, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			recs, err := party.ReadCSV(strings.NewReader(tc.csv), spec, "a", party.LoadOptions{SkipBadRows: tc.skip})
+			if tc.want != "" {
+				require.ErrorIs(t, err, party.ErrRecords)
+				require.Nil(t, recs)
+				require.Contains(t, err.Error(), tc.want)
+				require.NotContains(t, err.Error(), "Bob", "the record's text is not quoted")
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.rejected, recs.Report.Rejected)
+			require.Equal(t, 3-tc.rejected, recs.Report.Loaded)
+			if tc.rejected > 0 {
+				require.Equal(t, tc.errLine, recs.Report.Errors[0].Line)
+			}
+		})
+	}
+}
