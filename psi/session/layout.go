@@ -198,7 +198,7 @@ func (al *aggLayout) contribution(party int, get func(string) string, add []uint
 		}
 		return true, nil
 	}
-	v, err := ParseFixed(raw, a.Scale)
+	v, err := ParseFixedRounding(raw, a.Scale, a.Rounding)
 	if err != nil {
 		return false, err
 	}
