@@ -131,18 +131,64 @@
 //	YYYY-MM-DD    "1989-13-01"    ErrBadDate: month 13 outside 1..12
 //	MM/DD/YYYY    "5/25/1989"     ErrBadDate: does not match layout MM/DD/YYYY
 //
-// # Sex ([NormalizeSex])
+// # Sex ([NormalizeSex], [SexCodes])
 //
-// Trimmed, NFKC, case-folded, then mapped to "M", "F" or "U":
+// Trimmed, NFKC, case-folded, accents removed (NFD, combining marks
+// dropped, NFC; "ä" is "a", and "ae" is listed where German writes it),
+// then mapped to "M", "F" or "U" by the hospital's own codes ([SexCodes],
+// the mapping's sex_codes) first, then this table:
 //
-//	M   m, male, man, 1, 男
-//	F   f, female, woman, 2, 女
-//	U   u, unknown, other, x, 0, 9
+//	     initials  English                 de           fr          es           pt           it                   nl
+//	M    m 1 男    male man masc           männlich     masculin    masculino    masculino    maschio maschile     mannelijk
+//	               masculine               maennlich    homme       hombre       homem        uomo                 man
+//	                                       mann                     varón
+//	F    f w 2 女  female woman fem        weiblich     féminin     femenino     feminino     femmina femminile    vrouwelijk
+//	               feminine                frau         femme       mujer        mulher       donna                vrouw
+//	U    u x i     unknown other           divers       inconnu     desconocido  desconhecido sconosciuto          onbekend
+//	     0 9       unspecified             unbekannt    autre       otro         outro        altro                anders
+//	               undetermined            unbestimmt   indéterminé indeterminado ignorado    indeterminato        overig
+//	               indeterminate                                                 indeterminado
 //
 // The digits follow ISO/IEC 5218 (0 not known, 1 male, 2 female, 9 not
-// applicable). An empty value is [ErrEmpty], not "U": missing data is
+// applicable); U is unknown, neither male nor female (German "divers"), or
+// not applicable. An empty value is [ErrEmpty], not "U": missing data is
 // reported, never silently matched as unknown. Anything else is
-// [ErrBadSex] ("mals" included).
+// [ErrBadSex] ("mals", "M.", "6" included); no error quotes the value.
+//
+// Single letters are where languages disagree, and a wrong reading is
+// silent: it makes keys that never match, or match the wrong patient.
+// The initials above mean the same in every code list this package knows
+// (w is only ever weiblich/woman, i indéterminé/ignorado). The letters h,
+// v and d do not, and are refused with [ErrAmbiguousSex] (which also
+// wraps ErrBadSex) until the hospital declares its codes:
+//
+//	h   homme/hombre/homem (male); accepting it alone would be wrong, as
+//	    the Spanish and Portuguese H/M lists use m for mujer/mulher
+//	    (female), which the table reads as male
+//	v   vrouw (Dutch M/V: female) or varón (Spanish V/M: male)
+//	d   divers (German m/w/d: U) or donna (Italian U/D: female)
+//
+// The mapping declares them per column, overriding the table for the
+// codes it lists (the words keep their meaning):
+//
+//	export codes        mapping's sex_codes
+//	H / M  (es, pt)     {"H": "M", "M": "F"}
+//	M / V  (nl)         {"V": "F"}
+//	m / w / d  (de)     {"D": "U"}
+//	V / M  (es)         {"V": "M", "M": "F"}
+//	1 / 6  (Spain INE)  {"6": "F"}
+//
+// A loader should stop at an ambiguous code even when it skips bad rows:
+// a file with h in it probably has m for female in its other rows.
+//
+// Accepting these spellings did not change [KeyVersion]: every code the
+// table accepted before (m, male, man, 1, 男, f, female, woman, 2, 女, u,
+// unknown, other, x, 0, 9, in any case and width) maps as before, so no
+// key made from an input accepted before changes; the new codes were
+// refused before, so no key existed for them. A party on an older build
+// refuses rows a newer one accepts; it never makes a different key for
+// the same input. A hospital's sex_codes change only how its own export
+// is read, into the same M/F/U.
 //
 // # Keys ([AppendKey], [AppendKeyField], [DecodeKey])
 //
