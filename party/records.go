@@ -165,6 +165,7 @@ type colSpec struct {
 	layout ident.Layout
 	format string // the mapping's date format, "" for the default
 	sep    string
+	sex    *ident.SexCodes // the mapping's sex_codes, nil for none
 }
 
 // ReadCSV is [LoadCSV] on a reader.
@@ -269,6 +270,9 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 			if m.Separator != "" {
 				c.sep = m.Separator
 			}
+			if m.SexCodes != nil {
+				c.sex, _ = ident.NewSexCodes(m.SexCodes) // checked by Mapping.check
+			}
 		}
 		c.col = find(name)
 		if c.col < 0 && required {
@@ -352,7 +356,10 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		if len(rep.Errors) < opt.MaxErrors {
 			rep.Errors = append(rep.Errors, re)
 		}
-		if !opt.SkipBadRows {
+		// An ambiguous sex code stops the load even when skipping: the
+		// file's other codes are probably misread too (h for male means
+		// m is female).
+		if !opt.SkipBadRows || errors.Is(re.Err, ident.ErrAmbiguousSex) {
 			return fmt.Errorf("%w: %w", ErrRecords, &re)
 		}
 		return nil
@@ -447,7 +454,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 					break
 				}
 				var err error
-				val, err = ident.AppendNormalized(val[:0], c.typ, c.layout, raw)
+				val, err = c.appendNormalized(val[:0], raw)
 				if errors.Is(err, ident.ErrEmpty) {
 					empty = true
 					break
@@ -595,6 +602,11 @@ func normalizeAttr(c colSpec, raw string, buf *[]byte) (string, error) {
 	case ident.TypeNumber:
 		return raw, nil
 	default:
-		return ident.Normalize(c.typ, c.layout, raw)
+		b, err := c.appendNormalized((*buf)[:0], raw)
+		if err != nil {
+			return "", err
+		}
+		*buf = b
+		return string(b), nil
 	}
 }

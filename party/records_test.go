@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mpsi-dev/mpsi/party"
+	"github.com/mpsi-dev/mpsi/psi/ident"
 	"github.com/mpsi-dev/mpsi/psi/session"
 )
 
@@ -185,5 +186,59 @@ func TestReadCSVQuoteErrorsAtRecordStart(t *testing.T) {
 				require.Equal(t, tc.errLine, recs.Report.Errors[0].Line)
 			}
 		})
+	}
+}
+
+// A mapping's sex_codes say what an export's own letters mean; without
+// them the ambiguous letters h, v and d stop the load, even when bad rows
+// are skipped, because the file's other codes are probably misread too.
+func TestReadCSVSexCodes(t *testing.T) {
+	spec := recSpecT(t)
+	// A Spanish H/M export: H hombre, M mujer.
+	es := "given,dob,sex,nid,visits,dx\nAda,1815-12-10,M,1,3,\nBob,1815-12-11,H,2,4,\nCy,1815-12-12,mujer,3,5,\nDi,1815-12-13,Männlich,4,6,\n"
+	for _, skip := range []bool{false, true} {
+		recs, err := party.ReadCSV(strings.NewReader(es), spec, "a", party.LoadOptions{SkipBadRows: skip})
+		require.ErrorIs(t, err, ident.ErrAmbiguousSex, "skip=%v", skip)
+		require.ErrorIs(t, err, party.ErrRecords)
+		require.Nil(t, recs)
+		require.Contains(t, err.Error(), "line 3: field sex: ident: ambiguous sex code")
+		require.Contains(t, err.Error(), `"sex_codes"`)
+	}
+	m, err := party.ParseMapping([]byte(`{"sex":{"column":"sex","sex_codes":{"H":"M","M":"F"}}}`))
+	require.NoError(t, err)
+	recs, err := party.ReadCSV(strings.NewReader(es), spec, "a", party.LoadOptions{Mapping: m})
+	require.NoError(t, err)
+	require.Equal(t, 4, recs.Len())
+	// The same patients exported with the built-in codes give the same keys.
+	std := "given,dob,sex,nid,visits,dx\nAda,1815-12-10,F,1,3,\nBob,1815-12-11,male,2,4,\nCy,1815-12-12,f,3,5,\nDi,1815-12-13,M,4,6,\n"
+	want, err := party.ReadCSV(strings.NewReader(std), spec, "b", party.LoadOptions{})
+	require.NoError(t, err)
+	for i := range 4 {
+		require.Equal(t, want.Key(i), recs.Key(i), "row %d", i)
+	}
+
+	// A sex field carried as an attribute is read with the codes too.
+	attrSpec, err := session.ParseSpec([]byte(`{"id":"r","parties":["a","b"],"fields":{"given":"name","sex":"sex"},
+"match":{"fields":["given"]},"reveal":["aggregates"],"aggregates":[{"name":"women","kind":"count_if","field":"sex","equals":"F"}]}`))
+	require.NoError(t, err)
+	recs, err = party.ReadCSV(strings.NewReader("given,sex\nAda,M\nBob,H\n"), attrSpec, "a", party.LoadOptions{Mapping: m})
+	require.NoError(t, err)
+	require.Equal(t, "F", recs.Value(0, "sex"))
+	require.Equal(t, "M", recs.Value(1, "sex"))
+	_, err = party.ReadCSV(strings.NewReader("given,sex\nAda,M\nBob,H\n"), attrSpec, "a", party.LoadOptions{})
+	require.ErrorIs(t, err, ident.ErrAmbiguousSex)
+
+	for _, tc := range []struct{ mapping, want string }{
+		{`{"sex":{"column":"sex","sex_codes":{"H":"hombre"}}}`, `sex.sex_codes: ident: sex code "H": value "hombre" is not M, F or U`},
+		{`{"sex":{"column":"sex","sex_codes":{"H":"M","h":"F"}}}`, `sex.sex_codes: ident: sex codes "H" and "h" are the same code with different values`},
+		{`{"given":{"column":"given","sex_codes":{"H":"M"}}}`, `given.sex_codes: field has type name, not sex`},
+		{`{"record_id":{"column":"id","sex_codes":{"H":"M"}}}`, `record_id: format/separator/sex_codes do not apply`},
+	} {
+		m, err := party.ParseMapping([]byte(tc.mapping))
+		if err == nil {
+			_, err = party.ReadCSV(strings.NewReader(es), spec, "a", party.LoadOptions{Mapping: m})
+		}
+		require.ErrorIs(t, err, party.ErrMapping, tc.mapping)
+		require.ErrorContains(t, err, tc.want)
 	}
 }
