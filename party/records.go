@@ -433,7 +433,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 			bad := false
 			for i, c := range row {
 				if !utf8.ValidString(c) {
-					if e := fail(pos, "", fmt.Errorf("column %d (%s) is not valid UTF-8", i+1, header[i])); e != nil {
+					if e := fail(pos, "", valueFree(fmt.Sprintf("column %d (%s) is not valid UTF-8", i+1, header[i]))); e != nil {
 						return e
 					}
 					bad = true

@@ -159,7 +159,7 @@ func refReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOpti
 		bad := false
 		for i, c := range row {
 			if !utf8.ValidString(c) {
-				if e := fail(line, "", fmt.Errorf("column %d (%s) is not valid UTF-8", i+1, header[i])); e != nil {
+				if e := fail(line, "", valueFree(fmt.Sprintf("column %d (%s) is not valid UTF-8", i+1, header[i]))); e != nil {
 					return nil, fmt.Errorf("%w: %w", ErrRecords, e)
 				}
 				bad = true

@@ -242,3 +242,46 @@ func TestReadCSVSexCodes(t *testing.T) {
 		require.ErrorContains(t, err, tc.want)
 	}
 }
+
+// RowError.Summary names the line, the field and the kind of fault, never
+// the value, which Error may quote.
+func TestRowErrorSummaryHoldsNoValue(t *testing.T) {
+	spec := recSpecT(t)
+	in := "given,dob,sex,nid,visits,dx\n" +
+		"Ada,1815-12-10,F,1,3,\n" +
+		"Bob,1815-13-41,M,2,4,\n" + // line 3: no calendar date
+		"Cy,1815-12-12,QZ9,3,3,\n" + // line 4: unknown sex code
+		"Di,1815-12-13,F,4,171,\n" + // line 5: outside [0, 100]
+		"Ed,1815-12-14,M,5,x7q,\n" + // line 6: not a number
+		"Fay,1815-12-15,F,6,2.5,\n" + // line 7: more decimals than scale 0
+		"Gil,1815-12-16,M,7,99999999999999999999,\n" + // line 8: too large
+		"H\xffal,1815-12-17,M,8,1,\n" + // line 9: not UTF-8
+		"Ivy,1815-12-18,F,9\n" + // line 10: too few fields
+		"J\"o,1815-12-19,F,10,1,\n" + // line 11: bare quote
+		"Kim,1815-12-20,F,11,1,\"E11\x1fQZ7\"\n" // line 12: a code with a control character
+	recs, err := party.ReadCSV(strings.NewReader(in), spec, "a", party.LoadOptions{SkipBadRows: true})
+	require.NoError(t, err)
+	require.Equal(t, 10, recs.Report.Rejected)
+	want := []string{
+		"line 3: field dob: not a date in the column's format, or not a calendar date in 1800..2200",
+		"line 4: field sex: ident: unrecognised sex code",
+		`line 5: aggregate "v": outside [min, max]`,
+		`line 6: aggregate "v": not a number`,
+		`line 7: aggregate "v": more decimals than the scale`,
+		`line 8: aggregate "v": beyond ±2^62 at the scale`,
+		"line 9: column 1 (given) is not valid UTF-8",
+		"line 10: wrong number of fields",
+		`line 11: bare " in non-quoted-field`,
+		"line 12: field dx: invalid value",
+	}
+	secrets := []string{"13-41", "QZ9", "171", "x7q", "2.5", "99999", "\xff", "J\"o", "QZ7"}
+	require.Len(t, recs.Report.Errors, len(want))
+	for i, e := range recs.Report.Errors {
+		s := e.Summary()
+		require.True(t, strings.HasPrefix(s, want[i]), "%q, want %q", s, want[i])
+		for _, v := range secrets {
+			require.NotContains(t, s, v)
+		}
+	}
+	require.Contains(t, recs.Report.Errors[0].Error(), "1815-13-41", "Error itself may quote a date, to fix the export")
+}

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -24,6 +25,30 @@ const (
 	// 2.679 → 2.67, -2.679 → -2.67 at scale 2.
 	RoundingTruncate = "truncate"
 )
+
+// What is wrong with a record value, for a caller that reports a rejected
+// value without quoting it: errors.Is(err, ErrNotNumber) and so on hold for
+// the errors of [ParseFixedRounding] and [Layout.Contribute], whose text
+// quotes the value. None of them carries a value.
+var (
+	ErrNotNumber       = errors.New("not a number")
+	ErrTooManyDecimals = errors.New("more decimals than the scale")
+	ErrTooLarge        = errors.New("beyond ±2^62 at the scale")
+	ErrOutOfRange      = errors.New("outside [min, max]")
+)
+
+// valueFault is an error quoting a value (msg) of a kind that does not.
+type valueFault struct {
+	kind error
+	msg  string
+}
+
+func (e *valueFault) Error() string { return e.msg }
+func (e *valueFault) Unwrap() error { return e.kind }
+
+func faultf(kind error, format string, a ...any) error {
+	return &valueFault{kind, fmt.Sprintf(format, a...)}
+}
 
 // checkRounding validates an aggregate's rounding.
 func checkRounding(at string, a *Aggregate) error {
@@ -57,7 +82,7 @@ func ParseFixed(s string, scale int) (int64, error) {
 // rounded |result| must not exceed 2^62. An unknown rounding is an error.
 // Errors quote s: they stay with the party that holds the value.
 func ParseFixedRounding(s string, scale int, rounding string) (int64, error) {
-	bad := func() (int64, error) { return 0, fmt.Errorf("%q is not a number", s) }
+	bad := func() (int64, error) { return 0, faultf(ErrNotNumber, "%q is not a number", s) }
 	if s == "" || len(s) > 40 || scale < 0 || scale > MaxScale {
 		return bad()
 	}
@@ -121,7 +146,7 @@ func ParseFixedRounding(s string, scale int, rounding string) (int64, error) {
 		up := false
 		switch rounding {
 		case RoundingStrict:
-			return 0, fmt.Errorf("%q has more than %d decimal places (the declared scale; the aggregate's rounding may round it)", s, scale)
+			return 0, faultf(ErrTooManyDecimals, "%q has more than %d decimal places (the declared scale; the aggregate's rounding may round it)", s, scale)
 		case RoundingHalfUp:
 			up = first >= 5
 		case RoundingHalfEven:
@@ -132,7 +157,7 @@ func ParseFixedRounding(s string, scale int, rounding string) (int64, error) {
 		}
 	}
 	if overflow || v > limit {
-		return 0, fmt.Errorf("%q is too large", s)
+		return 0, faultf(ErrTooLarge, "%q is too large", s)
 	}
 	if neg {
 		return -int64(v), nil

@@ -221,3 +221,30 @@ func TestContributeRounds(t *testing.T) {
 	v := make([]uint64, l.Len())
 	require.ErrorIs(t, l.Contribute(0, func(string) string { return "10.005" }, v), session.ErrValue, "half_up makes 10.005 10.01, outside the histogram's [0, 10]")
 }
+
+// Each fault of a value has a kind that callers can report without the
+// value, which the error's text quotes.
+func TestValueFaultKinds(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		kind error
+	}{
+		{"x7", session.ErrNotNumber}, {"1.", session.ErrNotNumber},
+		{"2.675", session.ErrTooManyDecimals},
+		{"99999999999999999999", session.ErrTooLarge},
+	} {
+		_, err := session.ParseFixedRounding(tc.in, 2, session.RoundingStrict)
+		require.ErrorIs(t, err, tc.kind, tc.in)
+		require.Contains(t, err.Error(), tc.in, "the text quotes the value, for the hospital")
+		require.NotContains(t, tc.kind.Error(), tc.in)
+	}
+	spec, err := session.ParseSpec([]byte(`{"id":"r","parties":["a","b"],"fields":{"n":"name","w":"number"},"match":{"fields":["n"]},"reveal":["aggregates"],
+"aggregates":[{"name":"s","kind":"sum","field":"w","min":0,"max":10}]}`))
+	require.NoError(t, err)
+	l, err := session.NewLayout(spec)
+	require.NoError(t, err)
+	err = l.Contribute(0, func(string) string { return "11" }, make([]uint64, l.Len()))
+	require.ErrorIs(t, err, session.ErrValue)
+	require.ErrorIs(t, err, session.ErrOutOfRange)
+	require.NotErrorIs(t, err, session.ErrNotNumber)
+}

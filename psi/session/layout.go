@@ -203,7 +203,7 @@ func (al *aggLayout) contribution(party int, get func(string) string, add []uint
 		return false, err
 	}
 	if v < al.lo || v > al.hi {
-		return false, fmt.Errorf("%s is outside [min, max] = [%v, %v]", raw, *a.Min, *a.Max)
+		return false, faultf(ErrOutOfRange, "%s is outside [min, max] = [%v, %v]", raw, *a.Min, *a.Max)
 	}
 	switch a.Kind {
 	case KindSum, KindMean:
