@@ -138,16 +138,15 @@
 // then mapped to "M", "F" or "U" by the hospital's own codes ([SexCodes],
 // the mapping's sex_codes) first, then this table:
 //
-//	     initials  English                 de           fr          es           pt           it                   nl
-//	M    m 1 男    male man masc           männlich     masculin    masculino    masculino    maschio maschile     mannelijk
-//	               masculine               maennlich    homme       hombre       homem        uomo                 man
-//	                                       mann                     varón
-//	F    f w 2 女  female woman fem        weiblich     féminin     femenino     feminino     femmina femminile    vrouwelijk
-//	               feminine                frau         femme       mujer        mulher       donna                vrouw
-//	U    u x i     unknown other           divers       inconnu     desconocido  desconhecido sconosciuto          onbekend
-//	     0 9       unspecified             unbekannt    autre       otro         outro        altro                anders
-//	               undetermined            unbestimmt   indéterminé indeterminado ignorado    indeterminato        overig
-//	               indeterminate                                                 indeterminado
+//	lang      M                         F                          U
+//	-         m  1  男                  f  w  2  女                u  x  i  0  9
+//	en        male man masc masculine   female woman fem feminine  unknown other unspecified undetermined indeterminate
+//	de        männlich maennlich mann   weiblich frau              divers unbekannt unbestimmt
+//	fr        masculin homme            féminin femme              inconnu autre indéterminé
+//	es        masculino hombre varón    femenino mujer             desconocido otro indeterminado
+//	pt        masculino homem           feminino mulher            desconhecido outro ignorado indeterminado
+//	it        maschio maschile uomo     femmina femminile donna    sconosciuto altro indeterminato
+//	nl        mannelijk man             vrouwelijk vrouw           onbekend anders overig
 //
 // The digits follow ISO/IEC 5218 (0 not known, 1 male, 2 female, 9 not
 // applicable); U is unknown, neither male nor female (German "divers"), or
@@ -176,7 +175,7 @@
 //	M / V  (nl)         {"V": "F"}
 //	m / w / d  (de)     {"D": "U"}
 //	V / M  (es)         {"V": "M", "M": "F"}
-//	1 / 6  (Spain INE)  {"6": "F"}
+//	1 / 6  (Spain INE)  {"6": "F"}   (INE microdata: 1 hombre, 6 mujer)
 //
 // A loader should stop at an ambiguous code even when it skips bad rows:
 // a file with h in it probably has m for female in its other rows.

@@ -1,6 +1,8 @@
 package ident_test
 
 import (
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -225,4 +227,60 @@ func TestNormalize(t *testing.T) {
 			t.Errorf("Normalize(%s, %s, %q) = %q, want %q", tc.typ, tc.layout, tc.in, got, tc.want)
 		}
 	}
+}
+
+// The table in the package documentation is the table the code uses:
+// every code listed there maps to its column's sex, and every code of the
+// built-in table is listed.
+func TestSexTableDocumented(t *testing.T) {
+	b, err := os.ReadFile("doc.go")
+	require.NoError(t, err)
+	doc := string(b)
+	start := strings.Index(doc, "//\tlang ")
+	require.GreaterOrEqual(t, start, 0, "the table's header")
+	listed := map[string]string{}
+	sep := regexp.MustCompile(`\s{2,}`)
+	for _, line := range strings.Split(doc[start:], "\n")[1:] {
+		if !strings.HasPrefix(line, "//\t") {
+			break
+		}
+		cols := sep.Split(strings.TrimPrefix(line, "//\t"), -1)
+		require.GreaterOrEqual(t, len(cols), 4, "%q", line)
+		// Initials are separated by two spaces, words by one.
+		if cols[0] == "-" {
+			var sexes []string
+			for _, c := range cols[1:] {
+				switch c {
+				case "m", "f", "u":
+					sexes = append(sexes, strings.ToUpper(c))
+				}
+				listed[c] = sexes[len(sexes)-1]
+			}
+			continue
+		}
+		for i, sex := range []string{"M", "F", "U"} {
+			for _, code := range strings.Fields(cols[1+i]) {
+				listed[code] = sex
+			}
+		}
+	}
+	folded := map[string]string{}
+	for code, sex := range listed {
+		got, err := ident.NormalizeSex(code)
+		require.NoError(t, err, code)
+		require.Equal(t, sex, got, code)
+		folded[fold(code)] = sex
+	}
+	require.Equal(t, ident.SexTable, folded, "the documented table, lowered and without accents, is the built-in one")
+	for code := range ident.AmbiguousSex {
+		_, err := ident.NormalizeSex(code)
+		require.ErrorIs(t, err, ident.ErrAmbiguousSex, code)
+		require.NotContains(t, listed, code)
+	}
+}
+
+// fold lowers a documented code and removes the accents of the
+// documentation's few accented words, as the table's keys are written.
+func fold(code string) string {
+	return strings.NewReplacer("ä", "a", "é", "e", "ó", "o").Replace(strings.ToLower(code))
 }
