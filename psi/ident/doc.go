@@ -6,7 +6,10 @@
 // name, birth date, sex and identifiers into the same bytes, so these
 // rules are part of the protocol: every party of a session must apply the
 // same rules, from the same version of this package, built with the same
-// [UnicodeVersion]. Changing a rule changes [KeyVersion].
+// [UnicodeVersion]. Changing a rule changes [KeyVersion]: a rule that
+// normalises an accepted input differently, or an encoding change. Accepting
+// an input that was refused before does not, as no key existed for it (the
+// sex codes of other languages, below).
 //
 // # Field types
 //
