@@ -116,6 +116,8 @@ func FuzzParseMapping(f *testing.F) {
 	f.Add([]byte(`{"record_id":{"column":"MRN"},"dob":{"column":"B","format":"MM/DD/YYYY"}}`))
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"x":{"column":""}}`))
+	f.Add([]byte(`{"sex":{"column":"SEXO","sex_codes":{"H":"M","M":"F"}}}`))
+	f.Add([]byte(`{"sex":{"column":"s","sex_codes":{"H":"M","h":"F"}}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := party.ParseMapping(b)
 		if err != nil {
@@ -128,6 +130,8 @@ func FuzzReadCSV(f *testing.F) {
 	f.Add("given,dob,sex,nid,visits,dx\nAda,1815-12-10,F,1,3,E11\n")
 	f.Add("given,dob,sex,nid,visits,dx\n\"a\nb\",1815-12-10,F,1,3,\n")
 	f.Add("x\n")
+	f.Add("given,dob,sex,nid,visits,dx\nAda,1815-12-10,h,1,3,\n")
+	f.Add("given,dob,sex,nid,visits,dx\n\"Ada,1815-12-10,F,1,3,\nBo\"b,1815-12-10,F,1,3,\n")
 	f.Fuzz(func(t *testing.T, csv string) {
 		spec, err := session.ParseSpec([]byte(recSpec))
 		require.NoError(t, err)
