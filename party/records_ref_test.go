@@ -50,6 +50,11 @@ func refReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOpti
 		return nil, fmt.Errorf("%w: empty file, expected a header line", ErrRecords)
 	}
 	if err != nil {
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			start, fault := csvFault(pe)
+			return nil, fmt.Errorf("%w: header: line %d: %w", ErrRecords, start, fault)
+		}
 		return nil, fmt.Errorf("%w: %v", ErrRecords, err)
 	}
 	header = slices.Clone(header)
