@@ -181,7 +181,10 @@
 //	1 / 6  (Spain INE)  {"6": "F"}   (INE microdata: 1 hombre, 6 mujer)
 //
 // A loader should stop at an ambiguous code even when it skips bad rows:
-// a file with h in it probably has m for female in its other rows.
+// a file with h in it probably has m for female in its other rows. The
+// refusal only catches a file that holds one of these letters: an H/M
+// export of women only reads as all male, so a hospital whose exports use
+// a list other than M/F declares it whatever a given file holds.
 //
 // Accepting these spellings did not change [KeyVersion]: every code the
 // table accepted before (m, male, man, 1, 男, f, female, woman, 2, 女, u,
