@@ -235,6 +235,7 @@ type colSpec struct {
 	layout ident.Layout
 	format string // the mapping's date format, "" for the default
 	sep    string
+	sex    *ident.SexCodes // the mapping's sex_codes, nil for none
 }
 
 // ReadCSV is [LoadCSV] on a reader.
@@ -338,6 +339,9 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 			}
 			if m.Separator != "" {
 				c.sep = m.Separator
+			}
+			if m.SexCodes != nil {
+				c.sex, _ = ident.NewSexCodes(m.SexCodes) // checked by Mapping.check
 			}
 		}
 		c.col = find(name)
@@ -472,7 +476,10 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		if len(rep.Errors) < opt.MaxErrors {
 			rep.Errors = append(rep.Errors, re)
 		}
-		if !opt.SkipBadRows {
+		// An ambiguous sex code stops the load even when skipping: the
+		// file's other codes are probably misread too (h for male means
+		// m is female).
+		if !opt.SkipBadRows || errors.Is(re.Err, ident.ErrAmbiguousSex) {
 			return fmt.Errorf("%w: %w", ErrRecords, &re)
 		}
 		return nil
@@ -546,7 +553,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 			bad := false
 			for i, c := range row {
 				if !utf8.ValidString(c) {
-					if e := fail(pos, "", fmt.Errorf("column %d (%s) is not valid UTF-8", i+1, header[i])); e != nil {
+					if e := fail(pos, "", valueFree(fmt.Sprintf("column %d (%s) is not valid UTF-8", i+1, header[i]))); e != nil {
 						return e
 					}
 					bad = true
@@ -599,7 +606,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 						continue
 					}
 					var err error
-					norm[f], err = ident.AppendNormalized(norm[f][:0], c.typ, c.layout, raw)
+					norm[f], err = c.appendNormalized(norm[f][:0], raw)
 					if errors.Is(err, ident.ErrEmpty) {
 						if !multi {
 							break
@@ -825,6 +832,11 @@ func normalizeAttr(c colSpec, raw string, buf *[]byte) (string, error) {
 	case ident.TypeNumber:
 		return raw, nil
 	default:
-		return ident.Normalize(c.typ, c.layout, raw)
+		b, err := c.appendNormalized((*buf)[:0], raw)
+		if err != nil {
+			return "", err
+		}
+		*buf = b
+		return string(b), nil
 	}
 }

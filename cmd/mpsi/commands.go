@@ -266,7 +266,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(passwordFiles, "password-file", "NAME=FILE: a postgres party's password file (else PGPASSWORD or PGPASSFILE)")
 	outPath := fs.String("out", "", "write the Result JSON here instead of stdout")
 	rejectDup := fs.Bool("reject-duplicates", false, "fail on repeated match keys instead of merging them")
-	skipBad := fs.Bool("skip-bad-rows", false, "reject rows that fail to parse (each listed by line number) instead of stopping at the first")
+	skipBad := fs.Bool("skip-bad-rows", false, "reject rows that fail to parse or check (counted; each listed by line, field and kind of fault, never the value) instead of stopping at the first")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -334,10 +334,11 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // printRejected lists the rows a load rejected (--skip-bad-rows) by line
-// number, on this hospital's own terminal only.
+// number, field and kind of fault, on this hospital's own terminal only,
+// and never with a value ([party.RowError.Summary]).
 func printRejected(w io.Writer, name string, rp party.Report) {
 	for _, e := range rp.Errors {
-		fmt.Fprintf(w, "mpsi: %s: rejected %v\n", name, &e)
+		fmt.Fprintf(w, "mpsi: %s: rejected %s\n", name, e.Summary())
 	}
 	if more := rp.Rejected - len(rp.Errors); more > 0 {
 		fmt.Fprintf(w, "mpsi: %s: %d more rows rejected (not listed)\n", name, more)

@@ -1,6 +1,9 @@
 package ident
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors. Check them with [errors.Is]; the functions of this
 // package wrap them with detail. None of them carries a name, identifier
@@ -30,6 +33,13 @@ var (
 	// ErrBadSex reports a sex code that [NormalizeSex] does not know.
 	// Report the row, or map the hospital's codes before loading.
 	ErrBadSex = errors.New("ident: unrecognised sex code")
+
+	// ErrAmbiguousSex reports a sex code that means different sexes in
+	// different code lists (the letters h, v and d; see [NormalizeSex]).
+	// errors.Is(err, ErrBadSex) holds too. Declare what the export's
+	// codes mean ([NewSexCodes]; a mapping's sex_codes) rather than skip
+	// such rows: the other rows of the same file may be misread too.
+	ErrAmbiguousSex = fmt.Errorf("%w: ambiguous", ErrBadSex)
 
 	// ErrBadType reports a field type that [ParseType] does not know.
 	// Fix the session spec.

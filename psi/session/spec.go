@@ -181,6 +181,11 @@ type Aggregate struct {
 	Edges    []float64 `json:"edges,omitempty"`
 	Equals   *string   `json:"equals,omitempty"`
 	Contains *string   `json:"contains,omitempty"`
+	// Rounding says what becomes of a record value with more decimals
+	// than Scale: "" (the default) refuses it, RoundingHalfEven,
+	// RoundingHalfUp or RoundingTruncate round it exactly, in decimal
+	// ([ParseFixedRounding]). Only for sum, mean, variance and histogram.
+	Rounding string `json:"rounding,omitempty"`
 }
 
 // LoadSpec reads and validates a spec file: JSON, or YAML when the name ends
@@ -650,6 +655,9 @@ func (s *Spec) validateAggregate(at string, a *Aggregate) error {
 	if a.Scale < 0 || a.Scale > MaxScale {
 		return specErr(at+".scale", "must be between 0 and %d, is %d", MaxScale, a.Scale)
 	}
+	if err := checkRounding(at, a); err != nil {
+		return err
+	}
 	if a.Kind == KindHistogram {
 		if len(a.Edges) < 2 {
 			return specErr(at+".edges", "need at least 2 edges, have %d", len(a.Edges))
@@ -780,70 +788,6 @@ func ratToFixed(r *big.Rat, scale int, orig string) (int64, error) {
 		return 0, fmt.Errorf("%s is too large", orig)
 	}
 	return n.Int64(), nil
-}
-
-// ParseFixed parses a decimal value (optional sign, digits, optional
-// fraction; no exponent) to fixed point at scale: exactly, with integer
-// arithmetic (it runs once per value per record). Extra fraction digits are
-// accepted only when they are zeros; |result| must not exceed 2^62.
-func ParseFixed(s string, scale int) (int64, error) {
-	bad := func() (int64, error) { return 0, fmt.Errorf("%q is not a number", s) }
-	if s == "" || len(s) > 40 || scale < 0 || scale > MaxScale {
-		return bad()
-	}
-	body := s
-	neg := false
-	switch body[0] {
-	case '-':
-		neg, body = true, body[1:]
-	case '+':
-		body = body[1:]
-	}
-	intPart, frac, hasDot := strings.Cut(body, ".")
-	if intPart == "" || (hasDot && frac == "") {
-		return bad()
-	}
-	const limit = uint64(1) << 62
-	var v uint64
-	digit := func(c byte) (uint64, bool) { return uint64(c - '0'), c >= '0' && c <= '9' }
-	overflow := false
-	mulAdd := func(d uint64) {
-		if v > (limit-d)/10 {
-			overflow = true
-			return
-		}
-		v = v*10 + d
-	}
-	for i := 0; i < len(intPart); i++ {
-		d, ok := digit(intPart[i])
-		if !ok {
-			return bad()
-		}
-		mulAdd(d)
-	}
-	for i := 0; i < len(frac); i++ {
-		d, ok := digit(frac[i])
-		if !ok {
-			return bad()
-		}
-		if i >= scale {
-			if d != 0 {
-				return 0, fmt.Errorf("%q has more than %d decimal places (the declared scale)", s, scale)
-			}
-			continue
-		}
-		mulAdd(d)
-	}
-	for i := len(frac); i < scale; i++ {
-		mulAdd(0)
-	}
-	if overflow || v > limit {
-		return 0, fmt.Errorf("%q is too large", s)
-	}
-	if neg {
-		return -int64(v), nil
-	}
-	return int64(v), nil
 }
 
 // validateKeys checks match.fields or match.keys and fills s.keys.
