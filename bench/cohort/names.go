@@ -26,7 +26,7 @@ type weighted struct {
 // shape, a few very common names and a long tail. The Spanish surnames carry their
 // accents as written in Spanish orthography (the Census table is ASCII):
 // US records write them either way, which is what the accent noise
-// exercises. The last five are German and French names with umlauts and
+// exercises. The last five are German, French and Spanish names with umlauts and
 // accents, with illustrative weights (not from the Census table), so that
 // transliteration ("Müller" → "Mueller") is exercised.
 var surnameHead = []weighted{

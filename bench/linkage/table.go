@@ -102,10 +102,10 @@ func ReadCSV(in io.Reader, name, idColumn string, cols map[string]Column, keys [
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := r.FieldPos(0)
 		if err != nil {
 			return nil, fmt.Errorf("linkage: %s: %w", name, err) // csv.ParseError names the line
 		}
+		line, _ := r.FieldPos(0)
 		if len(row) != len(header) {
 			return nil, fmt.Errorf("linkage: %s: line %d has %d fields, the header %d", name, line, len(row), len(header))
 		}
