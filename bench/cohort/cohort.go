@@ -320,7 +320,7 @@ func newGenerator(cfg Config) (*generator, error) {
 		return nil, errors.New("cohort: too many records")
 	}
 	if cfg.Realistic != nil {
-		if g.id, err = newIdentities(cfg.Seed, *cfg.Realistic); err != nil {
+		if g.id, err = newIdentities(cfg.Seed, *cfg.Realistic, total); err != nil {
 			return nil, err
 		}
 		g.fileEnts = make([][]uint32, n)

@@ -136,6 +136,9 @@ type identities struct {
 	errs   Errors
 	names  *names
 	ageCum []float64
+	// half is half the number of entities: entity j < half and j + half
+	// may be twins.
+	half uint32
 	// SSNs are a permutation of 100000000..899999999: ssnA·e + ssnB mod
 	// ssnMod, ssnA a unit mod ssnMod.
 	ssnB uint64
@@ -146,11 +149,11 @@ const (
 	ssnA   = 387_420_489 // 3^18, prime to 2 and 5
 )
 
-func newIdentities(seed uint64, errs Errors) (*identities, error) {
+func newIdentities(seed uint64, errs Errors, total int) (*identities, error) {
 	if err := errs.validate(); err != nil {
 		return nil, err
 	}
-	id := &identities{seed: seed, errs: errs, names: newNames()}
+	id := &identities{seed: seed, errs: errs, names: newNames(), half: uint32(total / 2)}
 	sum := 0.0
 	for a := range 100 {
 		sum += ageWeight(a)
@@ -165,13 +168,36 @@ func newIdentities(seed uint64, errs Errors) (*identities, error) {
 const (
 	streamIdentity = 0x6964 << 48
 	streamRecord   = 0x7263 << 48
+	streamTwin     = 0x7477 << 48
 )
+
+// twinShare is the share of people who are a twin: entities j and
+// j + half (half = total/2) are twins with this probability, so that
+// twins fall into different blocks and are often at different hospitals. US twin births were about 1.9% of
+// births in 1980 and 3.3% in 2014 (CDC, National Vital Statistics
+// Reports, "Births: final data"); 2.5% is between the two, for a
+// population born over a century. Twins share their birth surname and
+// birth date, not their given name nor SSN: the classic false link of
+// keys on surname and birth date.
+const twinShare = 0.025
+
+// sameSexTwins is the share of twin pairs of the same sex: a third of
+// twins are identical, and half the others same-sex.
+const sameSexTwins = 2.0 / 3
 
 // truth returns entity e's identity.
 func (id *identities) truth(e uint32) person {
 	rng := rand.New(rand.NewPCG(id.seed, streamIdentity|uint64(e)))
+	var twin *person
+	if e >= id.half && e-id.half < id.half && rand.New(rand.NewPCG(id.seed, streamTwin|uint64(e-id.half))).Float64() < twinShare {
+		t := id.truth(e - id.half) // below half: never the younger twin
+		twin = &t
+	}
 	var p person
 	p.female = rng.IntN(2) == 1
+	if twin != nil {
+		p.female = twin.female == (rng.Float64() < sameSexTwins)
+	}
 	sex := 0
 	if p.female {
 		sex = 1
@@ -190,9 +216,26 @@ func (id *identities) truth(e uint32) person {
 		days = 366
 	}
 	p.birth = time.Date(year, 1, 1+rng.IntN(days), 0, 0, 0, 0, time.UTC)
+	if twin != nil {
+		// The twin's birth surname and date; a different given name.
+		p.birth = twin.birth
+		p.surname = twin.surname
+		if twin.maiden != "" {
+			p.surname = twin.maiden
+		}
+		for p.given == twin.given {
+			sex := 0
+			if p.female {
+				sex = 1
+			}
+			p.given = id.names.given[sex].name(id.names.given[sex].draw(rng))
+		}
+	}
 	if p.female && p.age() >= 18 && rng.Float64() < maidenShare {
-		for p.maiden == "" || p.maiden == p.surname {
-			p.maiden = id.names.surname.name(id.names.surname.draw(rng))
+		// Married: the birth surname becomes the maiden name.
+		p.maiden = p.surname
+		for p.surname == p.maiden {
+			p.surname = id.names.surname.name(id.names.surname.draw(rng))
 		}
 	}
 	p.ssn = strconv.FormatUint(100_000_000+(ssnA*uint64(e)+id.ssnB)%ssnMod, 10)

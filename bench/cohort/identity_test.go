@@ -34,7 +34,7 @@ func TestRealisticErrorRates(t *testing.T) {
 	errs := DefaultErrors()
 	// Larger rates for the rare kinds, so that the check has power.
 	errs.DayMonthSwap, errs.DateOffByOne, errs.SSNTransposition = 0.05, 0.04, 0.06
-	id, err := newIdentities(7, errs)
+	id, err := newIdentities(7, errs, 30000)
 	require.NoError(t, err)
 	kinds := []struct {
 		kind noise
@@ -169,7 +169,7 @@ func hamming(a, b string) int {
 // Names follow their tables: the most common surname and given names come
 // up at their published rates.
 func TestRealisticNameFrequencies(t *testing.T) {
-	id, err := newIdentities(3, DefaultErrors())
+	id, err := newIdentities(3, DefaultErrors(), 200000)
 	require.NoError(t, err)
 	const n = 200000
 	smith, james, female := 0, 0, 0
@@ -297,4 +297,34 @@ func TestTruthGroupsMatchFiles(t *testing.T) {
 	// The spec declares the SSN and the mapping maps it.
 	require.Contains(t, string(c.Spec), `"ssn": "id"`)
 	require.Contains(t, string(c.Parties[1].Mapping), `"SSN"`)
+}
+
+// Twins come at their rate: pairs (j, j + half) sharing their birth surname
+// and birth date with different given names and SSNs.
+func TestRealisticTwins(t *testing.T) {
+	const pairs = 100000
+	id, err := newIdentities(9, DefaultErrors(), 2*pairs+1)
+	require.NoError(t, err)
+	twins, sameSex := 0, 0
+	birthName := func(p person) string {
+		if p.maiden != "" {
+			return p.maiden
+		}
+		return p.surname
+	}
+	for j := range uint32(pairs) {
+		a, b := id.truth(j), id.truth(j+pairs)
+		require.NotEqual(t, a.ssn, b.ssn)
+		if birthName(a) == birthName(b) && a.birth.Equal(b.birth) {
+			twins++
+			require.NotEqual(t, a.given, b.given)
+			if a.female == b.female {
+				sameSex++
+			}
+		}
+	}
+	// Chance coincidences of surname and birth date between unrelated
+	// pairs are far rarer than the tolerance.
+	withinBinomial(t, "twin pairs", twins, pairs, twinShare)
+	withinBinomial(t, "same-sex twin pairs", sameSex, twins, sameSexTwins)
 }

@@ -13,8 +13,18 @@ var CohortKeySets = []KeySet{
 	{"ssn", [][]string{{"ssn"}}},
 	{"name+dob", [][]string{{"given_name", "family_name", "birth_date"}}},
 	{"name+dob+sex", [][]string{{"given_name", "family_name", "birth_date", "sex"}}},
-	{"ssn, name+dob", [][]string{{"ssn"}, {"given_name", "family_name", "birth_date"}}},
+	{"ssn/name+dob", [][]string{{"ssn"}, {"given_name", "family_name", "birth_date"}}},
 	{"recommended", Recommended},
+	// The recommended list with the given name's initial in the third
+	// key instead of its Soundex code: a little more recall, less
+	// precision when few patients are shared.
+	{"initial", [][]string{
+		{"ssn"},
+		{"family_name", "given_name", "birth_date"},
+		{"family_name|soundex", "given_name|initial", "birth_date|day_month_unordered", "sex"},
+		{"given_name|soundex", "birth_date", "ssn|last4"},
+		{"family_name|soundex", "birth_date", "ssn|last4"},
+	}},
 }
 
 // Recommended is the ordered key list README.md recommends for
@@ -22,7 +32,7 @@ var CohortKeySets = []KeySet{
 var Recommended = [][]string{
 	{"ssn"},
 	{"family_name", "given_name", "birth_date"},
-	{"family_name|soundex", "given_name|initial", "birth_date|day_month_unordered", "sex"},
+	{"family_name|soundex", "given_name|soundex", "birth_date|day_month_unordered", "sex"},
 	{"given_name|soundex", "birth_date", "ssn|last4"},
 	{"family_name|soundex", "birth_date", "ssn|last4"},
 }
