@@ -5,6 +5,13 @@
 // pairwise overlaps, aggregates) computed from the generator's own entity
 // ids, independently of mpsi's matching.
 //
+// With [Config.Realistic], patients get realistic identities (names by
+// their US frequencies, birth dates, SSNs, maiden names, twins) and each
+// hospital's record of a patient carries identifier errors at configured
+// rates (typos, nicknames, maiden names, swapped or shifted dates, missing
+// or transposed SSNs, accents); truth_groups.csv then gives every record's
+// patient, for measuring linkage quality (package bench/linkage).
+//
 // Randomness is math/rand/v2 seeded from Config.Seed: inputs only, never
 // secrets.
 package cohort
@@ -62,6 +69,11 @@ type Config struct {
 	// "ssn", type id) and truth_groups.csv, which maps every record to
 	// its patient. Unset, the output is byte for byte what it always was.
 	Realistic *Errors
+	// People, with Realistic, are the patients' true identities, taken
+	// in order instead of drawn (see [ReadSyntheaPatients]); it must hold
+	// at least as many people as the cohort has patients. Twins are then
+	// only those the list holds.
+	People []Person
 	// Keys, when set, is written into the spec as match.keys (an ordered
 	// list of match keys, each a list of fields, "field|transform"),
 	// replacing match.fields.
@@ -319,10 +331,17 @@ func newGenerator(cfg Config) (*generator, error) {
 	if total >= math.MaxUint32/2 {
 		return nil, errors.New("cohort: too many records")
 	}
+	if cfg.People != nil && cfg.Realistic == nil {
+		return nil, errors.New("cohort: People needs Realistic")
+	}
+	if cfg.People != nil && total > len(cfg.People) {
+		return nil, fmt.Errorf("cohort: %d patients needed, People holds %d", total, len(cfg.People))
+	}
 	if cfg.Realistic != nil {
 		if g.id, err = newIdentities(cfg.Seed, *cfg.Realistic, total); err != nil {
 			return nil, err
 		}
+		g.id.people = cfg.People
 		g.fileEnts = make([][]uint32, n)
 	} else {
 		g.drawPeople(total)

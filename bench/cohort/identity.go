@@ -134,8 +134,10 @@ const (
 type identities struct {
 	seed   uint64
 	errs   Errors
-	names  *names
+	names  *nameTables
 	ageCum []float64
+	// people, when set, are the identities (Config.People).
+	people []Person
 	// half is half the number of entities: entity j < half and j + half
 	// may be twins.
 	half uint32
@@ -187,6 +189,10 @@ const sameSexTwins = 2.0 / 3
 
 // truth returns entity e's identity.
 func (id *identities) truth(e uint32) person {
+	if id.people != nil {
+		p := id.people[e]
+		return person{given: p.Given, surname: p.Surname, maiden: p.Maiden, birth: p.Birth, female: p.Female, ssn: p.SSN}
+	}
 	rng := rand.New(rand.NewPCG(id.seed, streamIdentity|uint64(e)))
 	var twin *person
 	if e >= id.half && e-id.half < id.half && rand.New(rand.NewPCG(id.seed, streamTwin|uint64(e-id.half))).Float64() < twinShare {

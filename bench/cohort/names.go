@@ -182,14 +182,14 @@ func (t *nameTable) name(i int) string {
 	return tailName(i-len(t.head), t.ends)
 }
 
-// names holds the tables of one generator.
-type names struct {
+// nameTables holds the name tables of one generator.
+type nameTables struct {
 	surname *nameTable
 	given   [2]*nameTable
 }
 
-func newNames() *names {
-	return &names{
+func newNames() *nameTables {
+	return &nameTables{
 		surname: newNameTable(surnameHead, surnameTotal, surnameTail, surnameOffset, surnameEnds),
 		given: [2]*nameTable{
 			newNameTable(givenHead[0], givenTotal, givenTail, givenOffset, givenEnds[0]),

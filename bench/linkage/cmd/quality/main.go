@@ -5,6 +5,7 @@
 //
 //	go run ./bench/linkage/cmd/quality -parties 3,5 -records 10000,100000
 //	go run ./bench/linkage/cmd/quality -anonlink ../shared/data/linkage/anonlink_5party
+//	go run ./bench/linkage/cmd/quality -synthea ../shared/data/synthea/sample_1k_apr2020/patients.csv -parties 4 -records 430
 package main
 
 import (
@@ -48,6 +49,7 @@ func run() error {
 	sets := flag.String("sets", "", "comma-separated names of key sets (default: all for the data)")
 	keysJSON := flag.String("keys", "", `an extra key list as JSON, e.g. [["ssn"],["family_name","given_name","birth_date"]]`)
 	anonlink := flag.String("anonlink", "", "directory of the anonlink five-party set (only it is evaluated when set)")
+	synthea := flag.String("synthea", "", "a Synthea patients.csv whose people the cohorts take as identities, instead of drawing them")
 	flag.Parse()
 
 	pick := func(all []linkage.KeySet) ([]linkage.KeySet, error) {
@@ -122,10 +124,24 @@ func run() error {
 	}
 	defer os.RemoveAll(tmp)
 	errs := cohort.DefaultErrors()
+	var people []cohort.Person
+	data := "cohort"
+	if *synthea != "" {
+		f, err := os.Open(*synthea)
+		if err != nil {
+			return err
+		}
+		people, err = cohort.ReadSyntheaPatients(f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		data = "synthea cohort"
+	}
 	for _, n := range ns {
 		for _, m := range ms {
 			dir := filepath.Join(tmp, fmt.Sprintf("n%d-m%d", n, m))
-			cfg := cohort.Config{Seed: *seed, Parties: n, Records: m, SharedAll: *shared, SharedPair: *pair, Noise: true, Realistic: &errs}
+			cfg := cohort.Config{Seed: *seed, Parties: n, Records: m, SharedAll: *shared, SharedPair: *pair, Noise: true, Realistic: &errs, People: people}
 			if _, err := cohort.GenerateDir(cfg, dir); err != nil {
 				return err
 			}
@@ -142,7 +158,7 @@ func run() error {
 				if err != nil {
 					return err
 				}
-				row("cohort", n, m, s, q)
+				row(data, n, m, s, q)
 			}
 		}
 	}
