@@ -147,7 +147,7 @@ func TestLoadCohortSSNOracle(t *testing.T) {
 	require.Equal(t, truth.Intersection, q.Entities)
 	// The oracle: per all-party patient, is the SSN the same at every party?
 	ssnAt := map[string][]string{}
-	for p, tb := range d.Tables {
+	for p, tb := range d.Parties {
 		for i := range tb.Len() {
 			k := tb.KeyAt(0, i)
 			e := d.Entity[p][i]
@@ -193,11 +193,68 @@ func TestLoadAnonlinkLayout(t *testing.T) {
 	require.NoError(t, err)
 	d, err := LoadAnonlink(dir, keys)
 	require.NoError(t, err)
-	require.Equal(t, 1, d.Tables[0].Invalid["sex"], `"mals" is no sex code`)
+	require.Equal(t, 1, d.Parties[0].(*Table).Invalid["sex"], `"mals" is no sex code`)
 	q, err := d.Evaluate()
 	require.NoError(t, err)
 	// Tara links on key 0; Oliver has no date at party 3 and no valid sex.
 	require.Equal(t, Quality{Entities: 2, Found: 1, Complete: 1, Pure: 1, Completed: []int{1, 0}}, q)
 	_, err = LoadAnonlink(t.TempDir(), keys)
 	require.ErrorContains(t, err, "dataset-1.csv")
+}
+
+// The keys built here are the parties' own: on a generated cohort,
+// party.Records.KeyAt and Table.KeyAt agree record by record (as equality
+// classes: the bytes differ only in framing), and give the same quality.
+func TestTableKeysAreThePartiesKeys(t *testing.T) {
+	errs := cohort.DefaultErrors()
+	cfg := cohort.Config{Seed: 8, Parties: 3, Records: 1500, SharedAll: 0.3, SharedPair: 0.1, Noise: true, Realistic: &errs}
+	dir := t.TempDir()
+	_, err := cohort.GenerateDir(cfg, dir)
+	require.NoError(t, err)
+	for _, set := range CohortKeySets {
+		keys, err := ParseKeys(set.Keys)
+		require.NoError(t, err)
+		mine, err := LoadCohort(dir, keys)
+		require.NoError(t, err)
+		theirs, err := LoadCohortRecords(dir, set.Keys)
+		require.NoError(t, err, set.Name)
+		// Equality classes of keys, per key, over all parties, by record id.
+		for k := range keys {
+			classOf := func(d *Dataset) map[string]string {
+				id := map[string]string{} // key bytes → first record id
+				out := map[string]string{}
+				for p, r := range d.Parties {
+					for i := range r.Len() {
+						key := r.KeyAt(k, i)
+						rec := d.Names[p] + "/" + r.ID(i)
+						if key == nil {
+							out[rec] = ""
+							continue
+						}
+						if _, ok := id[string(key)]; !ok {
+							id[string(key)] = rec
+						}
+						out[rec] = id[string(key)]
+					}
+				}
+				return out
+			}
+			cm, ct := classOf(mine), classOf(theirs)
+			for rec, c := range cm {
+				if _, ok := ct[rec]; !ok {
+					// party.Records drops a record without a value for
+					// a one-key spec: here it has no key.
+					require.Empty(t, c, "%s key %d: %s", set.Name, k, rec)
+					require.Len(t, keys, 1)
+					delete(cm, rec)
+				}
+			}
+			require.Equal(t, ct, cm, "%s key %d", set.Name, k)
+		}
+		q1, err := mine.Evaluate()
+		require.NoError(t, err)
+		q2, err := theirs.Evaluate()
+		require.NoError(t, err)
+		require.Equal(t, q2, q1, set.Name)
+	}
 }

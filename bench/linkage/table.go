@@ -11,7 +11,9 @@ import (
 	"strconv"
 
 	"github.com/mpsi-dev/mpsi/bench/cohort"
+	"github.com/mpsi-dev/mpsi/party"
 	"github.com/mpsi-dev/mpsi/psi/ident"
+	"github.com/mpsi-dev/mpsi/psi/session"
 )
 
 // Column says where a logical field is in a CSV file and how to read it.
@@ -163,20 +165,122 @@ func ReadCSV(in io.Reader, name, idColumn string, cols map[string]Column, keys [
 	return t, nil
 }
 
-// Dataset is the parties' tables with the truth.
-type Dataset struct {
-	Names  []string
-	Tables []*Table
-	Entity [][]string // Entity[p][i]: the patient of party p's record i
+// Records is a [Source] whose records have ids: [Table], and the parties'
+// own party.Records.
+type Records interface {
+	Source
+	// ID is record i's record id.
+	ID(i int) string
 }
 
-// Evaluate links the dataset's keys and scores the outcome.
+// Dataset is the parties' records with the truth.
+type Dataset struct {
+	Names   []string
+	Parties []Records
+	Entity  [][]string // Entity[p][i]: the patient of party p's record i
+	// AllParty is the number of patients with a record at every party in
+	// the truth: a record a loader drops (party.Records drops records
+	// without a value for a one-key spec) still counts.
+	AllParty int
+}
+
+// Evaluate links the dataset's keys and scores the outcome; Entities is
+// the truth's AllParty.
 func (d *Dataset) Evaluate() (Quality, error) {
-	src := make([]Source, len(d.Tables))
-	for i, t := range d.Tables {
+	src := make([]Source, len(d.Parties))
+	for i, t := range d.Parties {
 		src[i] = t
 	}
-	return Evaluate(src, d.Entity)
+	q, err := Evaluate(src, d.Entity)
+	if err != nil {
+		return q, err
+	}
+	if q.Entities > d.AllParty {
+		return q, fmt.Errorf("%w: %d all-party patients loaded, %d in the truth", ErrShape, q.Entities, d.AllParty)
+	}
+	q.Entities = d.AllParty
+	return q, nil
+}
+
+// allParty counts the entities present at every party of truth.
+func allParty(truth map[string]map[string]string, parties []string) int {
+	at := map[string]int{}
+	for _, name := range parties {
+		seen := map[string]bool{}
+		for _, e := range truth[name] {
+			if !seen[e] {
+				seen[e] = true
+				at[e]++
+			}
+		}
+	}
+	n := 0
+	for _, c := range at {
+		if c == len(parties) {
+			n++
+		}
+	}
+	return n
+}
+
+// add appends a party's records with their patients from truth.
+func (d *Dataset) add(name string, r Records, truth map[string]string) error {
+	ents := make([]string, r.Len())
+	for i := range ents {
+		e, ok := truth[r.ID(i)]
+		if !ok {
+			return fmt.Errorf("linkage: %s: record %q of %s is not in it", cohort.TruthGroupsFile, r.ID(i), name)
+		}
+		ents[i] = e
+	}
+	d.Names = append(d.Names, name)
+	d.Parties = append(d.Parties, r)
+	d.Entity = append(d.Entity, ents)
+	return nil
+}
+
+// LoadCohortRecords is [LoadCohort] through the parties' own loader: the
+// cohort's spec with match.keys set to keys, each party's file read by
+// party.LoadCSV with its mapping, the keys those of party.Records.KeyAt,
+// byte for byte what the parties tokenise.
+func LoadCohortRecords(dir string, keys [][]string) (*Dataset, error) {
+	var raw map[string]any
+	if err := readJSON(filepath.Join(dir, "spec.json"), &raw); err != nil {
+		return nil, err
+	}
+	match, _ := raw["match"].(map[string]any)
+	if match == nil {
+		return nil, fmt.Errorf("linkage: spec.json: no match")
+	}
+	delete(match, "fields")
+	match["keys"] = keys
+	b, err := json.Marshal(raw)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := session.ParseSpec(b)
+	if err != nil {
+		return nil, fmt.Errorf("linkage: spec.json with the keys: %w", err)
+	}
+	truth, err := readTruthGroups(filepath.Join(dir, cohort.TruthGroupsFile))
+	if err != nil {
+		return nil, err
+	}
+	d := &Dataset{AllParty: allParty(truth, spec.Parties)}
+	for _, name := range spec.Parties {
+		m, err := party.LoadMapping(filepath.Join(dir, name+".map.json"))
+		if err != nil {
+			return nil, fmt.Errorf("linkage: %w", err)
+		}
+		r, err := party.LoadCSV(filepath.Join(dir, name+".csv"), spec, name, party.LoadOptions{Mapping: m})
+		if err != nil {
+			return nil, fmt.Errorf("linkage: %s.csv: %w", name, err)
+		}
+		if err := d.add(name, r, truth[name]); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
 }
 
 // LoadCohort reads a cohort written by bench/cohort with Config.Realistic
@@ -194,7 +298,7 @@ func LoadCohort(dir string, keys [][]ident.KeyField) (*Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Dataset{Names: spec.Parties}
+	d := &Dataset{AllParty: allParty(truth, spec.Parties)}
 	for _, name := range spec.Parties {
 		var mapping map[string]struct {
 			Column string `json:"column"`
@@ -225,16 +329,9 @@ func LoadCohort(dir string, keys [][]ident.KeyField) (*Dataset, error) {
 		if err != nil {
 			return nil, err
 		}
-		ents := make([]string, tb.Len())
-		for i := range ents {
-			e, ok := truth[name][tb.ID(i)]
-			if !ok {
-				return nil, fmt.Errorf("linkage: %s: record %q of %s is not in it", cohort.TruthGroupsFile, tb.ID(i), name)
-			}
-			ents[i] = e
+		if err := d.add(name, tb, truth[name]); err != nil {
+			return nil, err
 		}
-		d.Tables = append(d.Tables, tb)
-		d.Entity = append(d.Entity, ents)
 	}
 	return d, nil
 }
@@ -275,9 +372,18 @@ func LoadAnonlink(dir string, keys [][]ident.KeyField) (*Dataset, error) {
 			ents[i] = tb.ID(i)
 		}
 		d.Names = append(d.Names, name)
-		d.Tables = append(d.Tables, tb)
+		d.Parties = append(d.Parties, tb)
 		d.Entity = append(d.Entity, ents)
 	}
+	// Every row is a record here: the truth is the records' ids.
+	truth := map[string]map[string]string{}
+	for p, name := range d.Names {
+		truth[name] = map[string]string{}
+		for i, e := range d.Entity[p] {
+			truth[name][strconv.Itoa(i)] = e
+		}
+	}
+	d.AllParty = allParty(truth, d.Names)
 	return d, nil
 }
 

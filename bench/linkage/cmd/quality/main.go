@@ -102,7 +102,7 @@ func run() error {
 			if err != nil {
 				return err
 			}
-			row("anonlink 5-party", 5, d.Tables[0].Len(), s, q)
+			row("anonlink 5-party", 5, d.Parties[0].Len(), s, q)
 		}
 		return nil
 	}
@@ -146,11 +146,8 @@ func run() error {
 				return err
 			}
 			for _, s := range list {
-				keys, err := linkage.ParseKeys(s.Keys)
-				if err != nil {
-					return err
-				}
-				d, err := linkage.LoadCohort(dir, keys)
+				// The parties' own loader and keys (party.Records.KeyAt).
+				d, err := linkage.LoadCohortRecords(dir, s.Keys)
 				if err != nil {
 					return err
 				}
