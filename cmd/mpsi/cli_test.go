@@ -333,4 +333,7 @@ func TestGenCohortsRealistic(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(spec), `"family_name|soundex"`)
 	require.Contains(t, string(spec), `"ssn": "id"`)
+	parsed, err := session.ParseSpec(spec)
+	require.NoError(t, err, "the spec with match.keys is valid")
+	require.Len(t, parsed.Match.Keys, 2)
 }
