@@ -15,12 +15,16 @@
 //   - precision = complete groups whose records are all one patient /
 //     complete groups.
 //
-// Keys are built as the parties build them: each field normalised by
-// psi/ident for its type, its transform applied (ident.Transform), the
-// fields encoded by ident.AppendKey; a record without a value for a field
-// of the key (empty or invalid) has no value for the key, and a value
-// shared by two of a party's records is withdrawn from both (a party never
-// sends a repeated token).
+// [LoadCohortRecords] takes the keys from the parties' own loader
+// (party.LoadCSV, party.Records.KeyAt). [ReadCSV], [LoadCohort] and
+// [LoadAnonlink] build them the same way here (a test checks they agree)
+// for data the parties' loader would refuse, such as the anonlink files'
+// invalid values: each field normalised by psi/ident for its type, its
+// transform applied (ident.Transform), the fields encoded by
+// ident.AppendKey; a record without a value for a field of the key (empty
+// or invalid) has no value for the key, and a value shared by two of a
+// party's records is withdrawn from both (a party never sends a repeated
+// token).
 //
 // This package reads patient identifiers in clear: it is a benchmark tool
 // for synthetic and public test data, never for real patients. Its errors
