@@ -404,6 +404,8 @@ func runGenCohorts(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 1, "generator seed (same seed, same files)")
 	mode := fs.String("mode", "dh", "match mode written into the spec")
 	minCell := fs.Int("min-cell", 11, "min_cell written into the spec")
+	realistic := fs.Bool("realistic", false, "realistic identities (names by frequency, SSNs) with identifier errors (typos, nicknames, maiden names, date and SSN errors), and truth_groups.csv")
+	keys := fs.String("keys", "", `match keys written into the spec as JSON, e.g. '[["ssn"],["family_name|soundex","given_name|initial","birth_date"]]'`)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -413,10 +415,24 @@ func runGenCohorts(args []string, stdout, stderr io.Writer) error {
 	if *mode != session.ModeDH && *mode != session.ModeKeyed {
 		return usageError(fs, fmt.Errorf("--mode %q", *mode), "use --mode dh or --mode keyed")
 	}
-	if _, err := cohort.GenerateDir(cohort.Config{Seed: *seed, Parties: *parties, Records: *records, SharedAll: *overlap, SharedPair: *pair, Noise: true, Mode: *mode, MinCell: *minCell}, *out); err != nil {
+	cfg := cohort.Config{Seed: *seed, Parties: *parties, Records: *records, SharedAll: *overlap, SharedPair: *pair, Noise: true, Mode: *mode, MinCell: *minCell}
+	if *realistic {
+		errs := cohort.DefaultErrors()
+		cfg.Realistic = &errs
+	}
+	if *keys != "" {
+		if err := json.Unmarshal([]byte(*keys), &cfg.Keys); err != nil || len(cfg.Keys) == 0 {
+			return usageError(fs, errors.New("--keys is not a JSON list of keys"), `e.g. --keys '[["ssn"],["given_name","family_name","birth_date"]]'`)
+		}
+	}
+	if _, err := cohort.GenerateDir(cfg, *out); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %d parties, spec.json and truth.json to %s\n", *parties, *out)
+	files := "spec.json and truth.json"
+	if *realistic {
+		files = "spec.json, truth.json and " + cohort.TruthGroupsFile
+	}
+	fmt.Fprintf(stdout, "wrote %d parties, %s to %s\n", *parties, files, *out)
 	return nil
 }
 
