@@ -413,3 +413,54 @@ func TestMatchKeys(t *testing.T) {
 	require.Equal(t, [][]ident.KeyField{{{Field: "ssn"}}}, one.MatchKeys())
 	require.NotContains(t, string(one.Canonical()), `"keys"`, "a one-key spec's canonical form is unchanged")
 }
+
+// clkTestSchema is a minimal clkhash v3 schema with one feature.
+const clkTestSchema = `{"version":3,"clkConfig":{"l":1024,"kdf":{"type":"HKDF","hash":"SHA256","keySize":64}},
+"features":[{"identifier":"name","format":{"type":"string","encoding":"utf-8"},"hashing":{"hash":{"type":"doubleHash"},"strategy":{"bitsPerToken":20},"comparison":{"type":"ngram","n":2}}}]}`
+
+func TestCLKSpec(t *testing.T) {
+	spec := func(match string) string {
+		return `{"id":"c","parties":["a","b"],"fields":{"visits":"number"},"match":` + match + `,"reveal":["cardinality"]}`
+	}
+	s, err := session.ParseSpec([]byte(spec(`{"mode":"clk","schema":` + clkTestSchema + `,"threshold":0.8}`)))
+	require.NoError(t, err)
+	require.NotNil(t, s.CLKSchema())
+	require.Equal(t, []string{"name"}, s.MatchFieldNames())
+	require.True(t, s.GroupKeyed())
+	require.Nil(t, s.MatchKeys())
+	again, err := session.ParseSpec(s.Canonical())
+	require.NoError(t, err, "the canonical form parses")
+	require.Equal(t, string(s.Canonical()), string(again.Canonical()))
+
+	for _, tt := range []struct{ name, match, want string }{
+		{"no schema", `{"mode":"clk","threshold":0.8}`, "match.schema: mode clk needs a clkhash linkage schema"},
+		{"threshold 0", `{"mode":"clk","schema":` + clkTestSchema + `}`, "match.threshold: 0 must be in (0, 1]"},
+		{"threshold above 1", `{"mode":"clk","schema":` + clkTestSchema + `,"threshold":1.5}`, "match.threshold: 1.5"},
+		{"fields too", `{"mode":"clk","fields":["visits"],"schema":` + clkTestSchema + `,"threshold":0.8}`, "match: mode clk links on the schema's features"},
+		{"schema elsewhere", `{"mode":"dh","fields":["visits"],"schema":{}}`, "match: schema and threshold apply to mode clk only"},
+		{"file name in ParseSpec", `{"mode":"clk","schema":"schema.json","threshold":0.8}`, "match.schema: a file name is read only from a spec file"},
+		{"unknown feature option", `{"mode":"clk","threshold":0.8,"schema":` + strings.Replace(clkTestSchema, `"doubleHash"`, `"tripleHash"`, 1) + `}`, "match.schema: "},
+		{"group", `{"mode":"clk","group":"x25519","schema":` + clkTestSchema + `,"threshold":0.8}`, "match.group"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := session.ParseSpec([]byte(spec(tt.match)))
+			require.ErrorIs(t, err, session.ErrInvalidSpec)
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+}
+
+// LoadSpec reads match.schema given as a file name, relative to the spec.
+func TestLoadSpecInlinesCLKSchema(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "schema.json"), []byte(clkTestSchema), 0o600))
+	path := filepath.Join(dir, "spec.json")
+	require.NoError(t, os.WriteFile(path, []byte(`{"id":"c","parties":["a","b"],"match":{"mode":"clk","schema":"schema.json","threshold":0.9},"reveal":["cardinality"]}`), 0o600))
+	s, err := session.LoadSpec(path)
+	require.NoError(t, err)
+	require.Contains(t, string(s.Canonical()), `"identifier":"name"`)
+
+	require.NoError(t, os.WriteFile(path, []byte(`{"id":"c","parties":["a","b"],"match":{"mode":"clk","schema":"missing.json","threshold":0.9},"reveal":["cardinality"]}`), 0o600))
+	_, err = session.LoadSpec(path)
+	require.ErrorContains(t, err, "spec.json: session: invalid spec: match.schema: open")
+}
