@@ -19,6 +19,12 @@ import (
 // sender's buffer stays bounded even on a one-way stretch of the protocol.
 const AckEvery = 16
 
+// GraceHeader is the gRPC response header of Run in which the coordinator
+// tells a party its reconnect grace (a Go duration, e.g. "30s"; absent
+// when reconnecting is off): how long a session waits for a party whose
+// stream broke to resume it.
+const GraceHeader = "mpsi-reconnect-grace"
+
 // DefaultMaxUnacked is the default bound of an [Outbox]'s retained bytes.
 const DefaultMaxUnacked = 256 << 20
 
