@@ -319,7 +319,19 @@ func (h *harness) honestStage(ctx context.Context, t testing.TB, c *cohort.Cohor
 			}
 		}
 	}
-	cfg := party.RemoteConfig{Address: h.addr, TLS: h.pki.clientTLS(t, name), Session: id, Observe: observe,
+	cfg := h.remoteConfig(t, c, id, name)
+	cfg.Observe = observe
+	go func() {
+		res, err := party.RunRemote(ctx, cfg)
+		ch <- outcome{name, res, err}
+	}()
+	return ch
+}
+
+// remoteConfig is party name's configuration for session id: the
+// coordinator's address, its TLS, and its records from the cohort.
+func (h *harness) remoteConfig(t testing.TB, c *cohort.Cohort, id, name string) party.RemoteConfig {
+	return party.RemoteConfig{Address: h.addr, TLS: h.pki.clientTLS(t, name), Session: id,
 		Load: func(spec *session.Spec) (*party.Records, error) {
 			for _, p := range c.Parties {
 				if p.Name == name {
@@ -332,11 +344,6 @@ func (h *harness) honestStage(ctx context.Context, t testing.TB, c *cohort.Cohor
 			}
 			return nil, errors.New("no such party")
 		}}
-	go func() {
-		res, err := party.RunRemote(ctx, cfg)
-		ch <- outcome{name, res, err}
-	}()
-	return ch
 }
 
 func collect(t testing.TB, chs ...<-chan outcome) []outcome {
