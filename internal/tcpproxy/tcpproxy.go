@@ -154,4 +154,3 @@ func (p *Proxy) Close() error {
 	}
 	return err
 }
-
