@@ -22,7 +22,7 @@ import (
 
 	mpsiv1 "github.com/mpsi-dev/mpsi/api/mpsi/v1"
 	"github.com/mpsi-dev/mpsi/coordinator/store"
-	"github.com/mpsi-dev/mpsi/internal/link"
+	"github.com/mpsi-dev/mpsi/internal/resend"
 	"github.com/mpsi-dev/mpsi/psi"
 	"github.com/mpsi-dev/mpsi/psi/join"
 	"github.com/mpsi-dev/mpsi/psi/protocol"
@@ -384,7 +384,7 @@ func (s *Server) Run(stream grpc.BidiStreamingServer[mpsiv1.Frame, mpsiv1.Frame]
 		return s.toStatus(fmt.Errorf("%w: certificate name %q is not a party of session %s", ErrForbidden, name, l.spec.ID))
 	}
 	if s.cfg.ReconnectGrace > 0 {
-		_ = stream.SetHeader(metadata.Pairs(link.GraceHeader, s.cfg.ReconnectGrace.String()))
+		_ = stream.SetHeader(metadata.Pairs(resend.GraceHeader, s.cfg.ReconnectGrace.String()))
 	}
 	var c *conn
 	var sl *slot

@@ -19,7 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	mpsiv1 "github.com/mpsi-dev/mpsi/api/mpsi/v1"
-	"github.com/mpsi-dev/mpsi/internal/link"
+	"github.com/mpsi-dev/mpsi/internal/resend"
 	"github.com/mpsi-dev/mpsi/psi/protocol"
 	"github.com/mpsi-dev/mpsi/psi/session"
 )
@@ -196,7 +196,7 @@ func RunRemote(ctx context.Context, cfg RemoteConfig) (*session.Result, error) {
 	if idle <= 0 {
 		idle = DefaultIdleTimeout
 	}
-	d := &driver{cfg: cfg, log: log, p: machine, client: client, stream: stream, start: time.Now(), idle: idle, out: link.NewOutbox(0)}
+	d := &driver{cfg: cfg, log: log, p: machine, client: client, stream: stream, start: time.Now(), idle: idle, out: resend.NewOutbox(0)}
 	defer func() {
 		if cfg.Stats != nil {
 			d.st.Total = time.Since(d.start)
@@ -240,8 +240,8 @@ type driver struct {
 
 	// The link's numbering (doc/PROTOCOL.md, "Reconnect"): frames sent,
 	// kept until the coordinator acknowledges them; frames received.
-	out     *link.Outbox
-	in      link.Inbox
+	out     *resend.Outbox
+	in      resend.Inbox
 	unacked int           // frames received since an acknowledgement was sent
 	hello   []byte        // the Hello, which opens a resumed stream
 	grace   time.Duration // the coordinator's reconnect grace
@@ -271,7 +271,7 @@ func (d *driver) read(stream grpc.BidiStreamingClient[mpsiv1.Frame, mpsiv1.Frame
 			if first {
 				first = false
 				if md, err := stream.Header(); err == nil {
-					if v := md.Get(link.GraceHeader); len(v) == 1 {
+					if v := md.Get(resend.GraceHeader); len(v) == 1 {
 						r.grace, _ = time.ParseDuration(v[0])
 					}
 				}
@@ -387,7 +387,7 @@ func (d *driver) run(ctx context.Context) (*session.Result, error) {
 			_ = d.flush()
 			return nil, fmt.Errorf("party: coordinator: %w", r.bad)
 		}
-		if d.unacked++; d.unacked >= link.AckEvery {
+		if d.unacked++; d.unacked >= resend.AckEvery {
 			d.sendFrame(&mpsiv1.Frame{Ack: d.in.Last()})
 		}
 		if err := d.p.Receive(r.m); err != nil {

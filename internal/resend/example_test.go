@@ -1,17 +1,17 @@
-package link_test
+package resend_test
 
 import (
 	"fmt"
 
-	"github.com/mpsi-dev/mpsi/internal/link"
+	"github.com/mpsi-dev/mpsi/internal/resend"
 )
 
 // A sender's frames 2 and 3 are lost with a broken stream; on the new one
 // the receiver says it has frame 1, and the sender resends from there. The
 // receiver drops frame 1 if it comes again.
 func Example() {
-	out := link.NewOutbox(0)
-	var in link.Inbox
+	out := resend.NewOutbox(0)
+	var in resend.Inbox
 	for _, m := range []string{"hello", "ready", "batch"} {
 		out.Push([]byte(m))
 	}
@@ -38,5 +38,5 @@ func Example() {
 	// received ready true
 	// received batch true
 	// frame 1 again: false
-	// link: frame sequence gap: frame 5 after frame 3 (frames lost in between)
+	// resend: frame sequence gap: frame 5 after frame 3 (frames lost in between)
 }

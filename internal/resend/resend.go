@@ -1,4 +1,4 @@
-// Package link holds the bookkeeping that lets a stream of protocol frames
+// Package resend holds the bookkeeping that lets a stream of protocol frames
 // survive a broken connection: each side numbers the frames it sends
 // ([Outbox]), keeps the ones the other side has not acknowledged, and
 // checks the numbers of the frames it receives ([Inbox]): a resent
@@ -6,7 +6,7 @@
 // (package coordinator) and the party driver (package party) carry the
 // numbers in the seq, ack and resume fields of mpsi.v1.Frame (see
 // doc/PROTOCOL.md, "Reconnect").
-package link
+package resend
 
 import (
 	"errors"
@@ -32,15 +32,15 @@ const DefaultMaxUnacked = 256 << 20
 var (
 	// ErrGap reports a frame numbered past the next expected one: frames
 	// were lost in between.
-	ErrGap = errors.New("link: frame sequence gap")
+	ErrGap = errors.New("resend: frame sequence gap")
 	// ErrUnnumbered reports a protocol frame without a sequence number.
-	ErrUnnumbered = errors.New("link: frame without a sequence number")
+	ErrUnnumbered = errors.New("resend: frame without a sequence number")
 	// ErrAckAhead reports an acknowledgement of frames never sent.
-	ErrAckAhead = errors.New("link: acknowledgement of frames never sent")
+	ErrAckAhead = errors.New("resend: acknowledgement of frames never sent")
 	// ErrNotResumable reports a resume that needs frames the outbox no
 	// longer holds (it does not retain, its bound was exceeded, or the
 	// resume point is before an earlier acknowledgement).
-	ErrNotResumable = errors.New("link: cannot resume")
+	ErrNotResumable = errors.New("resend: cannot resume")
 )
 
 // Frame is one numbered frame of an [Outbox].

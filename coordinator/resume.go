@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc"
 
 	mpsiv1 "github.com/mpsi-dev/mpsi/api/mpsi/v1"
-	"github.com/mpsi-dev/mpsi/internal/link"
+	"github.com/mpsi-dev/mpsi/internal/resend"
 	"github.com/mpsi-dev/mpsi/psi/protocol"
 )
 
@@ -33,7 +33,7 @@ type conn struct {
 	log  *slog.Logger
 	mu   sync.Mutex // guards out, cur, closed, ackDue
 	cond *sync.Cond
-	out  *link.Outbox
+	out  *resend.Outbox
 	cur  *slot // the stream carrying the link; nil while broken
 	gen  uint64
 	// closed: no more frames will be queued; pump returns when they drain.
@@ -53,9 +53,9 @@ type slot struct {
 }
 
 func newConn(cert *x509.Certificate, retain bool, log *slog.Logger) *conn {
-	c := &conn{cert: cert, log: log, out: &link.Outbox{}}
+	c := &conn{cert: cert, log: log, out: &resend.Outbox{}}
 	if retain {
-		c.out = link.NewOutbox(0)
+		c.out = resend.NewOutbox(0)
 	}
 	c.cond = sync.NewCond(&c.mu)
 	return c
@@ -140,7 +140,7 @@ func (c *conn) peerAck(ack uint64) error {
 // asks the pump for a pure acknowledgement when one is owed.
 func (c *conn) received(seq uint64) {
 	c.recvd.Store(seq)
-	if seq-c.acked.Load() >= link.AckEvery {
+	if seq-c.acked.Load() >= resend.AckEvery {
 		c.mu.Lock()
 		c.ackDue = true
 		c.mu.Unlock()
@@ -188,7 +188,7 @@ func (c *conn) pump(stream grpc.BidiStreamingServer[mpsiv1.Frame, mpsiv1.Frame],
 // linkState is the session goroutine's view of one party's link.
 type linkState struct {
 	gen    uint64     // the stream whose events count; older ones are dropped
-	in     link.Inbox // the party's frame numbers
+	in     resend.Inbox // the party's frame numbers
 	down   bool       // the stream broke; waiting for a resume
 	downAt time.Time
 	why    string // how it broke
@@ -246,25 +246,25 @@ func (l *live) doResume(idx int, r *resumeReq) resumeReply {
 	case c.isClosed():
 		return resumeReply{err: fmt.Errorf("%w: session %s is over for party %s", protocol.ErrSessionOver, l.spec.ID, name)}
 	}
-	resend, err := c.rewind(r.ack)
+	pending, err := c.rewind(r.ack)
 	if err != nil {
 		l.srv.cfg.Metrics.StreamBreak(BreakRefused)
 		l.log.Warn("resume refused", "party", name, "err", err)
-		if errors.Is(err, link.ErrAckAhead) {
+		if errors.Is(err, resend.ErrAckAhead) {
 			l.m.Refuse(idx, fmt.Errorf("%w: resume: %v", protocol.ErrBadMessage, err))
 		} else {
-			l.m.Gone(l.ctx, idx, fmt.Sprintf("disconnected (%s) and could not resume: %v", st.why, err))
+			l.m.Gone(l.ctx, idx, fmt.Sprintf("lost its stream and could not resume it: %v", err))
 		}
 		return resumeReply{err: fmt.Errorf("%w: %v", errNotResumable, err)}
 	}
 	s := c.attachStream()
 	st.gen = s.gen
 	if st.down {
-		l.log.Info("party reconnected", "party", name, "down", time.Since(st.downAt).Round(time.Millisecond), "resent", resend, "received", st.in.Last())
+		l.log.Info("party reconnected", "party", name, "down", time.Since(st.downAt).Round(time.Millisecond), "resent", pending, "received", st.in.Last())
 	} else {
 		// The party saw the break before the coordinator did: its new
 		// stream replaces the one still open here.
-		l.log.Info("party reconnected over a stream still open here (closed now)", "party", name, "resent", resend, "received", st.in.Last())
+		l.log.Info("party reconnected over a stream still open here (closed now)", "party", name, "resent", pending, "received", st.in.Last())
 	}
 	st.down = false
 	l.srv.cfg.Metrics.StreamBreak(BreakReconnected)
