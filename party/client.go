@@ -543,6 +543,11 @@ func (d *driver) accept() error {
 	}
 	rp := recs.Report
 	d.log.Info("records loaded", "rows", rp.Rows, "loaded", rp.Loaded, "rejected", rp.Rejected, "duplicates", rp.Duplicates, "empty_identifier", rp.EmptyIdentifier)
+	if rp.MissingKey != nil {
+		// Several match keys: per key, the records without a value and
+		// those whose value another record here shares (these stay local).
+		d.log.Info("match keys", "missing_key", rp.MissingKey, "ambiguous_key", rp.AmbiguousKey)
+	}
 	return d.p.Accept(recs)
 }
 

@@ -73,12 +73,20 @@ func (e *RowError) Unwrap() error { return e.Err }
 // Report counts what loading did. Every row read is accounted for:
 // Rows = Loaded + Rejected + Duplicates + EmptyIdentifier.
 type Report struct {
-	Rows            int        `json:"rows"`
-	Loaded          int        `json:"loaded"`
-	Rejected        int        `json:"rejected"`
-	Duplicates      int        `json:"duplicates"`
-	EmptyIdentifier int        `json:"empty_identifier"`
-	Errors          []RowError `json:"-"`
+	Rows            int `json:"rows"`
+	Loaded          int `json:"loaded"`
+	Rejected        int `json:"rejected"`
+	Duplicates      int `json:"duplicates"`
+	EmptyIdentifier int `json:"empty_identifier"`
+	// MissingKey[k] (several match keys only) counts the loaded records
+	// without a value for key k (a field of it empty); they can still be
+	// linked on another key.
+	MissingKey []int `json:"missing_key,omitempty"`
+	// AmbiguousKey[k] (several match keys only) counts the loaded records
+	// whose key-k value another of this party's records shares: key k
+	// links none of them (doc/DESIGN.md §3, "Match keys").
+	AmbiguousKey []int      `json:"ambiguous_key,omitempty"`
+	Errors       []RowError `json:"-"`
 }
 
 // Records are a party's loaded, normalised rows. Keys are the unambiguous
@@ -89,9 +97,15 @@ type Report struct {
 // (a few bytes of overhead per record and field), not as one allocation
 // each.
 type Records struct {
-	keys   arena[[]byte]
-	ids    arena[string]
-	fields []string // attribute fields carried, in order
+	// keys holds each record's match key; with several match keys, the
+	// keys one after the other, each preceded by its length as a uvarint
+	// (0: no value), which identifies the record for de-duplication.
+	keys  arena[[]byte]
+	nkeys int
+	// ambiguous[k] marks the records whose key k another record shares.
+	ambiguous [][]uint64
+	ids       arena[string]
+	fields    []string // attribute fields carried, in order
 	// values holds record i's attribute values in fields order, each
 	// preceded by its length as a uvarint.
 	values arena[string]
@@ -106,6 +120,42 @@ func (r *Records) Len() int { return r.keys.len() }
 func (r *Records) Key(i int) []byte {
 	k := r.keys.item(i)
 	return k[:len(k):len(k)]
+}
+
+// Keys is the number of match keys of the spec the records were loaded
+// for.
+func (r *Records) Keys() int { return max(r.nkeys, 1) }
+
+// KeyAt returns record i's match key k, or nil when the record has no
+// value for key k (a field of it was empty) or shares it with another of
+// the party's records (ambiguous: counted in Report.AmbiguousKey). With one
+// key, KeyAt(0, i) is Key(i). The slice is shared: do not modify it.
+func (r *Records) KeyAt(k, i int) []byte {
+	if r.nkeys <= 1 {
+		if k != 0 {
+			return nil
+		}
+		return r.Key(i)
+	}
+	if k < 0 || k >= r.nkeys || r.ambiguous[k][i/64]&(1<<(i%64)) != 0 {
+		return nil
+	}
+	return keyPart(r.keys.item(i), k)
+}
+
+// keyPart returns key k of a record's concatenated keys (nil if empty).
+func keyPart(b []byte, k int) []byte {
+	for {
+		n, w := binary.Uvarint(b)
+		if k == 0 {
+			if n == 0 {
+				return nil
+			}
+			return b[w : w+int(n) : w+int(n)]
+		}
+		b = b[w+int(n):]
+		k--
+	}
 }
 
 // ID returns record i's record_id.
@@ -276,8 +326,9 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		}
 		return c, nil
 	}
+	// The match fields, each once, and the keys as indices into them.
 	var match []colSpec
-	for _, f := range spec.Match.Fields {
+	for _, f := range spec.MatchFieldNames() {
 		c, err := resolve(f, true)
 		if err != nil {
 			return nil, err
@@ -285,6 +336,20 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		c.typ, _ = spec.FieldType(f)
 		match = append(match, c)
 	}
+	keySpecs := spec.MatchKeys()
+	type keyField struct {
+		name  string // as written in the spec: the field's name in the key
+		field int    // index into match
+		tr    ident.Transform
+	}
+	keyFields := make([][]keyField, len(keySpecs))
+	for k, key := range keySpecs {
+		for _, kf := range key {
+			f := slices.IndexFunc(match, func(c colSpec) bool { return c.field == kf.Field })
+			keyFields[k] = append(keyFields[k], keyField{name: kf.String(), field: f, tr: kf.Transform})
+		}
+	}
+	multi := len(keySpecs) > 1
 	// Attribute fields this party needs: those of aggregates it contributes to.
 	var attrs []colSpec
 	for _, a := range spec.Aggregates {
@@ -328,7 +393,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		}
 	}
 
-	recs := &Records{}
+	recs := &Records{nkeys: len(keySpecs)}
 	for _, a := range attrs {
 		recs.fields = append(recs.fields, a.field)
 	}
@@ -346,7 +411,9 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		}
 		return ""
 	}
-	var key, val []byte
+	var key, val, one []byte
+	norm := make([][]byte, len(match)) // this row's normal form of each match field
+	present := make([]bool, len(match))
 	reject := func(re RowError) error {
 		rep.Rejected++
 		if len(rep.Errors) < opt.MaxErrors {
@@ -436,21 +503,18 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 			if bad {
 				continue
 			}
-			empty := false
-			// The key is built as the fields are normalised, without a
-			// string per field (ident.AppendKey's bytes).
-			key = append(key[:0], ident.KeyVersion)
-			for _, c := range match {
+			// Normalise each match field once; an empty one leaves the
+			// keys that use it without a value.
+			for f, c := range match {
+				present[f] = false
 				raw := strings.TrimSpace(row[c.col])
 				if raw == "" {
-					empty = true
-					break
+					continue
 				}
 				var err error
-				val, err = ident.AppendNormalized(val[:0], c.typ, c.layout, raw)
+				norm[f], err = ident.AppendNormalized(norm[f][:0], c.typ, c.layout, raw)
 				if errors.Is(err, ident.ErrEmpty) {
-					empty = true
-					break
+					continue
 				}
 				if err != nil {
 					if e := fail(pos, c.field, err); e != nil {
@@ -459,12 +523,50 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 					bad = true
 					break
 				}
-				key = ident.AppendKeyField(key, c.field, val)
+				present[f] = true
 			}
 			if bad {
 				continue
 			}
-			if empty {
+			// Each key is ident.AppendKey's bytes over its (transformed)
+			// fields, named as the spec writes them; with one key and no
+			// transform, exactly the bytes of the fields' normal forms.
+			key = key[:0]
+			complete := 0
+			for _, kfs := range keyFields {
+				one = append(one[:0], ident.KeyVersion)
+				ok := true
+				for _, kf := range kfs {
+					if !present[kf.field] {
+						ok = false
+						break
+					}
+					if kf.tr == ident.TransformNone {
+						one = ident.AppendKeyField(one, kf.name, norm[kf.field])
+						continue
+					}
+					var err error
+					if val, err = kf.tr.Append(val[:0], string(norm[kf.field])); err != nil {
+						ok = false // nothing left after the transform
+						break
+					}
+					one = ident.AppendKeyField(one, kf.name, val)
+				}
+				switch {
+				case !multi && ok:
+					key = append(key, one...)
+				case !multi:
+				case ok:
+					key = binary.AppendUvarint(key, uint64(len(one)))
+					key = append(key, one...)
+				default:
+					key = binary.AppendUvarint(key, 0)
+				}
+				if ok {
+					complete++
+				}
+			}
+			if complete == 0 {
 				rep.EmptyIdentifier++
 				continue
 			}
@@ -529,7 +631,44 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 	recs.keys.seal()
 	recs.ids.seal()
 	recs.values.seal()
+	if multi {
+		recs.markAmbiguous()
+	}
 	return recs, nil
+}
+
+// markAmbiguous finds, for each key, the values that two or more records
+// share (records that agree on every key were merged while loading), marks
+// those records ambiguous for that key and counts them, with the records
+// missing each key, in the Report.
+func (r *Records) markAmbiguous() {
+	n, keys := r.Len(), r.nkeys
+	r.Report.MissingKey = make([]int, keys)
+	r.Report.AmbiguousKey = make([]int, keys)
+	r.ambiguous = make([][]uint64, keys)
+	for k := range keys {
+		r.ambiguous[k] = make([]uint64, (n+63)/64)
+		first := make(map[string]int, n) // value -> first record, -1 once repeated
+		for i := range n {
+			v := keyPart(r.keys.item(i), k)
+			if v == nil {
+				r.Report.MissingKey[k]++
+				continue
+			}
+			if j, seen := first[string(v)]; !seen {
+				first[string(v)] = i
+			} else if j >= 0 {
+				first[string(v)] = -1
+			}
+		}
+		for i := range n {
+			v := keyPart(r.keys.item(i), k)
+			if v != nil && first[string(v)] < 0 {
+				r.ambiguous[k][i/64] |= 1 << (i % 64)
+				r.Report.AmbiguousKey[k]++
+			}
+		}
+	}
 }
 
 // keyBatch is the number of rows whose keys are looked up together.

@@ -35,6 +35,11 @@ var (
 	// Fix the session spec.
 	ErrBadType = errors.New("ident: unknown field type")
 
+	// ErrBadTransform reports a match-key transform that
+	// [ParseTransform] does not know, or one applied to a value that is not
+	// the normal form it expects. Fix the session spec.
+	ErrBadTransform = errors.New("ident: bad transform")
+
 	// ErrNotMatchable reports a field type that is valid but cannot be a
 	// match field ([Type.Matchable] is false). Fix the session spec.
 	ErrNotMatchable = errors.New("ident: field type cannot be a match field")

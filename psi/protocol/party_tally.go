@@ -15,7 +15,7 @@ func (p *Party) onTally(t *Tally) error {
 	if p.tally != nil {
 		return fmt.Errorf("%w: tally sent twice", ErrWrongRound)
 	}
-	if p.ownNext >= 0 || p.tokNext >= 0 || p.tokens != nil {
+	if p.ownPending() {
 		return fmt.Errorf("%w: tally before our own list was sent", ErrWrongRound)
 	}
 	cert := p.cfg.Coordinator()

@@ -131,12 +131,25 @@ type Spec struct {
 	// index maps each party to its position in Parties, built once by
 	// [Spec.Validate] so lookups stay linear in the number of parties.
 	index map[string]int
+	// keys are the parsed match keys, built by [Spec.Validate].
+	keys [][]ident.KeyField
 }
 
-// Match says which logical fields form the matching key and how tokens are made.
+// MaxMatchKeys is the largest number of match keys a spec may list.
+const MaxMatchKeys = 8
+
+// Match says which logical fields form the match keys and how tokens are made.
 type Match struct {
-	Fields []string `json:"fields"`
-	Mode   string   `json:"mode,omitempty"`
+	// Fields is the one-key shorthand: the logical fields of the only
+	// key, without transforms. Exactly one of Fields and Keys is given.
+	Fields []string `json:"fields,omitempty"`
+	// Keys is the ordered list of match keys (doc/DESIGN.md §3, "Match
+	// keys"): each a list of fields, a field written "field" or
+	// "field|transform" (transforms in package ident). Records of
+	// different parties are linked when they agree on any key; groups are
+	// built key by key, one record per party.
+	Keys [][]string `json:"keys,omitempty"`
+	Mode string     `json:"mode,omitempty"`
 	// Group is the dh ring's group: psi.GroupRistretto255 (the default)
 	// or psi.GroupX25519 (the same hash to ristretto255, hops on X25519).
 	// Only with mode dh.
@@ -272,23 +285,8 @@ func (s *Spec) Validate() error {
 			return specErr("fields."+name, "%v", err)
 		}
 	}
-	if len(s.Match.Fields) == 0 {
-		return specErr("match.fields", "no match fields")
-	}
-	mseen := map[string]bool{}
-	for i, f := range s.Match.Fields {
-		fld := fmt.Sprintf("match.fields[%d]", i)
-		t, ok := s.Fields[f]
-		if !ok {
-			return specErr(fld, "%q is not a declared field", f)
-		}
-		if ty, _ := ident.ParseType(t); !ty.Matchable() {
-			return specErr(fld, "%q has type %s, which cannot be matched on (use name, date, sex or id)", f, t)
-		}
-		if mseen[f] {
-			return specErr(fld, "duplicate match field %q", f)
-		}
-		mseen[f] = true
+	if err := s.validateKeys(); err != nil {
+		return err
 	}
 	switch s.Match.Mode {
 	case "":
@@ -774,4 +772,90 @@ func ParseFixed(s string, scale int) (int64, error) {
 		return -int64(v), nil
 	}
 	return int64(v), nil
+}
+
+// validateKeys checks match.fields or match.keys and fills s.keys.
+func (s *Spec) validateKeys() error {
+	keys, at := s.Match.Keys, "match.keys"
+	switch {
+	case len(s.Match.Fields) > 0 && len(s.Match.Keys) > 0:
+		return specErr("match", "give fields (one key) or keys, not both")
+	case len(s.Match.Fields) > 0:
+		keys, at = [][]string{s.Match.Fields}, "match.fields"
+	case len(s.Match.Keys) == 0:
+		return specErr("match.fields", "no match fields")
+	case len(s.Match.Keys) > MaxMatchKeys:
+		return specErr(at, "%d keys, at most %d", len(s.Match.Keys), MaxMatchKeys)
+	}
+	s.keys = make([][]ident.KeyField, len(keys))
+	kseen := make(map[string]int, len(keys))
+	for k, key := range keys {
+		kat := fmt.Sprintf("%s[%d]", at, k)
+		if at == "match.fields" {
+			kat = at
+		}
+		if len(key) == 0 {
+			return specErr(kat, "an empty key")
+		}
+		fseen := map[string]bool{}
+		for i, f := range key {
+			fld := fmt.Sprintf("%s[%d]", kat, i)
+			kf, err := ident.ParseKeyField(f)
+			if err != nil {
+				name, tr, _ := strings.Cut(f, ident.KeySeparator)
+				if name != "" && tr != "" {
+					return specErr(fld, "unknown transform %q (want soundex, initial, year, year_month, day_month_unordered, digits or last4)", tr)
+				}
+				return specErr(fld, "%q is not a field or field|transform", f)
+			}
+			t, ok := s.Fields[kf.Field]
+			if !ok {
+				return specErr(fld, "%q is not a declared field", kf.Field)
+			}
+			ty, _ := ident.ParseType(t)
+			if !ty.Matchable() {
+				return specErr(fld, "%q has type %s, which cannot be matched on (use name, date, sex or id)", kf.Field, t)
+			}
+			if !kf.Transform.Accepts(ty) {
+				return specErr(fld, "transform %s applies to %s fields; %q is %s", kf.Transform, kf.Transform.Input(), kf.Field, t)
+			}
+			if fseen[f] {
+				return specErr(fld, "duplicate match field %q", f)
+			}
+			fseen[f] = true
+			s.keys[k] = append(s.keys[k], kf)
+		}
+		canon := strings.Join(key, "\x00")
+		if first, dup := kseen[canon]; dup {
+			return specErr(kat, "the same key as %s[%d]", at, first)
+		}
+		kseen[canon] = k
+	}
+	return nil
+}
+
+// MatchKeys returns the spec's match keys, parsed: one key of the match
+// fields for the one-key shorthand. The spec must be valid; the result is
+// shared and must not be modified.
+func (s *Spec) MatchKeys() [][]ident.KeyField {
+	if s.keys == nil {
+		if err := s.validateKeys(); err != nil {
+			return nil
+		}
+	}
+	return s.keys
+}
+
+// MatchFieldNames returns the logical fields used by any match key, each
+// once, in order of first use.
+func (s *Spec) MatchFieldNames() []string {
+	var out []string
+	for _, key := range s.MatchKeys() {
+		for _, kf := range key {
+			if !slices.Contains(out, kf.Field) {
+				out = append(out, kf.Field)
+			}
+		}
+	}
+	return out
 }

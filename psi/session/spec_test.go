@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mpsi-dev/mpsi/psi/ident"
 	"github.com/mpsi-dev/mpsi/psi/session"
 )
 
@@ -113,6 +114,28 @@ func TestSpecErrors(t *testing.T) {
 		{"match on number", edit(func(m map[string]any) { m["match"] = map[string]any{"fields": []string{"visits"}} }), `match.fields[0]: "visits" has type number`},
 		{"match undeclared", edit(func(m map[string]any) { m["match"] = map[string]any{"fields": []string{"ssn"}} }), `match.fields[0]: "ssn" is not a declared field`},
 		{"bad mode", edit(func(m map[string]any) { m["match"].(map[string]any)["mode"] = "fast" }), `match.mode: "fast"`},
+		{"keys unknown transform", edit(func(m map[string]any) {
+			m["match"] = map[string]any{"keys": [][]string{{"family_name"}, {"birth_date"}, {"family_name|sounde", "birth_date"}}}
+		}), "match.keys[2][0]: unknown transform \"sounde\""},
+		{"keys transform on wrong type", edit(func(m map[string]any) { m["match"] = map[string]any{"keys": [][]string{{"birth_date|soundex"}}} }), "match.keys[0][0]: transform soundex applies to name fields; \"birth_date\" is date"},
+		{"keys undeclared", edit(func(m map[string]any) {
+			m["match"] = map[string]any{"keys": [][]string{{"family_name"}, {"ssn|last4"}}}
+		}), "match.keys[1][0]: \"ssn\" is not a declared field"},
+		{"keys number", edit(func(m map[string]any) { m["match"] = map[string]any{"keys": [][]string{{"visits"}}} }), "match.keys[0][0]: \"visits\" has type number"},
+		{"keys empty key", edit(func(m map[string]any) { m["match"] = map[string]any{"keys": [][]string{{"family_name"}, {}}} }), "match.keys[1]: an empty key"},
+		{"keys duplicate key", edit(func(m map[string]any) {
+			m["match"] = map[string]any{"keys": [][]string{{"family_name", "birth_date"}, {"family_name", "birth_date"}}}
+		}), "match.keys[1]: the same key as match.keys[0]"},
+		{"keys duplicate field", edit(func(m map[string]any) {
+			m["match"] = map[string]any{"keys": [][]string{{"family_name", "family_name"}}}
+		}), "match.keys[0][1]: duplicate match field"},
+		{"keys empty transform", edit(func(m map[string]any) { m["match"] = map[string]any{"keys": [][]string{{"family_name|"}}} }), "match.keys[0][0]: \"family_name|\" is not a field or field|transform"},
+		{"keys too many", edit(func(m map[string]any) {
+			m["match"] = map[string]any{"keys": [][]string{{"sex"}, {"given_name"}, {"family_name"}, {"birth_date"}, {"sex", "given_name"}, {"sex", "family_name"}, {"sex", "birth_date"}, {"given_name", "family_name"}, {"given_name", "birth_date"}}}
+		}), "match.keys: 9 keys, at most 8"},
+		{"fields and keys", edit(func(m map[string]any) {
+			m["match"] = map[string]any{"fields": []string{"sex"}, "keys": [][]string{{"sex"}}}
+		}), "match: give fields (one key) or keys, not both"},
 		{"bad group", edit(func(m map[string]any) { m["match"].(map[string]any)["group"] = "p256" }), `match.group: "p256" is not a dh group (ristretto255 or x25519)`},
 		{"group in keyed", edit(func(m map[string]any) {
 			m["match"].(map[string]any)["mode"] = "keyed"
@@ -365,4 +388,24 @@ func TestParseFixedMatchesReference(t *testing.T) {
 			require.Equal(t, want, got, "%q scale %d", s, scale)
 		}
 	}
+}
+
+func TestMatchKeys(t *testing.T) {
+	s, err := session.ParseSpec([]byte(`{"id":"k","parties":["a","b"],
+	"fields":{"ssn":"id","surname":"name","given":"name","dob":"date"},
+	"match":{"keys":[["ssn"],["surname|soundex","given|initial","dob|day_month_unordered"],["surname","dob|year"]]},
+	"reveal":["cardinality"]}`))
+	require.NoError(t, err)
+	keys := s.MatchKeys()
+	require.Len(t, keys, 3)
+	require.Equal(t, "surname|soundex", keys[1][0].String())
+	require.Equal(t, ident.TransformDayMonthUnordered, keys[1][2].Transform)
+	require.Equal(t, []string{"ssn", "surname", "given", "dob"}, s.MatchFieldNames())
+	require.Equal(t, session.ModeDH, s.Match.Mode)
+
+	// The one-key shorthand is one key of the fields, no transform.
+	one, err := session.ParseSpec([]byte(`{"id":"k","parties":["a","b"],"fields":{"ssn":"id"},"match":{"fields":["ssn"]},"reveal":["cardinality"]}`))
+	require.NoError(t, err)
+	require.Equal(t, [][]ident.KeyField{{{Field: "ssn"}}}, one.MatchKeys())
+	require.NotContains(t, string(one.Canonical()), `"keys"`, "a one-key spec's canonical form is unchanged")
 }
