@@ -187,9 +187,9 @@ func (c *conn) pump(stream grpc.BidiStreamingServer[mpsiv1.Frame, mpsiv1.Frame],
 
 // linkState is the session goroutine's view of one party's link.
 type linkState struct {
-	gen    uint64     // the stream whose events count; older ones are dropped
+	gen    uint64       // the stream whose events count; older ones are dropped
 	in     resend.Inbox // the party's frame numbers
-	down   bool       // the stream broke; waiting for a resume
+	down   bool         // the stream broke; waiting for a resume
 	downAt time.Time
 	why    string // how it broke
 }
