@@ -155,9 +155,11 @@ func TestReconnectGraceExpires(t *testing.T) {
 	require.Equal(t, 1.0, v)
 }
 
-// Resumes that cannot be honoured are refused with a code that says why;
-// frames out of sequence abort the session naming the check.
-func TestResumeRefusals(t *testing.T) {
+// Resumes that cannot be honoured are refused with a code that says why; a
+// resume replaces a stream the coordinator still holds and resends what the
+// party lacks; a resent duplicate is dropped and a gap aborts the session
+// naming the check.
+func TestResume(t *testing.T) {
 	t.Parallel()
 	h := newHarnessTimeout(t, testRoundTimeout, func(cfg *coordinator.Config) { cfg.ReconnectGrace = 10 * time.Second })
 	c := getCohort(t, session.ModeDH)
@@ -200,6 +202,35 @@ func TestResumeRefusals(t *testing.T) {
 		a.send(a.readyMsg(h, uint64(a.p.SetSize())))
 		require.Contains(t, a.expectAbort(), "frame sequence gap: frame 3 after frame 1")
 		h.requireAborted(t, id, "party hospital-a", "frame sequence gap")
+	})
+	t.Run("resume replaces a stream still open", func(t *testing.T) {
+		id := h.create(t, specJSON(t, c, newSessionID("takeover"), nil))
+		var advs []*adversary
+		for _, n := range partyNames {
+			advs = append(advs, h.join(ctx, t, c, n, id))
+		}
+		a := advs[0]
+		// hospital-a resumes as if its stream had broken before the
+		// Welcome arrived (ack 0), while the coordinator still holds it.
+		stream, err := h.client(t, "hospital-a").Run(ctx)
+		require.NoError(t, err)
+		f := frame(t, hello(id))
+		f.Seq, f.Resume, f.Ack = 0, true, 0
+		require.NoError(t, stream.Send(f))
+		got, err := stream.Recv()
+		require.NoError(t, err)
+		require.True(t, got.GetResume())
+		require.Equal(t, uint64(1), got.GetAck(), "the coordinator has hospital-a's Hello")
+		requireStatus(t, recvStatus(a.stream), codes.Aborted, "replaced by a resumed one")
+		a.stream = stream
+		m := a.recv()
+		require.Equal(t, protocol.TypeWelcome, m.Type(), "the Welcome is resent")
+		for _, a := range advs {
+			a.send(a.readyMsg(h, uint64(a.p.SetSize())))
+		}
+		for _, a := range advs {
+			a.readRoster()
+		}
 	})
 	t.Run("duplicate dropped", func(t *testing.T) {
 		id := h.create(t, specJSON(t, c, newSessionID("dup"), nil))

@@ -391,6 +391,12 @@ func (s *Server) Run(stream grpc.BidiStreamingServer[mpsiv1.Frame, mpsiv1.Frame]
 	if first.GetResume() {
 		var ack uint64
 		c, sl, ack, err = l.resume(idx, cert, first.GetAck())
+		if errors.Is(err, protocol.ErrSessionOver) {
+			// Over while the party was away: say how.
+			if rec, serr := s.cfg.Store.Session(ctx, id); serr == nil && rec.State != store.StateRunning {
+				err = fmt.Errorf("%w: session %s is %s %s", protocol.ErrSessionOver, rec.ID, rec.State, rec.Reason)
+			}
+		}
 		if err != nil {
 			return s.toStatus(err)
 		}
