@@ -245,6 +245,8 @@ type driver struct {
 	unacked int           // frames received since an acknowledgement was sent
 	hello   []byte        // the Hello, which opens a resumed stream
 	grace   time.Duration // the coordinator's reconnect grace
+	// cancelStream ends a resumed stream's context once it is replaced.
+	cancelStream context.CancelFunc
 
 	idle        time.Duration
 	sendFailed  bool // a Send failed: the stream's end says why
@@ -440,7 +442,10 @@ func (d *driver) reconnect(ctx context.Context, cause error) error {
 				d.p.Abort(protocol.CodeBadMessage, reason)
 				return fmt.Errorf("party: %s", reason)
 			}
-			d.stream, d.sendFailed = stream, false
+			if d.cancelStream != nil {
+				d.cancelStream() // the broken stream before
+			}
+			d.stream, d.sendFailed, d.cancelStream = stream, false, cancel
 			d.inbox = d.read(stream)
 			resent := d.out.Pending()
 			d.sendQueued()
