@@ -51,10 +51,10 @@ func withoutSession(t testing.TB, b []byte) map[string]any {
 }
 
 // cutRun runs a dh session in which hospital-b reaches the coordinator
-// through a TCP proxy that is held and cut as b makes its first ring hop;
-// refuse keeps the path down afterwards. It returns the outcomes (a, b, c)
-// and b's log.
-func cutRun(t *testing.T, h *harness, id string, refuse bool) ([]outcome, *lockedBuf, *tcpproxy.Proxy) {
+// through a TCP proxy that is held and cut as b makes its first ring hop
+// (and each of the next cuts-1 hop batches); refuse keeps the path down
+// afterwards. It returns the outcomes (a, b, c) and b's log.
+func cutRun(t *testing.T, h *harness, id string, cuts int, refuse bool) ([]outcome, *lockedBuf, *tcpproxy.Proxy) {
 	t.Helper()
 	c := getCohort(t, session.ModeDH)
 	px, err := tcpproxy.Start(h.addr)
@@ -73,16 +73,15 @@ func cutRun(t *testing.T, h *harness, id string, refuse bool) ([]outcome, *locke
 		cfg := h.remoteConfig(t, c, id, n)
 		cfg.Address = px.Addr()
 		cfg.Logger = slog.New(slog.NewTextHandler(blog, nil))
-		var once sync.Once
+		left := cuts
 		cfg.Progress = func(phase string, done, total int) {
-			if strings.HasPrefix(phase, "hop on ") {
+			if strings.HasPrefix(phase, "hop on ") && left > 0 {
 				// Mid-ring: b holds a hop the ring needs. Hold the path
 				// first so that nothing more gets through, then cut it.
-				once.Do(func() {
-					px.Hold()
-					px.Refuse(refuse)
-					px.Cut()
-				})
+				left--
+				px.Hold()
+				px.Refuse(refuse)
+				px.Cut()
 			}
 		}
 		ch := make(chan outcome, 1)
@@ -95,9 +94,10 @@ func cutRun(t *testing.T, h *harness, id string, refuse bool) ([]outcome, *locke
 	return collectWithin(t, 30*time.Second, chs...), blog, px
 }
 
-// A party whose TCP connection is cut mid-ring reconnects within the grace,
-// both sides resend what the other missed, and the session completes with
-// the Result of the same session run without the cut.
+// A party whose TCP connection is cut mid-ring (up to three times)
+// reconnects within the grace each time, both sides resend what the other
+// missed, and the session completes with the Result of the same session run
+// without the cuts.
 func TestReconnectMidRing(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
@@ -109,8 +109,8 @@ func TestReconnectMidRing(t *testing.T) {
 	want := h.runHappy(t, c, newSessionID("uncut"))
 
 	id := newSessionID("cut")
-	outs, blog, px := cutRun(t, h, id, false)
-	require.Equal(t, 1, px.Cuts(), "hospital-b's connection was cut once")
+	outs, blog, px := cutRun(t, h, id, 3, false)
+	require.GreaterOrEqual(t, px.Cuts(), 1, "hospital-b's connection was cut")
 	r := h.result(t, id)
 	require.Equal(t, store.StateCompleted, r.GetState(), "reason: %s\nhospital-b: %s", r.GetReason(), blog.String())
 	for _, o := range outs {
@@ -123,7 +123,9 @@ func TestReconnectMidRing(t *testing.T) {
 	require.Contains(t, blog.String(), "msg=reconnected")
 	v, ok := metricValue(t, reg, "mpsi_party_stream_breaks_total", map[string]string{"outcome": coordinator.BreakReconnected})
 	require.True(t, ok)
-	require.Equal(t, 1.0, v)
+	require.GreaterOrEqual(t, v, 1.0)
+	require.LessOrEqual(t, v, float64(px.Cuts()), "no more reconnects than cuts")
+	t.Logf("%d cuts, %v reconnects", px.Cuts(), v)
 }
 
 // A party that does not come back within the grace aborts the session as a
@@ -136,7 +138,7 @@ func TestReconnectGraceExpires(t *testing.T) {
 		cfg.Metrics = coordinator.NewMetrics(reg)
 	})
 	id := newSessionID("gone")
-	outs, blog, _ := cutRun(t, h, id, true)
+	outs, blog, _ := cutRun(t, h, id, 1, true)
 	reason := h.requireAborted(t, id, "party hospital-b disconnected", "did not reconnect within 1s")
 	for _, o := range outs {
 		if o.name == "hospital-b" {
