@@ -2,8 +2,9 @@ package protocol
 
 import (
 	"context"
-	"errors"
 	"crypto/sha256"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mpsi-dev/mpsi/internal/envelope"
 	"github.com/mpsi-dev/mpsi/psi/join"
 	"github.com/mpsi-dev/mpsi/psi/link"
 	"github.com/mpsi-dev/mpsi/psi/session"
@@ -230,4 +232,39 @@ func TestRingBatchMovedToAnotherKeyIsRefused(t *testing.T) {
 		detected = detected || errors.Is(err, ErrRingAuth)
 	}
 	require.True(t, detected, "a party must refuse the moved batch: %v", tn.errs)
+}
+
+// A coordinator that signs a Result whose per-key linkage counts do not
+// add up to the signed tally's |I| is refused by the parties.
+func TestLinkageCountsCheckedAgainstTally(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	recs := noisyParties(r, 3, 30, 3)
+	spec := multiKeySpec(t, session.ModeKeyed, session.AggregationMasked, 3)
+	in := make([]Records, 3)
+	for i := range in {
+		in[i] = recs[i]
+	}
+	_, get := pki(t)
+	signer, _ := get("coordinator")
+	forged := false
+	tn := newTestNetTampered(t, spec, in, func(to int, m Message) []Message {
+		res, ok := m.(*Result)
+		if !ok {
+			return []Message{m}
+		}
+		var sr session.Result
+		require.NoError(t, json.Unmarshal(res.JSON, &sr))
+		require.NotNil(t, sr.Linkage)
+		*sr.Linkage.Keys[2]++
+		b, err := json.Marshal(&sr)
+		require.NoError(t, err)
+		sig, err := envelope.SignResult(signer, spec.ID, b)
+		require.NoError(t, err)
+		forged = true
+		return []Message{&Result{Header: res.Header, JSON: b, Signature: sig}}
+	})
+	require.True(t, forged)
+	for i, err := range tn.errs {
+		require.ErrorContains(t, err, "linkage key counts sum to", "party %d", i)
+	}
 }

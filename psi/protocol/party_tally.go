@@ -91,5 +91,23 @@ func (p *Party) checkResultAgainstTally(r *session.Result) error {
 			}
 		}
 	}
+	if lk := r.Linkage; lk != nil {
+		// The groups each key completed sum to |I|.
+		if len(lk.Keys) != len(p.spec.MatchKeys()) {
+			return fmt.Errorf("%w: result's linkage has %d key counts, the spec %d keys", ErrBadMessage, len(lk.Keys), len(p.spec.MatchKeys()))
+		}
+		var sum uint64
+		for _, c := range lk.Keys {
+			if c != nil {
+				if *c < 0 {
+					return fmt.Errorf("%w: result's linkage has a negative count", ErrBadMessage)
+				}
+				sum += uint64(*c)
+			}
+		}
+		if !lk.Suppressed && sum != p.tally.Intersection {
+			return fmt.Errorf("%w: result's linkage key counts sum to %d, the signed tally says |I| = %d", ErrBadMessage, sum, p.tally.Intersection)
+		}
+	}
 	return nil
 }
