@@ -75,6 +75,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	timeout := fs.Duration("round-timeout", 30*time.Minute, "coordinator round deadline")
 	profileDir := fs.String("profile-dir", "", "write pprof CPU profiles of the coordinator and every party here")
 	joinBudget := fs.String("join-budget", "", "the coordinator's --join-budget (e.g. 512MiB: tokens spill to disk beyond it); empty: in-memory join")
+	reconnectGrace := fs.Duration("reconnect-grace", 0, "the coordinator's --reconnect-grace (frames are kept for resending until acknowledged)")
 	groupsF := fs.String("group", "", "comma-separated dh groups, run back to back for each size: ristretto255, x25519 (empty: the spec default)")
 	aggregation := fs.String("aggregation", session.AggregationMasked, "comma-separated aggregation modes: masked, oblivious, encrypted")
 	keysF := fs.Int("keys", 1, "match keys: 1 (the cohort's exact key), 2 or 3 (adding soundex+initial+birth date, then names + unordered day/month; see bench/README.md)")
@@ -134,7 +135,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 							row.CPUS = (cpuTime(syscall.RUSAGE_SELF) - cpu0).Seconds()
 						} else {
 							cpu0 := cpuTime(syscall.RUSAGE_CHILDREN)
-							row, err = benchCluster(ctx, cfg, *keysF, stderr, clusterOptions{RoundTimeout: *timeout, ProfileDir: *profileDir, JoinBudget: *joinBudget})
+							row, err = benchCluster(ctx, cfg, *keysF, stderr, clusterOptions{RoundTimeout: *timeout, ProfileDir: *profileDir, JoinBudget: *joinBudget, ReconnectGrace: *reconnectGrace})
 							row.CPUS = (cpuTime(syscall.RUSAGE_CHILDREN) - cpu0).Seconds()
 						}
 						row.Parties, row.Records, row.Mode, row.Group, row.Inproc, row.Aggregation, row.Keys = n, r, mode, group, *inproc, agg, *keysF
