@@ -20,24 +20,29 @@ func (s *Server) AttachDuringFullQueue(spec *session.Spec, from int, fromCert *x
 	if err != nil {
 		return nil, err
 	}
-	l.conns[from] = newConn(fromCert)
-	l.events <- event{from: from, attach: fromCert}
+	c := newConn(fromCert, false, s.log)
+	sl := c.attachStream()
+	l.conns[from] = c
+	l.events <- event{from: from, gen: sl.gen, attach: fromCert}
+	seq := uint64(1) // the Hello
 	for len(l.events) < cap(l.events) {
-		l.events <- event{from: from, msg: m}
+		seq++
+		l.events <- event{from: from, gen: sl.gen, seq: seq, msg: m}
 	}
 	// Like Run's reader goroutine for a party that keeps sending: blocked on
 	// the full queue before attach (blocked senders are served in order).
 	go func() {
 		for {
 			select {
-			case l.events <- event{from: from, msg: m}:
+			case l.events <- event{from: from, gen: sl.gen, seq: seq + 1, msg: m}:
+				seq++
 			case <-l.done:
 				return
 			}
 		}
 	}()
 	time.Sleep(20 * time.Millisecond)
-	go func() { _, _ = l.attach(idx, cert) }()
+	go func() { _, _, _ = l.attach(idx, cert) }()
 	// Wait until attach is blocked on the full queue: either holding l.mu
 	// (TryLock fails), or having registered its conn and let go of l.mu.
 	for l.mu.TryLock() {

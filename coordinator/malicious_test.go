@@ -52,15 +52,22 @@ func (x *mitm) Run(stream grpc.BidiStreamingServer[mpsiv1.Frame, mpsiv1.Frame]) 
 				_ = up.CloseSend()
 				return
 			}
+			// The party's acknowledgements count the frames we send it,
+			// not the coordinator's: keep them to ourselves.
+			f.Ack = 0
 			if up.Send(f) != nil {
 				return
 			}
 		}
 	}()
+	var seq uint64
 	for {
 		f, err := up.Recv()
 		if err != nil {
 			return status.Error(codes.Unavailable, "upstream ended")
+		}
+		if len(f.GetData()) == 0 {
+			continue // a pure acknowledgement
 		}
 		m, err := protocol.Decode(f.GetData())
 		if err != nil {
@@ -74,7 +81,8 @@ func (x *mitm) Run(stream grpc.BidiStreamingServer[mpsiv1.Frame, mpsiv1.Frame]) 
 			if err != nil {
 				return err
 			}
-			if err := stream.Send(&mpsiv1.Frame{Data: b}); err != nil {
+			seq++ // our own numbering of what the party gets
+			if err := stream.Send(&mpsiv1.Frame{Data: b, Seq: seq, Ack: f.GetAck()}); err != nil {
 				return err
 			}
 		}

@@ -20,6 +20,14 @@ const (
 	OutcomeAborted   = "aborted"
 )
 
+// Outcomes of a broken party stream, the outcome label of
+// mpsi_party_stream_breaks_total.
+const (
+	BreakReconnected = "reconnected"
+	BreakExpired     = "expired"
+	BreakRefused     = "refused"
+)
+
 // ReasonNone is the reason label of a completed session; an aborted one
 // carries its abort code's name ([protocol.Code.String]: timeout,
 // disconnected, party_aborted, bad_message, wrong_round, shutdown, internal,
@@ -41,6 +49,7 @@ type Metrics struct {
 	bytesIn    *prometheus.CounterVec
 	msgOut     *prometheus.CounterVec
 	bytesOut   *prometheus.CounterVec
+	breaks     *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them on reg.
@@ -65,12 +74,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Protocol messages queued to parties, by round."}, []string{"round"}),
 		bytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mpsi_sent_bytes_total",
 			Help: "Protocol message bytes queued to parties, by round."}, []string{"round"}),
+		breaks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mpsi_party_stream_breaks_total",
+			Help: "Party streams that broke while their session went on, by outcome: reconnected (the party resumed within --reconnect-grace), expired (it did not; the session was aborted), refused (its resume could not be honoured)."}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.created, m.finished, m.live, m.sessionDur, m.rounds, m.msgIn, m.bytesIn, m.msgOut, m.bytesOut)
+	reg.MustRegister(m.created, m.finished, m.live, m.sessionDur, m.rounds, m.msgIn, m.bytesIn, m.msgOut, m.bytesOut, m.breaks)
 	for _, o := range []string{OutcomeCompleted, OutcomeAborted} {
 		m.sessionDur.WithLabelValues(o) // export both series from the start
 	}
 	m.finished.WithLabelValues(OutcomeCompleted, ReasonNone)
+	for _, o := range []string{BreakReconnected, BreakExpired, BreakRefused} {
+		m.breaks.WithLabelValues(o)
+	}
 	return m
 }
 
@@ -140,6 +154,15 @@ func (m *Metrics) MessageOut(round string, size int) {
 		m.msgOut.WithLabelValues(round).Inc()
 		m.bytesOut.WithLabelValues(round).Add(float64(size))
 	}
+}
+
+// StreamBreak counts a party stream that broke mid-session by what came
+// of it (BreakReconnected, BreakExpired or BreakRefused).
+func (m *Metrics) StreamBreak(outcome string) {
+	if m == nil {
+		return
+	}
+	m.breaks.WithLabelValues(outcome).Inc()
 }
 
 // MetricsHandler serves /metrics from g, /healthz (200 while the process

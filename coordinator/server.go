@@ -16,11 +16,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	mpsiv1 "github.com/mpsi-dev/mpsi/api/mpsi/v1"
 	"github.com/mpsi-dev/mpsi/coordinator/store"
+	"github.com/mpsi-dev/mpsi/internal/resend"
 	"github.com/mpsi-dev/mpsi/psi"
 	"github.com/mpsi-dev/mpsi/psi/join"
 	"github.com/mpsi-dev/mpsi/psi/protocol"
@@ -80,6 +82,15 @@ type Config struct {
 	// MaxStreams, if positive, caps the open party streams (Run calls):
 	// one beyond it fails at once with codes.ResourceExhausted.
 	MaxStreams int
+	// ReconnectGrace, if positive, is how long a session waits for a party
+	// whose stream broke (not ended cleanly) to reconnect and resume it
+	// (same certificate; doc/PROTOCOL.md, "Reconnect"): frames are resent
+	// from the last each side received and the session goes on. Past the
+	// grace it aborts (code disconnected, naming the party). Round
+	// deadlines keep running meanwhile. Zero aborts at once, as a party
+	// that vanished cannot be told apart from one that broke; the frames
+	// sent are then not kept for resending.
+	ReconnectGrace time.Duration
 }
 
 // Server is the coordinator's gRPC service. It is safe for concurrent use
@@ -225,7 +236,7 @@ func (s *Server) toStatus(err error) error {
 		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, session.ErrInvalidSpec), errors.Is(err, protocol.ErrBadMessage), errors.Is(err, protocol.ErrMalformed), errors.Is(err, psi.ErrInvalidPoint):
 		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, protocol.ErrWrongRound), errors.Is(err, protocol.ErrSessionOver):
+	case errors.Is(err, protocol.ErrWrongRound), errors.Is(err, protocol.ErrSessionOver), errors.Is(err, errNotResumable):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, ErrShuttingDown):
 		return status.Error(codes.Unavailable, err.Error())
@@ -372,14 +383,41 @@ func (s *Server) Run(stream grpc.BidiStreamingServer[mpsiv1.Frame, mpsiv1.Frame]
 		s.log.Warn("refused party not in spec", "session", l.spec.ID, "name", name)
 		return s.toStatus(fmt.Errorf("%w: certificate name %q is not a party of session %s", ErrForbidden, name, l.spec.ID))
 	}
-	c, err := l.attach(idx, cert)
-	if err != nil {
-		return s.toStatus(err)
+	if s.cfg.ReconnectGrace > 0 {
+		_ = stream.SetHeader(metadata.Pairs(resend.GraceHeader, s.cfg.ReconnectGrace.String()))
 	}
-	s.log.Info("party joined", "session", l.spec.ID, "party", name)
+	var c *conn
+	var sl *slot
+	if first.GetResume() {
+		var ack uint64
+		c, sl, ack, err = l.resume(idx, cert, first.GetAck())
+		if errors.Is(err, protocol.ErrSessionOver) {
+			// Over while the party was away: say how.
+			if rec, serr := s.cfg.Store.Session(ctx, id); serr == nil && rec.State != store.StateRunning {
+				err = fmt.Errorf("%w: session %s is %s %s", protocol.ErrSessionOver, rec.ID, rec.State, rec.Reason)
+			}
+		}
+		if err != nil {
+			return s.toStatus(err)
+		}
+		if err := stream.Send(&mpsiv1.Frame{Resume: true, Ack: ack}); err != nil {
+			c.release(sl)
+			return err
+		}
+	} else {
+		if first.GetSeq() != 1 || first.GetAck() != 0 {
+			return s.toStatus(fmt.Errorf("%w: the Hello must be frame 1 with nothing acknowledged (seq %d, ack %d)", protocol.ErrBadMessage, first.GetSeq(), first.GetAck()))
+		}
+		c, sl, err = l.attach(idx, cert)
+		if err != nil {
+			return s.toStatus(err)
+		}
+		s.log.Info("party joined", "session", l.spec.ID, "party", name)
+	}
+	gen := sl.gen
 	// Sender: drain the connection's queue onto the stream.
 	sendErr := make(chan error, 1)
-	go func() { sendErr <- c.pump(stream) }()
+	go func() { sendErr <- c.pump(stream, sl) }()
 	// Reader: decode frames and forward them to the session goroutine.
 	readErr := make(chan error, 1)
 	go func() {
@@ -387,10 +425,12 @@ func (s *Server) Run(stream grpc.BidiStreamingServer[mpsiv1.Frame, mpsiv1.Frame]
 			f, err := stream.Recv()
 			var ev event
 			if err != nil {
-				ev = event{from: idx, gone: err}
+				ev = event{from: idx, gen: gen, gone: err}
 			} else {
-				m, derr := protocol.Decode(f.GetData())
-				ev = event{from: idx, msg: m, bad: derr, size: len(f.GetData())}
+				ev = readFrame(c, idx, gen, f)
+				if ev.pureAck {
+					continue
+				}
 			}
 			// Through the session's queue, after the party's last messages
 			// (an Abort it sent just before closing).
@@ -422,20 +462,52 @@ func (s *Server) Run(stream grpc.BidiStreamingServer[mpsiv1.Frame, mpsiv1.Frame]
 		}
 	}
 	select {
-	case <-readErr:
+	case err := <-readErr:
+		if s.cfg.ReconnectGrace > 0 && broken(err) {
+			// The session waits for a resume on a new stream; this one is
+			// done.
+			c.release(sl)
+			return err
+		}
 		return flush()
 	case <-l.done:
 		return flush()
+	case <-sl.gone:
+		return status.Error(codes.Aborted, "stream replaced by a resumed one")
 	case err := <-sendErr:
+		if errors.Is(err, errSuperseded) {
+			return status.Error(codes.Aborted, "stream replaced by a resumed one")
+		}
 		if err != nil {
+			c.release(sl)
 			// The session decides what a vanished party means.
 			select {
-			case l.events <- event{from: idx, gone: err}:
+			case l.events <- event{from: idx, gen: gen, gone: err}:
 			case <-l.done:
 			}
 		}
 		return err
 	}
+}
+
+// readFrame checks a frame's numbers and decodes its message into an event
+// for the session goroutine; acknowledgements are applied to the outbox
+// here.
+func readFrame(c *conn, idx int, gen uint64, f *mpsiv1.Frame) event {
+	size := len(f.GetData())
+	if f.GetResume() {
+		return event{from: idx, gen: gen, bad: fmt.Errorf("%w: frame: resume set on a frame that does not open a stream", protocol.ErrBadMessage), size: size}
+	}
+	if a := f.GetAck(); a > 0 {
+		if err := c.peerAck(a); err != nil {
+			return event{from: idx, gen: gen, bad: fmt.Errorf("%w: frame: %v", protocol.ErrBadMessage, err), size: size}
+		}
+	}
+	if size == 0 && f.GetSeq() == 0 {
+		return event{pureAck: true}
+	}
+	m, derr := protocol.Decode(f.GetData())
+	return event{from: idx, gen: gen, seq: f.GetSeq(), msg: m, bad: derr, size: size}
 }
 
 // start creates the live session and its goroutine.
@@ -475,73 +547,23 @@ func (s *Server) newLive(spec *session.Spec) (*live, error) {
 	return &live{
 		srv: s, spec: spec, m: m, n: n, ctx: ctx, cancel: cancel,
 		events: make(chan event, 64), done: make(chan struct{}), abortCh: make(chan abortReq, 1),
-		conns: make([]*conn, n), log: s.log.With("session", spec.ID),
+		conns: make([]*conn, n), links: make([]linkState, n), log: s.log.With("session", spec.ID),
 	}, nil
-}
-
-func newConn(cert *x509.Certificate) *conn {
-	c := &conn{cert: cert}
-	c.cond = sync.NewCond(&c.mu)
-	return c
-}
-
-// conn is the coordinator's side of one party's stream. Frames to the party
-// are queued without bound so that the session goroutine never blocks on a
-// slow party (the ring would otherwise deadlock); the queue holds at most
-// the lists in flight.
-type conn struct {
-	cert *x509.Certificate
-	mu   sync.Mutex // guards q, closed
-	cond *sync.Cond
-	q    [][]byte
-	// closed: no more frames will be queued; pump returns when q drains.
-	closed bool
-}
-
-func (c *conn) send(b []byte) {
-	c.mu.Lock()
-	if !c.closed {
-		c.q = append(c.q, b)
-	}
-	c.mu.Unlock()
-	c.cond.Signal()
-}
-
-func (c *conn) close() {
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
-	c.cond.Broadcast()
-}
-
-func (c *conn) pump(stream grpc.BidiStreamingServer[mpsiv1.Frame, mpsiv1.Frame]) error {
-	for {
-		c.mu.Lock()
-		for len(c.q) == 0 && !c.closed {
-			c.cond.Wait()
-		}
-		if len(c.q) == 0 && c.closed {
-			c.mu.Unlock()
-			return nil
-		}
-		b := c.q[0]
-		c.q[0] = nil
-		c.q = c.q[1:]
-		c.mu.Unlock()
-		if err := stream.Send(&mpsiv1.Frame{Data: b}); err != nil {
-			return err
-		}
-	}
 }
 
 // event is what a party's stream delivers to its session goroutine.
 type event struct {
-	from   int
-	attach *x509.Certificate // the party attached
-	msg    protocol.Message
-	bad    error // the frame did not decode
-	gone   error // the party's stream ended with this error
-	size   int   // bytes of the frame (msg or bad)
+	from    int
+	gen     uint64            // the stream it came from (see conn.attachStream)
+	seq     uint64            // the frame's number (msg or bad)
+	attach  *x509.Certificate // the party attached
+	msg     protocol.Message
+	bad     error      // the frame did not decode
+	gone    error      // the party's stream ended with this error
+	resume  *resumeReq // the party resumes on a new stream
+	expired bool       // the reconnect grace of stream gen ran out
+	pureAck bool       // an acknowledgement only (not sent to the session)
+	size    int        // bytes of the frame (msg or bad)
 }
 
 type abortReq struct {
@@ -580,6 +602,7 @@ type live struct {
 	conns []*conn
 
 	// Owned by run.
+	links      []linkState
 	running    bool
 	round      protocol.Round
 	roundStart time.Time
@@ -587,30 +610,31 @@ type live struct {
 	finished   bool // released or aborted: counted in the metrics
 }
 
-func (l *live) attach(idx int, cert *x509.Certificate) (*conn, error) {
+func (l *live) attach(idx int, cert *x509.Certificate) (*conn, *slot, error) {
 	l.mu.Lock()
 	select {
 	case <-l.done:
 		l.mu.Unlock()
-		return nil, fmt.Errorf("%w: session %s", protocol.ErrSessionOver, l.spec.ID)
+		return nil, nil, fmt.Errorf("%w: session %s", protocol.ErrSessionOver, l.spec.ID)
 	default:
 	}
 	if l.conns[idx] != nil {
 		l.mu.Unlock()
-		return nil, fmt.Errorf("%w: party %s is already connected", protocol.ErrWrongRound, l.spec.Parties[idx])
+		return nil, nil, fmt.Errorf("%w: party %s is already connected", protocol.ErrWrongRound, l.spec.Parties[idx])
 	}
-	c := newConn(cert)
+	c := newConn(cert, l.srv.cfg.ReconnectGrace > 0, l.log)
+	sl := c.attachStream()
 	l.conns[idx] = c
 	// Not under l.mu: the session goroutine needs it to drain the queue.
 	l.mu.Unlock()
 	// The session goroutine attaches the party to the machine, which
 	// answers with the Welcome.
 	select {
-	case l.events <- event{from: idx, attach: cert}:
+	case l.events <- event{from: idx, gen: sl.gen, attach: cert}:
 	case <-l.done:
-		return nil, fmt.Errorf("%w: session %s", protocol.ErrSessionOver, l.spec.ID)
+		return nil, nil, fmt.Errorf("%w: session %s", protocol.ErrSessionOver, l.spec.ID)
 	}
-	return c, nil
+	return c, sl, nil
 }
 
 func (l *live) abortAsync(code protocol.Code, reason string) {
@@ -660,31 +684,65 @@ func (l *live) run() {
 		case <-timer.C:
 			l.m.Expire(l.srv.cfg.RoundTimeout.String())
 		case ev := <-l.events:
-			l.feed(ev)
-			timer.Reset(l.srv.cfg.RoundTimeout)
+			// Progress restarts the deadline; a stream breaking, resuming
+			// or its grace running out does not.
+			if l.feed(ev) {
+				timer.Reset(l.srv.cfg.RoundTimeout)
+			}
 		}
 		l.apply()
 	}
 }
 
-// feed gives one stream event to the machine.
-func (l *live) feed(ev event) {
+// feed gives one stream event to the machine; it reports whether the
+// event was progress (a party joined or sent a message).
+func (l *live) feed(ev event) (progress bool) {
+	st := &l.links[ev.from]
+	switch {
+	case ev.resume != nil:
+		ev.resume.reply <- l.doResume(ev.from, ev.resume)
+		return false
+	case ev.attach == nil && ev.gen != st.gen:
+		return false // from a stream a resume replaced
+	case ev.expired:
+		l.graceExpired(ev.from, ev.gen)
+		return false
+	case ev.gone != nil:
+		l.streamGone(ev.from, ev.gone)
+		return false
+	case ev.attach == nil:
+		// A frame: drop a resent duplicate, refuse a gap.
+		fresh, err := st.in.Accept(ev.seq)
+		if err != nil {
+			l.m.Refuse(ev.from, fmt.Errorf("%w: frame: %v", protocol.ErrBadMessage, err))
+			return false
+		}
+		if !fresh {
+			return false
+		}
+		if c := l.conn(ev.from); c != nil {
+			c.received(ev.seq)
+		}
+	}
 	switch {
 	case ev.attach != nil:
+		st.gen = ev.gen
+		_, _ = st.in.Accept(1) // the Hello
+		if c := l.conn(ev.from); c != nil {
+			c.received(1)
+		}
 		if !l.running {
 			l.running = true
 			if err := l.srv.cfg.Store.SetRunning(l.ctx, l.spec.ID); err != nil {
 				l.m.Abort(protocol.CodeInternal, fmt.Sprintf("coordinator's store failed: %v", err))
-				return
+				return true
 			}
 		}
 		if err := l.m.Attach(ev.from, ev.attach.Raw); err != nil {
 			l.log.Warn("attach refused", "party", l.spec.Parties[ev.from], "err", err)
-			return
+			return true
 		}
 		_ = l.srv.cfg.Store.Append(l.ctx, "party.joined", l.spec.ID, l.spec.Parties[ev.from], "")
-	case ev.gone != nil:
-		l.m.Gone(l.ctx, ev.from, goneReason(ev.gone))
 	case ev.bad != nil:
 		l.srv.cfg.Metrics.MessageIn(l.round.String(), ev.size)
 		// The machine names the party and the check, and aborts.
@@ -693,6 +751,7 @@ func (l *live) feed(ev event) {
 		l.srv.cfg.Metrics.MessageIn(l.round.String(), ev.size)
 		_ = l.m.Receive(l.ctx, ev.from, ev.msg)
 	}
+	return true
 }
 
 // apply carries out the machine's events in order.

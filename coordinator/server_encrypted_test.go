@@ -9,7 +9,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	mpsiv1 "github.com/mpsi-dev/mpsi/api/mpsi/v1"
 	"github.com/mpsi-dev/mpsi/bench/cohort"
 	"github.com/mpsi-dev/mpsi/coordinator/store"
 	"github.com/mpsi-dev/mpsi/internal/envelope"
@@ -245,7 +244,7 @@ func TestNoDeadlockWhenSessionEndsMidSend(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		return advs[0].stream.Send(&mpsiv1.Frame{Data: b})
+		return advs[0].stream.Send(advs[0].numbered(b))
 	}
 	go func() {
 		for off := uint64(0); off < total; off += 1 << 20 {

@@ -319,7 +319,19 @@ func (h *harness) honestStage(ctx context.Context, t testing.TB, c *cohort.Cohor
 			}
 		}
 	}
-	cfg := party.RemoteConfig{Address: h.addr, TLS: h.pki.clientTLS(t, name), Session: id, Observe: observe,
+	cfg := h.remoteConfig(t, c, id, name)
+	cfg.Observe = observe
+	go func() {
+		res, err := party.RunRemote(ctx, cfg)
+		ch <- outcome{name, res, err}
+	}()
+	return ch
+}
+
+// remoteConfig is party name's configuration for session id: the
+// coordinator's address, its TLS, and its records from the cohort.
+func (h *harness) remoteConfig(t testing.TB, c *cohort.Cohort, id, name string) party.RemoteConfig {
+	return party.RemoteConfig{Address: h.addr, TLS: h.pki.clientTLS(t, name), Session: id,
 		Load: func(spec *session.Spec) (*party.Records, error) {
 			for _, p := range c.Parties {
 				if p.Name == name {
@@ -332,11 +344,6 @@ func (h *harness) honestStage(ctx context.Context, t testing.TB, c *cohort.Cohor
 			}
 			return nil, errors.New("no such party")
 		}}
-	go func() {
-		res, err := party.RunRemote(ctx, cfg)
-		ch <- outcome{name, res, err}
-	}()
-	return ch
 }
 
 func collect(t testing.TB, chs ...<-chan outcome) []outcome {
@@ -438,6 +445,7 @@ type adversary struct {
 	maxBatch int
 	p        *protocol.Holder // honest state, to play honestly where needed
 	key      *envelope.SessionKey
+	seq      atomic.Uint64 // the number of the last frame sent
 	roster   []protocol.RosterEntry
 	ringOut  []byte // the key our ring batches are authenticated with (dh)
 }
@@ -472,33 +480,55 @@ func (a *adversary) hdr() protocol.Header {
 	return protocol.Header{Session: a.spec.ID, From: protocol.Sender(a.idx)}
 }
 
-// frame encodes m.
+// frame encodes m as the first frame of a stream (seq 1).
 func frame(t testing.TB, m protocol.Message) *mpsiv1.Frame {
 	t.Helper()
 	b, err := protocol.Encode(m)
 	require.NoError(t, err)
-	return &mpsiv1.Frame{Data: b}
+	return &mpsiv1.Frame{Data: b, Seq: 1}
+}
+
+// numbered is b as the adversary's next frame.
+func (a *adversary) numbered(b []byte) *mpsiv1.Frame {
+	return &mpsiv1.Frame{Data: b, Seq: a.seq.Add(1)}
 }
 
 func (a *adversary) send(m protocol.Message) {
 	a.t.Helper()
-	require.NoError(a.t, a.stream.Send(frame(a.t, m)))
+	b, err := protocol.Encode(m)
+	require.NoError(a.t, err)
+	require.NoError(a.t, a.stream.Send(a.numbered(b)))
 }
 
 // sendRaw sends b as a frame's data, as it is.
 func (a *adversary) sendRaw(b []byte) {
 	a.t.Helper()
-	require.NoError(a.t, a.stream.Send(&mpsiv1.Frame{Data: b}))
+	require.NoError(a.t, a.stream.Send(a.numbered(b)))
 }
 
 // trySend sends m, ignoring a stream the coordinator already ended.
-func (a *adversary) trySend(m protocol.Message) { _ = a.stream.Send(frame(a.t, m)) }
+func (a *adversary) trySend(m protocol.Message) {
+	b, err := protocol.Encode(m)
+	require.NoError(a.t, err)
+	_ = a.stream.Send(a.numbered(b))
+}
+
+// recvFrame reads the coordinator's next frame that carries a message
+// (skipping pure acknowledgements).
+func (a *adversary) recvFrame() (*mpsiv1.Frame, error) {
+	for {
+		f, err := a.stream.Recv()
+		if err != nil || len(f.GetData()) > 0 {
+			return f, err
+		}
+	}
+}
 
 // recv reads and decodes the coordinator's next frame, which must come from
 // the coordinator for this session.
 func (a *adversary) recv() protocol.Message {
 	a.t.Helper()
-	f, err := a.stream.Recv()
+	f, err := a.recvFrame()
 	require.NoError(a.t, err)
 	m, err := protocol.Decode(f.GetData())
 	require.NoError(a.t, err, "the coordinator sent an undecodable frame")
@@ -544,13 +574,13 @@ func (a *adversary) expectAbort() string { return a.expectAbortMsg().Reason }
 func (a *adversary) expectAbortMsg() *protocol.Abort {
 	a.t.Helper()
 	for {
-		f, err := a.stream.Recv()
+		f, err := a.recvFrame()
 		require.NoError(a.t, err, "the coordinator must send Abort before ending the stream")
 		m, err := protocol.Decode(f.GetData())
 		require.NoError(a.t, err)
 		if ab, ok := m.(*protocol.Abort); ok {
 			require.Equal(a.t, protocol.Header{Session: a.spec.ID, From: protocol.FromCoordinator}, ab.Header)
-			_, err := a.stream.Recv()
+			_, err := a.recvFrame()
 			require.ErrorIs(a.t, err, io.EOF, "stream ends after Abort, got %v", err)
 			return ab
 		}

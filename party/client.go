@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	mpsiv1 "github.com/mpsi-dev/mpsi/api/mpsi/v1"
+	"github.com/mpsi-dev/mpsi/internal/resend"
 	"github.com/mpsi-dev/mpsi/psi/protocol"
 	"github.com/mpsi-dev/mpsi/psi/session"
 )
@@ -84,6 +85,13 @@ type RemoteConfig struct {
 	// machine (progress, encrypted-aggregation stages, notes, the release
 	// or the abort), on the goroutine that runs the session.
 	Observe func(protocol.Event)
+	// ReconnectWithin bounds the time the party spends reconnecting after
+	// its stream to the coordinator broke (not an abort, not a clean end):
+	// it redials with backoff and resumes the session where each side
+	// left off, for at most the coordinator's reconnect grace (which the
+	// coordinator announces; without one, a break ends the session) and at
+	// most ReconnectWithin when positive. Negative never reconnects.
+	ReconnectWithin time.Duration
 }
 
 // Stats are a party's measurements of one session, for benchmarks.
@@ -179,7 +187,8 @@ func RunRemote(ctx context.Context, cfg RemoteConfig) (*session.Result, error) {
 	defer cc.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := mpsiv1.NewCoordinatorClient(cc).Run(ctx)
+	client := mpsiv1.NewCoordinatorClient(cc)
+	stream, err := client.Run(ctx)
 	if err != nil {
 		return nil, mapStatus(err)
 	}
@@ -187,16 +196,16 @@ func RunRemote(ctx context.Context, cfg RemoteConfig) (*session.Result, error) {
 	if idle <= 0 {
 		idle = DefaultIdleTimeout
 	}
-	d := &driver{cfg: cfg, log: log, p: machine, stream: stream, start: time.Now(), inbox: make(chan recvd, 64), idle: idle}
+	d := &driver{cfg: cfg, log: log, p: machine, client: client, stream: stream, start: time.Now(), idle: idle, out: resend.NewOutbox(0)}
 	defer func() {
 		if cfg.Stats != nil {
 			d.st.Total = time.Since(d.start)
 			*cfg.Stats = d.st
 		}
 	}()
-	go d.read()
+	d.inbox = d.read(stream)
 	res, err := d.run(ctx)
-	_ = stream.CloseSend()
+	_ = d.stream.CloseSend()
 	if err != nil && !d.streamEnded {
 		// Let the coordinator read our Abort before the stream is cancelled:
 		// wait (briefly) for it to end the stream.
@@ -210,10 +219,12 @@ func RunRemote(ctx context.Context, cfg RemoteConfig) (*session.Result, error) {
 
 // recvd is one frame from the coordinator, decoded, or the stream's end.
 type recvd struct {
-	m   protocol.Message
-	n   int
-	bad error // the frame did not decode
-	err error // the stream ended
+	m        protocol.Message
+	n        int
+	seq, ack uint64 // the frame's numbers; seq 0: a pure acknowledgement
+	grace    time.Duration
+	bad      error // the frame did not decode
+	err      error // the stream ended
 }
 
 // driver carries one party's machine over the gRPC stream.
@@ -221,10 +232,21 @@ type driver struct {
 	cfg    RemoteConfig
 	log    *slog.Logger
 	p      *protocol.Party
+	client mpsiv1.CoordinatorClient
 	stream grpc.BidiStreamingClient[mpsiv1.Frame, mpsiv1.Frame]
 	inbox  chan recvd
 	st     Stats
 	start  time.Time
+
+	// The link's numbering (doc/PROTOCOL.md, "Reconnect"): frames sent,
+	// kept until the coordinator acknowledges them; frames received.
+	out     *resend.Outbox
+	in      resend.Inbox
+	unacked int           // frames received since an acknowledgement was sent
+	hello   []byte        // the Hello, which opens a resumed stream
+	grace   time.Duration // the coordinator's reconnect grace
+	// cancelStream ends a resumed stream's context once it is replaced.
+	cancelStream context.CancelFunc
 
 	idle        time.Duration
 	sendFailed  bool // a Send failed: the stream's end says why
@@ -233,19 +255,39 @@ type driver struct {
 	aggAt       time.Time
 }
 
-// read forwards the coordinator's frames to the inbox until the stream
-// ends, then closes it.
-func (d *driver) read() {
-	defer close(d.inbox)
-	for {
-		f, err := d.stream.Recv()
-		if err != nil {
-			d.inbox <- recvd{err: err}
-			return
+// read forwards the frames of stream to a new inbox until the stream
+// ends, then closes it. The first frame carries the coordinator's
+// reconnect grace (a response header).
+func (d *driver) read(stream grpc.BidiStreamingClient[mpsiv1.Frame, mpsiv1.Frame]) chan recvd {
+	inbox := make(chan recvd, 64)
+	go func() {
+		defer close(inbox)
+		first := true
+		for {
+			f, err := stream.Recv()
+			if err != nil {
+				inbox <- recvd{err: err}
+				return
+			}
+			r := recvd{n: len(f.GetData()), seq: f.GetSeq(), ack: f.GetAck()}
+			if first {
+				first = false
+				if md, err := stream.Header(); err == nil {
+					if v := md.Get(resend.GraceHeader); len(v) == 1 {
+						r.grace, _ = time.ParseDuration(v[0])
+					}
+				}
+			}
+			if len(f.GetData()) > 0 || f.GetSeq() != 0 || f.GetResume() {
+				r.m, r.bad = protocol.Decode(f.GetData())
+				if f.GetResume() {
+					r.bad = fmt.Errorf("%w: resume set on a frame of an open stream", protocol.ErrBadMessage)
+				}
+			}
+			inbox <- r
 		}
-		m, derr := protocol.Decode(f.GetData())
-		d.inbox <- recvd{m: m, n: len(f.GetData()), bad: derr}
-	}
+	}()
+	return inbox
 }
 
 // readDone returns a channel closed once the reader has seen the stream end
@@ -311,14 +353,44 @@ func (d *driver) run(ctx context.Context) (*session.Result, error) {
 			}
 		}
 		if !ok || r.err != nil {
+			if d.mayResume(r.err) {
+				if err := d.reconnect(ctx, r.err); err != nil {
+					d.streamEnded = true
+					return nil, err
+				}
+				continue
+			}
 			d.streamEnded = true
 			return nil, d.ended(r.err)
 		}
 		d.st.BytesReceived += int64(r.n)
+		if r.grace > 0 {
+			d.grace = r.grace
+		}
+		if r.bad == nil && r.ack > 0 {
+			if err := d.out.Ack(r.ack); err != nil {
+				r.bad = err
+			}
+		}
+		if r.bad == nil && r.m == nil {
+			continue // a pure acknowledgement
+		}
+		if r.bad == nil {
+			// Drop a resent duplicate; refuse a gap.
+			fresh, err := d.in.Accept(r.seq)
+			if err != nil {
+				r.bad = err
+			} else if !fresh {
+				continue
+			}
+		}
 		if r.bad != nil {
 			d.p.Abort(protocol.CodeBadMessage, fmt.Sprintf("coordinator sent an undecodable frame: %v", r.bad))
 			_ = d.flush()
 			return nil, fmt.Errorf("party: coordinator: %w", r.bad)
+		}
+		if d.unacked++; d.unacked >= resend.AckEvery {
+			d.sendFrame(&mpsiv1.Frame{Ack: d.in.Last()})
 		}
 		if err := d.p.Receive(r.m); err != nil {
 			_ = d.flush()
@@ -328,6 +400,117 @@ func (d *driver) run(ctx context.Context) (*session.Result, error) {
 			return nil, err
 		}
 	}
+}
+
+// mayResume reports whether a stream that ended with err (nil: the inbox
+// closed) is worth resuming: it broke (the transport failed, no status
+// from the coordinator), the session is not over for the machine, the
+// coordinator announced a reconnect grace, and the session had begun (the
+// Welcome came, so there is something to resume).
+func (d *driver) mayResume(err error) bool {
+	if err == nil || errors.Is(err, io.EOF) || d.cfg.ReconnectWithin < 0 || d.grace <= 0 || d.in.Last() == 0 || d.hello == nil {
+		return false
+	}
+	if st := d.p.State(); st == protocol.StateDone || st == protocol.StateAborted {
+		return false
+	}
+	return status.Code(err) == codes.Unavailable
+}
+
+// reconnect redials the coordinator after the stream broke with cause and
+// resumes the session on a new stream: it says which frames it has
+// received, the coordinator answers likewise, and each side resends the
+// rest. Attempts back off from 100 ms to 2 s, for at most the
+// coordinator's grace (and RemoteConfig.ReconnectWithin). A refusal ends
+// the attempts at once.
+func (d *driver) reconnect(ctx context.Context, cause error) error {
+	budget := d.grace
+	if w := d.cfg.ReconnectWithin; w > 0 {
+		budget = min(budget, w)
+	}
+	start := time.Now()
+	deadline := start.Add(budget)
+	d.log.Warn("stream to the coordinator broke; reconnecting", "err", status.Convert(cause).Message(), "within", budget)
+	backoff := 100 * time.Millisecond
+	var last error
+	for attempt := 1; ; attempt++ {
+		stream, ack, cancel, err := d.resumeStream(ctx, deadline)
+		if err == nil {
+			if err := d.out.Resume(ack); err != nil {
+				cancel()
+				reason := fmt.Sprintf("coordinator's resume point: %v", err)
+				d.p.Abort(protocol.CodeBadMessage, reason)
+				return fmt.Errorf("party: %s", reason)
+			}
+			if d.cancelStream != nil {
+				d.cancelStream() // the broken stream before
+			}
+			d.stream, d.sendFailed, d.cancelStream = stream, false, cancel
+			d.inbox = d.read(stream)
+			resent := d.out.Pending()
+			d.sendQueued()
+			d.log.Info("reconnected", "attempt", attempt, "after", time.Since(start).Round(time.Millisecond), "resent", resent, "received", d.in.Last())
+			return nil
+		}
+		last = err
+		if status.Code(err) != codes.Unavailable && !errors.Is(err, context.DeadlineExceeded) {
+			// Refused: the session is over, or the coordinator cannot
+			// resume it.
+			return fmt.Errorf("reconnecting after the stream broke (%s): %w", status.Convert(cause).Message(), mapStatus(err))
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		wait := min(backoff, time.Until(deadline))
+		if wait <= 0 {
+			break
+		}
+		d.log.Info("reconnect attempt failed", "attempt", attempt, "err", status.Convert(err).Message())
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+	return fmt.Errorf("%w: stream broke (%s) and reconnecting failed within %s: %v", ErrUnavailable, status.Convert(cause).Message(), budget, status.Convert(last).Message())
+}
+
+// resumeStream opens a stream and resumes the session on it, by deadline:
+// it returns the stream, the last seq the coordinator received, and the
+// stream's cancel.
+func (d *driver) resumeStream(ctx context.Context, deadline time.Time) (grpc.BidiStreamingClient[mpsiv1.Frame, mpsiv1.Frame], uint64, context.CancelFunc, error) {
+	sctx, cancel := context.WithCancel(ctx)
+	// The stream lives on past the deadline; only the handshake is bounded.
+	timer := time.AfterFunc(time.Until(deadline), cancel)
+	fail := func(err error) (grpc.BidiStreamingClient[mpsiv1.Frame, mpsiv1.Frame], uint64, context.CancelFunc, error) {
+		expired := !timer.Stop()
+		cancel()
+		if expired && ctx.Err() == nil {
+			err = fmt.Errorf("%w: %v", context.DeadlineExceeded, err)
+		}
+		return nil, 0, nil, err
+	}
+	stream, err := d.client.Run(sctx, grpc.WaitForReady(true))
+	if err != nil {
+		return fail(err)
+	}
+	if err := stream.Send(&mpsiv1.Frame{Resume: true, Data: d.hello, Ack: d.in.Last()}); err != nil {
+		_, err = stream.Recv() // the status says why
+		return fail(err)
+	}
+	f, err := stream.Recv()
+	if err != nil {
+		return fail(err)
+	}
+	if !timer.Stop() {
+		return fail(status.Error(codes.DeadlineExceeded, "resume handshake past the deadline"))
+	}
+	if !f.GetResume() || len(f.GetData()) > 0 {
+		cancel()
+		return nil, 0, nil, status.Error(codes.Internal, "coordinator did not answer the resume with a resume frame")
+	}
+	return stream, f.GetAck(), cancel, nil
 }
 
 // ended explains the end of the stream before a Result.
@@ -365,6 +548,11 @@ func (d *driver) accept() error {
 	}
 	rp := recs.Report
 	d.log.Info("records loaded", "rows", rp.Rows, "loaded", rp.Loaded, "rejected", rp.Rejected, "duplicates", rp.Duplicates, "empty_identifier", rp.EmptyIdentifier)
+	if rp.MissingKey != nil {
+		// Several match keys: per key, the records without a value and
+		// those whose value another record here shares (these stay local).
+		d.log.Info("match keys", "missing_key", rp.MissingKey, "ambiguous_key", rp.AmbiguousKey)
+	}
 	return d.p.Accept(recs)
 }
 
@@ -377,19 +565,18 @@ func (d *driver) flush() error {
 		}
 		switch e := ev.(type) {
 		case protocol.Send:
-			if d.sendFailed {
-				continue
-			}
 			b, err := protocol.Encode(e.Msg)
 			if err != nil {
 				return err
 			}
 			d.st.BytesSent += int64(len(b))
-			if err := d.stream.Send(&mpsiv1.Frame{Data: b}); err != nil {
-				// The coordinator ended the stream: its Abort or status
-				// comes through the reader.
-				d.sendFailed = true
+			if e.Msg.Type() == protocol.TypeHello {
+				d.hello = b
 			}
+			// Numbered and kept until acknowledged: a resumed stream
+			// resends it if this one breaks.
+			d.out.Push(b)
+			d.sendQueued()
 		case protocol.Progress:
 			d.progress(e)
 		case protocol.Info:
@@ -404,6 +591,31 @@ func (d *driver) flush() error {
 		}
 	}
 	return nil
+}
+
+// sendQueued sends the frames of the outbox not yet sent on the current
+// stream, each acknowledging what was received.
+func (d *driver) sendQueued() {
+	for !d.sendFailed {
+		f, ok := d.out.Next()
+		if !ok {
+			return
+		}
+		d.sendFrame(&mpsiv1.Frame{Data: f.Data, Seq: f.Seq, Ack: d.in.Last()})
+	}
+}
+
+// sendFrame sends one frame on the current stream unless a Send already
+// failed on it (the stream's end, through the reader, says why).
+func (d *driver) sendFrame(f *mpsiv1.Frame) {
+	if d.sendFailed {
+		return
+	}
+	if err := d.stream.Send(f); err != nil {
+		d.sendFailed = true
+		return
+	}
+	d.unacked = 0
 }
 
 // progress records phase timings and reports progress.

@@ -35,6 +35,12 @@ type Column struct {
 	Format string `json:"format,omitempty"`
 	// Separator splits a codes field; default ";".
 	Separator string `json:"separator,omitempty"`
+	// SexCodes says what the export's own codes of a sex field mean,
+	// each code to "M", "F" or "U" ({"H": "M", "M": "F"} for a Spanish
+	// H/M export), looked up before the built-in table
+	// ([ident.NewSexCodes]). Needed for the letters h, v and d, which
+	// mean different sexes in different languages.
+	SexCodes map[string]string `json:"sex_codes,omitempty"`
 }
 
 // LoadMapping reads a mapping file. Unknown keys are refused; errors name
@@ -78,6 +84,11 @@ func ParseMapping(b []byte) (Mapping, error) {
 				return nil, fmt.Errorf("%w: %s.format: %v", ErrMapping, k, err)
 			}
 		}
+		if c.SexCodes != nil {
+			if _, err := ident.NewSexCodes(c.SexCodes); err != nil {
+				return nil, fmt.Errorf("%w: %s.sex_codes: %v", ErrMapping, k, err)
+			}
+		}
 	}
 	return m, nil
 }
@@ -87,12 +98,18 @@ func ParseMapping(b []byte) (Mapping, error) {
 func (m Mapping) check(s *session.Spec) error {
 	for k, c := range m {
 		if k == RecordIDField {
-			if c.Format != "" || c.Separator != "" {
-				return fmt.Errorf("%w: %s: format/separator do not apply", ErrMapping, k)
+			if c.Format != "" || c.Separator != "" || c.SexCodes != nil {
+				return fmt.Errorf("%w: %s: format/separator/sex_codes do not apply", ErrMapping, k)
 			}
 			continue
 		}
 		t, ok := s.FieldType(k)
+		if !ok && slices.Contains(s.MatchFieldNames(), k) && s.CLKSchema() != nil {
+			if c.Format != "" || c.Separator != "" {
+				return fmt.Errorf("%w: %s: format/separator do not apply to a CLK feature (its schema says how to read it)", ErrMapping, k)
+			}
+			continue // a feature of the CLK schema
+		}
 		if !ok {
 			return fmt.Errorf("%w: %q is not a field of session %s", ErrMapping, k, s.ID)
 		}
@@ -102,6 +119,23 @@ func (m Mapping) check(s *session.Spec) error {
 		if c.Separator != "" && t != ident.TypeCodes {
 			return fmt.Errorf("%w: %s.separator: field has type %s, not codes", ErrMapping, k, t)
 		}
+		if c.SexCodes != nil {
+			if t != ident.TypeSex {
+				return fmt.Errorf("%w: %s.sex_codes: field has type %s, not sex", ErrMapping, k, t)
+			}
+			if _, err := ident.NewSexCodes(c.SexCodes); err != nil {
+				return fmt.Errorf("%w: %s.sex_codes: %v", ErrMapping, k, err)
+			}
+		}
 	}
 	return nil
+}
+
+// appendNormalized is [ident.AppendNormalized] for the field c, reading a
+// sex field with the mapping's sex_codes when it has them.
+func (c *colSpec) appendNormalized(dst []byte, raw string) ([]byte, error) {
+	if c.sex != nil {
+		return c.sex.Append(dst, raw)
+	}
+	return ident.AppendNormalized(dst, c.typ, c.layout, raw)
 }

@@ -77,7 +77,7 @@ func (p *Policy) Check(s *session.Spec) error {
 		}
 	}
 	if len(p.AllowedFields) > 0 {
-		used := slices.Clone(s.Match.Fields)
+		used := s.MatchFieldNames()
 		for _, a := range s.Aggregates {
 			if a.Field != "" {
 				used = append(used, a.Field)

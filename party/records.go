@@ -1,6 +1,7 @@
 package party
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/mpsi-dev/mpsi/psi/clk"
 	"github.com/mpsi-dev/mpsi/psi/ident"
 	"github.com/mpsi-dev/mpsi/psi/session"
 )
@@ -73,12 +75,20 @@ func (e *RowError) Unwrap() error { return e.Err }
 // Report counts what loading did. Every row read is accounted for:
 // Rows = Loaded + Rejected + Duplicates + EmptyIdentifier.
 type Report struct {
-	Rows            int        `json:"rows"`
-	Loaded          int        `json:"loaded"`
-	Rejected        int        `json:"rejected"`
-	Duplicates      int        `json:"duplicates"`
-	EmptyIdentifier int        `json:"empty_identifier"`
-	Errors          []RowError `json:"-"`
+	Rows            int `json:"rows"`
+	Loaded          int `json:"loaded"`
+	Rejected        int `json:"rejected"`
+	Duplicates      int `json:"duplicates"`
+	EmptyIdentifier int `json:"empty_identifier"`
+	// MissingKey[k] (several match keys only) counts the loaded records
+	// without a value for key k (a field of it empty); they can still be
+	// linked on another key.
+	MissingKey []int `json:"missing_key,omitempty"`
+	// AmbiguousKey[k] (several match keys only) counts the loaded records
+	// whose key-k value another of this party's records shares: key k
+	// links none of them (doc/DESIGN.md §3, "Match keys").
+	AmbiguousKey []int      `json:"ambiguous_key,omitempty"`
+	Errors       []RowError `json:"-"`
 }
 
 // Records are a party's loaded, normalised rows. Keys are the unambiguous
@@ -89,9 +99,16 @@ type Report struct {
 // (a few bytes of overhead per record and field), not as one allocation
 // each.
 type Records struct {
-	keys   arena[[]byte]
-	ids    arena[string]
-	fields []string // attribute fields carried, in order
+	// keys holds each record's match key; with several match keys, the
+	// keys one after the other, each preceded by its length as a uvarint
+	// (0: no value), which identifies the record for de-duplication.
+	keys  arena[[]byte]
+	nkeys int
+	clk   bool // mode clk: keys hold the features' values (CLKRecord)
+	// ambiguous[k] marks the records whose key k another record shares.
+	ambiguous [][]uint64
+	ids       arena[string]
+	fields    []string // attribute fields carried, in order
 	// values holds record i's attribute values in fields order, each
 	// preceded by its length as a uvarint.
 	values arena[string]
@@ -106,6 +123,59 @@ func (r *Records) Len() int { return r.keys.len() }
 func (r *Records) Key(i int) []byte {
 	k := r.keys.item(i)
 	return k[:len(k):len(k)]
+}
+
+// Keys is the number of match keys of the spec the records were loaded
+// for.
+func (r *Records) Keys() int { return max(r.nkeys, 1) }
+
+// KeyAt returns record i's match key k, or nil when the record has no
+// value for key k (a field of it was empty) or shares it with another of
+// the party's records (ambiguous: counted in Report.AmbiguousKey). With one
+// key, KeyAt(0, i) is Key(i). The slice is shared: do not modify it.
+func (r *Records) KeyAt(k, i int) []byte {
+	if r.nkeys <= 1 {
+		if k != 0 {
+			return nil
+		}
+		return r.Key(i)
+	}
+	if k < 0 || k >= r.nkeys || r.ambiguous[k][i/64]&(1<<(i%64)) != 0 {
+		return nil
+	}
+	return keyPart(r.keys.item(i), k)
+}
+
+// CLKRecord returns, in mode clk, record i's values of the schema's
+// features in schema order (ignored features as ""), as read: the CLK
+// encoder's input. They are secret and never leave the party.
+func (r *Records) CLKRecord(i int) []string {
+	if !r.clk {
+		return nil
+	}
+	var out []string
+	b := r.keys.item(i)
+	for len(b) > 0 {
+		n, w := binary.Uvarint(b)
+		out = append(out, string(b[w:w+int(n)]))
+		b = b[w+int(n):]
+	}
+	return out
+}
+
+// keyPart returns key k of a record's concatenated keys (nil if empty).
+func keyPart(b []byte, k int) []byte {
+	for {
+		n, w := binary.Uvarint(b)
+		if k == 0 {
+			if n == 0 {
+				return nil
+			}
+			return b[w : w+int(n) : w+int(n)]
+		}
+		b = b[w+int(n):]
+		k--
+	}
 }
 
 // ID returns record i's record_id.
@@ -165,6 +235,7 @@ type colSpec struct {
 	layout ident.Layout
 	format string // the mapping's date format, "" for the default
 	sep    string
+	sex    *ident.SexCodes // the mapping's sex_codes, nil for none
 }
 
 // ReadCSV is [LoadCSV] on a reader.
@@ -269,6 +340,9 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 			if m.Separator != "" {
 				c.sep = m.Separator
 			}
+			if m.SexCodes != nil {
+				c.sex, _ = ident.NewSexCodes(m.SexCodes) // checked by Mapping.check
+			}
 		}
 		c.col = find(name)
 		if c.col < 0 && required {
@@ -276,8 +350,41 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		}
 		return c, nil
 	}
+	// The match fields, each once, and the keys as indices into them; in
+	// mode clk, the column of each of the schema's features instead.
 	var match []colSpec
-	for _, f := range spec.Match.Fields {
+	var clkCols []int
+	var clkCheck *clk.Encoder
+	if sc := spec.CLKSchema(); sc != nil {
+		if _, ok := src.(ColumnChecker); ok {
+			return nil, fmt.Errorf("%w: mode clk reads CSV exports only", ErrRecords)
+		}
+		for _, f := range sc.Features {
+			col := -1
+			if !f.Ignored {
+				c, err := resolve(f.Identifier, true)
+				if err != nil {
+					return nil, err
+				}
+				col = c.col
+			}
+			clkCols = append(clkCols, col)
+		}
+		// Values are checked as they load, with an encoder under a
+		// throwaway secret (the session's CLK secret exists only once
+		// every party has joined).
+		var secret [32]byte
+		if _, err := rand.Read(secret[:]); err != nil {
+			return nil, err
+		}
+		if clkCheck, err = clk.NewEncoder(sc, secret[:]); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range spec.MatchFieldNames() {
+		if clkCols != nil {
+			break
+		}
 		c, err := resolve(f, true)
 		if err != nil {
 			return nil, err
@@ -285,6 +392,20 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		c.typ, _ = spec.FieldType(f)
 		match = append(match, c)
 	}
+	keySpecs := spec.MatchKeys()
+	type keyField struct {
+		name  string // as written in the spec: the field's name in the key
+		field int    // index into match
+		tr    ident.Transform
+	}
+	keyFields := make([][]keyField, len(keySpecs))
+	for k, key := range keySpecs {
+		for _, kf := range key {
+			f := slices.IndexFunc(match, func(c colSpec) bool { return c.field == kf.Field })
+			keyFields[k] = append(keyFields[k], keyField{name: kf.String(), field: f, tr: kf.Transform})
+		}
+	}
+	multi := len(keySpecs) > 1
 	// Attribute fields this party needs: those of aggregates it contributes to.
 	var attrs []colSpec
 	for _, a := range spec.Aggregates {
@@ -328,7 +449,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		}
 	}
 
-	recs := &Records{}
+	recs := &Records{nkeys: len(keySpecs), clk: clkCols != nil}
 	for _, a := range attrs {
 		recs.fields = append(recs.fields, a.field)
 	}
@@ -346,13 +467,19 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		}
 		return ""
 	}
-	var key, val []byte
+	var key, val, one []byte
+	var clkRow []string
+	norm := make([][]byte, len(match)) // this row's normal form of each match field
+	present := make([]bool, len(match))
 	reject := func(re RowError) error {
 		rep.Rejected++
 		if len(rep.Errors) < opt.MaxErrors {
 			rep.Errors = append(rep.Errors, re)
 		}
-		if !opt.SkipBadRows {
+		// An ambiguous sex code stops the load even when skipping: the
+		// file's other codes are probably misread too (h for male means
+		// m is female).
+		if !opt.SkipBadRows || errors.Is(re.Err, ident.ErrAmbiguousSex) {
 			return fmt.Errorf("%w: %w", ErrRecords, &re)
 		}
 		return nil
@@ -426,7 +553,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 			bad := false
 			for i, c := range row {
 				if !utf8.ValidString(c) {
-					if e := fail(pos, "", fmt.Errorf("column %d (%s) is not valid UTF-8", i+1, header[i])); e != nil {
+					if e := fail(pos, "", valueFree(fmt.Sprintf("column %d (%s) is not valid UTF-8", i+1, header[i]))); e != nil {
 						return e
 					}
 					bad = true
@@ -436,37 +563,110 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 			if bad {
 				continue
 			}
-			empty := false
-			// The key is built as the fields are normalised, without a
-			// string per field (ident.AppendKey's bytes).
-			key = append(key[:0], ident.KeyVersion)
-			for _, c := range match {
-				raw := strings.TrimSpace(row[c.col])
-				if raw == "" {
-					empty = true
-					break
+			if clkCols != nil {
+				// Mode clk: the features' values as read, for the encoder.
+				key = key[:0]
+				clkRow = clkRow[:0]
+				empty := true
+				for _, col := range clkCols {
+					v := ""
+					if col >= 0 {
+						v = row[col]
+					}
+					empty = empty && (col < 0 || strings.TrimSpace(v) == "")
+					key = binary.AppendUvarint(key, uint64(len(v)))
+					key = append(key, v...)
+					clkRow = append(clkRow, v)
 				}
-				var err error
-				val, err = ident.AppendNormalized(val[:0], c.typ, c.layout, raw)
-				if errors.Is(err, ident.ErrEmpty) {
-					empty = true
-					break
+				if empty {
+					rep.EmptyIdentifier++
+					continue
 				}
-				if err != nil {
-					if e := fail(pos, c.field, err); e != nil {
+				if _, err := clkCheck.Encode(clkRow); err != nil {
+					var re *clk.RecordError
+					field := ""
+					if errors.As(err, &re) {
+						field = re.Feature
+					}
+					if e := fail(pos, field, err); e != nil {
 						return e
 					}
-					bad = true
-					break
+					continue
 				}
-				key = ident.AppendKeyField(key, c.field, val)
-			}
-			if bad {
-				continue
-			}
-			if empty {
-				rep.EmptyIdentifier++
-				continue
+			} else {
+				// Normalise each match field once; an empty one leaves the
+				// keys that use it without a value.
+				clear(present)
+				for f, c := range match {
+					raw := strings.TrimSpace(row[c.col])
+					if raw == "" {
+						if !multi {
+							break // one key: the row is an empty identifier, whatever follows
+						}
+						continue
+					}
+					var err error
+					norm[f], err = c.appendNormalized(norm[f][:0], raw)
+					if errors.Is(err, ident.ErrEmpty) {
+						if !multi {
+							break
+						}
+						continue
+					}
+					if err != nil {
+						if e := fail(pos, c.field, err); e != nil {
+							return e
+						}
+						bad = true
+						break
+					}
+					present[f] = true
+				}
+				if bad {
+					continue
+				}
+				// Each key is ident.AppendKey's bytes over its (transformed)
+				// fields, named as the spec writes them; with one key and no
+				// transform, exactly the bytes of the fields' normal forms.
+				key = key[:0]
+				complete := 0
+				for _, kfs := range keyFields {
+					one = append(one[:0], ident.KeyVersion)
+					ok := true
+					for _, kf := range kfs {
+						if !present[kf.field] {
+							ok = false
+							break
+						}
+						if kf.tr == ident.TransformNone {
+							one = ident.AppendKeyField(one, kf.name, norm[kf.field])
+							continue
+						}
+						var err error
+						if val, err = kf.tr.Append(val[:0], string(norm[kf.field])); err != nil {
+							ok = false // nothing left after the transform
+							break
+						}
+						one = ident.AppendKeyField(one, kf.name, val)
+					}
+					switch {
+					case !multi && ok:
+						key = append(key, one...)
+					case !multi:
+					case ok:
+						key = binary.AppendUvarint(key, uint64(len(one)))
+						key = append(key, one...)
+					default:
+						key = binary.AppendUvarint(key, 0)
+					}
+					if ok {
+						complete++
+					}
+				}
+				if complete == 0 {
+					rep.EmptyIdentifier++
+					continue
+				}
 			}
 			clear(vals)
 			for i, c := range attrs {
@@ -529,7 +729,44 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 	recs.keys.seal()
 	recs.ids.seal()
 	recs.values.seal()
+	if multi {
+		recs.markAmbiguous()
+	}
 	return recs, nil
+}
+
+// markAmbiguous finds, for each key, the values that two or more records
+// share (records that agree on every key were merged while loading), marks
+// those records ambiguous for that key and counts them, with the records
+// missing each key, in the Report.
+func (r *Records) markAmbiguous() {
+	n, keys := r.Len(), r.nkeys
+	r.Report.MissingKey = make([]int, keys)
+	r.Report.AmbiguousKey = make([]int, keys)
+	r.ambiguous = make([][]uint64, keys)
+	for k := range keys {
+		r.ambiguous[k] = make([]uint64, (n+63)/64)
+		first := make(map[string]int, n) // value -> first record, -1 once repeated
+		for i := range n {
+			v := keyPart(r.keys.item(i), k)
+			if v == nil {
+				r.Report.MissingKey[k]++
+				continue
+			}
+			if j, seen := first[string(v)]; !seen {
+				first[string(v)] = i
+			} else if j >= 0 {
+				first[string(v)] = -1
+			}
+		}
+		for i := range n {
+			v := keyPart(r.keys.item(i), k)
+			if v != nil && first[string(v)] < 0 {
+				r.ambiguous[k][i/64] |= 1 << (i % 64)
+				r.Report.AmbiguousKey[k]++
+			}
+		}
+	}
 }
 
 // keyBatch is the number of rows whose keys are looked up together.
@@ -595,6 +832,11 @@ func normalizeAttr(c colSpec, raw string, buf *[]byte) (string, error) {
 	case ident.TypeNumber:
 		return raw, nil
 	default:
-		return ident.Normalize(c.typ, c.layout, raw)
+		b, err := c.appendNormalized((*buf)[:0], raw)
+		if err != nil {
+			return "", err
+		}
+		*buf = b
+		return string(b), nil
 	}
 }

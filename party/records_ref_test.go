@@ -50,6 +50,11 @@ func refReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOpti
 		return nil, fmt.Errorf("%w: empty file, expected a header line", ErrRecords)
 	}
 	if err != nil {
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			start, fault := csvFault(pe)
+			return nil, fmt.Errorf("%w: header: line %d: %w", ErrRecords, start, fault)
+		}
 		return nil, fmt.Errorf("%w: %v", ErrRecords, err)
 	}
 	header = slices.Clone(header)
@@ -139,12 +144,14 @@ func refReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOpti
 			if !errors.As(err, &pe) {
 				return nil, fmt.Errorf("%w: %v", ErrRecords, err)
 			}
-			if !errors.Is(pe.Err, csv.ErrFieldCount) {
-				return nil, fmt.Errorf("%w: line %d: %v", ErrRecords, pe.Line, pe.Err)
+			// Which faults are row errors, and at which line, is
+			// csvRowError's (tested on its own in records_test.go).
+			var re *RowError
+			if !errors.As(csvRowError(pe), &re) {
+				return nil, csvRowError(pe)
 			}
-			line := pe.Line
 			rep.Rows++
-			if e := fail(line, "", err); e != nil {
+			if e := fail(re.Line, "", re.Err); e != nil {
 				return nil, fmt.Errorf("%w: %w", ErrRecords, e)
 			}
 			continue
@@ -157,7 +164,7 @@ func refReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOpti
 		bad := false
 		for i, c := range row {
 			if !utf8.ValidString(c) {
-				if e := fail(line, "", fmt.Errorf("column %d (%s) is not valid UTF-8", i+1, header[i])); e != nil {
+				if e := fail(line, "", valueFree(fmt.Sprintf("column %d (%s) is not valid UTF-8", i+1, header[i]))); e != nil {
 					return nil, fmt.Errorf("%w: %w", ErrRecords, e)
 				}
 				bad = true

@@ -92,6 +92,11 @@ func (s *csvSource) Columns() ([]string, error) {
 		return nil, fmt.Errorf("%w: empty file, expected a header line", ErrRecords)
 	}
 	if err != nil {
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			start, fault := csvFault(pe)
+			return nil, fmt.Errorf("%w: header: line %d: %w", ErrRecords, start, fault)
+		}
 		return nil, fmt.Errorf("%w: %v", ErrRecords, err)
 	}
 	return header, nil
@@ -107,13 +112,41 @@ func (s *csvSource) Next() ([]string, error) {
 		if !errors.As(err, &pe) {
 			return nil, fmt.Errorf("%w: %v", ErrRecords, err)
 		}
-		if !errors.Is(pe.Err, csv.ErrFieldCount) {
-			return nil, fmt.Errorf("%w: line %d: %v", ErrRecords, pe.Line, pe.Err)
-		}
-		return nil, &RowError{Line: pe.Line, Err: err}
+		return nil, csvRowError(pe)
 	}
 	s.line, _ = s.r.FieldPos(0)
 	return row, nil
 }
 
 func (s *csvSource) Pos() Pos { return Pos{Line: s.line} }
+
+// csvRowError turns a CSV parse error into a row error at the line where
+// the record starts ([csvFault]). A wrong field count, or a quote fault
+// within one line, is a *RowError: the reader resumes at the next line, so
+// [LoadOptions.SkipBadRows] may reject the row. A quote fault in a record
+// that spans lines is fatal (an error wrapping ErrRecords, not a
+// *RowError): where the next row begins is then unknown (an unterminated
+// quote runs to the end of the file), and skipping could swallow good rows
+// into the bad one. Neither quotes the record's text.
+func csvRowError(pe *csv.ParseError) error {
+	start, fault := csvFault(pe)
+	if errors.Is(pe.Err, csv.ErrFieldCount) || pe.Line == start {
+		return &RowError{Line: start, Err: fault}
+	}
+	return fmt.Errorf("%w: line %d: %w", ErrRecords, start, fault)
+}
+
+// csvFault returns the line where pe's record starts and the fault,
+// naming the line and column where it was found when that is another line
+// (a quoted field may span lines; encoding/csv's Line is where the fault
+// was found, for an unterminated quote the end of the file).
+func csvFault(pe *csv.ParseError) (int, error) {
+	start := pe.StartLine
+	if start <= 0 {
+		start = pe.Line
+	}
+	if pe.Line != start {
+		return start, fmt.Errorf("%w (in the record starting on this line; found on line %d, column %d)", pe.Err, pe.Line, pe.Column)
+	}
+	return start, pe.Err
+}

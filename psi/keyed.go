@@ -68,6 +68,19 @@ func DeriveGroupKey(session string, contributions []KeyContribution) (*GroupKey,
 	return &g, nil
 }
 
+// Derive returns a 32-byte secret for another use of the group key:
+// HMAC-SHA256(group key, label ‖ len(session) ‖ session). Labels separate
+// the uses; the secret is as secret as the group key (clear it after use).
+func (g *GroupKey) Derive(label, session string) []byte {
+	m := hmac.New(sha256.New, g.k[:])
+	m.Write([]byte(label))
+	var l [8]byte
+	binary.BigEndian.PutUint64(l[:], uint64(len(session)))
+	m.Write(l[:])
+	m.Write([]byte(session))
+	return m.Sum(nil)
+}
+
 // KeyedTokens sets out[i] = HMAC-SHA256(group key, label ‖ session ‖ keys[i])
 // for every i, on at most workers goroutines (0 means GOMAXPROCS).
 func (g *GroupKey) KeyedTokens(session string, keys [][]byte, out [][TokenSize]byte, workers int) error {

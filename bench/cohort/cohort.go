@@ -5,6 +5,13 @@
 // pairwise overlaps, aggregates) computed from the generator's own entity
 // ids, independently of mpsi's matching.
 //
+// With [Config.Realistic], patients get realistic identities (names by
+// their US frequencies, birth dates, SSNs, maiden names, twins) and each
+// hospital's record of a patient carries identifier errors at configured
+// rates (typos, nicknames, maiden names, swapped or shifted dates, missing
+// or transposed SSNs, accents); truth_groups.csv then gives every record's
+// patient, for measuring linkage quality (package bench/linkage).
+//
 // Randomness is math/rand/v2 seeded from Config.Seed: inputs only, never
 // secrets.
 package cohort
@@ -54,6 +61,23 @@ type Config struct {
 	// Aggregation is written into the spec when set ("masked" or
 	// "encrypted").
 	Aggregation string
+	// Realistic, when set, gives patients realistic identities instead of
+	// the original ones (names drawn by their US frequencies, birth dates
+	// over a realistic age distribution, a unique SSN, maiden names) and
+	// records each at each party with the identifier errors at these
+	// rates (see [DefaultErrors]). The files gain an SSN column (field
+	// "ssn", type id) and truth_groups.csv, which maps every record to
+	// its patient. Unset, the output is byte for byte what it always was.
+	Realistic *Errors
+	// People, with Realistic, are the patients' true identities, taken
+	// in order instead of drawn (see [ReadSyntheaPatients]); it must hold
+	// at least as many people as the cohort has patients. Twins are then
+	// only those the list holds.
+	People []Person
+	// Keys, when set, is written into the spec as match.keys (an ordered
+	// list of match keys, each a list of fields, "field|transform"),
+	// replacing match.fields.
+	Keys [][]string
 }
 
 // Party is one party's generated input.
@@ -78,6 +102,9 @@ type Cohort struct {
 	Spec    []byte // session spec JSON
 	Parties []Party
 	Truth   Truth
+	// Groups is truth_groups.csv (party, record_id, entity: every record
+	// with the patient it belongs to) when Config.Realistic is set.
+	Groups []byte
 }
 
 // AgeEdges are the histogram edges of the generated spec.
@@ -111,6 +138,13 @@ func Generate(cfg Config) (*Cohort, error) {
 		}
 		c.Parties = append(c.Parties, Party{Name: name, CSV: buf.Bytes(), Mapping: m})
 	}
+	if g.id != nil {
+		var buf bytes.Buffer
+		if err := g.writeGroups(&buf); err != nil {
+			return nil, err
+		}
+		c.Groups = buf.Bytes()
+	}
 	return c, nil
 }
 
@@ -140,7 +174,11 @@ func GenerateDir(cfg Config, dir string) (*Truth, error) {
 		}
 		parties[i] = partyFiles{name: name, mapping: m, csv: func(w io.Writer) error { return g.writeCSV(i, w) }}
 	}
-	if err := writeFiles(dir, g.spec, &g.truth, parties); err != nil {
+	var groups func(io.Writer) error
+	if g.id != nil {
+		groups = g.writeGroups
+	}
+	if err := writeFiles(dir, g.spec, &g.truth, parties, groups); err != nil {
 		return nil, err
 	}
 	t := g.truth
@@ -169,6 +207,11 @@ type generator struct {
 	ents, attrBuf []uint32
 	spec          []byte
 	truth         Truth
+	// id draws the identities of a realistic cohort (nil otherwise), and
+	// fileEnts[i] is the entity of each row of party i's file, kept for
+	// truth_groups.csv.
+	id       *identities
+	fileEnts [][]uint32
 }
 
 // block is a run of entities [lo, hi) present at the same parties.
@@ -257,6 +300,7 @@ func newGenerator(cfg Config) (*generator, error) {
 		cfg.Mode = "dh"
 	}
 	g := &generator{cfg: cfg, names: make([]string, n)}
+	var err error
 	for i := range g.names {
 		g.names[i] = "hospital-" + string(rune('a'+i))
 	}
@@ -287,7 +331,21 @@ func newGenerator(cfg Config) (*generator, error) {
 	if total >= math.MaxUint32/2 {
 		return nil, errors.New("cohort: too many records")
 	}
-	g.drawPeople(total)
+	if cfg.People != nil && cfg.Realistic == nil {
+		return nil, errors.New("cohort: People needs Realistic")
+	}
+	if cfg.People != nil && total > len(cfg.People) {
+		return nil, fmt.Errorf("cohort: %d patients needed, People holds %d", total, len(cfg.People))
+	}
+	if cfg.Realistic != nil {
+		if g.id, err = newIdentities(cfg.Seed, *cfg.Realistic, total); err != nil {
+			return nil, err
+		}
+		g.id.people = cfg.People
+		g.fileEnts = make([][]uint32, n)
+	} else {
+		g.drawPeople(total)
+	}
 	// Attributes: draw them once to move the stream on and to sum the
 	// ground truth; writeCSV draws them again from the saved state.
 	g.attrs = make([]rand.PCG, n)
@@ -333,8 +391,8 @@ func newGenerator(cfg Config) (*generator, error) {
 			continue
 		}
 		t.Intersection += b.hi - b.lo
-		for _, p := range g.people[b.lo:b.hi] {
-			age := ageOf(p)
+		for e := b.lo; e < b.hi; e++ {
+			age := g.age(uint32(e))
 			t.AgeSum += int64(age)
 			for k := 0; k < len(ageEdges)-1; k++ {
 				if float64(age) < ageEdges[k+1] || k == len(ageEdges)-2 {
@@ -345,16 +403,24 @@ func newGenerator(cfg Config) (*generator, error) {
 		}
 	}
 	match := map[string]any{"fields": []string{"given_name", "family_name", "birth_date", "sex"}, "mode": cfg.Mode}
+	if cfg.Keys != nil {
+		delete(match, "fields")
+		match["keys"] = cfg.Keys
+	}
 	if cfg.Group != "" {
 		match["group"] = cfg.Group
+	}
+	fields := map[string]string{"given_name": "name", "family_name": "name", "birth_date": "date", "sex": "sex",
+		"visits": "number", "age": "number", "condition_codes": "codes"}
+	if g.id != nil {
+		fields["ssn"] = "id"
 	}
 	spec := map[string]any{
 		"id":      fmt.Sprintf("cohort-%d", cfg.Seed),
 		"parties": g.names,
-		"fields": map[string]string{"given_name": "name", "family_name": "name", "birth_date": "date", "sex": "sex",
-			"visits": "number", "age": "number", "condition_codes": "codes"},
-		"match":  match,
-		"reveal": []string{"cardinality", "pairwise", "aggregates"},
+		"fields":  fields,
+		"match":   match,
+		"reveal":  []string{"cardinality", "pairwise", "aggregates"},
 		"aggregates": []map[string]any{
 			{"name": "shared", "kind": "count"},
 			{"name": "visits", "kind": "sum", "field": "visits", "min": 0, "max": 10000},
@@ -367,11 +433,18 @@ func newGenerator(cfg Config) (*generator, error) {
 	if cfg.Aggregation != "" {
 		spec["aggregation"] = cfg.Aggregation
 	}
-	var err error
 	if g.spec, err = json.MarshalIndent(spec, "", "  "); err != nil {
 		return nil, err
 	}
 	return g, nil
+}
+
+// age is entity e's age in the ground truth.
+func (g *generator) age(e uint32) int {
+	if g.id != nil {
+		return g.id.truth(e).age()
+	}
+	return ageOf(g.people[e])
 }
 
 // drawPeople draws total distinct patients into g.people, redrawing any
@@ -450,11 +523,22 @@ func (g *generator) members(i int) ([]uint32, []uint32) {
 	return ents, attrs
 }
 
-func (g *generator) style(i int) style {
-	st := styles[i%len(styles)]
+// ssnColumns are the SSN column's names by style.
+var ssnColumns = []string{"ssn", "SSN", "SVNR", "nir"}
+
+// streamFormat tags the stream of a realistic record's format noise.
+const streamFormat = 0x666d << 48
+
+// styleIndex is the index into styles of party i's export style.
+func (g *generator) styleIndex(i int) int {
 	if !g.cfg.Noise {
-		st = styles[0]
+		return 0
 	}
+	return i % len(styles)
+}
+
+func (g *generator) style(i int) style {
+	st := styles[g.styleIndex(i)]
 	if st.female == "w" {
 		// Map German "w" through the mapping? Keep codes normalisation understands.
 		st.female = "f"
@@ -473,24 +557,45 @@ func (g *generator) writeCSV(i int, out io.Writer) error {
 	st := g.style(i)
 	name, rng := g.names[i], g.rng
 	w := csv.NewWriter(out)
-	if err := w.Write(st.cols[:]); err != nil {
+	header := st.cols[:]
+	if g.id != nil {
+		header = append(header, ssnColumns[g.styleIndex(i)])
+		g.fileEnts[i] = g.fileEnts[i][:0]
+	}
+	if err := w.Write(header); err != nil {
 		return err
 	}
 	var row [8]string
 	var id, codes []byte
 	write := func(k int, e, a uint32) error {
-		p := g.people[e]
-		given, family := givenOf(p), familyOf(p)
-		if g.cfg.Noise {
-			given, family = noisy(rng, given), noisy(rng, family)
+		var given, family, birth, ssn string
+		var isFemale bool
+		var years int
+		if g.id != nil {
+			t := g.id.truth(e)
+			r, _, _ := g.id.record(i, e, t)
+			given, family, birth, isFemale, years = r.given, r.surname, r.birth.Format(st.goLayout), r.female, t.age()
+			ssn = ssnFormat(g.styleIndex(i), r.ssn)
+			if g.cfg.Noise {
+				// Case, spaces and accents, from the record's own stream.
+				nrng := rand.New(rand.NewPCG(g.cfg.Seed, streamFormat|uint64(i)<<32|uint64(e)))
+				given, family = noisy(nrng, given), noisy(nrng, family)
+			}
+			g.fileEnts[i] = append(g.fileEnts[i], e)
+		} else {
+			p := g.people[e]
+			given, family, birth, isFemale, years = givenOf(p), familyOf(p), birthOf(p).Format(st.goLayout), female(p), ageOf(p)
+			if g.cfg.Noise {
+				given, family = noisy(rng, given), noisy(rng, family)
+			}
 		}
 		sex := st.male
-		if female(p) {
+		if isFemale {
 			sex = st.female
 		}
 		age := ""
 		if i == 0 || rng.IntN(2) == 0 {
-			age = strconv.Itoa(ageOf(p))
+			age = strconv.Itoa(years)
 		}
 		// name-%07d
 		id = append(append(id[:0], name...), '-')
@@ -506,8 +611,11 @@ func (g *generator) writeCSV(i int, out io.Writer) error {
 			}
 			codes = append(codes, codeOf(a, c)...)
 		}
-		row = [8]string{string(id), given, family, birthOf(p).Format(st.goLayout), sex,
+		row = [8]string{string(id), given, family, birth, sex,
 			strconv.FormatInt(visitsOf(a), 10), age, string(codes)}
+		if g.id != nil {
+			return w.Write(append(row[:], ssn))
+		}
 		return w.Write(row[:])
 	}
 	for k := range ents {
@@ -540,6 +648,9 @@ func (g *generator) mapping(i int) ([]byte, error) {
 	}
 	if st.dateLayout != "" {
 		m["birth_date"]["format"] = st.dateLayout
+	}
+	if g.id != nil {
+		m["ssn"] = map[string]string{"column": ssnColumns[g.styleIndex(i)]}
 	}
 	return json.MarshalIndent(m, "", "  ")
 }
@@ -577,7 +688,40 @@ func (c *Cohort) WriteDir(dir string) error {
 			return err
 		}}
 	}
-	return writeFiles(dir, c.Spec, &c.Truth, parties)
+	var groups func(io.Writer) error
+	if c.Groups != nil {
+		groups = func(w io.Writer) error { _, err := w.Write(c.Groups); return err }
+	}
+	return writeFiles(dir, c.Spec, &c.Truth, parties, groups)
+}
+
+// TruthGroupsFile is the name of the file mapping each record of a
+// realistic cohort to its patient.
+const TruthGroupsFile = "truth_groups.csv"
+
+// writeGroups writes truth_groups.csv: a header, then one row per record
+// of every party's file, in file order: party, record_id, entity. The
+// entity is the patient's number in the cohort; two records are the same
+// patient exactly when their entities are equal.
+func (g *generator) writeGroups(out io.Writer) error {
+	if g.next != len(g.names) {
+		return fmt.Errorf("cohort: internal error: groups written before every party")
+	}
+	w := csv.NewWriter(out)
+	if err := w.Write([]string{"party", "record_id", "entity"}); err != nil {
+		return err
+	}
+	var id []byte
+	for i, name := range g.names {
+		for k, e := range g.fileEnts[i] {
+			id = fmt.Appendf(id[:0], "%s-%07d", name, k)
+			if err := w.Write([]string{name, string(id), strconv.FormatUint(uint64(e), 10)}); err != nil {
+				return err
+			}
+		}
+	}
+	w.Flush()
+	return w.Error()
 }
 
 // partyFiles is what writeFiles writes for a party.
@@ -589,7 +733,7 @@ type partyFiles struct {
 
 // writeFiles writes a cohort's files into dir: truth.json is removed first
 // and written last, every file goes through writeAtomic.
-func writeFiles(dir string, spec []byte, truth *Truth, parties []partyFiles) error {
+func writeFiles(dir string, spec []byte, truth *Truth, parties []partyFiles, groups func(io.Writer) error) error {
 	t, err := json.MarshalIndent(truth, "", "  ")
 	if err != nil {
 		return err
@@ -601,6 +745,10 @@ func writeFiles(dir string, spec []byte, truth *Truth, parties []partyFiles) err
 	if err := os.Remove(truthPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("cohort: %w", err)
 	}
+	// A stale truth_groups.csv would describe another cohort.
+	if err := os.Remove(filepath.Join(dir, TruthGroupsFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("cohort: %w", err)
+	}
 	bytesOf := func(b []byte) func(io.Writer) error {
 		return func(w io.Writer) error { _, err := w.Write(b); return err }
 	}
@@ -609,6 +757,11 @@ func writeFiles(dir string, spec []byte, truth *Truth, parties []partyFiles) err
 			return err
 		}
 		if err := writeAtomic(filepath.Join(dir, p.name+".map.json"), bytesOf(p.mapping)); err != nil {
+			return err
+		}
+	}
+	if groups != nil {
+		if err := writeAtomic(filepath.Join(dir, TruthGroupsFile), groups); err != nil {
 			return err
 		}
 	}

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,6 +26,7 @@ type benchRow struct {
 	Mode         string  `json:"mode"`
 	Group        string  `json:"group,omitempty"`
 	Aggregation  string  `json:"aggregation"`
+	Keys         int     `json:"keys"`
 	Inproc       bool    `json:"inproc"`
 	LoadS        float64 `json:"load_s"`
 	TokensS      float64 `json:"tokens_s"`
@@ -71,8 +75,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	timeout := fs.Duration("round-timeout", 30*time.Minute, "coordinator round deadline")
 	profileDir := fs.String("profile-dir", "", "write pprof CPU profiles of the coordinator and every party here")
 	joinBudget := fs.String("join-budget", "", "the coordinator's --join-budget (e.g. 512MiB: tokens spill to disk beyond it); empty: in-memory join")
+	reconnectGrace := fs.Duration("reconnect-grace", 0, "the coordinator's --reconnect-grace (frames are kept for resending until acknowledged)")
 	groupsF := fs.String("group", "", "comma-separated dh groups, run back to back for each size: ristretto255, x25519 (empty: the spec default)")
 	aggregation := fs.String("aggregation", session.AggregationMasked, "comma-separated aggregation modes: masked, oblivious, encrypted")
+	keysF := fs.Int("keys", 1, "match keys: 1 (the cohort's exact key), 2 or 3 (adding soundex+initial+birth date, then names + unordered day/month; see bench/README.md)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -89,6 +95,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if a != session.AggregationMasked && a != session.AggregationOblivious && a != session.AggregationEncrypted {
 			return usageError(fs, fmt.Errorf("--aggregation %q", a), "use masked, oblivious, encrypted, or a list such as masked,oblivious,encrypted")
 		}
+	}
+	if *keysF < 1 || *keysF > len(benchKeys) {
+		return usageError(fs, fmt.Errorf("--keys %d", *keysF), fmt.Sprintf("use 1 to %d", len(benchKeys)))
 	}
 	groups := strings.Split(*groupsF, ",")
 	for _, g := range groups {
@@ -109,7 +118,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			for _, n := range ps {
 				for _, r := range rs {
 					for _, group := range modeGroups {
-						fmt.Fprintf(stderr, "mpsi: bench: n=%d records=%d mode=%s%s: generating cohort\n", n, r, mode, groupSuffix(group))
+						fmt.Fprintf(stderr, "mpsi: bench: n=%d records=%d mode=%s%s keys=%d: generating cohort\n", n, r, mode, groupSuffix(group), *keysF)
 						cfg := cohort.Config{Seed: *seed, Parties: n, Records: r, SharedAll: *overlap, SharedPair: min(0.1, 1-*overlap), Noise: true, Mode: mode, Group: group, MinCell: 0, Aggregation: agg}
 						var row benchRow
 						var err error
@@ -118,15 +127,18 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 							if gerr != nil {
 								return gerr
 							}
+							if c.Spec, gerr = withBenchKeys(c.Spec, *keysF); gerr != nil {
+								return gerr
+							}
 							cpu0 := cpuTime(syscall.RUSAGE_SELF)
 							row, err = benchInproc(ctx, c, stderr)
 							row.CPUS = (cpuTime(syscall.RUSAGE_SELF) - cpu0).Seconds()
 						} else {
 							cpu0 := cpuTime(syscall.RUSAGE_CHILDREN)
-							row, err = benchCluster(ctx, cfg, stderr, clusterOptions{RoundTimeout: *timeout, ProfileDir: *profileDir, JoinBudget: *joinBudget})
+							row, err = benchCluster(ctx, cfg, *keysF, stderr, clusterOptions{RoundTimeout: *timeout, ProfileDir: *profileDir, JoinBudget: *joinBudget, ReconnectGrace: *reconnectGrace})
 							row.CPUS = (cpuTime(syscall.RUSAGE_CHILDREN) - cpu0).Seconds()
 						}
-						row.Parties, row.Records, row.Mode, row.Group, row.Inproc, row.Aggregation = n, r, mode, group, *inproc, agg
+						row.Parties, row.Records, row.Mode, row.Group, row.Inproc, row.Aggregation, row.Keys = n, r, mode, group, *inproc, agg, *keysF
 						if err != nil {
 							row.Error = err.Error()
 							fmt.Fprintf(stderr, "mpsi: bench: run failed: %v\n", err)
@@ -159,12 +171,22 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // benchCluster generates the cohort of cfg straight into the cluster's
 // directory (the bench holds no party's file in memory) and runs it.
-func benchCluster(ctx context.Context, cfg cohort.Config, stderr io.Writer, opt clusterOptions) (benchRow, error) {
+func benchCluster(ctx context.Context, cfg cohort.Config, keys int, stderr io.Writer, opt clusterOptions) (benchRow, error) {
 	var row benchRow
 	var truth *cohort.Truth
 	run, err := runCluster(ctx, func(dir string) (err error) {
-		truth, err = cohort.GenerateDir(cfg, dir)
-		return err
+		if truth, err = cohort.GenerateDir(cfg, dir); err != nil {
+			return err
+		}
+		path := filepath.Join(dir, "spec.json")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if b, err = withBenchKeys(b, keys); err != nil {
+			return err
+		}
+		return os.WriteFile(path, b, 0o600)
 	}, stderr, opt)
 	if err != nil {
 		return row, err
@@ -186,7 +208,11 @@ func benchCluster(ctx context.Context, cfg cohort.Config, stderr io.Writer, opt 
 	for _, r := range run.PartyRSS {
 		row.PartyRSS = max(row.PartyRSS, r)
 	}
-	row.Correct = checkTruth(run.Results[spec.Parties[0]], *truth, spec.MinCell) == nil
+	if err := checkTruth(run.Results[spec.Parties[0]], *truth, spec.MinCell); err != nil {
+		fmt.Fprintf(stderr, "mpsi: bench: the Result differs from the ground truth: %v\n", err)
+	} else {
+		row.Correct = true
+	}
 	return row, nil
 }
 
@@ -221,7 +247,11 @@ func benchInproc(ctx context.Context, c *cohort.Cohort, stderr io.Writer) (bench
 	}
 	row.TotalS = time.Since(start).Seconds()
 	row.CoordRSS = peakRSS() // the whole process: every party and the coordinator
-	row.Correct = checkTruth(out.Result, c.Truth, spec.MinCell) == nil
+	if err := checkTruth(out.Result, c.Truth, spec.MinCell); err != nil {
+		fmt.Fprintf(stderr, "mpsi: bench: the Result differs from the ground truth: %v\n", err)
+	} else {
+		row.Correct = true
+	}
 	return row, nil
 }
 
@@ -245,11 +275,44 @@ func cpuTime(who int) time.Duration {
 
 func printBench(w io.Writer, rows []benchRow) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "n\trecords/party\tmode\taggregation\tload s\ttokens s\tring+join s\tjoin s\tagg s\ttotal s\tCPU s\telem/s\twire B/elem\tcoord RSS MiB\tparty RSS MiB\tcorrect\t")
+	fmt.Fprintln(tw, "n\trecords/party\tmode\taggregation\tkeys\tload s\ttokens s\tring+join s\tjoin s\tagg s\ttotal s\tCPU s\telem/s\twire B/elem\tcoord RSS MiB\tparty RSS MiB\tcorrect\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.3f\t%.2f\t%.2f\t%.0f\t%.1f\t%.0f\t%.0f\t%v\t\n", r.Parties, r.Records, r.Mode+groupSuffix(r.Group), r.Aggregation,
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.3f\t%.2f\t%.2f\t%.0f\t%.1f\t%.0f\t%.0f\t%v\t\n", r.Parties, r.Records, r.Mode+groupSuffix(r.Group), r.Aggregation, max(r.Keys, 1),
 			r.LoadS, r.TokensS, r.RingS, r.JoinS, r.AggregationS, r.TotalS, r.CPUS, r.ElemPerS, r.WireBPerElem,
 			float64(r.CoordRSS)/(1<<20), float64(r.PartyRSS)/(1<<20), r.Correct)
 	}
 	tw.Flush()
+}
+
+// benchKeys are the match keys `mpsi bench --keys k` uses, the first k of
+// them, on the cohort's fields: its exact key, then the family name's
+// Soundex code with the given name's initial and the birth date, then the
+// names with the birth date's day and month unordered.
+var benchKeys = [][]string{
+	nil, // the cohort spec's own match fields
+	{"family_name|soundex", "given_name|initial", "birth_date"},
+	{"family_name", "given_name", "birth_date|day_month_unordered"},
+}
+
+// withBenchKeys rewrites a cohort spec to link on its first keys benchKeys
+// (keys = 1 leaves it unchanged).
+func withBenchKeys(spec []byte, keys int) ([]byte, error) {
+	if keys <= 1 {
+		return spec, nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(spec, &m); err != nil {
+		return nil, err
+	}
+	match, ok := m["match"].(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("bench: the cohort spec has no match object")
+	}
+	list := []any{match["fields"]}
+	for _, k := range benchKeys[1:keys] {
+		list = append(list, k)
+	}
+	delete(match, "fields")
+	match["keys"] = list
+	return json.Marshal(m)
 }

@@ -72,10 +72,12 @@ publish or countersign outside the database.`,
 
 End-to-end benchmarks on generated cohorts, each checked against the ground
 truth. With --json, stdout holds one JSON object per run and nothing else.`,
-	"gen-cohorts": `mpsi gen-cohorts --out DIR [--parties N] [--records N] [--overlap F] [--seed N] [--mode dh|keyed]
+	"gen-cohorts": `mpsi gen-cohorts --out DIR [--parties N] [--records N] [--overlap F] [--seed N] [--mode dh|keyed] [--realistic] [--keys JSON]
 
 Write reproducible synthetic cohorts: CSV and mapping per party, spec.json
-and truth.json.`,
+and truth.json. --realistic gives patients realistic identities and
+identifier errors and writes truth_groups.csv (record -> patient); --keys
+writes match.keys into the spec (bench/README.md, "Linkage quality").`,
 	"dev-certs": `mpsi dev-certs --out DIR [--names coordinator,admin,hospital-a,...] [--valid-for 168h]
 
 Write a throwaway CA and certificates (development only); says when they

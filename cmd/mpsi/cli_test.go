@@ -82,6 +82,7 @@ func TestUnknownNamesSuggest(t *testing.T) {
 		{[]string{"demo", "stray"}, `unexpected argument "stray"`},
 		{[]string{"version", "--short"}, "unknown flag --short"},
 		{[]string{"gen-cohorts", "--out", "unused", "--mode", "fast"}, "use --mode dh or --mode keyed"},
+		{[]string{"gen-cohorts", "--out", "unused", "--keys", "[ssn]"}, "--keys is not a JSON list of keys"},
 	} {
 		out, errs, code := runIn(t, tc.args...)
 		require.Equal(t, exitUsage, code, "%v: %s", tc.args, errs)
@@ -318,4 +319,21 @@ func FuzzParseValidity(f *testing.F) {
 			t.Fatalf("parseValidity(%q) = %s, outside [1m, 3660d]", s, d)
 		}
 	})
+}
+
+// gen-cohorts --realistic writes the true groups beside the files, and
+// --keys the match keys into the spec.
+func TestGenCohortsRealistic(t *testing.T) {
+	dir := t.TempDir()
+	out, errs, code := runIn(t, "gen-cohorts", "--out", dir, "--records", "40", "--realistic", "--keys", `[["ssn"],["family_name|soundex","birth_date"]]`)
+	require.Zero(t, code, errs)
+	require.Contains(t, out, "truth_groups.csv")
+	require.FileExists(t, filepath.Join(dir, cohort.TruthGroupsFile))
+	spec, err := os.ReadFile(filepath.Join(dir, "spec.json"))
+	require.NoError(t, err)
+	require.Contains(t, string(spec), `"family_name|soundex"`)
+	require.Contains(t, string(spec), `"ssn": "id"`)
+	parsed, err := session.ParseSpec(spec)
+	require.NoError(t, err, "the spec with match.keys is valid")
+	require.Len(t, parsed.Match.Keys, 2)
 }

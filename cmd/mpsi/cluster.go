@@ -47,6 +47,8 @@ type clusterOptions struct {
 	RoundTimeout time.Duration
 	ProfileDir   string // "": no CPU profiles
 	JoinBudget   string // the coordinator's --join-budget; "": its default
+	// ReconnectGrace is the coordinator's --reconnect-grace; 0: off.
+	ReconnectGrace time.Duration
 }
 
 func runCluster(ctx context.Context, writeCohort func(dir string) error, stderr io.Writer, opt clusterOptions) (*clusterRun, error) {
@@ -91,6 +93,9 @@ func runCluster(ctx context.Context, writeCohort func(dir string) error, stderr 
 	}
 	if opt.JoinBudget != "" {
 		coordArgs = append(coordArgs, "--join-budget", opt.JoinBudget, "--spill-dir", dir)
+	}
+	if opt.ReconnectGrace > 0 {
+		coordArgs = append(coordArgs, "--reconnect-grace", opt.ReconnectGrace.String())
 	}
 	coord := exec.CommandContext(ctx, exe, coordArgs...)
 	coord.Stdout, coord.Stderr = coordLog, coordLog

@@ -266,7 +266,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(passwordFiles, "password-file", "NAME=FILE: a postgres party's password file (else PGPASSWORD or PGPASSFILE)")
 	outPath := fs.String("out", "", "write the Result JSON here instead of stdout")
 	rejectDup := fs.Bool("reject-duplicates", false, "fail on repeated match keys instead of merging them")
-	skipBad := fs.Bool("skip-bad-rows", false, "reject rows that fail to parse (each listed by line number) instead of stopping at the first")
+	skipBad := fs.Bool("skip-bad-rows", false, "reject rows that fail to parse or check (counted; each listed by line, field and kind of fault, never the value) instead of stopping at the first")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -334,10 +334,11 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // printRejected lists the rows a load rejected (--skip-bad-rows) by line
-// number, on this hospital's own terminal only.
+// number, field and kind of fault, on this hospital's own terminal only,
+// and never with a value ([party.RowError.Summary]).
 func printRejected(w io.Writer, name string, rp party.Report) {
 	for _, e := range rp.Errors {
-		fmt.Fprintf(w, "mpsi: %s: rejected %v\n", name, &e)
+		fmt.Fprintf(w, "mpsi: %s: rejected %s\n", name, e.Summary())
 	}
 	if more := rp.Rejected - len(rp.Errors); more > 0 {
 		fmt.Fprintf(w, "mpsi: %s: %d more rows rejected (not listed)\n", name, more)
@@ -403,6 +404,8 @@ func runGenCohorts(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 1, "generator seed (same seed, same files)")
 	mode := fs.String("mode", "dh", "match mode written into the spec")
 	minCell := fs.Int("min-cell", 11, "min_cell written into the spec")
+	realistic := fs.Bool("realistic", false, "realistic identities (names by frequency, SSNs) with identifier errors (typos, nicknames, maiden names, date and SSN errors), and truth_groups.csv")
+	keys := fs.String("keys", "", `match keys written into the spec as JSON, e.g. '[["ssn"],["family_name|soundex","given_name|initial","birth_date"]]'`)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -412,10 +415,24 @@ func runGenCohorts(args []string, stdout, stderr io.Writer) error {
 	if *mode != session.ModeDH && *mode != session.ModeKeyed {
 		return usageError(fs, fmt.Errorf("--mode %q", *mode), "use --mode dh or --mode keyed")
 	}
-	if _, err := cohort.GenerateDir(cohort.Config{Seed: *seed, Parties: *parties, Records: *records, SharedAll: *overlap, SharedPair: *pair, Noise: true, Mode: *mode, MinCell: *minCell}, *out); err != nil {
+	cfg := cohort.Config{Seed: *seed, Parties: *parties, Records: *records, SharedAll: *overlap, SharedPair: *pair, Noise: true, Mode: *mode, MinCell: *minCell}
+	if *realistic {
+		errs := cohort.DefaultErrors()
+		cfg.Realistic = &errs
+	}
+	if *keys != "" {
+		if err := json.Unmarshal([]byte(*keys), &cfg.Keys); err != nil || len(cfg.Keys) == 0 {
+			return usageError(fs, errors.New("--keys is not a JSON list of keys"), `e.g. --keys '[["ssn"],["given_name","family_name","birth_date"]]'`)
+		}
+	}
+	if _, err := cohort.GenerateDir(cfg, *out); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %d parties, spec.json and truth.json to %s\n", *parties, *out)
+	files := "spec.json and truth.json"
+	if *realistic {
+		files = "spec.json, truth.json and " + cohort.TruthGroupsFile
+	}
+	fmt.Fprintf(stdout, "wrote %d parties, %s to %s\n", *parties, files, *out)
 	return nil
 }
 

@@ -24,7 +24,7 @@ Usage:
     mpsi party --coordinator ADDR --certs DIR --name NAME --session ID --data FILE [--map FILE] [--policy FILE [--ledger FILE] [--dataset NAME]] [--out FILE]
     mpsi audit verify|head --db FILE
     mpsi bench [--parties 2,3,5] [--records 10k,100k,1m] [--mode dh,keyed] [--aggregation masked,encrypted] [--join-budget B] [--inproc] [--json]
-    mpsi gen-cohorts --out DIR [--parties N] [--records N] [--overlap F] [--seed N] [--mode dh|keyed]
+    mpsi gen-cohorts --out DIR [--parties N] [--records N] [--overlap F] [--seed N] [--mode dh|keyed] [--realistic] [--keys JSON]
     mpsi dev-certs --out DIR --names coordinator,hospital-a,hospital-b,... [--valid-for 168h]
     mpsi report RESULT.json [--spec FILE] [--sig FILE --certs DIR] --out report.html
     mpsi version

@@ -52,6 +52,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	metrics := fs.String("metrics", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9090)")
 	addrFile := fs.String("addr-file", "", "write the bound gRPC address to this file once listening")
 	roundTimeout := fs.Duration("round-timeout", coordinator.DefaultRoundTimeout, "time a protocol round may go without progress before the session is aborted")
+	reconnectGrace := fs.Duration("reconnect-grace", 0, "how long a session waits for a hospital whose stream broke to reconnect and resume (0: abort at once); round deadlines keep running")
 	admins := fs.String("admin", coordinator.DefaultAdminName, "comma-separated certificate names allowed to create sessions")
 	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile to this file")
 	joinBudget := fs.String("join-budget", "0", "memory budget of each session's join, e.g. 512MiB; beyond it tokens spill to disk by prefix (0: keep every list in memory)")
@@ -105,7 +106,8 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	coordinator.RegisterRuntime(reg)
 	srv, err := coordinator.New(coordinator.Config{Store: st, Signer: signer, Name: *name, Logger: log, RoundTimeout: *roundTimeout,
 		AdminNames: splitNames(*admins), Metrics: coordinator.NewMetrics(reg), JoinBudget: budget, SpillDir: *spillDir,
-		PrivacyBudget: privacyBudget(*privEps, *privDelta), MaxSessions: *maxSessions, MaxStreams: *maxStreams})
+		PrivacyBudget: privacyBudget(*privEps, *privDelta), MaxSessions: *maxSessions, MaxStreams: *maxStreams,
+		ReconnectGrace: *reconnectGrace})
 	if err != nil {
 		return err
 	}
@@ -360,6 +362,7 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	addr := fs.String("coordinator", "127.0.0.1:7443", "coordinator address")
 	coordName := fs.String("coordinator-name", protocol.DefaultCoordinatorName, "the coordinator's certificate name (pinned: another certificate is refused, and so is a spec listing it as a party)")
 	idleTimeout := fs.Duration("idle-timeout", party.DefaultIdleTimeout, "abort when the coordinator sends nothing for this long while this hospital has no work left (longer than the coordinator's --round-timeout)")
+	reconnectWithin := fs.Duration("reconnect-within", 0, "after the stream to the coordinator broke, try to reconnect and resume for at most this long (0: the coordinator's --reconnect-grace; negative: never)")
 	certs := fs.String("certs", "", "certificate directory with ca.pem, NAME.pem, NAME-key.pem")
 	name := fs.String("name", "", "this party's name (its certificate name)")
 	id := fs.String("session", "", "session id")
@@ -372,7 +375,7 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dataset := fs.String("dataset", "", "the dataset's name in the ledger (default: the --data file's base name, or the database URL's host and path)")
 	out := fs.String("out", "", "write the Result JSON here (atomically) instead of stdout")
 	rejectDup := fs.Bool("reject-duplicates", false, "fail on repeated match keys instead of merging them")
-	skipBad := fs.Bool("skip-bad-rows", false, "reject rows that fail to parse (each listed by line number here only) instead of stopping at the first")
+	skipBad := fs.Bool("skip-bad-rows", false, "reject rows that fail to parse or check (counted; each listed here only, by line, field and kind of fault, never the value) instead of stopping at the first")
 	statsPath := fs.String("stats", "", "write phase timings and byte counts (JSON) here")
 	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile to this file")
 	exitAt := fs.String("fault-exit-at", "", "FAULT INJECTION for tests: exit at once (status 86, no Abort sent) when aggregation encrypted reaches this stage: keys-sent, public-key, ciphertexts-sent or key-switch")
@@ -472,6 +475,7 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Observe:         observe,
 		CoordinatorName: *coordName,
 		IdleTimeout:     *idleTimeout,
+		ReconnectWithin: *reconnectWithin,
 		Progress:        progress,
 		Stats:           &stats,
 		Address:         *addr,

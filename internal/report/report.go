@@ -187,7 +187,7 @@ func build(resultJSON []byte, opt Options) (*view, error) {
 			agg += fmt.Sprintf(" (threshold %d of %d)", s.Threshold, n)
 		}
 		v.Rows = append(v.Rows,
-			[2]string{"Match fields", strings.Join(s.Match.Fields, ", ")},
+			[2]string{"Match keys", matchKeys(s)},
 			[2]string{"Revealed", strings.Join(s.Reveal, ", ")},
 			[2]string{"Aggregation", agg},
 			[2]string{"min_cell", fmt.Sprintf("%d (released counts c with 0 < c < %d are suppressed)", s.MinCell, s.MinCell)})
@@ -362,3 +362,17 @@ func flatten(source, key string, b json.RawMessage) []Param {
 var page = template.Must(template.New("page").Funcs(template.FuncMap{
 	"pct": func(f float64) string { return fmt.Sprintf("%.1f", f) },
 }).Parse(pageHTML))
+
+// matchKeys writes the spec's match keys in order: "ssn; surname|soundex,
+// birth_date", or the one key's fields.
+func matchKeys(s *session.Spec) string {
+	var keys []string
+	for _, key := range s.MatchKeys() {
+		var fs []string
+		for _, kf := range key {
+			fs = append(fs, kf.String())
+		}
+		keys = append(keys, strings.Join(fs, ", "))
+	}
+	return strings.Join(keys, "; ")
+}

@@ -76,3 +76,16 @@ func BenchmarkAppendKey(b *testing.B) {
 		b.SetBytes(int64(len(buf)))
 	})
 }
+
+func BenchmarkNormalizeSex(b *testing.B) {
+	for _, in := range []string{"M", "Female", "weiblich", "FÉMININ"} {
+		b.Run("input="+in, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ident.NormalizeSex(in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -6,7 +6,10 @@
 // name, birth date, sex and identifiers into the same bytes, so these
 // rules are part of the protocol: every party of a session must apply the
 // same rules, from the same version of this package, built with the same
-// [UnicodeVersion]. Changing a rule changes [KeyVersion].
+// [UnicodeVersion]. Changing a rule changes [KeyVersion]: a rule that
+// normalises an accepted input differently, or an encoding change. Accepting
+// an input that was refused before does not, as no key existed for it (the
+// sex codes of other languages, below).
 //
 // # Field types
 //
@@ -131,18 +134,66 @@
 //	YYYY-MM-DD    "1989-13-01"    ErrBadDate: month 13 outside 1..12
 //	MM/DD/YYYY    "5/25/1989"     ErrBadDate: does not match layout MM/DD/YYYY
 //
-// # Sex ([NormalizeSex])
+// # Sex ([NormalizeSex], [SexCodes])
 //
-// Trimmed, NFKC, case-folded, then mapped to "M", "F" or "U":
+// Trimmed, NFKC, case-folded, accents removed (NFD, combining marks
+// dropped, NFC; "ä" is "a", and "ae" is listed where German writes it),
+// then mapped to "M", "F" or "U" by the hospital's own codes ([SexCodes],
+// the mapping's sex_codes) first, then this table:
 //
-//	M   m, male, man, 1, 男
-//	F   f, female, woman, 2, 女
-//	U   u, unknown, other, x, 0, 9
+//	lang      M                         F                          U
+//	-         m  1  男                  f  w  2  女                u  x  i  0  9
+//	en        male man masc masculine   female woman fem feminine  unknown other unspecified undetermined indeterminate
+//	de        männlich maennlich mann   weiblich frau              divers unbekannt unbestimmt
+//	fr        masculin homme            féminin femme              inconnu autre indéterminé
+//	es        masculino hombre varón    femenino mujer             desconocido otro indeterminado
+//	pt        masculino homem           feminino mulher            desconhecido outro ignorado indeterminado
+//	it        maschio maschile uomo     femmina femminile donna    sconosciuto altro indeterminato
+//	nl        mannelijk man             vrouwelijk vrouw           onbekend anders overig
 //
 // The digits follow ISO/IEC 5218 (0 not known, 1 male, 2 female, 9 not
-// applicable). An empty value is [ErrEmpty], not "U": missing data is
+// applicable); U is unknown, neither male nor female (German "divers"), or
+// not applicable. An empty value is [ErrEmpty], not "U": missing data is
 // reported, never silently matched as unknown. Anything else is
-// [ErrBadSex] ("mals" included).
+// [ErrBadSex] ("mals", "M.", "6" included); no error quotes the value.
+//
+// Single letters are where languages disagree, and a wrong reading is
+// silent: it makes keys that never match, or match the wrong patient.
+// The initials above mean the same in every code list this package knows
+// (w is only ever weiblich/woman, i indéterminé/ignorado). The letters h,
+// v and d do not, and are refused with [ErrAmbiguousSex] (which also
+// wraps ErrBadSex) until the hospital declares its codes:
+//
+//	h   homme/hombre/homem (male); accepting it alone would be wrong, as
+//	    the Spanish and Portuguese H/M lists use m for mujer/mulher
+//	    (female), which the table reads as male
+//	v   vrouw (Dutch M/V: female) or varón (Spanish V/M: male)
+//	d   divers (German m/w/d: U) or donna (Italian U/D: female)
+//
+// The mapping declares them per column, overriding the table for the
+// codes it lists (the words keep their meaning):
+//
+//	export codes        mapping's sex_codes
+//	H / M  (es, pt)     {"H": "M", "M": "F"}
+//	M / V  (nl)         {"V": "F"}
+//	m / w / d  (de)     {"D": "U"}
+//	V / M  (es)         {"V": "M", "M": "F"}
+//	1 / 6  (Spain INE)  {"6": "F"}   (INE microdata: 1 hombre, 6 mujer)
+//
+// A loader should stop at an ambiguous code even when it skips bad rows:
+// a file with h in it probably has m for female in its other rows. The
+// refusal only catches a file that holds one of these letters: an H/M
+// export of women only reads as all male, so a hospital whose exports use
+// a list other than M/F declares it whatever a given file holds.
+//
+// Accepting these spellings did not change [KeyVersion]: every code the
+// table accepted before (m, male, man, 1, 男, f, female, woman, 2, 女, u,
+// unknown, other, x, 0, 9, in any case and width) maps as before, so no
+// key made from an input accepted before changes; the new codes were
+// refused before, so no key existed for them. A party on an older build
+// refuses rows a newer one accepts; it never makes a different key for
+// the same input. A hospital's sex_codes change only how its own export
+// is read, into the same M/F/U.
 //
 // # Keys ([AppendKey], [AppendKeyField], [DecodeKey])
 //

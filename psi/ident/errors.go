@@ -1,6 +1,9 @@
 package ident
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors. Check them with [errors.Is]; the functions of this
 // package wrap them with detail. None of them carries a name, identifier
@@ -31,9 +34,21 @@ var (
 	// Report the row, or map the hospital's codes before loading.
 	ErrBadSex = errors.New("ident: unrecognised sex code")
 
+	// ErrAmbiguousSex reports a sex code that means different sexes in
+	// different code lists (the letters h, v and d; see [NormalizeSex]).
+	// errors.Is(err, ErrBadSex) holds too. Declare what the export's
+	// codes mean ([NewSexCodes]; a mapping's sex_codes) rather than skip
+	// such rows: the other rows of the same file may be misread too.
+	ErrAmbiguousSex = fmt.Errorf("%w: ambiguous", ErrBadSex)
+
 	// ErrBadType reports a field type that [ParseType] does not know.
 	// Fix the session spec.
 	ErrBadType = errors.New("ident: unknown field type")
+
+	// ErrBadTransform reports a match-key transform that
+	// [ParseTransform] does not know, or one applied to a value that is not
+	// the normal form it expects. Fix the session spec.
+	ErrBadTransform = errors.New("ident: bad transform")
 
 	// ErrNotMatchable reports a field type that is valid but cannot be a
 	// match field ([Type.Matchable] is false). Fix the session spec.

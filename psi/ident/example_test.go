@@ -71,3 +71,26 @@ func ExampleNormalizeName() {
 	// "zhang"
 	// ident: empty value
 }
+
+// A Spanish export codes sex H (hombre) and M (mujer). Read with the
+// built-in table, h is refused as ambiguous (and m would be taken for
+// male); the hospital's own codes say what the letters mean.
+func ExampleNewSexCodes() {
+	_, err := ident.NormalizeSex("H")
+	fmt.Println(errors.Is(err, ident.ErrAmbiguousSex))
+
+	codes, err := ident.NewSexCodes(map[string]string{"H": "M", "M": "F"})
+	if err != nil {
+		panic(err)
+	}
+	for _, v := range []string{"H", "M", "mujer", "Weiblich"} {
+		s, _ := codes.Normalize(v)
+		fmt.Println(v, "→", s)
+	}
+	// Output:
+	// true
+	// H → M
+	// M → F
+	// mujer → F
+	// Weiblich → F
+}

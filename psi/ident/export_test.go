@@ -15,6 +15,8 @@ var (
 	GeneralID     = generalID
 	LatinName     = appendLatinName
 	DaysIn        = daysIn
+	SexTable      = sexTable
+	AmbiguousSex  = ambiguousSex
 )
 
 // referenceName is the straightforward NormalizeName pipeline of the

@@ -206,3 +206,63 @@ func TestIdempotentAllRunes(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSexCodes checks that a hospital's sex codes never panic, that every
+// accepted value is M, F or U and maps to itself, that surrounding
+// whitespace and ASCII case do not matter, and that a table's codes are
+// looked up before the built-in ones: declaring code → value makes code
+// give value, and leaves every other input as NormalizeSex has it.
+func FuzzSexCodes(f *testing.F) {
+	for _, s := range []string{"M", "weiblich", "FÉMININ", "h", "V", "d", "Ｍ", "男", "6", "", " ", "\xff", "mals"} {
+		f.Add(s, "H", "M")
+		f.Add(s, s, "F")
+	}
+	f.Fuzz(func(t *testing.T, s, code, value string) {
+		codes, err := ident.NewSexCodes(map[string]string{code: value})
+		if err != nil {
+			codes = nil
+		}
+		got, err := codes.Normalize(s)
+		if err != nil {
+			if !errors.Is(err, ident.ErrBadSex) && !errors.Is(err, ident.ErrEmpty) && !errors.Is(err, ident.ErrInvalidUTF8) {
+				t.Fatalf("Normalize(%q): unexpected error %v", s, err)
+			}
+		} else {
+			if got != ident.SexMale && got != ident.SexFemale && got != ident.SexUnknown {
+				t.Fatalf("Normalize(%q) = %q", s, got)
+			}
+			if again, err := ident.NormalizeSex(got); err != nil || again != got {
+				t.Fatalf("NormalizeSex(%q) = %q, %v: not a fixed point", got, again, err)
+			}
+		}
+		for _, v := range []string{" " + s + "\t", strings.ToUpper(s), strings.ToLower(s)} {
+			if !isASCII(s) && v != " "+s+"\t" {
+				continue // non-ASCII case mappings are the folding's business
+			}
+			got2, err2 := codes.Normalize(v)
+			if got2 != got || (err == nil) != (err2 == nil) {
+				t.Fatalf("Normalize(%q) = %q, %v but Normalize(%q) = %q, %v", s, got, err, v, got2, err2)
+			}
+		}
+		if codes == nil {
+			return
+		}
+		if got, err := codes.Normalize(code); err != nil || got != strings.ToUpper(strings.TrimSpace(value)) {
+			t.Fatalf("codes {%q: %q}: Normalize(code) = %q, %v", code, value, got, err)
+		}
+		// Any input the table changes, it changes to the declared value.
+		base, berr := ident.NormalizeSex(s)
+		if (got != base || (err == nil) != (berr == nil)) && got != strings.ToUpper(strings.TrimSpace(value)) {
+			t.Fatalf("codes {%q: %q} change %q from %q, %v to %q, %v", code, value, s, base, berr, got, err)
+		}
+	})
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}

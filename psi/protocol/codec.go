@@ -8,6 +8,7 @@ import (
 
 	"github.com/mpsi-dev/mpsi/internal/envelope"
 	"github.com/mpsi-dev/mpsi/psi"
+	"github.com/mpsi-dev/mpsi/psi/session"
 )
 
 // MaxMessageSize is the transport's message limit on both sides (the gRPC
@@ -103,6 +104,7 @@ func AppendEncode(b []byte, m Message) ([]byte, error) {
 		w.u8(uint8(x.Kind))
 		w.u32(x.Owner)
 		w.u32(x.Hop)
+		w.u8(x.Key)
 		w.u64(x.Offset)
 		w.u64(x.Total)
 		w.bytes(x.Data)
@@ -124,6 +126,7 @@ func AppendEncode(b []byte, m Message) ([]byte, error) {
 		w.bytes(x.JSON)
 		w.bytes(x.Signature)
 	case *Credit:
+		w.u8(x.Key)
 		w.u64(x.Done)
 	case *Attestation:
 		w.u32(x.Party)
@@ -226,6 +229,13 @@ func Decode(b []byte) (Message, error) {
 		}
 		x.Owner = r.u32("owner")
 		x.Hop = r.u32("hop")
+		x.Key = r.u8("key")
+		if r.err == nil && x.Key >= session.MaxMatchKeys {
+			r.fail("key", "match key %d (at most %d keys)", x.Key, session.MaxMatchKeys)
+		}
+		if r.err == nil && x.Key != 0 && x.Kind != BatchRing && x.Kind != BatchTokens {
+			r.fail("key", "match key %d on a %s batch", x.Key, x.Kind)
+		}
 		x.Offset = r.u64("offset")
 		x.Total = r.u64("total")
 		x.Data = r.bytes("data", 0, MaxEncodedSize)
@@ -283,7 +293,12 @@ func Decode(b []byte) (Message, error) {
 		x.Signature = r.bytes("signature", 1, MaxSignatureSize)
 		m = x
 	case TypeCredit:
-		m = &Credit{Header: h, Done: r.u64("done")}
+		x := &Credit{Header: h, Key: r.u8("key")}
+		if r.err == nil && x.Key >= session.MaxMatchKeys {
+			r.fail("key", "match key %d (at most %d keys)", x.Key, session.MaxMatchKeys)
+		}
+		x.Done = r.u64("done")
+		m = x
 	case TypeAttest:
 		x := &Attestation{Header: h}
 		x.Party = r.u32("party")

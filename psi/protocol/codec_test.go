@@ -37,6 +37,8 @@ func sampleMessages() []Message {
 		&Attestation{Header: h(1), Party: 1, Digests: make([]byte, 64), Signature: []byte{8}},
 		&Batch{Header: h(0), Kind: BatchRing, Owner: 0, Hop: 0, Offset: 0, Total: 1, Data: make([]byte, 32), MAC: make([]byte, 32)},
 		&Batch{Header: h(FromCoordinator), Kind: BatchIndicator, Owner: 1, Offset: 8, Total: 12, Data: []byte{0x0f}},
+		&Batch{Header: h(2), Kind: BatchTokens, Owner: 2, Key: 7, Offset: 0, Total: 1, Data: make([]byte, 32)},
+		&Credit{Header: h(FromCoordinator), Key: 3, Done: 64},
 	}
 }
 
@@ -77,15 +79,27 @@ func TestCodecRefuses(t *testing.T) {
 		return c
 	}
 	cases := map[string][]byte{
-		"empty":                            nil,
-		"wrong version":                    append([]byte{2}, valid[1:]...),
-		"unknown type":                     append([]byte{1, 99}, valid[2:]...),
-		"truncated header":                 valid[:3],
-		"truncated body":                   valid[:len(valid)-1],
-		"trailing byte":                    append(bytes.Clone(valid), 0),
-		"length past the input":            set(valid, lenAt, 1<<30),
-		"length over any limit":            set(valid, lenAt, 0xffffffff),
-		"unknown batch kind":               func() []byte { c := bytes.Clone(valid); c[2+2+3+4] = 9; return c }(),
+		"empty":                 nil,
+		"wrong version":         append([]byte{2}, valid[1:]...),
+		"unknown type":          append([]byte{1, 99}, valid[2:]...),
+		"truncated header":      valid[:3],
+		"truncated body":        valid[:len(valid)-1],
+		"trailing byte":         append(bytes.Clone(valid), 0),
+		"length past the input": set(valid, lenAt, 1<<30),
+		"length over any limit": set(valid, lenAt, 0xffffffff),
+		"unknown batch kind":    func() []byte { c := bytes.Clone(valid); c[2+2+3+4] = 9; return c }(),
+		"match key 8":           func() []byte { c := bytes.Clone(valid); c[2+2+3+4+1+4+4] = 8; return c }(),
+		"match key on positions": mustEncodeRaw(t, TypeBatch, func(w *writer) {
+			w.u8(uint8(BatchPositions))
+			w.u32(0)
+			w.u32(0)
+			w.u8(1)
+			w.u64(0)
+			w.u64(0)
+			w.bytes(nil)
+			w.bytes(nil)
+		}),
+		"credit for match key 8":           mustEncodeRaw(t, TypeCredit, func(w *writer) { w.u8(8); w.u64(1) }),
 		"session id too long":              append([]byte{1, 1, 0xff, 0xff}, make([]byte, 10)...),
 		"session id not utf-8":             []byte{1, 1, 0, 2, 0xff, 0xfe, 0, 0, 0, 0},
 		"abort code out of range":          mustEncodeRaw(t, TypeAbort, func(w *writer) { w.u8(99); w.bytes(nil) }),

@@ -10,7 +10,6 @@ import (
 	"slices"
 
 	"github.com/mpsi-dev/mpsi/internal/envelope"
-	"github.com/mpsi-dev/mpsi/psi"
 	"github.com/mpsi-dev/mpsi/psi/join"
 	"github.com/mpsi-dev/mpsi/psi/session"
 	"github.com/mpsi-dev/mpsi/sharing"
@@ -64,10 +63,11 @@ type Coordinator struct {
 	ready    []*Ready
 	rostered bool
 	envSeen  map[[3]uint32]bool
-	streams  map[[2]uint32]*listState // (owner, hop done) -> progress
+	streams  map[[3]uint32]*listState // (owner, hop done, match key) -> progress
 	tokBuf   []join.Token
-	tokDone  []bool
-	dealt    bool // token round over: masks dealt, or (encrypted) joined
+	keys     int    // match keys: each party has one list per key
+	tokDone  []bool // by list: owner·keys + key
+	dealt    bool   // token round over: masks dealt, or (encrypted) joined
 	enc      *coordEnc
 	obl      *coordObl
 }
@@ -99,7 +99,7 @@ func NewCoordinator(spec *session.Spec, cfg CoordinatorConfig) (*Coordinator, er
 	n := len(spec.Parties)
 	return &Coordinator{spec: spec, cfg: cfg, eng: eng, n: n,
 		attached: make([]bool, n), certs: make([][]byte, n), ready: make([]*Ready, n),
-		envSeen: map[[3]uint32]bool{}, streams: map[[2]uint32]*listState{}, tokDone: make([]bool, n)}, nil
+		envSeen: map[[3]uint32]bool{}, streams: map[[3]uint32]*listState{}, keys: eng.Keys(), tokDone: make([]bool, n*eng.Keys())}, nil
 }
 
 // Spec returns the session's spec.
@@ -325,7 +325,7 @@ func (c *Coordinator) WaitingFor() []string {
 // round is waiting for: its envelopes to every other party, or the next hop
 // of a list (dh) or its own token list (keyed).
 func (c *Coordinator) owesTokens(i int) bool {
-	keyed := c.spec.Match.Mode == session.ModeKeyed
+	keyed := c.spec.GroupKeyed()
 	if c.enc == nil && c.needsSeeds() && c.owesEnvelopes(i, EnvelopeMaskSeed) {
 		return true
 	}
@@ -339,12 +339,13 @@ func (c *Coordinator) owesTokens(i int) bool {
 	if keyed {
 		hops = 1
 	}
-	for owner := range c.n {
-		if c.tokDone[owner] {
+	for list := range c.tokDone {
+		if c.tokDone[list] {
 			continue
 		}
+		owner, key := list/c.keys, list%c.keys
 		for hop := range hops {
-			st := c.streams[[2]uint32{uint32(owner), uint32(hop)}]
+			st := c.streams[[3]uint32{uint32(owner), uint32(hop), uint32(key)}]
 			if st == nil || st.next < st.total {
 				if RingTarget(c.n, owner, hop) == i {
 					return true
@@ -399,7 +400,9 @@ func (c *Coordinator) onReady(ctx context.Context, i int, r *Ready) error {
 			HPKEKey: x.HPKEKey, Signature: x.Signature, Certificate: c.certs[j]})
 	}
 	c.rostered = true
-	if c.cfg.JoinBudget > 0 {
+	if c.cfg.JoinBudget > 0 && c.keys > 1 {
+		c.emit(Info{Msg: fmt.Sprintf("%d match keys: the join is in memory (the join budget applies to one key)", c.keys)})
+	} else if c.cfg.JoinBudget > 0 {
 		if err := c.eng.Spill(join.SpillOptions{Budget: c.cfg.JoinBudget, Dir: c.cfg.SpillDir, Workers: c.cfg.Workers}); err != nil {
 			return err
 		}
@@ -413,7 +416,7 @@ func (c *Coordinator) onReady(ctx context.Context, i int, r *Ready) error {
 	c.setRound(RoundTokens)
 	// Empty lists complete at once.
 	for j := range c.tokDone {
-		if c.eng.Size(j) == 0 {
+		if c.eng.Size(j/c.keys) == 0 {
 			if err := c.finishTokens(j); err != nil {
 				return err
 			}
@@ -454,7 +457,7 @@ func (c *Coordinator) onEnvelope(ctx context.Context, i int, e *Envelope) error 
 			return fmt.Errorf("%w: threshold share outside a threshold session's key round", ErrBadMessage)
 		}
 	case EnvelopeKeyContribution:
-		if c.spec.Match.Mode != session.ModeKeyed {
+		if !c.spec.GroupKeyed() {
 			return fmt.Errorf("%w: key contribution in %s mode", ErrBadMessage, c.spec.Match.Mode)
 		}
 	case EnvelopeRingKey:
@@ -498,13 +501,13 @@ func (c *Coordinator) onBatch(ctx context.Context, i int, b *Batch) error {
 			return fmt.Errorf("%w: ring batch (owner %d, hop %d) not for this party", ErrBadMessage, owner, hop)
 		}
 	case BatchTokens:
-		if c.spec.Match.Mode != session.ModeKeyed || owner != i || hop != 0 {
+		if !c.spec.GroupKeyed() || owner != i || hop != 0 {
 			return fmt.Errorf("%w: token batch not allowed here", ErrBadMessage)
 		}
 	default:
 		return fmt.Errorf("%w: batch kind %s from a party", ErrBadMessage, b.Kind)
 	}
-	const want = psi.TokenSize
+	want := elementSize(c.spec)
 	if len(b.Data)%want != 0 || len(b.Data)/want > c.cfg.MaxBatch || len(b.Data) == 0 {
 		return fmt.Errorf("%w: batch of %d bytes (limit %d elements of %d bytes)", ErrBadMessage, len(b.Data), c.cfg.MaxBatch, want)
 	}
@@ -512,7 +515,11 @@ func (c *Coordinator) onBatch(ctx context.Context, i int, b *Batch) error {
 	if b.Total != size {
 		return fmt.Errorf("%w: batch total %d, declared size %d", ErrBadMessage, b.Total, size)
 	}
-	key := [2]uint32{uint32(owner), uint32(hop)}
+	mk := int(b.Key)
+	if mk >= c.keys {
+		return fmt.Errorf("%w: batch for match key %d, the spec has %d", ErrBadMessage, mk, c.keys)
+	}
+	key := [3]uint32{uint32(owner), uint32(hop), uint32(mk)}
 	st := c.streams[key]
 	if st == nil {
 		st = &listState{total: size}
@@ -523,7 +530,7 @@ func (c *Coordinator) onBatch(ctx context.Context, i int, b *Batch) error {
 		return fmt.Errorf("%w: batch at offset %d, expected %d of %d", ErrBadMessage, b.Offset, st.next, st.total)
 	}
 	if hop > 0 {
-		if in := c.streams[[2]uint32{uint32(owner), uint32(hop - 1)}]; in == nil || st.next+cnt > in.next {
+		if in := c.streams[[3]uint32{uint32(owner), uint32(hop - 1), uint32(mk)}]; in == nil || st.next+cnt > in.next {
 			return fmt.Errorf("%w: ring batch (owner %d, hop %d) ahead of its input", ErrWrongRound, owner, hop)
 		}
 	}
@@ -531,22 +538,28 @@ func (c *Coordinator) onBatch(ctx context.Context, i int, b *Batch) error {
 	final := b.Kind == BatchTokens || hop == c.n-1
 	if !final {
 		next := RingTarget(c.n, owner, hop+1)
-		c.send(next, &Batch{Header: c.header(), Kind: BatchRing, Owner: uint32(owner), Hop: uint32(hop + 1), Offset: b.Offset, Total: size, Data: b.Data, MAC: b.MAC})
+		c.send(next, &Batch{Header: c.header(), Kind: BatchRing, Owner: uint32(owner), Hop: uint32(hop + 1), Key: b.Key, Offset: b.Offset, Total: size, Data: b.Data, MAC: b.MAC})
 		return nil
 	}
 	if b.Kind == BatchRing {
 		// The owner may put the next batch of its list into the ring.
-		c.send(owner, &Credit{Header: c.header(), Done: st.next})
+		c.send(owner, &Credit{Header: c.header(), Key: b.Key, Done: st.next})
 	}
-	c.tokBuf = c.tokBuf[:0]
-	for k := 0; k < len(b.Data); k += want {
-		c.tokBuf = append(c.tokBuf, join.Token(b.Data[k:k+want]))
-	}
-	if err := c.eng.AddTokens(owner, b.Offset, c.tokBuf); err != nil {
-		return err
+	if c.spec.Match.Mode == session.ModeCLK {
+		if err := c.eng.AddCLKs(owner, b.Offset, b.Data); err != nil {
+			return err
+		}
+	} else {
+		c.tokBuf = c.tokBuf[:0]
+		for k := 0; k < len(b.Data); k += want {
+			c.tokBuf = append(c.tokBuf, join.Token(b.Data[k:k+want]))
+		}
+		if err := c.eng.AddKeyTokens(mk, owner, b.Offset, c.tokBuf); err != nil {
+			return err
+		}
 	}
 	if st.next == st.total {
-		if err := c.finishTokens(owner); err != nil {
+		if err := c.finishTokens(owner*c.keys + mk); err != nil {
 			return err
 		}
 		return c.maybeJoin(ctx)
@@ -554,13 +567,18 @@ func (c *Coordinator) onBatch(ctx context.Context, i int, b *Batch) error {
 	return nil
 }
 
-func (c *Coordinator) finishTokens(owner int) error {
-	if c.tokDone[owner] {
+// finishTokens marks list (owner·keys + key) complete.
+func (c *Coordinator) finishTokens(list int) error {
+	if c.tokDone[list] {
 		return nil
 	}
-	c.tokDone[owner] = true
+	c.tokDone[list] = true
+	owner, key := list/c.keys, list%c.keys
 	if c.eng.Size(owner) == 0 {
-		return c.eng.AddTokens(owner, 0, nil) // completes the empty list
+		if c.spec.Match.Mode == session.ModeCLK {
+			return c.eng.AddCLKs(owner, 0, nil)
+		}
+		return c.eng.AddKeyTokens(key, owner, 0, nil) // completes the empty list
 	}
 	return nil
 }

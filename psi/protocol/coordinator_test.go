@@ -70,6 +70,11 @@ func TestCoordinatorRefusesMaliciousParty(t *testing.T) {
 			copy(data[3*32:], identity)
 			return tn.send(tn.ringBatch(0, 0, 0, n, data))
 		}, reason: []string{"invalid group element", "identity"}, detector: "hospital-b", detErr: psi.ErrInvalidPoint},
+		{name: "ring batch for a match key the spec does not have", act: func(tn *testNet) error {
+			b := tn.ringBatch(0, 0, 0, n, tn.ring()[:8*32])
+			b.Key = 1
+			return tn.send(b)
+		}, reason: []string{"party hospital-a", "batch for match key 1, the spec has 1"}},
 		{name: "data not a multiple of 32", act: func(tn *testNet) error {
 			return tn.send(tn.ringBatch(0, 0, 0, n, tn.ring()[:33]))
 		}, reason: []string{"party hospital-a", "batch of 33 bytes"}},
@@ -313,7 +318,7 @@ func TestDeclaredSizeDoesNotPreallocate(t *testing.T) {
 	c, err := NewCoordinator(spec, CoordinatorConfig{Signer: testSigner(t), Name: "coordinator"})
 	require.NoError(t, err)
 	require.NoError(t, c.eng.Declare(0, spec.MaxSetSize))
-	require.Nil(t, c.eng.tokens[0])
+	require.Nil(t, c.eng.tokens[0][0])
 }
 
 func testSigner(t testing.TB) crypto.Signer {

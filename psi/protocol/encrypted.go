@@ -279,6 +279,7 @@ func (e *Engine) ReleaseDecrypted(sum []uint64, leftOut []int) (*session.Result,
 	if err != nil {
 		return nil, err
 	}
+	e.releaseLinkage(r)
 	r.LeftOut = names
 	e.result = r
 	return r, nil

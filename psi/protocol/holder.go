@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/mpsi-dev/mpsi/psi"
+	"github.com/mpsi-dev/mpsi/psi/clk"
 	"github.com/mpsi-dev/mpsi/psi/join"
 	"github.com/mpsi-dev/mpsi/psi/session"
 	"github.com/mpsi-dev/mpsi/sharing"
@@ -26,6 +28,26 @@ type Records interface {
 	ID(i int) string
 }
 
+// CLKRecords are [Records] of a mode clk session: CLKRecord returns record
+// i's values of the schema's features, in schema order (ignored features
+// included, as ""), exactly as read, for the CLK encoder. Package party's
+// Records implements it.
+type CLKRecords interface {
+	Records
+	CLKRecord(i int) []string
+}
+
+// MultiKeyRecords are [Records] with several match keys (a spec with
+// match.keys): KeyAt returns record i's key k, or nil when the record has
+// no value for key k (a field missing) or shares it with another of the
+// party's records (ambiguous within the party). Package party's Records
+// implements it. With one key, KeyAt(0, i) is Key(i).
+type MultiKeyRecords interface {
+	Records
+	Keys() int
+	KeyAt(k, i int) []byte
+}
+
 // Holder is one data holder's local protocol state for one session: its
 // records in a secret shuffled order, its dh scalar, its keyed-mode key
 // contribution and its outgoing mask seeds. Its rounds are plain methods
@@ -38,14 +60,18 @@ type Holder struct {
 	name    string
 	index   int
 	recs    Records
-	perm    []recordIndex // shuffled position -> record index
-	dh      psi.RingKey   // in the spec's match.group
+	multi   MultiKeyRecords // recs, when the spec has several keys
+	clkRecs CLKRecords      // recs, in mode clk
+	keys    int             // number of match keys
+	perm    []recordIndex   // shuffled position -> record index
+	dh      psi.RingKey     // in the spec's match.group
 	contrib psi.KeyContribution
 	seeds   []sharing.Seed // seeds[j] = s_ij, zero for j = i
 	workers int
 	noise   *noise.Sampler // privacy: the party's noise source (crypto/rand), made on first use
 
-	startedRing, keyed, shared bool
+	startedRing   []bool // per match key
+	keyed, shared bool
 }
 
 // NewHolder prepares party name of spec with its loaded records. It draws
@@ -86,9 +112,28 @@ func NewHolder(spec *session.Spec, name string, recs Records, workers int) (*Hol
 	if err != nil {
 		return nil, err
 	}
-	return &Holder{spec: spec, layout: layout, name: name, index: idx, recs: recs, perm: perm,
-		dh: dh, contrib: contrib, seeds: seeds, workers: workers}, nil
+	h := &Holder{spec: spec, layout: layout, name: name, index: idx, recs: recs, perm: perm,
+		dh: dh, contrib: contrib, seeds: seeds, workers: workers, keys: max(1, len(spec.MatchKeys()))}
+	if spec.CLKSchema() != nil {
+		cr, ok := recs.(CLKRecords)
+		if !ok {
+			return nil, fmt.Errorf("protocol: mode clk needs the records' feature values (CLKRecords)")
+		}
+		h.clkRecs = cr
+	}
+	if h.keys > 1 {
+		mk, ok := recs.(MultiKeyRecords)
+		if !ok || mk.Keys() != h.keys {
+			return nil, fmt.Errorf("protocol: the spec has %d match keys; the records must carry each (MultiKeyRecords)", h.keys)
+		}
+		h.multi = mk
+	}
+	h.startedRing = make([]bool, h.keys)
+	return h, nil
 }
+
+// Keys is the number of match keys of the session (1 for match.fields).
+func (p *Holder) Keys() int { return p.keys }
 
 // recordIndex is the index of a record in a party's Records (a type of its
 // own, not to be mistaken for the []uint32 intersection positions).
@@ -153,18 +198,32 @@ func (p *Holder) StartRing() ([]psi.Point, error) {
 // the ring while computing it. Batches may come in any order but each
 // position must be computed once; the first call consumes the round.
 func (p *Holder) StartRingBatch(offset int, out []psi.Point) error {
+	return p.StartRingBatchKey(0, offset, out)
+}
+
+// StartRingBatchKey is [Holder.StartRingBatch] for match key k: each key
+// has its own ring list, over the same shuffled order.
+func (p *Holder) StartRingBatchKey(k, offset int, out []psi.Point) error {
+	if k < 0 || k >= p.keys {
+		return fmt.Errorf("protocol: no match key %d", k)
+	}
 	if offset == 0 {
-		if p.startedRing {
+		if p.startedRing[k] {
 			return ErrStateConsumed
 		}
-		p.startedRing = true
+		p.startedRing[k] = true
 	}
 	if offset < 0 || offset+len(out) > len(p.perm) {
 		return fmt.Errorf("protocol: ring batch [%d, %d) beyond set size %d", offset, offset+len(out), len(p.perm))
 	}
 	keys := make([][]byte, min(keyBatch, len(out)))
+	var fill []byte
 	for lo := 0; lo < len(out); lo += len(keys) {
-		batch := p.shuffledKeys(keys, offset+lo, len(out)-lo)
+		batch, f, err := p.shuffledKeys(keys, fill, k, offset+lo, len(out)-lo)
+		if err != nil {
+			return err
+		}
+		fill = f
 		if err := p.dh.HashAndBlind(p.spec.ID, batch, out[lo:lo+len(batch)], p.workers); err != nil {
 			return err
 		}
@@ -176,15 +235,46 @@ func (p *Holder) StartRingBatch(offset int, out []psi.Point) error {
 // round holds a list of every record's key.
 const keyBatch = 1 << 16
 
-// shuffledKeys fills dst, up to limit entries, with the match keys at
-// shuffled positions from offset on (shared slices: not copied) and
-// returns the filled part.
-func (p *Holder) shuffledKeys(dst [][]byte, offset, limit int) [][]byte {
+// shuffledKeys fills dst, up to limit entries, with match key k of the
+// records at shuffled positions from offset on (shared slices: not copied)
+// and returns the filled part. A record without a value for key k gets a
+// filler key, fresh from crypto/rand, written into fill (returned for
+// reuse): 0x00 then 16 random bytes, which no real key (starting with
+// ident.KeyVersion) equals and no other party's filler equals except with
+// probability 2^-128, so its token matches nothing and looks like any
+// unmatched token to the coordinator.
+func (p *Holder) shuffledKeys(dst [][]byte, fill []byte, k, offset, limit int) ([][]byte, []byte, error) {
 	dst = dst[:min(len(dst), limit)]
-	for k := range dst {
-		dst[k] = p.recs.Key(int(p.perm[offset+k]))
+	if p.multi == nil {
+		for x := range dst {
+			dst[x] = p.recs.Key(int(p.perm[offset+x]))
+		}
+		return dst, fill, nil
 	}
-	return dst
+	fill = fill[:0]
+	var missing []int
+	for x := range dst {
+		dst[x] = p.multi.KeyAt(k, int(p.perm[offset+x]))
+		if dst[x] == nil {
+			missing = append(missing, x)
+		}
+	}
+	if len(missing) > 0 {
+		const fillerSize = 17
+		if cap(fill) < len(missing)*fillerSize {
+			fill = make([]byte, 0, len(missing)*fillerSize)
+		}
+		fill = fill[:len(missing)*fillerSize]
+		if _, err := rand.Read(fill); err != nil {
+			return nil, fill, fmt.Errorf("protocol: filler keys: %w", err)
+		}
+		for m, x := range missing {
+			f := fill[m*fillerSize : (m+1)*fillerSize : (m+1)*fillerSize]
+			f[0] = 0
+			dst[x] = f
+		}
+	}
+	return dst, fill, nil
 }
 
 // Hop raises every element of (a batch of) another party's list to the
@@ -203,10 +293,13 @@ func (p *Holder) KeyContribution() psi.KeyContribution { return p.contrib }
 
 // KeyedTokens derives the group key from every party's contribution
 // (indexed by party; the party's own entry must be its own contribution) and
-// returns the party's tokens in its shuffled order.
+// returns the party's tokens of its first match key in its shuffled order.
 func (p *Holder) KeyedTokens(contribs []psi.KeyContribution) ([]join.Token, error) {
 	toks := make([]join.Token, len(p.perm))
-	err := p.keyedTokens(contribs, func(off int, batch [][psi.TokenSize]byte) {
+	err := p.keyedTokens(contribs, func(key, off int, batch [][psi.TokenSize]byte) {
+		if key != 0 {
+			return
+		}
 		for k := range batch {
 			toks[off+k] = join.Token(batch[k])
 		}
@@ -217,13 +310,20 @@ func (p *Holder) KeyedTokens(contribs []psi.KeyContribution) ([]join.Token, erro
 	return toks, nil
 }
 
-// keyedTokenBytes is [Holder.KeyedTokens] with the tokens back to back in
-// one slice, as they go on the wire.
-func (p *Holder) keyedTokenBytes(contribs []psi.KeyContribution) ([]byte, error) {
-	data := make([]byte, len(p.perm)*psi.TokenSize)
-	err := p.keyedTokens(contribs, func(off int, batch [][psi.TokenSize]byte) {
+// keyedTokenBytes returns the tokens of every match key (data[k]), each
+// list back to back in one slice, as they go on the wire.
+func (p *Holder) keyedTokenBytes(contribs []psi.KeyContribution) ([][]byte, error) {
+	if p.clkRecs != nil {
+		b, err := p.clkBytes(contribs)
+		return [][]byte{b}, err
+	}
+	data := make([][]byte, p.keys)
+	for k := range data {
+		data[k] = make([]byte, len(p.perm)*psi.TokenSize)
+	}
+	err := p.keyedTokens(contribs, func(key, off int, batch [][psi.TokenSize]byte) {
 		for k := range batch {
-			copy(data[(off+k)*psi.TokenSize:], batch[k][:])
+			copy(data[key][(off+k)*psi.TokenSize:], batch[k][:])
 		}
 	})
 	if err != nil {
@@ -232,9 +332,10 @@ func (p *Holder) keyedTokenBytes(contribs []psi.KeyContribution) ([]byte, error)
 	return data, nil
 }
 
-// keyedTokens runs the keyed-tokens round, handing the tokens to emit a
-// batch at a time in shuffled order (batch is reused after emit returns).
-func (p *Holder) keyedTokens(contribs []psi.KeyContribution, emit func(off int, batch [][psi.TokenSize]byte)) error {
+// keyedTokens runs the keyed-tokens round, handing the tokens of each
+// match key to emit a batch at a time in shuffled order (batch is reused
+// after emit returns).
+func (p *Holder) keyedTokens(contribs []psi.KeyContribution, emit func(key, off int, batch [][psi.TokenSize]byte)) error {
 	if p.keyed {
 		return ErrStateConsumed
 	}
@@ -251,12 +352,19 @@ func (p *Holder) keyedTokens(contribs []psi.KeyContribution, emit func(off int, 
 	p.keyed = true
 	keys := make([][]byte, min(keyBatch, len(p.perm)))
 	out := make([][psi.TokenSize]byte, len(keys))
-	for off := 0; off < len(p.perm); off += len(keys) {
-		batch := p.shuffledKeys(keys, off, len(p.perm)-off)
-		if err := g.KeyedTokens(p.spec.ID, batch, out[:len(batch)], p.workers); err != nil {
-			return err
+	var fill []byte
+	for key := range p.keys {
+		for off := 0; off < len(p.perm); off += len(keys) {
+			batch, f, err := p.shuffledKeys(keys, fill, key, off, len(p.perm)-off)
+			if err != nil {
+				return err
+			}
+			fill = f
+			if err := g.KeyedTokens(p.spec.ID, batch, out[:len(batch)], p.workers); err != nil {
+				return err
+			}
+			emit(key, off, out[:len(batch)])
 		}
-		emit(off, out[:len(batch)])
 	}
 	return nil
 }
@@ -405,4 +513,54 @@ func (p *Holder) OwnResult(res *session.Result, positions []uint32) (*session.Re
 		r.Members = m
 	}
 	return &r, nil
+}
+
+// labelCLKSecret derives, from the group key, the secret of the CLK
+// encoder (the clkhash schema's HKDF input).
+const labelCLKSecret = "mpsi/v1/clk-secret"
+
+// clkBytes derives the group key from every party's contribution and
+// returns the CLKs of the party's records in its shuffled order, back to
+// back (mode clk). The CLK secret is derived from the group key, which the
+// coordinator never sees, so it cannot encode guesses.
+func (p *Holder) clkBytes(contribs []psi.KeyContribution) ([]byte, error) {
+	if p.keyed {
+		return nil, ErrStateConsumed
+	}
+	if len(contribs) != len(p.spec.Parties) {
+		return nil, fmt.Errorf("%w: have %d, want %d", psi.ErrContributions, len(contribs), len(p.spec.Parties))
+	}
+	if contribs[p.index] != p.contrib {
+		return nil, fmt.Errorf("%w: own contribution altered", psi.ErrContributions)
+	}
+	g, err := psi.DeriveGroupKey(p.spec.ID, contribs)
+	if err != nil {
+		return nil, err
+	}
+	p.keyed = true
+	secret := g.Derive(labelCLKSecret, p.spec.ID)
+	defer clear(secret)
+	enc, err := clk.NewEncoder(p.spec.CLKSchema(), secret)
+	if err != nil {
+		return nil, err
+	}
+	size := p.spec.CLKSchema().Bytes()
+	out := make([]byte, 0, len(p.perm)*size)
+	rows := make([][]string, min(keyBatch, len(p.perm)))
+	for off := 0; off < len(p.perm); off += len(rows) {
+		batch := rows[:min(len(rows), len(p.perm)-off)]
+		for x := range batch {
+			batch[x] = p.clkRecs.CLKRecord(int(p.perm[off+x]))
+		}
+		clks, err := enc.EncodeAll(context.Background(), batch, p.workers)
+		if err != nil {
+			// Values were checked when the records loaded; a record the
+			// encoder refuses now is named by its position only.
+			return nil, fmt.Errorf("protocol: encoding CLKs: %w", err)
+		}
+		for _, c := range clks {
+			out = append(out, c...)
+		}
+	}
+	return out, nil
 }

@@ -264,9 +264,13 @@ type Envelope struct {
 // reordered or re-addressed.
 type Batch struct {
 	Header
-	Kind   BatchKind
-	Owner  uint32
-	Hop    uint32
+	Kind  BatchKind
+	Owner uint32
+	Hop   uint32
+	// Key is the match key whose list this is (0 with one key): a spec
+	// with several keys runs one ring (dh) or one token list (keyed) per
+	// key. Ring and token batches only; 0 elsewhere.
+	Key    uint8
 	Offset uint64
 	Total  uint64
 	Data   []byte
@@ -333,6 +337,7 @@ type Attestation struct {
 // coordinator's queues stay bounded without ever blocking a hop.
 type Credit struct {
 	Header
+	Key  uint8 // the match key whose list it is
 	Done uint64
 }
 

@@ -104,14 +104,21 @@ type Party struct {
 	haveSeed    []bool
 	contribs    []psi.KeyContribution
 	haveContrib []bool
-	ownNext     int    // dh: next position of the own list to send; -1 when sent
-	ownDone     uint64 // dh: positions of the own list credited back by the coordinator
-	tokens      []byte // keyed: the token list while it is being sent
-	tokNext     int    // keyed: next token to send; -1 before the tokens exist
-	hopsDone    map[int]uint64
-	positions   []uint32
-	posTotal    uint64
-	mask        sharing.Vector
+	// dh, per match key: the next position of the own list to send (-1
+	// when sent) and the positions credited back by the coordinator.
+	ownNext []int
+	ownDone []uint64
+	ownKey  int // dh: the key whose own list the next Step sends (round robin)
+	// keyed: the token list of each key while it is being sent, the key
+	// being sent and its next token; tokNext is -1 before the tokens exist
+	// and once all are sent.
+	tokens    [][]byte
+	tokKey    int
+	tokNext   int
+	hopsDone  map[[2]int]uint64 // dh: (owner, key) -> positions hopped
+	positions []uint32
+	posTotal  uint64
+	mask      sharing.Vector
 
 	enc    *partyEnc
 	obl    *partyObl
@@ -207,8 +214,16 @@ func (p *Party) stopWork() {
 		p.enc.stop()
 		p.enc.stop, p.enc.next = nil, nil
 	}
-	clear(p.tokens)
+	for _, t := range p.tokens {
+		clear(t)
+	}
 	p.tokens = nil
+}
+
+// ownPending reports whether some of the party's own lists (dh) or tokens
+// (keyed) are still to be sent.
+func (p *Party) ownPending() bool {
+	return slices.ContainsFunc(p.ownNext, func(x int) bool { return x >= 0 }) || p.tokNext >= 0 || p.tokens != nil
 }
 
 // Receive takes one message from the coordinator. A message that fails a
@@ -373,7 +388,7 @@ func (p *Party) onRoster(r *Roster) error {
 // startRounds sends the envelopes of the token round and sets up the
 // party's own list (dh) and, with aggregation encrypted, the keys.
 func (p *Party) startRounds() error {
-	keyed := p.spec.Match.Mode == session.ModeKeyed
+	keyed := p.spec.GroupKeyed()
 	masked := p.spec.Aggregation != session.AggregationEncrypted
 	p.seeds, p.haveSeed = make([]sharing.Seed, p.n), make([]bool, p.n)
 	p.contribs, p.haveContrib = make([]psi.KeyContribution, p.n), make([]bool, p.n)
@@ -381,7 +396,7 @@ func (p *Party) startRounds() error {
 		p.haveSeed[j] = !masked || j == p.index
 	}
 	p.contribs[p.index], p.haveContrib[p.index] = p.h.KeyContribution(), true
-	p.hopsDone = map[int]uint64{}
+	p.hopsDone = map[[2]int]uint64{}
 	for j := range p.n {
 		if j == p.index {
 			continue
@@ -402,7 +417,11 @@ func (p *Party) startRounds() error {
 			}
 		}
 	}
-	p.ownNext = -1
+	keys := p.h.Keys()
+	p.ownNext, p.ownDone = make([]int, keys), make([]uint64, keys)
+	for k := range p.ownNext {
+		p.ownNext[k] = -1
+	}
 	if !keyed {
 		// The key that authenticates our ring batches to the next party.
 		p.ringOut = make([]byte, 32)
@@ -412,7 +431,7 @@ func (p *Party) startRounds() error {
 		if err := p.seal(EnvelopeRingKey, (p.index+1)%p.n, p.ringOut); err != nil {
 			return err
 		}
-		p.ownNext = 0 // the own list goes out a batch per Step
+		clear(p.ownNext) // the own lists go out a batch per Step
 	}
 	if EncryptsAggregates(p.spec) {
 		return p.startEncrypted()
@@ -450,34 +469,44 @@ func (p *Party) Step() (bool, error) {
 
 func (p *Party) step() (bool, error) {
 	switch {
-	case p.ownNext >= 0 && uint64(p.ownNext) < p.ownDone+uint64(RingWindow*p.maxBatch):
+	case p.ownKeyReady() >= 0:
+		// The keys' rings run side by side: one batch of each key's own
+		// list in turn, each within its own window.
+		k := p.ownKeyReady()
+		p.ownKey = (k + 1) % len(p.ownNext)
 		total := p.h.SetSize()
-		end := min(p.ownNext+p.maxBatch, total)
-		out := make([]psi.Point, end-p.ownNext)
-		if err := p.h.StartRingBatch(p.ownNext, out); err != nil {
+		end := min(p.ownNext[k]+p.maxBatch, total)
+		out := make([]psi.Point, end-p.ownNext[k])
+		if err := p.h.StartRingBatchKey(k, p.ownNext[k], out); err != nil {
 			return true, err
 		}
 		if len(out) > 0 {
 			data := pointsBytes(out)
-			p.send(&Batch{Header: p.header(), Kind: BatchRing, Owner: uint32(p.index), Offset: uint64(p.ownNext), Total: uint64(total), Data: data,
-				MAC: RingMAC(p.ringOut, p.spec.ID, uint32(p.index), 0, uint64(p.ownNext), uint64(total), data)})
+			p.send(&Batch{Header: p.header(), Kind: BatchRing, Owner: uint32(p.index), Key: uint8(k), Offset: uint64(p.ownNext[k]), Total: uint64(total), Data: data,
+				MAC: RingMACKey(p.ringOut, p.spec.ID, uint8(k), uint32(p.index), 0, uint64(p.ownNext[k]), uint64(total), data)})
 		}
-		p.emit(Progress{Phase: "own list", Done: end, Total: total})
-		p.ownNext = end
+		p.emit(Progress{Phase: p.listPhase("own list", k), Done: end, Total: total})
+		p.ownNext[k] = end
 		if end == total {
-			p.ownNext = -1
+			p.ownNext[k] = -1
 		}
 		return true, nil
 	case p.tokNext >= 0:
-		const es = psi.TokenSize
-		total := len(p.tokens) / es
+		es := elementSize(p.spec)
+		toks := p.tokens[p.tokKey]
+		total := len(toks) / es
 		end := min(p.tokNext+p.maxBatch, total)
-		p.send(&Batch{Header: p.header(), Kind: BatchTokens, Owner: uint32(p.index), Offset: uint64(p.tokNext), Total: uint64(total),
-			Data: slices.Clone(p.tokens[p.tokNext*es : end*es])})
+		p.send(&Batch{Header: p.header(), Kind: BatchTokens, Owner: uint32(p.index), Key: uint8(p.tokKey), Offset: uint64(p.tokNext), Total: uint64(total),
+			Data: slices.Clone(toks[p.tokNext*es : end*es])})
 		p.tokNext = end
 		if end == total {
-			p.tokNext, p.tokens = -1, nil
-			p.emit(Progress{Phase: "tokens", Done: 1, Total: 1})
+			clear(toks)
+			p.tokens[p.tokKey] = nil
+			p.tokKey, p.tokNext = p.tokKey+1, 0
+			if p.tokKey == len(p.tokens) {
+				p.tokNext, p.tokens = -1, nil
+				p.emit(Progress{Phase: "tokens", Done: 1, Total: 1})
+			}
 		}
 		return true, nil
 	case p.enc != nil && p.enc.next != nil:
@@ -516,7 +545,7 @@ func (p *Party) onEnvelope(e *Envelope) error {
 		copy(p.seeds[from][:], pt)
 		p.haveSeed[from] = true
 	case EnvelopeKeyContribution:
-		if p.spec.Match.Mode != session.ModeKeyed || p.haveContrib[from] || len(pt) != psi.KeySize {
+		if !p.spec.GroupKeyed() || p.haveContrib[from] || len(pt) != psi.KeySize {
 			return fmt.Errorf("%w: key contribution from %s not expected or malformed", ErrWrongRound, p.spec.Parties[from])
 		}
 		copy(p.contribs[from][:], pt)
@@ -526,8 +555,8 @@ func (p *Party) onEnvelope(e *Envelope) error {
 			if err != nil {
 				return err
 			}
-			p.tokens, p.tokNext = data, 0
-			if len(data) == 0 {
+			p.tokens, p.tokKey, p.tokNext = data, 0, 0
+			if len(data[0]) == 0 {
 				// An empty list: one empty batch is never sent; the
 				// coordinator completes empty lists itself.
 				p.tokens, p.tokNext = nil, -1
@@ -545,24 +574,25 @@ func (p *Party) onBatch(b *Batch) error {
 		if p.spec.Match.Mode != session.ModeDH {
 			return fmt.Errorf("%w: ring batch in keyed mode", ErrBadMessage)
 		}
-		owner, hop := int(b.Owner), int(b.Hop)
-		if owner >= p.n || hop < 1 || hop >= p.n || RingTarget(p.n, owner, hop) != p.index {
-			return fmt.Errorf("%w: ring batch (owner %d, hop %d) is not ours", ErrBadMessage, owner, hop)
+		owner, hop, key := int(b.Owner), int(b.Hop), int(b.Key)
+		if owner >= p.n || hop < 1 || hop >= p.n || RingTarget(p.n, owner, hop) != p.index || key >= p.h.Keys() {
+			return fmt.Errorf("%w: ring batch (owner %d, hop %d, key %d) is not ours", ErrBadMessage, owner, hop, key)
 		}
+		list := [2]int{owner, key}
 		if len(b.Data)%psi.PointSize != 0 || len(b.Data) == 0 || len(b.Data)/psi.PointSize > p.maxBatch {
 			return fmt.Errorf("%w: malformed ring batch", ErrBadMessage)
 		}
 		// Exactly the declared size of each list, each position once, in
 		// order.
-		if b.Total != p.roster[owner].SetSize || b.Offset != p.hopsDone[owner] || b.Offset+uint64(len(b.Data)/psi.PointSize) > b.Total {
-			return fmt.Errorf("%w: ring batch of %s at [%d, %d) of %d: we have done %d of its %d declared records",
-				ErrBadMessage, p.spec.Parties[owner], b.Offset, b.Offset+uint64(len(b.Data)/psi.PointSize), b.Total, p.hopsDone[owner], p.roster[owner].SetSize)
+		if b.Total != p.roster[owner].SetSize || b.Offset != p.hopsDone[list] || b.Offset+uint64(len(b.Data)/psi.PointSize) > b.Total {
+			return fmt.Errorf("%w: ring batch of %s (key %d) at [%d, %d) of %d: we have done %d of its %d declared records",
+				ErrBadMessage, p.spec.Parties[owner], key, b.Offset, b.Offset+uint64(len(b.Data)/psi.PointSize), b.Total, p.hopsDone[list], p.roster[owner].SetSize)
 		}
 		// Made by the previous party, unaltered, for this place in the list.
 		if p.ringIn == nil {
 			return fmt.Errorf("%w: ring batch before the previous party's ring key", ErrWrongRound)
 		}
-		if !hmac.Equal(b.MAC, RingMAC(p.ringIn, p.spec.ID, uint32(owner), uint32(hop-1), b.Offset, b.Total, b.Data)) {
+		if !hmac.Equal(b.MAC, RingMACKey(p.ringIn, p.spec.ID, b.Key, uint32(owner), uint32(hop-1), b.Offset, b.Total, b.Data)) {
 			return fmt.Errorf("%w: ring batch (list of %s, hop %d, offset %d) is not authenticated by %s", ErrRingAuth,
 				p.spec.Parties[owner], hop, b.Offset, p.spec.Parties[(p.index+p.n-1)%p.n])
 		}
@@ -576,11 +606,11 @@ func (p *Party) onBatch(b *Batch) error {
 			from := p.spec.Parties[(owner+hop-1)%p.n]
 			return fmt.Errorf("list of %s as sent by %s: %w", p.spec.Parties[owner], from, err)
 		}
-		p.hopsDone[owner] += uint64(len(pts))
-		p.emit(Progress{Phase: "hop on " + p.spec.Parties[owner], Done: int(p.hopsDone[owner]), Total: int(b.Total)})
+		p.hopsDone[list] += uint64(len(pts))
+		p.emit(Progress{Phase: p.listPhase("hop on "+p.spec.Parties[owner], key), Done: int(p.hopsDone[list]), Total: int(b.Total)})
 		out := pointsBytes(pts)
-		p.send(&Batch{Header: p.header(), Kind: BatchRing, Owner: uint32(owner), Hop: uint32(hop), Offset: b.Offset, Total: b.Total, Data: out,
-			MAC: RingMAC(p.ringOut, p.spec.ID, uint32(owner), uint32(hop), b.Offset, b.Total, out)})
+		p.send(&Batch{Header: p.header(), Kind: BatchRing, Owner: uint32(owner), Hop: uint32(hop), Key: b.Key, Offset: b.Offset, Total: b.Total, Data: out,
+			MAC: RingMACKey(p.ringOut, p.spec.ID, b.Key, uint32(owner), uint32(hop), b.Offset, b.Total, out)})
 		return nil
 	case BatchIndicator:
 		if p.spec.Aggregation != session.AggregationOblivious {
@@ -617,7 +647,7 @@ func (p *Party) onMask(md *MaskDeal) error {
 	if p.mask != nil {
 		return fmt.Errorf("%w: mask dealt twice", ErrWrongRound)
 	}
-	if p.ownNext >= 0 || p.tokNext >= 0 || p.tokens != nil {
+	if p.ownPending() {
 		return fmt.Errorf("%w: mask dealt before our own list was sent", ErrWrongRound)
 	}
 	if p.tally == nil {
@@ -662,7 +692,7 @@ func (p *Party) onResult(r *Result) error {
 	case p.spec.Aggregation == session.AggregationMasked && p.mask == nil,
 		oblivious && (p.obl == nil || (p.tallyReleasesAggregates() && (!p.obl.unmasked || p.obl.uploadNext >= 0))),
 		encrypted && (!p.enc.pk || p.enc.next != nil),
-		p.ownNext >= 0 || p.tokNext >= 0:
+		p.ownPending():
 		return fmt.Errorf("%w: result before our share or ciphertexts", ErrWrongRound)
 	}
 	cert := p.cfg.Coordinator()
@@ -845,7 +875,7 @@ func (p *Party) onMhe(ch *MheChunk) error {
 		if !pe.ready {
 			return fmt.Errorf("%w: public key before every threshold share arrived", ErrWrongRound)
 		}
-		if p.ownNext >= 0 || p.tokNext >= 0 || p.tokens != nil {
+		if p.ownPending() {
 			return fmt.Errorf("%w: public key before our own list was sent", ErrWrongRound)
 		}
 		pk := params.NewPublicKeyMsg()
@@ -1008,13 +1038,38 @@ func (p *Party) checkKeySwitch(req *mhe.PCKSRequestMsg) error {
 
 // onCredit advances the window of the party's own dh list in flight.
 func (p *Party) onCredit(c *Credit) error {
+	k := int(c.Key)
+	if p.spec.Match.Mode != session.ModeDH || k >= len(p.ownNext) {
+		return fmt.Errorf("%w: credit for key %d of our list", ErrBadMessage, k)
+	}
 	sent := uint64(p.h.SetSize())
-	if p.ownNext >= 0 {
-		sent = uint64(p.ownNext)
+	if p.ownNext[k] >= 0 {
+		sent = uint64(p.ownNext[k])
 	}
-	if p.spec.Match.Mode != session.ModeDH || c.Done < p.ownDone || c.Done > sent {
-		return fmt.Errorf("%w: credit for %d positions of our list (sent %d, credited %d)", ErrBadMessage, c.Done, sent, p.ownDone)
+	if c.Done < p.ownDone[k] || c.Done > sent {
+		return fmt.Errorf("%w: credit for %d positions of our list (key %d; sent %d, credited %d)", ErrBadMessage, c.Done, k, sent, p.ownDone[k])
 	}
-	p.ownDone = c.Done
+	p.ownDone[k] = c.Done
 	return nil
+}
+
+// ownKeyReady returns the next key, in round-robin order from p.ownKey,
+// whose own dh list has a batch to send within its window, or -1.
+func (p *Party) ownKeyReady() int {
+	for x := range p.ownNext {
+		k := (p.ownKey + x) % len(p.ownNext)
+		if p.ownNext[k] >= 0 && uint64(p.ownNext[k]) < p.ownDone[k]+uint64(RingWindow*p.maxBatch) {
+			return k
+		}
+	}
+	return -1
+}
+
+// listPhase names a list in progress events: phase, with the key when the
+// session has several.
+func (p *Party) listPhase(phase string, key int) string {
+	if p.h.Keys() == 1 {
+		return phase
+	}
+	return fmt.Sprintf("%s, key %d", phase, key+1)
 }

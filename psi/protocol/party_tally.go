@@ -15,7 +15,7 @@ func (p *Party) onTally(t *Tally) error {
 	if p.tally != nil {
 		return fmt.Errorf("%w: tally sent twice", ErrWrongRound)
 	}
-	if p.ownNext >= 0 || p.tokNext >= 0 || p.tokens != nil {
+	if p.ownPending() {
 		return fmt.Errorf("%w: tally before our own list was sent", ErrWrongRound)
 	}
 	cert := p.cfg.Coordinator()
@@ -89,6 +89,24 @@ func (p *Party) checkResultAgainstTally(r *session.Result) error {
 					return fmt.Errorf("%w: result's pairwise count (%d, %d) differs from the signed tally", ErrBadMessage, i, j)
 				}
 			}
+		}
+	}
+	if lk := r.Linkage; lk != nil {
+		// The groups each key completed sum to |I|.
+		if len(lk.Keys) != len(p.spec.MatchKeys()) {
+			return fmt.Errorf("%w: result's linkage has %d key counts, the spec %d keys", ErrBadMessage, len(lk.Keys), len(p.spec.MatchKeys()))
+		}
+		var sum uint64
+		for _, c := range lk.Keys {
+			if c != nil {
+				if *c < 0 {
+					return fmt.Errorf("%w: result's linkage has a negative count", ErrBadMessage)
+				}
+				sum += uint64(*c)
+			}
+		}
+		if !lk.Suppressed && sum != p.tally.Intersection {
+			return fmt.Errorf("%w: result's linkage key counts sum to %d, the signed tally says |I| = %d", ErrBadMessage, sum, p.tally.Intersection)
 		}
 	}
 	return nil

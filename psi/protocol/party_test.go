@@ -222,7 +222,15 @@ func TestPartyRefusesMaliciousCoordinator(t *testing.T) {
 		{"ring batch that is not ours", func(pt *partyUnderTest) error {
 			pt.running()
 			return pt.recv(&Batch{Kind: BatchRing, Owner: 2, Hop: 1, Total: 1, Data: make([]byte, 32)})
-		}, ErrBadMessage, "(owner 2, hop 1) is not ours"},
+		}, ErrBadMessage, "(owner 2, hop 1, key 0) is not ours"},
+		{"ring batch of a match key the spec does not have", func(pt *partyUnderTest) error {
+			pt.running()
+			return pt.recv(&Batch{Kind: BatchRing, Owner: 0, Hop: 1, Key: 1, Total: 1, Data: make([]byte, 32)})
+		}, ErrBadMessage, "(owner 0, hop 1, key 1) is not ours"},
+		{"credit for a match key the spec does not have", func(pt *partyUnderTest) error {
+			pt.running()
+			return pt.recv(&Credit{Key: 2, Done: 0})
+		}, ErrBadMessage, "credit for key 2"},
 		{"ring batch with an invalid point", func(pt *partyUnderTest) error {
 			pt.running()
 			k := pt.ringKey()

@@ -41,6 +41,9 @@ var (
 	// coordinator that is not sorted, repeats, or points past the party's
 	// set.
 	ErrPositions = errors.New("protocol: invalid positions")
+	// ErrNoSpill reports a join that cannot spill to disk: a session with
+	// several match keys links them in memory (package psi/link).
+	ErrNoSpill = errors.New("protocol: this join cannot spill")
 )
 
 // AbortError is a session's abort: who ended it, the code and the reason.

@@ -29,8 +29,12 @@ func TestRingWindowBoundsQueues(t *testing.T) {
 					}
 				}
 				maxQueued = max(maxQueued, ring)
-				if p := tn.parties[i]; p != nil && p.ownNext >= 0 {
-					maxInFlight = max(maxInFlight, uint64(p.ownNext)-p.ownDone)
+				if p := tn.parties[i]; p != nil {
+					for k, next := range p.ownNext {
+						if next >= 0 {
+							maxInFlight = max(maxInFlight, uint64(next)-p.ownDone[k])
+						}
+					}
 				}
 			}
 		}

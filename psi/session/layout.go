@@ -198,12 +198,12 @@ func (al *aggLayout) contribution(party int, get func(string) string, add []uint
 		}
 		return true, nil
 	}
-	v, err := ParseFixed(raw, a.Scale)
+	v, err := ParseFixedRounding(raw, a.Scale, a.Rounding)
 	if err != nil {
 		return false, err
 	}
 	if v < al.lo || v > al.hi {
-		return false, fmt.Errorf("%s is outside [min, max] = [%v, %v]", raw, *a.Min, *a.Max)
+		return false, faultf(ErrOutOfRange, "%s is outside [min, max] = [%v, %v]", raw, *a.Min, *a.Max)
 	}
 	switch a.Kind {
 	case KindSum, KindMean:

@@ -39,6 +39,22 @@ type Result struct {
 	// MembersSuppressed: reveal: membership, but |I| is below min_cell, so
 	// the party's own Result lists no members.
 	MembersSuppressed bool `json:"members_suppressed,omitempty"`
+	// Linkage says, for a spec with several match keys, how the complete
+	// groups came about (with reveal: cardinality; see [Layout.ReleaseLinkage]).
+	Linkage *Linkage `json:"linkage,omitempty"`
+}
+
+// Linkage is what a session with several match keys releases about its
+// linkage.
+type Linkage struct {
+	// Keys[k] is the number of complete groups that key k's pass
+	// completed; they sum to the intersection. Null entries (all of them,
+	// then Suppressed) when one is below min_cell.
+	Keys []*int64 `json:"keys"`
+	// Ambiguous is the number of link sets refused because they would have
+	// put two records of one party in a group; null when below min_cell.
+	Ambiguous  *int64 `json:"ambiguous"`
+	Suppressed bool   `json:"suppressed,omitempty"`
 }
 
 // Aggregates are the released aggregates in spec order; they marshal to a
@@ -134,6 +150,33 @@ func (as *Aggregates) UnmarshalJSON(data []byte) error {
 // the n×n overlap matrix (diagonal: set sizes). sum has length [Layout.Len].
 func (l *Layout) Release(inter int, pairwise [][]int, sum []uint64) (*Result, error) {
 	return l.ReleaseWithout(inter, pairwise, sum, nil)
+}
+
+// ReleaseLinkage adds the linkage counts of a session with several match
+// keys to r (completed[k]: the complete groups key k completed; ambiguous:
+// the refused link sets), when the spec reveals the cardinality and r
+// shows it. A count c with 0 < c < min_cell suppresses every key's count
+// (one could be derived from the others and |I|), and the ambiguous count
+// on its own. With one match key it does nothing.
+func (l *Layout) ReleaseLinkage(r *Result, completed []int, ambiguous int) {
+	if len(l.spec.MatchKeys()) < 2 || r.Intersection == nil {
+		return
+	}
+	small := func(c int) bool { return c > 0 && c < l.spec.MinCell }
+	lk := &Linkage{Keys: make([]*int64, len(completed))}
+	if slices.ContainsFunc(completed, small) {
+		lk.Suppressed = true
+	} else {
+		for k, c := range completed {
+			v := int64(c)
+			lk.Keys[k] = &v
+		}
+	}
+	if !small(ambiguous) {
+		v := int64(ambiguous)
+		lk.Ambiguous = &v
+	}
+	r.Linkage = lk
 }
 
 // ReleaseWithout is [Layout.Release] when the parties listed in missing

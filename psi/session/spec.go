@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mpsi-dev/mpsi/psi"
+	"github.com/mpsi-dev/mpsi/psi/clk"
 	"github.com/mpsi-dev/mpsi/psi/ident"
 )
 
@@ -26,6 +27,9 @@ var ErrInvalidSpec = errors.New("session: invalid spec")
 const (
 	ModeDH    = "dh"
 	ModeKeyed = "keyed"
+	// ModeCLK links error-tolerant Bloom-filter encodings (CLKs, package
+	// psi/clk) by Dice similarity (doc/DESIGN.md §5.2).
+	ModeCLK = "clk"
 )
 
 // Reveal list entries.
@@ -131,12 +135,34 @@ type Spec struct {
 	// index maps each party to its position in Parties, built once by
 	// [Spec.Validate] so lookups stay linear in the number of parties.
 	index map[string]int
+	// keys are the parsed match keys, built by [Spec.Validate].
+	keys [][]ident.KeyField
+	// clk is the parsed CLK schema of mode clk.
+	clk *clk.Schema
 }
 
-// Match says which logical fields form the matching key and how tokens are made.
+// MaxMatchKeys is the largest number of match keys a spec may list.
+const MaxMatchKeys = 8
+
+// Match says which logical fields form the match keys and how tokens are made.
 type Match struct {
-	Fields []string `json:"fields"`
-	Mode   string   `json:"mode,omitempty"`
+	// Fields is the one-key shorthand: the logical fields of the only
+	// key, without transforms. Exactly one of Fields and Keys is given.
+	Fields []string `json:"fields,omitempty"`
+	// Keys is the ordered list of match keys (doc/DESIGN.md §3, "Match
+	// keys"): each a list of fields, a field written "field" or
+	// "field|transform" (transforms in package ident). Records of
+	// different parties are linked when they agree on any key; groups are
+	// built key by key, one record per party.
+	Keys [][]string `json:"keys,omitempty"`
+	Mode string     `json:"mode,omitempty"`
+	// Schema is, with mode clk, the clkhash linkage schema (version 3)
+	// inline; [LoadSpec] replaces a string (a file name, relative to the
+	// spec file) by the file's contents.
+	Schema json.RawMessage `json:"schema,omitempty"`
+	// Threshold is, with mode clk, the Sørensen–Dice similarity (0, 1] at
+	// which two CLKs are candidates for one group.
+	Threshold float64 `json:"threshold,omitempty"`
 	// Group is the dh ring's group: psi.GroupRistretto255 (the default)
 	// or psi.GroupX25519 (the same hash to ristretto255, hops on X25519).
 	// Only with mode dh.
@@ -155,6 +181,11 @@ type Aggregate struct {
 	Edges    []float64 `json:"edges,omitempty"`
 	Equals   *string   `json:"equals,omitempty"`
 	Contains *string   `json:"contains,omitempty"`
+	// Rounding says what becomes of a record value with more decimals
+	// than Scale: "" (the default) refuses it, RoundingHalfEven,
+	// RoundingHalfUp or RoundingTruncate round it exactly, in decimal
+	// ([ParseFixedRounding]). Only for sum, mean, variance and histogram.
+	Rounding string `json:"rounding,omitempty"`
 }
 
 // LoadSpec reads and validates a spec file: JSON, or YAML when the name ends
@@ -165,11 +196,65 @@ func LoadSpec(path string) (*Spec, error) {
 		return nil, fmt.Errorf("session: reading spec: %w", err)
 	}
 	yamlFile := strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")
-	s, err := parse(b, yamlFile)
+	if yamlFile {
+		if b, err = yamlToJSON(b); err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
+		}
+	}
+	if b, err = inlineSchema(b, filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
+	}
+	s, err := parse(b, false)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
 	}
 	return s, nil
+}
+
+// inlineSchema replaces a match.schema given as a string by the contents of
+// the file it names (relative to dir). Other specs are returned unchanged.
+func inlineSchema(b []byte, dir string) ([]byte, error) {
+	var probe struct {
+		Match struct {
+			Schema json.RawMessage `json:"schema"`
+		} `json:"match"`
+	}
+	if json.Unmarshal(b, &probe) != nil || len(probe.Match.Schema) == 0 || probe.Match.Schema[0] != '"' {
+		return b, nil // not a file name; parse reports any error
+	}
+	var name string
+	if err := json.Unmarshal(probe.Match.Schema, &name); err != nil {
+		return nil, fmt.Errorf("%w: match.schema: %v", ErrInvalidSpec, err)
+	}
+	if !filepath.IsAbs(name) {
+		name = filepath.Join(dir, name)
+	}
+	schema, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: match.schema: %v", ErrInvalidSpec, err)
+	}
+	if !json.Valid(schema) {
+		return nil, fmt.Errorf("%w: match.schema: %s is not JSON", ErrInvalidSpec, filepath.Base(name))
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidSpec, err)
+	}
+	m["match"].(map[string]any)["schema"] = json.RawMessage(schema)
+	return json.Marshal(m)
+}
+
+// yamlToJSON converts a YAML spec to JSON.
+func yamlToJSON(b []byte) ([]byte, error) {
+	var v any
+	if err := yaml.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidSpec, err)
+	}
+	j, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: YAML must be a mapping with string keys: %v", ErrInvalidSpec, err)
+	}
+	return j, nil
 }
 
 // ParseSpec parses and validates a JSON spec. Unknown fields are refused.
@@ -180,13 +265,9 @@ func ParseSpecYAML(b []byte) (*Spec, error) { return parse(b, true) }
 
 func parse(b []byte, isYAML bool) (*Spec, error) {
 	if isYAML {
-		var v any
-		if err := yaml.Unmarshal(b, &v); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrInvalidSpec, err)
-		}
-		j, err := json.Marshal(v)
+		j, err := yamlToJSON(b)
 		if err != nil {
-			return nil, fmt.Errorf("%w: YAML must be a mapping with string keys: %v", ErrInvalidSpec, err)
+			return nil, err
 		}
 		b = j
 	}
@@ -261,7 +342,7 @@ func (s *Spec) Validate() error {
 		index[p] = i
 	}
 	s.index = index
-	if len(s.Fields) == 0 {
+	if len(s.Fields) == 0 && s.Match.Mode != ModeCLK {
 		return specErr("fields", "no logical fields declared")
 	}
 	for _, name := range slices.Sorted(mapsKeys(s.Fields)) {
@@ -272,30 +353,24 @@ func (s *Spec) Validate() error {
 			return specErr("fields."+name, "%v", err)
 		}
 	}
-	if len(s.Match.Fields) == 0 {
-		return specErr("match.fields", "no match fields")
-	}
-	mseen := map[string]bool{}
-	for i, f := range s.Match.Fields {
-		fld := fmt.Sprintf("match.fields[%d]", i)
-		t, ok := s.Fields[f]
-		if !ok {
-			return specErr(fld, "%q is not a declared field", f)
+	if s.Match.Mode == ModeCLK {
+		if err := s.validateCLK(); err != nil {
+			return err
 		}
-		if ty, _ := ident.ParseType(t); !ty.Matchable() {
-			return specErr(fld, "%q has type %s, which cannot be matched on (use name, date, sex or id)", f, t)
+	} else {
+		if s.Match.Schema != nil || s.Match.Threshold != 0 {
+			return specErr("match", "schema and threshold apply to mode clk only")
 		}
-		if mseen[f] {
-			return specErr(fld, "duplicate match field %q", f)
+		if err := s.validateKeys(); err != nil {
+			return err
 		}
-		mseen[f] = true
 	}
 	switch s.Match.Mode {
 	case "":
 		s.Match.Mode = ModeDH
-	case ModeDH, ModeKeyed:
+	case ModeDH, ModeKeyed, ModeCLK:
 	default:
-		return specErr("match.mode", "%q is not a mode (dh or keyed)", s.Match.Mode)
+		return specErr("match.mode", "%q is not a mode (dh, keyed or clk)", s.Match.Mode)
 	}
 	switch {
 	case s.Match.Mode != ModeDH && s.Match.Group != "":
@@ -580,6 +655,9 @@ func (s *Spec) validateAggregate(at string, a *Aggregate) error {
 	if a.Scale < 0 || a.Scale > MaxScale {
 		return specErr(at+".scale", "must be between 0 and %d, is %d", MaxScale, a.Scale)
 	}
+	if err := checkRounding(at, a); err != nil {
+		return err
+	}
 	if a.Kind == KindHistogram {
 		if len(a.Edges) < 2 {
 			return specErr(at+".edges", "need at least 2 edges, have %d", len(a.Edges))
@@ -712,66 +790,133 @@ func ratToFixed(r *big.Rat, scale int, orig string) (int64, error) {
 	return n.Int64(), nil
 }
 
-// ParseFixed parses a decimal value (optional sign, digits, optional
-// fraction; no exponent) to fixed point at scale: exactly, with integer
-// arithmetic (it runs once per value per record). Extra fraction digits are
-// accepted only when they are zeros; |result| must not exceed 2^62.
-func ParseFixed(s string, scale int) (int64, error) {
-	bad := func() (int64, error) { return 0, fmt.Errorf("%q is not a number", s) }
-	if s == "" || len(s) > 40 || scale < 0 || scale > MaxScale {
-		return bad()
+// validateKeys checks match.fields or match.keys and fills s.keys.
+func (s *Spec) validateKeys() error {
+	keys, at := s.Match.Keys, "match.keys"
+	switch {
+	case len(s.Match.Fields) > 0 && len(s.Match.Keys) > 0:
+		return specErr("match", "give fields (one key) or keys, not both")
+	case len(s.Match.Fields) > 0:
+		keys, at = [][]string{s.Match.Fields}, "match.fields"
+	case len(s.Match.Keys) == 0:
+		return specErr("match.fields", "no match fields")
+	case len(s.Match.Keys) > MaxMatchKeys:
+		return specErr(at, "%d keys, at most %d", len(s.Match.Keys), MaxMatchKeys)
 	}
-	body := s
-	neg := false
-	switch body[0] {
-	case '-':
-		neg, body = true, body[1:]
-	case '+':
-		body = body[1:]
-	}
-	intPart, frac, hasDot := strings.Cut(body, ".")
-	if intPart == "" || (hasDot && frac == "") {
-		return bad()
-	}
-	const limit = uint64(1) << 62
-	var v uint64
-	digit := func(c byte) (uint64, bool) { return uint64(c - '0'), c >= '0' && c <= '9' }
-	overflow := false
-	mulAdd := func(d uint64) {
-		if v > (limit-d)/10 {
-			overflow = true
-			return
+	s.keys = make([][]ident.KeyField, len(keys))
+	kseen := make(map[string]int, len(keys))
+	for k, key := range keys {
+		kat := fmt.Sprintf("%s[%d]", at, k)
+		if at == "match.fields" {
+			kat = at
 		}
-		v = v*10 + d
-	}
-	for i := 0; i < len(intPart); i++ {
-		d, ok := digit(intPart[i])
-		if !ok {
-			return bad()
+		if len(key) == 0 {
+			return specErr(kat, "an empty key")
 		}
-		mulAdd(d)
-	}
-	for i := 0; i < len(frac); i++ {
-		d, ok := digit(frac[i])
-		if !ok {
-			return bad()
-		}
-		if i >= scale {
-			if d != 0 {
-				return 0, fmt.Errorf("%q has more than %d decimal places (the declared scale)", s, scale)
+		fseen := map[string]bool{}
+		for i, f := range key {
+			fld := fmt.Sprintf("%s[%d]", kat, i)
+			kf, err := ident.ParseKeyField(f)
+			if err != nil {
+				name, tr, _ := strings.Cut(f, ident.KeySeparator)
+				if name != "" && tr != "" {
+					return specErr(fld, "unknown transform %q (want soundex, initial, year, year_month, day_month_unordered, digits or last4)", tr)
+				}
+				return specErr(fld, "%q is not a field or field|transform", f)
 			}
-			continue
+			t, ok := s.Fields[kf.Field]
+			if !ok {
+				return specErr(fld, "%q is not a declared field", kf.Field)
+			}
+			ty, _ := ident.ParseType(t)
+			if !ty.Matchable() {
+				return specErr(fld, "%q has type %s, which cannot be matched on (use name, date, sex or id)", kf.Field, t)
+			}
+			if !kf.Transform.Accepts(ty) {
+				return specErr(fld, "transform %s applies to %s fields; %q is %s", kf.Transform, kf.Transform.Input(), kf.Field, t)
+			}
+			if fseen[f] {
+				return specErr(fld, "duplicate match field %q", f)
+			}
+			fseen[f] = true
+			s.keys[k] = append(s.keys[k], kf)
 		}
-		mulAdd(d)
+		canon := strings.Join(key, "\x00")
+		if first, dup := kseen[canon]; dup {
+			return specErr(kat, "the same key as %s[%d]", at, first)
+		}
+		kseen[canon] = k
 	}
-	for i := len(frac); i < scale; i++ {
-		mulAdd(0)
+	return nil
+}
+
+// validateCLK checks mode clk's schema and threshold and fills s.clk.
+func (s *Spec) validateCLK() error {
+	switch {
+	case len(s.Match.Fields) > 0 || len(s.Match.Keys) > 0:
+		return specErr("match", "mode clk links on the schema's features: give no fields or keys")
+	case len(s.Match.Schema) == 0:
+		return specErr("match.schema", "mode clk needs a clkhash linkage schema (inline, or a file name in a spec file)")
+	case s.Match.Schema[0] == '"':
+		return specErr("match.schema", "a file name is read only from a spec file (mpsi session create --spec FILE); inline the schema")
+	case !(s.Match.Threshold > 0 && s.Match.Threshold <= 1):
+		return specErr("match.threshold", "%v must be in (0, 1] (the Dice similarity of a candidate pair)", s.Match.Threshold)
 	}
-	if overflow || v > limit {
-		return 0, fmt.Errorf("%q is too large", s)
+	sc, err := clk.ParseSchema(s.Match.Schema)
+	if err != nil {
+		return specErr("match.schema", "%v", err)
 	}
-	if neg {
-		return -int64(v), nil
+	s.clk = sc
+	return nil
+}
+
+// CLKSchema returns the parsed CLK schema of a mode clk spec (nil in other
+// modes). The spec must be valid; the schema is shared and immutable.
+func (s *Spec) CLKSchema() *clk.Schema {
+	if s.Match.Mode == ModeCLK && s.clk == nil {
+		_ = s.validateCLK()
 	}
-	return int64(v), nil
+	return s.clk
+}
+
+// GroupKeyed reports whether the parties agree on a group key that the
+// coordinator never sees (modes keyed and clk).
+func (s *Spec) GroupKeyed() bool { return s.Match.Mode == ModeKeyed || s.Match.Mode == ModeCLK }
+
+// MatchKeys returns the spec's match keys, parsed: one key of the match
+// fields for the one-key shorthand; nil in mode clk. The spec must be
+// valid; the result is shared and must not be modified.
+func (s *Spec) MatchKeys() [][]ident.KeyField {
+	if s.Match.Mode == ModeCLK {
+		return nil
+	}
+	if s.keys == nil {
+		if err := s.validateKeys(); err != nil {
+			return nil
+		}
+	}
+	return s.keys
+}
+
+// MatchFieldNames returns the logical fields used by any match key, each
+// once, in order of first use; in mode clk, the schema's features that are
+// not ignored.
+func (s *Spec) MatchFieldNames() []string {
+	var out []string
+	if sc := s.CLKSchema(); sc != nil {
+		for _, f := range sc.Features {
+			if !f.Ignored {
+				out = append(out, f.Identifier)
+			}
+		}
+		return out
+	}
+	for _, key := range s.MatchKeys() {
+		for _, kf := range key {
+			if !slices.Contains(out, kf.Field) {
+				out = append(out, kf.Field)
+			}
+		}
+	}
+	return out
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mpsi-dev/mpsi/psi/ident"
 	"github.com/mpsi-dev/mpsi/psi/session"
 )
 
@@ -104,6 +105,10 @@ func TestSpecErrors(t *testing.T) {
 		{"min > max", edit(agg(1, "min", 20000)), "min 20000 is greater than max 10000"},
 		{"sum without bounds", edit(agg(1, "max", nil)), "min and max are required"},
 		{"too many decimals", edit(agg(1, "max", 10.5)), "aggregates[1] (visits).max: 10.5 has more than 0 decimal places"},
+		{"unknown rounding", edit(agg(1, "rounding", "x")), `aggregates[1] (visits).rounding: unknown rounding "x" (want half_even, half_up or truncate`},
+		{"rounding in capitals", edit(agg(1, "rounding", "HALF_EVEN")), `aggregates[1] (visits).rounding: unknown rounding "HALF_EVEN"`},
+		{"rounding on count_if", edit(agg(4, "rounding", "half_even")), `aggregates[4] (diabetes).rounding: applies only to sum, mean, variance and histogram (kind is count_if)`},
+		{"rounding on count", edit(agg(0, "rounding", "truncate")), `aggregates[0] (shared).rounding: applies only to`},
 		{"unknown kind", edit(agg(0, "kind", "median")), `aggregates[0] (shared).kind: "median" is not one of`},
 		{"sum on a name", edit(agg(1, "field", "given_name")), "needs a number field"},
 		{"unknown field", edit(agg(1, "field", "weight")), `aggregates[1] (visits).field: "weight" is not a declared field`},
@@ -113,6 +118,28 @@ func TestSpecErrors(t *testing.T) {
 		{"match on number", edit(func(m map[string]any) { m["match"] = map[string]any{"fields": []string{"visits"}} }), `match.fields[0]: "visits" has type number`},
 		{"match undeclared", edit(func(m map[string]any) { m["match"] = map[string]any{"fields": []string{"ssn"}} }), `match.fields[0]: "ssn" is not a declared field`},
 		{"bad mode", edit(func(m map[string]any) { m["match"].(map[string]any)["mode"] = "fast" }), `match.mode: "fast"`},
+		{"keys unknown transform", edit(func(m map[string]any) {
+			m["match"] = map[string]any{"keys": [][]string{{"family_name"}, {"birth_date"}, {"family_name|sounde", "birth_date"}}}
+		}), "match.keys[2][0]: unknown transform \"sounde\""},
+		{"keys transform on wrong type", edit(func(m map[string]any) { m["match"] = map[string]any{"keys": [][]string{{"birth_date|soundex"}}} }), "match.keys[0][0]: transform soundex applies to name fields; \"birth_date\" is date"},
+		{"keys undeclared", edit(func(m map[string]any) {
+			m["match"] = map[string]any{"keys": [][]string{{"family_name"}, {"ssn|last4"}}}
+		}), "match.keys[1][0]: \"ssn\" is not a declared field"},
+		{"keys number", edit(func(m map[string]any) { m["match"] = map[string]any{"keys": [][]string{{"visits"}}} }), "match.keys[0][0]: \"visits\" has type number"},
+		{"keys empty key", edit(func(m map[string]any) { m["match"] = map[string]any{"keys": [][]string{{"family_name"}, {}}} }), "match.keys[1]: an empty key"},
+		{"keys duplicate key", edit(func(m map[string]any) {
+			m["match"] = map[string]any{"keys": [][]string{{"family_name", "birth_date"}, {"family_name", "birth_date"}}}
+		}), "match.keys[1]: the same key as match.keys[0]"},
+		{"keys duplicate field", edit(func(m map[string]any) {
+			m["match"] = map[string]any{"keys": [][]string{{"family_name", "family_name"}}}
+		}), "match.keys[0][1]: duplicate match field"},
+		{"keys empty transform", edit(func(m map[string]any) { m["match"] = map[string]any{"keys": [][]string{{"family_name|"}}} }), "match.keys[0][0]: \"family_name|\" is not a field or field|transform"},
+		{"keys too many", edit(func(m map[string]any) {
+			m["match"] = map[string]any{"keys": [][]string{{"sex"}, {"given_name"}, {"family_name"}, {"birth_date"}, {"sex", "given_name"}, {"sex", "family_name"}, {"sex", "birth_date"}, {"given_name", "family_name"}, {"given_name", "birth_date"}}}
+		}), "match.keys: 9 keys, at most 8"},
+		{"fields and keys", edit(func(m map[string]any) {
+			m["match"] = map[string]any{"fields": []string{"sex"}, "keys": [][]string{{"sex"}}}
+		}), "match: give fields (one key) or keys, not both"},
 		{"bad group", edit(func(m map[string]any) { m["match"].(map[string]any)["group"] = "p256" }), `match.group: "p256" is not a dh group (ristretto255 or x25519)`},
 		{"group in keyed", edit(func(m map[string]any) {
 			m["match"].(map[string]any)["mode"] = "keyed"
@@ -365,4 +392,75 @@ func TestParseFixedMatchesReference(t *testing.T) {
 			require.Equal(t, want, got, "%q scale %d", s, scale)
 		}
 	}
+}
+
+func TestMatchKeys(t *testing.T) {
+	s, err := session.ParseSpec([]byte(`{"id":"k","parties":["a","b"],
+	"fields":{"ssn":"id","surname":"name","given":"name","dob":"date"},
+	"match":{"keys":[["ssn"],["surname|soundex","given|initial","dob|day_month_unordered"],["surname","dob|year"]]},
+	"reveal":["cardinality"]}`))
+	require.NoError(t, err)
+	keys := s.MatchKeys()
+	require.Len(t, keys, 3)
+	require.Equal(t, "surname|soundex", keys[1][0].String())
+	require.Equal(t, ident.TransformDayMonthUnordered, keys[1][2].Transform)
+	require.Equal(t, []string{"ssn", "surname", "given", "dob"}, s.MatchFieldNames())
+	require.Equal(t, session.ModeDH, s.Match.Mode)
+
+	// The one-key shorthand is one key of the fields, no transform.
+	one, err := session.ParseSpec([]byte(`{"id":"k","parties":["a","b"],"fields":{"ssn":"id"},"match":{"fields":["ssn"]},"reveal":["cardinality"]}`))
+	require.NoError(t, err)
+	require.Equal(t, [][]ident.KeyField{{{Field: "ssn"}}}, one.MatchKeys())
+	require.NotContains(t, string(one.Canonical()), `"keys"`, "a one-key spec's canonical form is unchanged")
+}
+
+// clkTestSchema is a minimal clkhash v3 schema with one feature.
+const clkTestSchema = `{"version":3,"clkConfig":{"l":1024,"kdf":{"type":"HKDF","hash":"SHA256","keySize":64}},
+"features":[{"identifier":"name","format":{"type":"string","encoding":"utf-8"},"hashing":{"hash":{"type":"doubleHash"},"strategy":{"bitsPerToken":20},"comparison":{"type":"ngram","n":2}}}]}`
+
+func TestCLKSpec(t *testing.T) {
+	spec := func(match string) string {
+		return `{"id":"c","parties":["a","b"],"fields":{"visits":"number"},"match":` + match + `,"reveal":["cardinality"]}`
+	}
+	s, err := session.ParseSpec([]byte(spec(`{"mode":"clk","schema":` + clkTestSchema + `,"threshold":0.8}`)))
+	require.NoError(t, err)
+	require.NotNil(t, s.CLKSchema())
+	require.Equal(t, []string{"name"}, s.MatchFieldNames())
+	require.True(t, s.GroupKeyed())
+	require.Nil(t, s.MatchKeys())
+	again, err := session.ParseSpec(s.Canonical())
+	require.NoError(t, err, "the canonical form parses")
+	require.Equal(t, string(s.Canonical()), string(again.Canonical()))
+
+	for _, tt := range []struct{ name, match, want string }{
+		{"no schema", `{"mode":"clk","threshold":0.8}`, "match.schema: mode clk needs a clkhash linkage schema"},
+		{"threshold 0", `{"mode":"clk","schema":` + clkTestSchema + `}`, "match.threshold: 0 must be in (0, 1]"},
+		{"threshold above 1", `{"mode":"clk","schema":` + clkTestSchema + `,"threshold":1.5}`, "match.threshold: 1.5"},
+		{"fields too", `{"mode":"clk","fields":["visits"],"schema":` + clkTestSchema + `,"threshold":0.8}`, "match: mode clk links on the schema's features"},
+		{"schema elsewhere", `{"mode":"dh","fields":["visits"],"schema":{}}`, "match: schema and threshold apply to mode clk only"},
+		{"file name in ParseSpec", `{"mode":"clk","schema":"schema.json","threshold":0.8}`, "match.schema: a file name is read only from a spec file"},
+		{"unknown feature option", `{"mode":"clk","threshold":0.8,"schema":` + strings.Replace(clkTestSchema, `"doubleHash"`, `"tripleHash"`, 1) + `}`, "match.schema: "},
+		{"group", `{"mode":"clk","group":"x25519","schema":` + clkTestSchema + `,"threshold":0.8}`, "match.group"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := session.ParseSpec([]byte(spec(tt.match)))
+			require.ErrorIs(t, err, session.ErrInvalidSpec)
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+}
+
+// LoadSpec reads match.schema given as a file name, relative to the spec.
+func TestLoadSpecInlinesCLKSchema(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "schema.json"), []byte(clkTestSchema), 0o600))
+	path := filepath.Join(dir, "spec.json")
+	require.NoError(t, os.WriteFile(path, []byte(`{"id":"c","parties":["a","b"],"match":{"mode":"clk","schema":"schema.json","threshold":0.9},"reveal":["cardinality"]}`), 0o600))
+	s, err := session.LoadSpec(path)
+	require.NoError(t, err)
+	require.Contains(t, string(s.Canonical()), `"identifier":"name"`)
+
+	require.NoError(t, os.WriteFile(path, []byte(`{"id":"c","parties":["a","b"],"match":{"mode":"clk","schema":"missing.json","threshold":0.9},"reveal":["cardinality"]}`), 0o600))
+	_, err = session.LoadSpec(path)
+	require.ErrorContains(t, err, "spec.json: session: invalid spec: match.schema: open")
 }

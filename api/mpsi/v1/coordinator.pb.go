@@ -405,9 +405,28 @@ func (x *GetResultResponse) GetSpecJson() []byte {
 // every length against its limit before allocating, and the receiver checks
 // the session and sender against the authenticated stream. See
 // doc/PROTOCOL.md for the messages and rounds.
+//
+// Frames are numbered for resumption (doc/PROTOCOL.md, "Reconnect"): each
+// side numbers the protocol messages it sends 1, 2, 3, … (seq) and
+// acknowledges in every frame it sends the highest seq it has received in
+// order (ack). A frame with seq 0 carries no message: a pure
+// acknowledgement (empty data), or the resume handshake (resume set).
 type Frame struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The protocol message; empty in a pure acknowledgement.
+	Data []byte `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	// The sender's number for this message, from 1, consecutive; 0 when data
+	// is empty or on a resume handshake. A receiver drops a seq it has seen
+	// (a resent duplicate) and refuses one past the next (a gap).
+	Seq uint64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	// The highest seq the sender has received from the other side in order;
+	// the other side may forget its copies up to it.
+	Ack uint64 `protobuf:"varint,3,opt,name=ack,proto3" json:"ack,omitempty"`
+	// Set on the first frame of a party's stream that resumes an earlier one
+	// (data: the party's Hello again, ack: the last seq it received), and on
+	// the coordinator's answer (ack: the last seq it received); each side
+	// then resends its frames after the other's ack.
+	Resume        bool `protobuf:"varint,4,opt,name=resume,proto3" json:"resume,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -449,6 +468,27 @@ func (x *Frame) GetData() []byte {
 	return nil
 }
 
+func (x *Frame) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *Frame) GetAck() uint64 {
+	if x != nil {
+		return x.Ack
+	}
+	return 0
+}
+
+func (x *Frame) GetResume() bool {
+	if x != nil {
+		return x.Resume
+	}
+	return false
+}
+
 var File_api_mpsi_v1_coordinator_proto protoreflect.FileDescriptor
 
 const file_api_mpsi_v1_coordinator_proto_rawDesc = "" +
@@ -470,9 +510,12 @@ const file_api_mpsi_v1_coordinator_proto_rawDesc = "" +
 	"\vresult_json\x18\x04 \x01(\fR\n" +
 	"resultJson\x12\x1c\n" +
 	"\tsignature\x18\x05 \x01(\fR\tsignature\x12\x1b\n" +
-	"\tspec_json\x18\x06 \x01(\fR\bspecJson\"\x1b\n" +
+	"\tspec_json\x18\x06 \x01(\fR\bspecJson\"W\n" +
 	"\x05Frame\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data*~\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x10\n" +
+	"\x03ack\x18\x03 \x01(\x04R\x03ack\x12\x16\n" +
+	"\x06resume\x18\x04 \x01(\bR\x06resume*~\n" +
 	"\x05Round\x12\x15\n" +
 	"\x11ROUND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ROUND_KEY_CONTRIBUTION\x10\x02\x12\x13\n" +
