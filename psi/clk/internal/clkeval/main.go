@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -277,6 +278,8 @@ func synthetic(args []string) error {
 	t := fs.Float64("threshold", 0.8, "Dice threshold")
 	seed := fs.Uint64("seed", 16, "PRG seed (deterministic synthetic data)")
 	exact := fs.Bool("exact", false, "also link without blocking and report what LSH missed (quadratic)")
+	prof := fs.String("cpuprofile", "", "write a CPU profile of the linking step")
+	bandBits := fs.Int("bandbits", 0, "LSH bits per band (0: the library's default)")
 	fs.Parse(args)
 	s, err := clk.LoadSchema(*schemaPath)
 	if err != nil {
@@ -327,8 +330,21 @@ func synthetic(args []string) error {
 	fmt.Printf("GOMAXPROCS=%d; encoded %d records on one goroutine in %v (CPU %v): %.1f µs/record (CPU %.1f µs)\n", runtime.GOMAXPROCS(0), total,
 		encTime.Round(time.Millisecond), encCPU.Round(time.Millisecond), float64(encTime.Microseconds())/float64(total), float64(encCPU.Microseconds())/float64(total))
 	var ms runtime.MemStats
+	if *prof != "" {
+		f, err := os.Create(*prof)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	t0, c0 := time.Now(), cpu()
-	res, err := clk.Link(context.Background(), sets, clk.LinkOptions{Threshold: *t, Blocking: clk.BlockingLSH})
+	res, err := clk.Link(context.Background(), sets, clk.LinkOptions{Threshold: *t, Blocking: clk.BlockingLSH, BandBits: *bandBits})
+	if *prof != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		return err
 	}
