@@ -145,6 +145,36 @@ ODD = {
     ],
 }
 
+# Numeric rounding edges: Python's round() is half-to-even and float()
+# rounding is IEEE; 2.5 at fractional_precision 0 rounds to a distance
+# interval of 2. Also %B/%y dates and exact comparison on an integer.
+NUMERIC = {
+    "version": 3,
+    "clkConfig": {"l": 2048, "kdf": kdf(hash="SHA512", salt="AAECAwQFBgcICQ==", keySize=48)},
+    "features": [
+        feat("w1", {"type": "string"}, {"type": "numeric", "thresholdDistance": 0.3, "resolution": 2,
+                                         "fractional_precision": 1}, {"bitsPerToken": 9}, BLAKE),
+        feat("w2", {"type": "string"}, {"type": "numeric", "thresholdDistance": 2.5, "resolution": 1},
+             {"bitsPerFeature": 31}, DOUBLE),
+        feat("n", {"type": "integer"}, {"type": "exact"}, {"bitsPerToken": 7}, BLAKE),
+        feat("d", {"type": "date", "format": "%B %d, %y"}, ngram(2), {"bitsPerToken": 5}, DOUBLE_NS),
+    ],
+}
+NUMERIC_RECORDS = [
+    ["0.25", "2.5", "007", "March 1, 01"],
+    ["0.35", "3.5", "-0", "september 30, 99"],
+    ["2.45", "-2.5", "+12", "FEBRUARY 29, 00"],
+    ["-0.05", "1e1", " 13 ", "july 4, 68"],
+    ["1e-1", "12345678901234567890", "12345678901234567890123", "July 4, 69"],
+    [" 7 ", "0.49999999999999994", "1_000", "May 9, 20"],
+    ["+3", ".5", "-42", "December 31, 12"],
+    ["", "", "", "January 1, 70"],
+    ["1.15", "7.", "0", "June 10, 45"],
+    ["-1.25", "-1.5", "5", "February 29, 01"],  # not a leap year: refused
+    ["nan", "1", "1", "June 10, 45"],  # refused
+    ["1", "1", "1.5", "June 10, 45"],  # not an integer: refused
+]
+
 NAMES = ["anna", "bob", "chloé", "dmitri", "eve", "fátima", "gōng", "hannah", "ivan", "józef", "", "kim", "ly",
          "o'neil", "mc donald", "ñandú", "zoë", "ß", "straße", "x"]
 
@@ -184,6 +214,7 @@ def main():
     cases.append({"name": "anonlink_abc_alice", "schema": abc,
                   "records": read_rows(os.path.join(data, "anonlink_abc", "dataset-alice.csv"), 40)})
     cases.append({"name": "kitchen_sink", "schema": KITCHEN, "records": KITCHEN_RECORDS})
+    cases.append({"name": "numeric_edges", "schema": NUMERIC, "records": NUMERIC_RECORDS})
     cases.append({"name": "singular_l7", "schema": SINGULAR,
                   "records": [[a, b] for a, b in zip(NAMES, reversed(NAMES))]})
     cases.append({"name": "xor_folded", "schema": FOLDED,
