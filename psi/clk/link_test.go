@@ -2,6 +2,7 @@ package clk
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -241,6 +242,13 @@ func TestLinkInputErrors(t *testing.T) {
 			t.Errorf("%s: got %v", name, err)
 		}
 	}
+	empty, _ := NewSet(64, nil)
+	for _, bl := range []Blocking{BlockingNone, BlockingLSH} {
+		res, err := Link(t.Context(), []*Set{a, empty, a}, LinkOptions{Threshold: 0.5, Blocking: bl})
+		if err != nil || len(res.Groups) != 0 {
+			t.Errorf("blocking %d with an empty party: %v, %v", bl, res, err)
+		}
+	}
 	if _, err := Solve([]int{1, 1}, []Candidate{{Sim: 1, A: Record{0, 0}, B: Record{1, 5}}}); !errors.Is(err, ErrLink) {
 		t.Errorf("out of range candidate: %v", err)
 	}
@@ -328,3 +336,20 @@ func FuzzDecodeSet(f *testing.F) {
 }
 
 func bitsOnes(x byte) int { return bits.OnesCount8(x) }
+
+func TestCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	rng := rand.New(rand.NewPCG(16, 4)) // seeded: deterministic test data
+	sets := toSets(t, randomParties(rng, 2, 10, 20, 1024, 50), 1024)
+	for _, bl := range []Blocking{BlockingNone, BlockingLSH} {
+		if _, err := Link(ctx, sets, LinkOptions{Threshold: 0.8, Blocking: bl}); !errors.Is(err, context.Canceled) {
+			t.Errorf("blocking %d: %v", bl, err)
+		}
+	}
+	s, _ := ParseSchema([]byte(minimalSchema))
+	enc, _ := NewEncoder(s, []byte("k"))
+	if _, err := enc.EncodeAll(ctx, [][]string{{"1", "a"}}, 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("EncodeAll: %v", err)
+	}
+}
