@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // This file reproduces the value normalisation of clkhash 0.18.3, which
@@ -251,15 +252,8 @@ func (l *dateLayout) format(value string) (string, error) {
 	return fmt.Sprintf("%04d%02d%02d", year, month, day), nil
 }
 
+// daysIn is the number of days of month (1..12) in year, proleptic
+// Gregorian, as Python's datetime checks it.
 func daysIn(year, month int) int {
-	switch month {
-	case 2:
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
+	return time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }
