@@ -417,6 +417,18 @@ func runParty(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// The hospital's own certificate: a warning two weeks before it
+	// expires; refused when not valid now (the handshake would fail with
+	// a less clear message).
+	var chain []*x509.Certificate
+	for _, der := range cert.Certificate {
+		if c, err := x509.ParseCertificate(der); err == nil {
+			chain = append(chain, c)
+		}
+	}
+	if err := coordinator.CheckCertificate(ctx, chain, time.Now(), false, log); err != nil {
+		return hintError{fmt.Errorf("%s: %w", filepath.Join(*certs, *name+".pem"), err), "renew this hospital's certificate (development: mpsi dev-certs)"}
+	}
 	var pol *party.Policy
 	if *policyPath != "" {
 		if pol, err = party.LoadPolicy(*policyPath); err != nil {

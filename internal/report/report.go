@@ -366,6 +366,9 @@ var page = template.Must(template.New("page").Funcs(template.FuncMap{
 // matchKeys writes the spec's match keys in order: "ssn; surname|soundex,
 // birth_date", or the one key's fields.
 func matchKeys(s *session.Spec) string {
+	if s.CLKSchema() != nil {
+		return fmt.Sprintf("CLK similarity ≥ %g over %s", s.Match.Threshold, strings.Join(s.MatchFieldNames(), ", "))
+	}
 	var keys []string
 	for _, key := range s.MatchKeys() {
 		var fs []string

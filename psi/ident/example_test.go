@@ -94,3 +94,21 @@ func ExampleNewSexCodes() {
 	// mujer → F
 	// Weiblich → F
 }
+
+// Transforms coarsen normal forms so that noisy identifiers still agree
+// in a match key written "field|transform".
+func ExampleTransform() {
+	kf, _ := ident.ParseKeyField("surname|soundex")
+	for _, name := range []string{"Smith", "Smyth", "Schmidt"} {
+		v, _ := ident.NormalizeName(name)
+		code, _ := kf.Transform.Append(nil, v)
+		fmt.Println(name, string(code))
+	}
+	swapped, _ := ident.TransformDayMonthUnordered.Append(nil, "1984-07-03")
+	fmt.Println(string(swapped))
+	// Output:
+	// Smith s530
+	// Smyth s530
+	// Schmidt s530
+	// 1984-03-07
+}

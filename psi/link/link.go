@@ -31,10 +31,12 @@
 //
 // # Cost
 //
-// Each pass sorts 16 bytes per token (N tokens over all lists) and keeps
-// 8 bytes per record for the two union-find forests and, for each group of
-// two or more records, its member list: about 24·N bytes plus the caller's
-// lists, in memory (no spilling).
+// Each pass sorts 16 bytes per token (N tokens over all lists, allocated
+// afresh per pass) and Group keeps 8 bytes per record for the two
+// union-find forests and, for each group of two or more records, its member
+// list, in memory (no spilling), beside the caller's lists. BenchmarkGroup
+// (3 parties × 1M records × 3 keys, 60% of records in groups, one core of
+// a loaded machine): 3.9 s, 0.43 µs and 49 bytes allocated per token.
 package link
 
 import (

@@ -3,7 +3,6 @@ package session
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/mpsi-dev/mpsi/psi/ident"
@@ -190,7 +189,7 @@ func (al *aggLayout) contribution(party int, get func(string) string, add []uint
 		return true, nil
 	case KindCountIf:
 		if al.contains != "" {
-			if slices.Contains(strings.Split(raw, CodeSeparator), al.contains) {
+			if hasCode(raw, al.contains) {
 				add[0] = 1
 			}
 		} else if raw == al.equals {
@@ -221,4 +220,15 @@ func (al *aggLayout) contribution(party int, get func(string) string, add []uint
 		add[k] = 1
 	}
 	return true, nil
+}
+
+// hasCode reports whether code is one of the CodeSeparator-separated codes
+// of list, without allocating.
+func hasCode(list, code string) bool {
+	for c := range strings.SplitSeq(list, CodeSeparator) {
+		if c == code {
+			return true
+		}
+	}
+	return false
 }
