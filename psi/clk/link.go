@@ -8,8 +8,11 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sort"
+	"sync"
+	"sync/atomic"
 )
 
 // Record is one CLK: the party's index (0-based, in the order the sets are
@@ -71,6 +74,9 @@ type LinkOptions struct {
 	// Seed chooses the sampled positions. It is a public parameter (the
 	// positions are no secret); a fixed seed makes linking deterministic.
 	Seed uint64
+	// Workers is the number of goroutines searching candidates (0:
+	// GOMAXPROCS). The result does not depend on it.
+	Workers int
 }
 
 // LinkStats describes the work [Link] did.
@@ -160,10 +166,10 @@ func FindCandidates(ctx context.Context, parties []*Set, opt LinkOptions) ([]Can
 	var err error
 	st.EstimatedRecall = 1
 	if lsh == nil {
-		out, err = exhaustive(ctx, parties, opt.Threshold, &st)
+		out, err = exhaustive(ctx, parties, opt.Threshold, workers(opt.Workers), &st)
 	} else {
 		st.Bands, st.BandBits, st.EstimatedRecall = len(lsh.positions), lsh.bandBits, lsh.recall
-		out, err = lsh.run(ctx, parties, opt.Threshold, &st)
+		out, err = lsh.run(ctx, parties, opt.Threshold, workers(opt.Workers), &st)
 	}
 	if err != nil {
 		return nil, st, err
@@ -195,70 +201,148 @@ func mayReach(pa, pb uint32, t float64) bool {
 	return float64(2*min(pa, pb))/float64(pa+pb) >= t
 }
 
-// exhaustive compares, for every pair of parties, each record with the
-// other party's records in the popcount window that can reach t. The other
-// party's CLKs are copied in popcount order so that the window is one
-// contiguous run of memory.
-func exhaustive(ctx context.Context, parties []*Set, t float64, st *LinkStats) ([]Candidate, error) {
+func workers(n int) int {
+	if n <= 0 {
+		return runtime.GOMAXPROCS(0)
+	}
+	return n
+}
+
+// parallel runs task(w, i) for i in [0, n) on up to nw goroutines, w being
+// the goroutine's index (for its own buffers). It stops at the first error
+// or when ctx is done.
+func parallel(ctx context.Context, nw, n int, task func(w, i int) error) error {
+	nw = max(1, min(nw, n))
+	var next atomic.Int64
+	errs := make([]error, nw)
+	var wg sync.WaitGroup
+	for w := range nw {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := ctx.Err(); err != nil {
+					errs[w] = err
+					return
+				}
+				if err := task(w, i); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// scanState is one goroutine's output and scratch.
+type scanState struct {
+	out         []Candidate
+	hits        []int32
+	comparisons int64
+	keys        [][]uint64
+	seen        map[[4]int32]struct{}
+}
+
+func gather(states []scanState, st *LinkStats) []Candidate {
 	var out []Candidate
-	var hits []int32
+	for i := range states {
+		out = append(out, states[i].out...)
+		st.Comparisons += states[i].comparisons
+	}
+	return out
+}
+
+// sortedParty is a party's CLKs copied in popcount order, so that the
+// records in a popcount window are one contiguous run of memory.
+type sortedParty struct {
+	order []int32
+	pops  []uint32
+	data  []uint64
+}
+
+func sortByPopcount(b *Set) sortedParty {
+	order := make([]int32, b.Len())
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortStableFunc(order, func(x, y int32) int { return cmp.Compare(b.pop[x], b.pop[y]) })
+	w := b.words
+	sp := sortedParty{order: order, pops: make([]uint32, len(order)), data: make([]uint64, len(order)*w)}
+	for k, j := range order {
+		sp.pops[k] = b.pop[j]
+		copy(sp.data[k*w:(k+1)*w], b.clk(int(j)))
+	}
+	return sp
+}
+
+// exhaustive compares, for every pair of parties, each record with the
+// other party's records in the popcount window that can reach t.
+func exhaustive(ctx context.Context, parties []*Set, t float64, nw int, st *LinkStats) ([]Candidate, error) {
+	sorted := make([]sortedParty, len(parties))
 	for pb := 1; pb < len(parties); pb++ {
-		b := parties[pb]
-		order := make([]int32, b.Len())
-		for i := range order {
-			order[i] = int32(i)
-		}
-		slices.SortStableFunc(order, func(x, y int32) int { return cmp.Compare(b.pop[x], b.pop[y]) })
-		w := b.words
-		pops := make([]uint32, len(order))
-		data := make([]uint64, len(order)*w)
-		for k, j := range order {
-			pops[k] = b.pop[j]
-			copy(data[k*w:(k+1)*w], b.clk(int(j)))
-		}
+		sorted[pb] = sortByPopcount(parties[pb])
+	}
+	type chunk struct{ pa, pb, lo, hi int }
+	const chunkLen = 512
+	var chunks []chunk
+	for pb := 1; pb < len(parties); pb++ {
 		for pa := 0; pa < pb; pa++ {
-			a := parties[pa]
-			for i := 0; i < a.Len(); i++ {
-				if i%1024 == 0 {
-					if err := ctx.Err(); err != nil {
-						return nil, err
-					}
-				}
-				p := a.pop[i]
-				if p == 0 {
-					continue
-				}
-				// The window of popcounts that can reach t, found with the
-				// exact filter from an estimate.
-				lo := sort.Search(len(pops), func(k int) bool { return pops[k] >= p || mayReach(p, pops[k], t) })
-				hi := sort.Search(len(pops), func(k int) bool { return pops[k] > p && !mayReach(p, pops[k], t) })
-				ci := a.clk(i)
-				st.Comparisons += int64(hi - lo)
-				// A pair can reach t only if 2c >= t(p+q); the scan tests
-				// that with a margin, then the exact float64 coefficient
-				// anonlink computes decides.
-				tm := t * (1 - 1e-9)
-				if w == 16 {
-					hits = scan16((*[16]uint64)(ci), data, pops, lo, hi, p, tm, hits[:0])
-				} else {
-					hits = hits[:0]
-					for k := lo; k < hi; k++ {
-						if float64(2*andCount(ci, data[k*w:(k+1)*w])) >= tm*float64(p+pops[k]) {
-							hits = append(hits, int32(k))
-						}
-					}
-				}
-				for _, k := range hits {
-					q := pops[k]
-					c := andCount(ci, data[int(k)*w:(int(k)+1)*w])
-					if sim := float64(2*c) / float64(p+q); sim >= t {
-						out = append(out, Candidate{Sim: sim, A: Record{pa, i}, B: Record{pb, int(order[k])}})
-					}
-				}
+			for lo := 0; lo < parties[pa].Len(); lo += chunkLen {
+				chunks = append(chunks, chunk{pa, pb, lo, min(lo+chunkLen, parties[pa].Len())})
 			}
 		}
 	}
-	return out, nil
+	states := make([]scanState, nw)
+	err := parallel(ctx, nw, len(chunks), func(wi, ci int) error {
+		c, ws := chunks[ci], &states[wi]
+		a, b := parties[c.pa], &sorted[c.pb]
+		w := a.words
+		pops, data := b.pops, b.data
+		for i := c.lo; i < c.hi; i++ {
+			p := a.pop[i]
+			if p == 0 {
+				continue
+			}
+			// The window of popcounts that can reach t, found with the
+			// exact filter.
+			lo := sort.Search(len(pops), func(k int) bool { return pops[k] >= p || mayReach(p, pops[k], t) })
+			hi := sort.Search(len(pops), func(k int) bool { return pops[k] > p && !mayReach(p, pops[k], t) })
+			ci := a.clk(i)
+			ws.comparisons += int64(hi - lo)
+			// A pair can reach t only if 2c >= t(p+q); the scan tests
+			// that with a margin, then the exact float64 coefficient
+			// anonlink computes decides.
+			tm := t * (1 - 1e-9)
+			if w == 16 {
+				ws.hits = scan16((*[16]uint64)(ci), data, pops, lo, hi, p, tm, ws.hits[:0])
+			} else {
+				ws.hits = ws.hits[:0]
+				for k := lo; k < hi; k++ {
+					if float64(2*andCount(ci, data[k*w:(k+1)*w])) >= tm*float64(p+pops[k]) {
+						ws.hits = append(ws.hits, int32(k))
+					}
+				}
+			}
+			for _, k := range ws.hits {
+				q := pops[k]
+				cnt := andCount(ci, data[int(k)*w:(int(k)+1)*w])
+				if sim := float64(2*cnt) / float64(p+q); sim >= t {
+					ws.out = append(ws.out, Candidate{Sim: sim, A: Record{c.pa, i}, B: Record{c.pb, int(b.order[k])}})
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return gather(states, st), nil
 }
 
 // scan16 is the exhaustive inner loop for 1024-bit CLKs: the CLK a against
@@ -390,24 +474,26 @@ func seedBytes(s uint64) [32]byte {
 
 // run samples each band's positions from every CLK into a key, sorts each
 // party's (key, position) pairs packed in one uint64, and compares the
-// records of two parties that share a key. A pair that collides in several
-// bands is compared each time but reported once.
-func (pl *lshPlan) run(ctx context.Context, parties []*Set, t float64, st *LinkStats) ([]Candidate, error) {
-	var out []Candidate
+// records of two parties that share a key. Bands run in parallel; a pair
+// that collides in several bands is compared each time but reported once
+// per goroutine (FindCandidates removes the rest).
+func (pl *lshPlan) run(ctx context.Context, parties []*Set, t float64, nw int, st *LinkStats) ([]Candidate, error) {
 	n := 0
 	for _, p := range parties {
 		n = max(n, p.Len())
 	}
 	idxBits := uint(bits.Len(uint(max(n-1, 1))))
 	mask := uint64(1)<<idxBits - 1
-	seen := map[[4]int32]struct{}{}
-	keys := make([][]uint64, len(parties))
-	for _, pos := range pl.positions {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	states := make([]scanState, nw)
+	err := parallel(ctx, nw, len(pl.positions), func(wi, band int) error {
+		ws := &states[wi]
+		if ws.keys == nil {
+			ws.keys = make([][]uint64, len(parties))
+			ws.seen = map[[4]int32]struct{}{}
 		}
+		pos := pl.positions[band]
 		for p, s := range parties {
-			ks := keys[p][:0]
+			ks := ws.keys[p][:0]
 			for i := 0; i < s.Len(); i++ {
 				c := s.clk(i)
 				var k uint64
@@ -417,11 +503,11 @@ func (pl *lshPlan) run(ctx context.Context, parties []*Set, t float64, st *LinkS
 				ks = append(ks, k<<idxBits|uint64(i))
 			}
 			slices.Sort(ks)
-			keys[p] = ks
+			ws.keys[p] = ks
 		}
 		for pa := range parties {
 			for pb := pa + 1; pb < len(parties); pb++ {
-				ka, kb := keys[pa], keys[pb]
+				ka, kb := ws.keys[pa], ws.keys[pb]
 				a, b := parties[pa], parties[pb]
 				i, j := 0, 0
 				for i < len(ka) && j < len(kb) {
@@ -450,25 +536,29 @@ func (pl *lshPlan) run(ctx context.Context, parties []*Set, t float64, st *LinkS
 							if !mayReach(pu, pv, t) {
 								continue
 							}
-							st.Comparisons++
+							ws.comparisons++
 							sim := float64(2*andCount(cu, b.clk(iv))) / float64(pu+pv)
 							if sim < t {
 								continue
 							}
 							id := [4]int32{int32(pa), int32(pb), int32(iu), int32(iv)}
-							if _, dup := seen[id]; dup {
+							if _, dup := ws.seen[id]; dup {
 								continue
 							}
-							seen[id] = struct{}{}
-							out = append(out, Candidate{Sim: sim, A: Record{pa, iu}, B: Record{pb, iv}})
+							ws.seen[id] = struct{}{}
+							ws.out = append(ws.out, Candidate{Sim: sim, A: Record{pa, iu}, B: Record{pb, iv}})
 						}
 					}
 					i, j = ie, je
 				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return gather(states, st), nil
 }
 
 // Solve groups candidates (in the order [FindCandidates] returns them) by

@@ -174,7 +174,7 @@ func TestLinkAgainstOracle(t *testing.T) {
 		t0 := []float64{0.6, 0.75, 0.9}[trial%3]
 		parties := randomParties(rng, n, 4+rng.IntN(8), 3+rng.IntN(10), L, L/8)
 		want := oracleLink(parties, t0)
-		res, err := Link(t.Context(), toSets(t, parties, L), LinkOptions{Threshold: t0, Blocking: BlockingNone})
+		res, err := Link(t.Context(), toSets(t, parties, L), LinkOptions{Threshold: t0, Blocking: BlockingNone, Workers: 1 + trial%3})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -207,6 +207,14 @@ func TestLSHFindsSubsetWithHighRecall(t *testing.T) {
 	got, st, err := FindCandidates(t.Context(), sets, opt)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The number of goroutines changes nothing.
+	for _, w := range []int{1, 3} {
+		opt.Workers = w
+		again, st2, err := FindCandidates(t.Context(), sets, opt)
+		if err != nil || !slices.Equal(again, got) || st2 != st {
+			t.Fatalf("Workers %d: %d candidates, stats %+v; want %d, %+v (%v)", w, len(again), st2, len(got), st, err)
+		}
 	}
 	index := map[[2]Record]float64{}
 	for _, c := range all {
