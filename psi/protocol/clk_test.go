@@ -120,12 +120,12 @@ func clkSpec(t *testing.T, n int, aggregation string) *session.Spec {
 // A mode clk session links records despite typos (every person in all
 // parties is one complete group and no other group is complete: a typo
 // keeps a CLK far above the threshold, two people's CLKs fall far below)
-// and aggregates over the groups, with masked and oblivious aggregation.
+// and aggregates over the groups, in every aggregation mode.
 func TestCLKSessionLinksNoisyRecords(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
 	parties, shared, sum := clkParties(r, 3, 60)
 	require.Positive(t, shared)
-	for _, agg := range []string{session.AggregationMasked, session.AggregationOblivious} {
+	for _, agg := range []string{session.AggregationMasked, session.AggregationOblivious, session.AggregationEncrypted} {
 		t.Run(agg, func(t *testing.T) {
 			spec := clkSpec(t, 3, agg)
 			in := make([]LocalInput, 3)
