@@ -354,6 +354,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 	// mode clk, the column of each of the schema's features instead.
 	var match []colSpec
 	var clkCols []int
+	var clkTyped []*colSpec // per feature: normalise first when the spec types it
 	var clkCheck *clk.Encoder
 	if sc := spec.CLKSchema(); sc != nil {
 		if _, ok := src.(ColumnChecker); ok {
@@ -361,14 +362,20 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		}
 		for _, f := range sc.Features {
 			col := -1
+			var typed *colSpec
 			if !f.Ignored {
 				c, err := resolve(f.Identifier, true)
 				if err != nil {
 					return nil, err
 				}
 				col = c.col
+				if t, ok := spec.FieldType(f.Identifier); ok && t.Matchable() {
+					c.typ = t
+					typed = &c
+				}
 			}
 			clkCols = append(clkCols, col)
+			clkTyped = append(clkTyped, typed)
 		}
 		// Values are checked as they load, with an encoder under a
 		// throwaway secret (the session's CLK secret exists only once
@@ -564,19 +571,42 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 				continue
 			}
 			if clkCols != nil {
-				// Mode clk: the features' values as read, for the encoder.
+				// Mode clk: the features' values for the encoder: as read,
+				// or the normal form when the spec declares the feature as
+				// a typed field (so hospitals' spellings and date layouts
+				// agree before encoding; an empty one is "").
 				key = key[:0]
 				clkRow = clkRow[:0]
 				empty := true
-				for _, col := range clkCols {
+				for fi, col := range clkCols {
 					v := ""
 					if col >= 0 {
 						v = row[col]
+					}
+					if c := clkTyped[fi]; c != nil {
+						nv, err := c.appendNormalized(val[:0], strings.TrimSpace(v))
+						switch {
+						case strings.TrimSpace(v) == "" || errors.Is(err, ident.ErrEmpty):
+							v = ""
+						case err != nil:
+							if e := fail(pos, c.field, err); e != nil {
+								return e
+							}
+							bad = true
+						default:
+							val, v = nv, string(nv)
+						}
+						if bad {
+							break
+						}
 					}
 					empty = empty && (col < 0 || strings.TrimSpace(v) == "")
 					key = binary.AppendUvarint(key, uint64(len(v)))
 					key = append(key, v...)
 					clkRow = append(clkRow, v)
+				}
+				if bad {
+					continue
 				}
 				if empty {
 					rep.EmptyIdentifier++

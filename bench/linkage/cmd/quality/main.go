@@ -5,10 +5,12 @@
 //
 //	go run ./bench/linkage/cmd/quality -parties 3,5 -records 10000,100000
 //	go run ./bench/linkage/cmd/quality -anonlink ../shared/data/linkage/anonlink_5party
+//	go run ./bench/linkage/cmd/quality -parties 3 -records 10000 -sets recommended -clk 0.7,0.8
 //	go run ./bench/linkage/cmd/quality -synthea ../shared/data/synthea/sample_1k_apr2020/patients.csv -parties 4 -records 430
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -50,6 +52,7 @@ func run() error {
 	keysJSON := flag.String("keys", "", `an extra key list as JSON, e.g. [["ssn"],["family_name","given_name","birth_date"]]`)
 	anonlink := flag.String("anonlink", "", "directory of the anonlink five-party set (only it is evaluated when set)")
 	synthea := flag.String("synthea", "", "a Synthea patients.csv whose people the cohorts take as identities, instead of drawing them")
+	clkThresholds := flag.String("clk", "", "comma-separated Dice thresholds: also link each cohort in mode clk (linkage.CohortCLKSchema) at each")
 	flag.Parse()
 
 	pick := func(all []linkage.KeySet) ([]linkage.KeySet, error) {
@@ -156,6 +159,20 @@ func run() error {
 					return err
 				}
 				row(data, n, m, s, q)
+			}
+			if *clkThresholds == "" {
+				continue
+			}
+			for _, f := range strings.Split(*clkThresholds, ",") {
+				th, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+				if err != nil {
+					return fmt.Errorf("-clk: %w", err)
+				}
+				q, err := linkage.EvaluateCohortCLK(context.Background(), dir, []byte(linkage.CohortCLKSchema), th)
+				if err != nil {
+					return err
+				}
+				row(data, n, m, linkage.KeySet{Name: fmt.Sprintf("clk ≥ %.2f", th)}, q)
 			}
 		}
 	}
