@@ -140,31 +140,31 @@ func (l *Layout) Contribute(party int, get func(field string) string, dst []uint
 	if len(dst) != l.n {
 		return fmt.Errorf("session: Contribute: vector length %d, want %d", len(dst), l.n)
 	}
-	// Check every aggregate first, then add, so that an error leaves dst
-	// unchanged.
-	for pass := 0; pass < 2; pass++ {
-		for i := range l.aggs {
-			al := &l.aggs[i]
-			if !al.from[party] {
-				continue
-			}
-			var buf [8]uint64
-			add := buf[:0]
-			if al.slots > len(buf) {
-				add = make([]uint64, 0, al.slots)
-			}
-			add = add[:al.slots]
-			ok, err := al.contribution(party, get, add)
-			if err != nil {
-				return &ValueError{Aggregate: al.a.Name, Field: al.a.Field, Err: err}
-			}
-			if !ok || pass == 0 {
-				continue
-			}
-			for j, v := range add {
-				dst[al.off+j] += v
-			}
+	// Compute every aggregate's contribution once into a scratch vector,
+	// then add it, so that an error leaves dst unchanged.
+	var stack [64]uint64
+	tmp := stack[:0]
+	if l.n > len(stack) {
+		tmp = make([]uint64, l.n)
+	} else {
+		tmp = stack[:l.n]
+	}
+	for i := range l.aggs {
+		al := &l.aggs[i]
+		if !al.from[party] {
+			continue
 		}
+		add := tmp[al.off : al.off+al.slots]
+		ok, err := al.contribution(party, get, add)
+		if err != nil {
+			return &ValueError{Aggregate: al.a.Name, Field: al.a.Field, Err: err}
+		}
+		if !ok {
+			clear(add)
+		}
+	}
+	for j, v := range tmp {
+		dst[j] += v
 	}
 	return nil
 }
