@@ -456,6 +456,20 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		}
 	}
 
+	// The columns read: only they must be valid UTF-8 (an export's free
+	// text in another encoding, in a column no field maps, costs no row).
+	var used []int
+	for _, c := range append(append(slices.Clone(match), attrs...), idCol) {
+		if c.col >= 0 && !slices.Contains(used, c.col) {
+			used = append(used, c.col)
+		}
+	}
+	for _, col := range clkCols {
+		if col >= 0 && !slices.Contains(used, col) {
+			used = append(used, col)
+		}
+	}
+	slices.Sort(used)
 	recs := &Records{nkeys: len(keySpecs), clk: clkCols != nil}
 	for _, a := range attrs {
 		recs.fields = append(recs.fields, a.field)
@@ -558,8 +572,8 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 				return fmt.Errorf("%w: %s: %d columns, want %d", ErrRecords, pos, len(row), len(header))
 			}
 			bad := false
-			for i, c := range row {
-				if !utf8.ValidString(c) {
+			for _, i := range used {
+				if c := row[i]; !utf8.ValidString(c) {
 					if e := fail(pos, "", valueFree(fmt.Sprintf("column %d (%s) is not valid UTF-8", i+1, header[i]))); e != nil {
 						return e
 					}

@@ -115,6 +115,14 @@ func refReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOpti
 		return nil, fmt.Errorf("%w: no column %q for record_id in the header", ErrRecords, opt.Mapping[RecordIDField].Column)
 	}
 
+	// The columns read: only they must be valid UTF-8.
+	var used []int
+	for _, c := range append(append(slices.Clone(match), attrs...), idCol) {
+		if c.col >= 0 && !slices.Contains(used, c.col) {
+			used = append(used, c.col)
+		}
+	}
+	slices.Sort(used)
 	recs := &refRecords{}
 	for _, a := range attrs {
 		recs.fields = append(recs.fields, a.field)
@@ -162,8 +170,8 @@ func refReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOpti
 			return nil, fmt.Errorf("%w: more than max_set_size = %d rows", ErrRecords, spec.MaxSetSize)
 		}
 		bad := false
-		for i, c := range row {
-			if !utf8.ValidString(c) {
+		for _, i := range used {
+			if !utf8.ValidString(row[i]) {
 				if e := fail(line, "", valueFree(fmt.Sprintf("column %d (%s) is not valid UTF-8", i+1, header[i]))); e != nil {
 					return nil, fmt.Errorf("%w: %w", ErrRecords, e)
 				}

@@ -289,3 +289,14 @@ func TestRowErrorSummaryHoldsNoValue(t *testing.T) {
 	}
 	require.Contains(t, recs.Report.Errors[0].Error(), "1815-13-41", "Error itself may quote a date, to fix the export")
 }
+
+// Only the columns read must be valid UTF-8: a free-text column in another
+// encoding, which no field maps, costs no row.
+func TestReadCSVUnusedColumnNotUTF8(t *testing.T) {
+	in := "given,dob,sex,nid,visits,dx,notes\nAda,1815-12-10,F,1,3,,caf\xe9\nBob,1815-12-11,M,2,4,,ok\n"
+	recs, err := party.ReadCSV(strings.NewReader(in), recSpecT(t), "a", party.LoadOptions{})
+	require.NoError(t, err)
+	require.Equal(t, 2, recs.Len())
+	_, err = party.ReadCSV(strings.NewReader(strings.Replace(in, "Bob", "B\xffb", 1)), recSpecT(t), "a", party.LoadOptions{})
+	require.ErrorContains(t, err, "line 3: column 1 (given) is not valid UTF-8")
+}
