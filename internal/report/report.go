@@ -192,6 +192,23 @@ func build(resultJSON []byte, opt Options) (*view, error) {
 			[2]string{"Aggregation", agg},
 			[2]string{"min_cell", fmt.Sprintf("%d (released counts c with 0 < c < %d are suppressed)", s.MinCell, s.MinCell)})
 	}
+	if lk := r.Linkage; lk != nil {
+		keys := "suppressed (a count below min_cell)"
+		if !lk.Suppressed {
+			var cs []string
+			for k, c := range lk.Keys {
+				if c != nil {
+					cs = append(cs, fmt.Sprintf("key %d: %d", k+1, *c))
+				}
+			}
+			keys = strings.Join(cs, ", ")
+		}
+		amb := "suppressed"
+		if lk.Ambiguous != nil {
+			amb = fmt.Sprint(*lk.Ambiguous)
+		}
+		v.Rows = append(v.Rows, [2]string{"Groups completed per match key", keys}, [2]string{"Ambiguous links refused", amb})
+	}
 	if len(r.LeftOut) > 0 {
 		v.Rows = append(v.Rows, [2]string{"Left out of the aggregates", strings.Join(r.LeftOut, ", ")})
 	}

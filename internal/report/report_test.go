@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -281,4 +282,20 @@ func FuzzRender(f *testing.F) {
 			t.Fatal("script in page")
 		}
 	})
+}
+
+// A Result of a session with several match keys shows the groups each key
+// completed and the refused links.
+func TestRenderShowsLinkage(t *testing.T) {
+	b, err := os.ReadFile("testdata/small.json")
+	require.NoError(t, err)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(b, &m))
+	m["linkage"] = map[string]any{"keys": []int{40, 7}, "ambiguous": 3}
+	b, err = json.Marshal(m)
+	require.NoError(t, err)
+	var page bytes.Buffer
+	require.NoError(t, report.Render(&page, b, report.Options{}))
+	require.Contains(t, page.String(), "key 1: 40, key 2: 7")
+	require.Contains(t, page.String(), "Ambiguous links refused")
 }
