@@ -1,10 +1,13 @@
 package party
 
 import (
+	"bytes"
+	"cmp"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"maps"
 	"os"
@@ -782,33 +785,56 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 // markAmbiguous finds, for each key, the values that two or more records
 // share (records that agree on every key were merged while loading), marks
 // those records ambiguous for that key and counts them, with the records
-// missing each key, in the Report.
+// missing each key, in the Report. It sorts (hash, record) pairs, 16 bytes
+// a record, rather than building a map of the values.
 func (r *Records) markAmbiguous() {
 	n, keys := r.Len(), r.nkeys
 	r.Report.MissingKey = make([]int, keys)
 	r.Report.AmbiguousKey = make([]int, keys)
 	r.ambiguous = make([][]uint64, keys)
+	type hashed struct {
+		h uint64
+		i uint32
+	}
+	seed := maphash.MakeSeed()
+	hs := make([]hashed, 0, n)
 	for k := range keys {
 		r.ambiguous[k] = make([]uint64, (n+63)/64)
-		first := make(map[string]int, n) // value -> first record, -1 once repeated
+		hs = hs[:0]
 		for i := range n {
 			v := keyPart(r.keys.item(i), k)
 			if v == nil {
 				r.Report.MissingKey[k]++
 				continue
 			}
-			if j, seen := first[string(v)]; !seen {
-				first[string(v)] = i
-			} else if j >= 0 {
-				first[string(v)] = -1
-			}
+			hs = append(hs, hashed{maphash.Bytes(seed, v), uint32(i)})
 		}
-		for i := range n {
-			v := keyPart(r.keys.item(i), k)
-			if v != nil && first[string(v)] < 0 {
+		slices.SortFunc(hs, func(a, b hashed) int { return cmp.Compare(a.h, b.h) })
+		mark := func(i uint32) {
+			if r.ambiguous[k][i/64]&(1<<(i%64)) == 0 {
 				r.ambiguous[k][i/64] |= 1 << (i % 64)
 				r.Report.AmbiguousKey[k]++
 			}
+		}
+		for a := 0; a < len(hs); {
+			b := a + 1
+			for b < len(hs) && hs[b].h == hs[a].h {
+				b++
+			}
+			// Equal hashes: sort the run by value and compare neighbours
+			// (a collision is not a shared value; a coarse key may give
+			// long runs, so never all pairs).
+			if run := hs[a:b]; len(run) > 1 {
+				val := func(h hashed) []byte { return keyPart(r.keys.item(int(h.i)), k) }
+				slices.SortFunc(run, func(x, y hashed) int { return bytes.Compare(val(x), val(y)) })
+				for x := 1; x < len(run); x++ {
+					if bytes.Equal(val(run[x-1]), val(run[x])) {
+						mark(run[x-1].i)
+						mark(run[x].i)
+					}
+				}
+			}
+			a = b
 		}
 	}
 }
