@@ -644,7 +644,8 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 				// Normalise each match field once; an empty one leaves the
 				// keys that use it without a value.
 				clear(present)
-				for f, c := range match {
+				for f := range match {
+					c := &match[f] // not a copy: a colSpec holds a date layout
 					raw := strings.TrimSpace(row[c.col])
 					if raw == "" {
 						if !multi {
@@ -716,7 +717,8 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 				}
 			}
 			clear(vals)
-			for i, c := range attrs {
+			for i := range attrs {
+				c := &attrs[i]
 				v, err := normalizeAttr(c, row[c.col], &val)
 				if err != nil {
 					if e := fail(pos, c.field, err); e != nil {
@@ -871,7 +873,7 @@ func (b *keyBatchRows) reset() {
 
 // normalizeAttr normalises an attribute value; buf is scratch space kept
 // between calls.
-func normalizeAttr(c colSpec, raw string, buf *[]byte) (string, error) {
+func normalizeAttr(c *colSpec, raw string, buf *[]byte) (string, error) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
 		return "", nil

@@ -141,6 +141,13 @@ func (c *SexCodes) Normalize(s string) (string, error) {
 	if s == "" {
 		return "", ErrEmpty
 	}
+	if len(s) == 1 && s[0] < 0x80 && (c == nil || len(c.codes) == 0) {
+		// One ASCII character, no hospital codes: the table's entry (the
+		// common case, "M" or "F", without the general path's lookups).
+		if v := sexByte[lowerASCII(s[0])]; v != "" {
+			return v, nil
+		}
+	}
 	if !utf8.ValidString(s) {
 		return "", ErrInvalidUTF8
 	}
@@ -234,4 +241,22 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// sexByte is sexTable's entry for each one-character ASCII code ("" when
+// there is none), for Normalize's fast path; built from sexTable.
+var sexByte = func() (t [128]string) {
+	for k, v := range sexTable {
+		if len(k) == 1 && k[0] < 0x80 {
+			t[k[0]] = v
+		}
+	}
+	return t
+}()
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }

@@ -284,3 +284,20 @@ func TestSexTableDocumented(t *testing.T) {
 func fold(code string) string {
 	return strings.NewReplacer("ä", "a", "é", "e", "ó", "o").Replace(strings.ToLower(code))
 }
+
+// The one-character fast path gives what the general path gives (forced
+// here by hospital codes that list another code), for every ASCII byte.
+func TestNormalizeSexFastPathAgrees(t *testing.T) {
+	other, err := ident.NewSexCodes(map[string]string{"zz": "M"})
+	require.NoError(t, err)
+	for b := 0; b < 0x80; b++ {
+		s := string(rune(b))
+		got, gerr := ident.NormalizeSex(s)
+		want, werr := other.Normalize(s)
+		require.Equal(t, want, got, "%q", s)
+		require.Equal(t, werr == nil, gerr == nil, "%q: %v / %v", s, gerr, werr)
+		if werr != nil {
+			require.Equal(t, werr.Error(), gerr.Error(), "%q", s)
+		}
+	}
+}
