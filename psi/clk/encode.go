@@ -35,6 +35,7 @@ type RecordError struct {
 	Reason  string // never contains the value
 }
 
+// Error names the row, column and feature, never the value.
 func (e *RecordError) Error() string {
 	where := ""
 	if e.Row >= 0 {

@@ -29,6 +29,7 @@ type SchemaError struct {
 	Msg string
 }
 
+// Error names the schema path of the fault.
 func (e *SchemaError) Error() string {
 	if e.Path == "" {
 		return "linkage schema: " + e.Msg
