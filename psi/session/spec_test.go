@@ -291,6 +291,8 @@ func FuzzParseSpec(f *testing.F) {
 	f.Add(base)
 	f.Add([]byte(`{"id":"x","parties":["a","b"],"fields":{"n":"name"},"match":{"fields":["n"]},"reveal":["cardinality"]}`))
 	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"id":"k","parties":["a","b"],"fields":{"s":"id","n":"name","d":"date"},"match":{"keys":[["s"],["n|soundex","d|year"],["n","d|day_month_unordered"]]},"reveal":["cardinality"]}`))
+	f.Add([]byte(`{"id":"c","parties":["a","b"],"match":{"mode":"clk","threshold":0.8,"schema":` + clkTestSchema + `},"reveal":["cardinality"]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := session.ParseSpec(b)
 		if err != nil {
@@ -303,6 +305,14 @@ func FuzzParseSpec(f *testing.F) {
 		require.Equal(t, string(s.Canonical()), string(s2.Canonical()))
 		_, err = session.NewLayout(s)
 		require.NoError(t, err)
+		// Its match keys (or CLK schema) are there and consistent.
+		if s.Match.Mode == session.ModeCLK {
+			require.NotNil(t, s.CLKSchema())
+			require.Nil(t, s.MatchKeys())
+		} else {
+			require.NotEmpty(t, s.MatchKeys())
+			require.LessOrEqual(t, len(s.MatchKeys()), session.MaxMatchKeys)
+		}
 	})
 }
 
