@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"context"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/mpsi-dev/mpsi/psi/session"
@@ -9,11 +10,15 @@ import (
 
 // FuzzCoordinatorReceive feeds one arbitrary frame from party 0 to the
 // coordinator machine of a three-party session, before or after the roster
-// (the first byte picks), with honest machines as the other parties. The
+// (the first byte's low bit picks), with one match key or three (its
+// second bit picks), with honest machines as the other parties. The
 // machine must never panic, must abort whenever it returns an error, and
 // must never release a Result from the frame alone.
 func FuzzCoordinatorReceive(f *testing.F) {
 	spec := testSpec(f, "fuzz", session.ModeDH, session.AggregationMasked, "")
+	multi := multiKeySpec(f, session.ModeDH, session.AggregationMasked, 3)
+	multiRecs := noisyParties(rand.New(rand.NewPCG(13, 14)), 3, 12, 3) // inputs only
+	multiIn := []Records{multiRecs[0], multiRecs[1], multiRecs[2]}
 	seed := func(phase byte, m Message) {
 		h := m.Head()
 		h.Session, h.From = spec.ID, 0
@@ -31,6 +36,9 @@ func FuzzCoordinatorReceive(f *testing.F) {
 	seed(1, batch(BatchRing, 2, 1, 0, testRecords, make([]byte, 32)))
 	seed(1, &Envelope{Round: EnvelopeMaskSeed, FromParty: 0, To: 1, Enc: make([]byte, 32), Ciphertext: make([]byte, 48)})
 	seed(1, &Share{Vector: []byte{1, 0, 0, 0, 2}})
+	seed(3, &Batch{Kind: BatchRing, Owner: 0, Key: 2, Total: 12, Data: make([]byte, 64)})
+	seed(3, &Batch{Kind: BatchRing, Owner: 0, Key: 1, Hop: 2, Total: 12, Data: make([]byte, 32)})
+	seed(2, &Credit{Key: 1, Done: 3})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) == 0 {
 			return
@@ -39,7 +47,13 @@ func FuzzCoordinatorReceive(f *testing.F) {
 		if err != nil {
 			return
 		}
-		tn := newTestNet(t, spec, threeParties(), 0)
+		var tn *testNet
+		if b[0]&2 != 0 {
+			m.Head().Session = multi.ID
+			tn = newTestNet(t, multi, multiIn, 0)
+		} else {
+			tn = newTestNet(t, spec, threeParties(), 0)
+		}
 		if b[0]%2 == 1 {
 			tn.ready()
 		}

@@ -109,7 +109,7 @@ func expectLinkage(t *testing.T, recs []keyedRecs) (*link.Result, int) {
 	return res, sum
 }
 
-func multiKeySpec(t *testing.T, mode, aggregation string, n int) *session.Spec {
+func multiKeySpec(t testing.TB, mode, aggregation string, n int) *session.Spec {
 	t.Helper()
 	members := ""
 	if aggregation == session.AggregationMasked {
