@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -119,7 +116,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				for _, r := range rs {
 					for _, group := range modeGroups {
 						fmt.Fprintf(stderr, "mpsi: bench: n=%d records=%d mode=%s%s keys=%d: generating cohort\n", n, r, mode, groupSuffix(group), *keysF)
-						cfg := cohort.Config{Seed: *seed, Parties: n, Records: r, SharedAll: *overlap, SharedPair: min(0.1, 1-*overlap), Noise: true, Mode: mode, Group: group, MinCell: 0, Aggregation: agg}
+						cfg := cohort.Config{Seed: *seed, Parties: n, Records: r, SharedAll: *overlap, SharedPair: min(0.1, 1-*overlap), Noise: true, Mode: mode, Group: group, MinCell: 0, Aggregation: agg, Keys: benchKeyList(*keysF)}
 						var row benchRow
 						var err error
 						if *inproc {
@@ -127,15 +124,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 							if gerr != nil {
 								return gerr
 							}
-							if c.Spec, gerr = withBenchKeys(c.Spec, *keysF); gerr != nil {
-								return gerr
-							}
 							cpu0 := cpuTime(syscall.RUSAGE_SELF)
 							row, err = benchInproc(ctx, c, stderr)
 							row.CPUS = (cpuTime(syscall.RUSAGE_SELF) - cpu0).Seconds()
 						} else {
 							cpu0 := cpuTime(syscall.RUSAGE_CHILDREN)
-							row, err = benchCluster(ctx, cfg, *keysF, stderr, clusterOptions{RoundTimeout: *timeout, ProfileDir: *profileDir, JoinBudget: *joinBudget, ReconnectGrace: *reconnectGrace})
+							row, err = benchCluster(ctx, cfg, stderr, clusterOptions{RoundTimeout: *timeout, ProfileDir: *profileDir, JoinBudget: *joinBudget, ReconnectGrace: *reconnectGrace})
 							row.CPUS = (cpuTime(syscall.RUSAGE_CHILDREN) - cpu0).Seconds()
 						}
 						row.Parties, row.Records, row.Mode, row.Group, row.Inproc, row.Aggregation, row.Keys = n, r, mode, group, *inproc, agg, *keysF
@@ -171,22 +165,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // benchCluster generates the cohort of cfg straight into the cluster's
 // directory (the bench holds no party's file in memory) and runs it.
-func benchCluster(ctx context.Context, cfg cohort.Config, keys int, stderr io.Writer, opt clusterOptions) (benchRow, error) {
+func benchCluster(ctx context.Context, cfg cohort.Config, stderr io.Writer, opt clusterOptions) (benchRow, error) {
 	var row benchRow
 	var truth *cohort.Truth
 	run, err := runCluster(ctx, func(dir string) (err error) {
-		if truth, err = cohort.GenerateDir(cfg, dir); err != nil {
-			return err
-		}
-		path := filepath.Join(dir, "spec.json")
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if b, err = withBenchKeys(b, keys); err != nil {
-			return err
-		}
-		return os.WriteFile(path, b, 0o600)
+		truth, err = cohort.GenerateDir(cfg, dir)
+		return err
 	}, stderr, opt)
 	if err != nil {
 		return row, err
@@ -289,30 +273,16 @@ func printBench(w io.Writer, rows []benchRow) {
 // Soundex code with the given name's initial and the birth date, then the
 // names with the birth date's day and month unordered.
 var benchKeys = [][]string{
-	nil, // the cohort spec's own match fields
+	{"given_name", "family_name", "birth_date", "sex"}, // the cohort spec's own match fields
 	{"family_name|soundex", "given_name|initial", "birth_date"},
 	{"family_name", "given_name", "birth_date|day_month_unordered"},
 }
 
-// withBenchKeys rewrites a cohort spec to link on its first keys benchKeys
-// (keys = 1 leaves it unchanged).
-func withBenchKeys(spec []byte, keys int) ([]byte, error) {
-	if keys <= 1 {
-		return spec, nil
+// benchKeyList is cohort.Config.Keys for --keys k: nil (the cohort's
+// one-key spec) for k = 1.
+func benchKeyList(k int) [][]string {
+	if k <= 1 {
+		return nil
 	}
-	var m map[string]any
-	if err := json.Unmarshal(spec, &m); err != nil {
-		return nil, err
-	}
-	match, ok := m["match"].(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("bench: the cohort spec has no match object")
-	}
-	list := []any{match["fields"]}
-	for _, k := range benchKeys[1:keys] {
-		list = append(list, k)
-	}
-	delete(match, "fields")
-	match["keys"] = list
-	return json.Marshal(m)
+	return benchKeys[:k]
 }

@@ -336,20 +336,10 @@ func (p *Holder) keyedTokenBytes(contribs []psi.KeyContribution) ([][]byte, erro
 // match key to emit a batch at a time in shuffled order (batch is reused
 // after emit returns).
 func (p *Holder) keyedTokens(contribs []psi.KeyContribution, emit func(key, off int, batch [][psi.TokenSize]byte)) error {
-	if p.keyed {
-		return ErrStateConsumed
-	}
-	if len(contribs) != len(p.spec.Parties) {
-		return fmt.Errorf("%w: have %d, want %d", psi.ErrContributions, len(contribs), len(p.spec.Parties))
-	}
-	if contribs[p.index] != p.contrib {
-		return fmt.Errorf("%w: own contribution altered", psi.ErrContributions)
-	}
-	g, err := psi.DeriveGroupKey(p.spec.ID, contribs)
+	g, err := p.groupKey(contribs)
 	if err != nil {
 		return err
 	}
-	p.keyed = true
 	keys := make([][]byte, min(keyBatch, len(p.perm)))
 	out := make([][psi.TokenSize]byte, len(keys))
 	var fill []byte
@@ -515,15 +505,10 @@ func (p *Holder) OwnResult(res *session.Result, positions []uint32) (*session.Re
 	return &r, nil
 }
 
-// labelCLKSecret derives, from the group key, the secret of the CLK
-// encoder (the clkhash schema's HKDF input).
-const labelCLKSecret = "mpsi/v1/clk-secret"
-
-// clkBytes derives the group key from every party's contribution and
-// returns the CLKs of the party's records in its shuffled order, back to
-// back (mode clk). The CLK secret is derived from the group key, which the
-// coordinator never sees, so it cannot encode guesses.
-func (p *Holder) clkBytes(contribs []psi.KeyContribution) ([]byte, error) {
+// groupKey checks every party's contribution (indexed by party; the
+// party's own entry must be its own) and derives the group key, once per
+// session: the keyed tokens or the CLK secret come from it.
+func (p *Holder) groupKey(contribs []psi.KeyContribution) (*psi.GroupKey, error) {
 	if p.keyed {
 		return nil, ErrStateConsumed
 	}
@@ -538,6 +523,22 @@ func (p *Holder) clkBytes(contribs []psi.KeyContribution) ([]byte, error) {
 		return nil, err
 	}
 	p.keyed = true
+	return g, nil
+}
+
+// labelCLKSecret derives, from the group key, the secret of the CLK
+// encoder (the clkhash schema's HKDF input).
+const labelCLKSecret = "mpsi/v1/clk-secret"
+
+// clkBytes derives the group key from every party's contribution and
+// returns the CLKs of the party's records in its shuffled order, back to
+// back (mode clk). The CLK secret is derived from the group key, which the
+// coordinator never sees, so it cannot encode guesses.
+func (p *Holder) clkBytes(contribs []psi.KeyContribution) ([]byte, error) {
+	g, err := p.groupKey(contribs)
+	if err != nil {
+		return nil, err
+	}
 	secret := g.Derive(labelCLKSecret, p.spec.ID)
 	defer clear(secret)
 	enc, err := clk.NewEncoder(p.spec.CLKSchema(), secret)
