@@ -15,20 +15,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mpsi-dev/mpsi/internal/patients"
 	"github.com/mpsi-dev/mpsi/psi/session"
 )
 
 // anonlinkDir finds <module root>/../shared/data/linkage/anonlink_5party.
 func anonlinkDir() string {
-	dir, _ := filepath.Abs(".")
-	for range 8 {
-		p := filepath.Join(dir, "..", "shared", "data", "linkage", "anonlink_5party")
-		if _, err := os.Stat(filepath.Join(p, "schema.json")); err == nil {
-			return p
-		}
-		dir = filepath.Dir(dir)
-	}
-	return ""
+	return patients.SharedDataDir(".", filepath.Join("linkage", "anonlink_5party"), "schema.json")
 }
 
 // genCLKData writes n parties' CSVs of a generated noisy population (a

@@ -191,10 +191,17 @@ var ErrNoSample = errors.New("patients: no Synthea sample")
 // SyntheaDir finds ../shared/data/synthea/sample_1k_apr2020 from a
 // directory inside the repository (a test's working directory), or "".
 func SyntheaDir(from string) string {
+	return SharedDataDir(from, filepath.Join("synthea", "sample_1k_apr2020"), "patients.csv")
+}
+
+// SharedDataDir finds ../shared/data/<rel> holding the file marker, from a
+// directory inside the repository (a test's working directory), or "" (a
+// fresh clone has no ../shared).
+func SharedDataDir(from, rel, marker string) string {
 	dir, _ := filepath.Abs(from)
 	for range 8 {
-		p := filepath.Join(dir, "..", "shared", "data", "synthea", "sample_1k_apr2020")
-		if _, err := os.Stat(filepath.Join(p, "patients.csv")); err == nil {
+		p := filepath.Join(dir, "..", "shared", "data", rel)
+		if _, err := os.Stat(filepath.Join(p, marker)); err == nil {
 			return p
 		}
 		dir = filepath.Dir(dir)
