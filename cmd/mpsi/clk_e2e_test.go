@@ -80,7 +80,7 @@ func TestE2ECLK(t *testing.T) {
 	t.Run("generated", func(t *testing.T) {
 		data := t.TempDir()
 		genCLKData(t, data, 5)
-		runCLKE2E(t, data, 0.95)
+		runCLKE2E(t, data, 0.7, 0.95, 0.9)
 	})
 	t.Run("anonlink", func(t *testing.T) {
 		data := anonlinkDir()
@@ -90,15 +90,17 @@ func TestE2ECLK(t *testing.T) {
 		// A typo in nearly every record and five parties: a group is
 		// complete only when all ten pairs pass the threshold
 		// (anonlink's solver rule). bench/README.md has recall and
-		// precision at several thresholds.
-		runCLKE2E(t, data, 0.6)
+		// precision at several thresholds: at 0.75, precision 0.995 and
+		// recall 0.34 with one secret; each session draws its own, so
+		// the bounds leave room.
+		runCLKE2E(t, data, 0.75, 0.25, 0.95)
 	})
 }
 
-// runCLKE2E runs the five parties of data and requires the all-party
-// groups to find at least minRecall of the true all-party entities, nearly
-// all of the groups being true.
-func runCLKE2E(t *testing.T, data string, minRecall float64) {
+// runCLKE2E runs the five parties of data at the Dice threshold and
+// requires the all-party groups to find more than minRecall of the true
+// all-party entities, and more than minPure of the groups to be true ones.
+func runCLKE2E(t *testing.T, data string, threshold, minRecall, minPure float64) {
 	dir := t.TempDir()
 	parties := []string{"h1", "h2", "h3", "h4", "h5"}
 	certs := filepath.Join(dir, "certs")
@@ -107,9 +109,9 @@ func runCLKE2E(t *testing.T, data string, minRecall float64) {
 	schema, err := os.ReadFile(filepath.Join(data, "schema.json"))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "schema.json"), schema, 0o600))
-	spec := (`{"id":"clk-e2e","parties":["h1","h2","h3","h4","h5"],
-	"match":{"mode":"clk","schema":"schema.json","threshold":0.7},
-	"reveal":["cardinality","membership"],"min_cell":1}`)
+	spec := fmt.Sprintf(`{"id":"clk-e2e","parties":["h1","h2","h3","h4","h5"],
+	"match":{"mode":"clk","schema":"schema.json","threshold":%g},
+	"reveal":["cardinality","membership"],"min_cell":1}`, threshold)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "spec.json"), []byte(spec), 0o600))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "map.json"), []byte(`{"record_id":{"column":"id"}}`), 0o600))
 
@@ -173,5 +175,5 @@ func runCLKE2E(t *testing.T, data string, minRecall float64) {
 	recall := float64(found) / float64(shared)
 	t.Logf("all-party groups %d; true all-party entities %d, found in every member list %d (recall ≥ %.3f)", inter, shared, found, recall)
 	require.Greater(t, recall, minRecall)
-	require.Greater(t, float64(found), 0.9*float64(inter), "most complete groups are true entities")
+	require.Greater(t, float64(found), minPure*float64(inter), "most complete groups are true entities")
 }
