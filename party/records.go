@@ -256,6 +256,13 @@ type rowEstimator interface {
 	estimateRows(read int) int
 }
 
+// utf8Checker is a [RowSource] that knows whether the row it returned last
+// is valid UTF-8 throughout (when not, the columns read are checked one by
+// one: an invalid byte in a column no field reads costs no row).
+type utf8Checker interface {
+	validUTF8() bool
+}
+
 // estimateAfter is the number of rows read before a rowEstimator is asked.
 const estimateAfter = 1024
 
@@ -267,7 +274,7 @@ type sizedCSVSource struct {
 }
 
 func (s *sizedCSVSource) estimateRows(read int) int {
-	off := s.r.InputOffset()
+	off := s.r.InputOffset() + s.fastBytes
 	if off <= 0 || read <= 0 {
 		return 0
 	}
@@ -480,6 +487,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 	rep := &recs.Report
 	seen := newKeySet(0)
 	est, _ := src.(rowEstimator)
+	checked, _ := src.(utf8Checker)
 	// The position of every record, to name the first of two rows with the
 	// same key; kept only while loading, and only if duplicates fail it.
 	var poss []Pos
@@ -576,6 +584,9 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 			}
 			bad := false
 			for _, i := range used {
+				if checked != nil && checked.validUTF8() {
+					break // the whole row is
+				}
 				if c := row[i]; !utf8.ValidString(c) {
 					if e := fail(pos, "", valueFree(fmt.Sprintf("column %d (%s) is not valid UTF-8", i+1, header[i]))); e != nil {
 						return e

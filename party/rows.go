@@ -1,11 +1,14 @@
 package party
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/mpsi-dev/mpsi/psi/ident"
 )
@@ -73,17 +76,43 @@ func (p Pos) String() string {
 	return b.String()
 }
 
-// csvSource reads CSV with a header line.
+// csvSource reads CSV with a header line, as encoding/csv does with its
+// defaults (comma separator, no comments, strict quotes, the header's field
+// count for every row). A line without a quote character, wholly in the
+// buffer, is split here: the common case of an export, at a fraction of
+// encoding/csv's cost per row. Any other line (a quote, a line longer than
+// the buffer, the last line without a newline) is read by encoding/csv from
+// the same buffered reader, so quoting, its errors and line numbers stay
+// encoding/csv's; FuzzCSVSourceMatchesEncodingCSV holds the two to the
+// same rows, lines and errors.
 type csvSource struct {
-	r    *csv.Reader
-	line int
+	br     *bufio.Reader
+	r      *csv.Reader // reads the header and the lines the fast path hands over
+	fields int         // the header's field count
+	line   int         // the line where the row returned last starts
+	// fastLines and fastBytes count what the fast path consumed (the csv
+	// reader counts the rest), for line numbers and the input offset.
+	fastLines int
+	fastBytes int64
+	csvLines  int // lines the csv reader consumed through its last record
+	row       []string
+	// The fields of the line split last: their bounds and, when quoted,
+	// their unescaped text.
+	starts, ends []int
+	buf          []byte
+	valid        bool // the row returned last is valid UTF-8 throughout
 }
 
+// csvBufferSize is the buffered reader's size: lines up to this long take
+// the fast path.
+const csvBufferSize = 64 << 10
+
 func newCSVSource(in io.Reader) *csvSource {
-	cr := csv.NewReader(in)
+	br := bufio.NewReaderSize(in, csvBufferSize)
+	cr := csv.NewReader(br) // reads br itself: bufio.NewReader returns it
 	cr.ReuseRecord = true
 	cr.FieldsPerRecord = 0
-	return &csvSource{r: cr}
+	return &csvSource{br: br, r: cr}
 }
 
 func (s *csvSource) Columns() ([]string, error) {
@@ -99,10 +128,154 @@ func (s *csvSource) Columns() ([]string, error) {
 		}
 		return nil, fmt.Errorf("%w: %v", ErrRecords, err)
 	}
+	s.fields = len(header)
+	s.csvRead(header)
 	return header, nil
 }
 
 func (s *csvSource) Next() ([]string, error) {
+	for {
+		line, ok := s.peekLine()
+		if !ok {
+			return s.nextCSV()
+		}
+		rec := line[:len(line)-1] // the newline; \r\n counts as \n
+		if n := len(rec); n > 0 && rec[n-1] == '\r' {
+			rec = rec[:n-1]
+		}
+		str, fields, ok := s.split(rec)
+		if !ok {
+			return s.nextCSV() // a field continues on the next line, or a quote fault
+		}
+		_, _ = s.br.Discard(len(line))
+		s.fastLines++
+		s.fastBytes += int64(len(line))
+		if len(rec) == 0 {
+			continue // encoding/csv skips empty lines
+		}
+		s.line = s.fastLines + s.csvLines
+		if fields != s.fields {
+			return nil, &RowError{Line: s.line, Err: csv.ErrFieldCount}
+		}
+		s.valid = utf8.Valid(rec)
+		s.row = s.row[:0]
+		for i, end := range s.ends {
+			s.row = append(s.row, str[s.starts[i]:end])
+		}
+		return s.row, nil
+	}
+}
+
+// split splits one line (without its newline) into fields as encoding/csv
+// does: it returns their text in one string (one allocation a row, as
+// encoding/csv), where field i is [s.starts[i], s.ends[i]), and their
+// number; false when encoding/csv must read the line: a quoted field that
+// does not end on it, or a quote out of place (a fault encoding/csv
+// reports).
+func (s *csvSource) split(line []byte) (string, int, bool) {
+	s.starts, s.ends = s.starts[:0], s.ends[:0]
+	if bytes.IndexByte(line, '"') < 0 {
+		// No quotes: the fields are the text between commas.
+		start := 0
+		for {
+			i := bytes.IndexByte(line[start:], ',')
+			if i < 0 {
+				s.starts, s.ends = append(s.starts, start), append(s.ends, len(line))
+				return string(line), len(s.ends), true
+			}
+			s.starts, s.ends = append(s.starts, start), append(s.ends, start+i)
+			start += i + 1
+		}
+	}
+	// Quoted fields: their text, unescaped, back to back in s.buf.
+	buf := s.buf[:0]
+	for {
+		start := len(buf)
+		if len(line) == 0 || line[0] != '"' {
+			f, rest, more := bytes.Cut(line, comma)
+			if bytes.IndexByte(f, '"') >= 0 {
+				return "", 0, false // a bare quote
+			}
+			buf = append(buf, f...)
+			s.starts, s.ends = append(s.starts, start), append(s.ends, len(buf))
+			if !more {
+				break
+			}
+			line = rest
+			continue
+		}
+		line = line[1:]
+		for {
+			i := bytes.IndexByte(line, '"')
+			if i < 0 {
+				return "", 0, false // the field goes on past the line, or never ends
+			}
+			buf = append(buf, line[:i]...)
+			line = line[i+1:]
+			if len(line) == 0 || line[0] != '"' {
+				break
+			}
+			buf = append(buf, '"') // "" is one quote
+			line = line[1:]
+		}
+		s.starts, s.ends = append(s.starts, start), append(s.ends, len(buf))
+		if len(line) == 0 {
+			break
+		}
+		if line[0] != ',' {
+			return "", 0, false // text after the closing quote
+		}
+		line = line[1:]
+		if len(line) == 0 {
+			// A comma ends the line: one more, empty field.
+			s.starts, s.ends = append(s.starts, len(buf)), append(s.ends, len(buf))
+			break
+		}
+	}
+	s.buf = buf
+	return string(buf), len(s.ends), true
+}
+
+var comma = []byte{','}
+
+func (s *csvSource) Pos() Pos { return Pos{Line: s.line} }
+
+func (s *csvSource) validUTF8() bool { return s.valid }
+
+// peekLine returns the next line, through its newline, without consuming
+// it; false when it is not wholly in the buffer after a fill (longer than
+// the buffer, the last line without a newline, or a read error).
+func (s *csvSource) peekLine() ([]byte, bool) {
+	for filled := false; ; filled = true {
+		buf, _ := s.br.Peek(s.br.Buffered())
+		if i := bytes.IndexByte(buf, '\n'); i >= 0 {
+			return buf[:i+1], true
+		}
+		if filled || len(buf) == s.br.Size() {
+			return nil, false
+		}
+		if _, err := s.br.Peek(len(buf) + 1); err != nil {
+			return nil, false
+		}
+	}
+}
+
+// csvRead notes the lines the csv reader consumed for a record it read
+// (with or without a wrong field count): from the line where the record
+// starts (blank lines skipped before it counted), one more per newline in
+// its quoted fields.
+func (s *csvSource) csvRead(row []string) {
+	if len(row) == 0 {
+		return
+	}
+	s.csvLines, _ = s.r.FieldPos(0)
+	for _, f := range row {
+		s.csvLines += strings.Count(f, "\n")
+	}
+}
+
+// nextCSV reads the next record with encoding/csv.
+func (s *csvSource) nextCSV() ([]string, error) {
 	row, err := s.r.Read()
 	if err == io.EOF {
 		return nil, io.EOF
@@ -112,13 +285,21 @@ func (s *csvSource) Next() ([]string, error) {
 		if !errors.As(err, &pe) {
 			return nil, fmt.Errorf("%w: %v", ErrRecords, err)
 		}
+		if errors.Is(pe.Err, csv.ErrFieldCount) {
+			s.csvRead(row) // a whole record, returned with the error
+		} else {
+			s.csvLines = pe.Line // a quote fault: read through that line
+		}
+		pe.StartLine += s.fastLines
+		pe.Line += s.fastLines
 		return nil, csvRowError(pe)
 	}
+	s.csvRead(row)
 	s.line, _ = s.r.FieldPos(0)
+	s.line += s.fastLines
+	s.valid = false // check the columns read, one by one
 	return row, nil
 }
-
-func (s *csvSource) Pos() Pos { return Pos{Line: s.line} }
 
 // csvRowError turns a CSV parse error into a row error at the line where
 // the record starts ([csvFault]). A wrong field count, or a quote fault
