@@ -491,7 +491,6 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 	// The position of every record, to name the first of two rows with the
 	// same key; kept only while loading, and only if duplicates fail it.
 	var poss []Pos
-	scratch := make([]uint64, layout.Len())
 	vals := make([]string, len(attrs))
 	get := func(field string) string {
 		if f := slices.Index(recs.fields, field); f >= 0 {
@@ -743,8 +742,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 			if bad {
 				continue
 			}
-			clear(scratch)
-			if err := layout.Contribute(pi, get, scratch); err != nil {
+			if err := layout.Check(pi, get); err != nil {
 				if e := fail(pos, "", err); e != nil {
 					return e
 				}

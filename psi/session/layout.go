@@ -197,12 +197,9 @@ func (al *aggLayout) contribution(party int, get func(string) string, add []uint
 		}
 		return true, nil
 	}
-	v, err := ParseFixedRounding(raw, a.Scale, a.Rounding)
+	v, err := al.value(raw)
 	if err != nil {
 		return false, err
-	}
-	if v < al.lo || v > al.hi {
-		return false, faultf(ErrOutOfRange, "%s is outside [min, max] = [%v, %v]", raw, *a.Min, *a.Max)
 	}
 	switch a.Kind {
 	case KindSum, KindMean:
@@ -220,6 +217,43 @@ func (al *aggLayout) contribution(party int, get func(string) string, add []uint
 		add[k] = 1
 	}
 	return true, nil
+}
+
+// value parses a numeric aggregate's value and checks its range.
+func (al *aggLayout) value(raw string) (int64, error) {
+	a := al.a
+	v, err := ParseFixedRounding(raw, a.Scale, a.Rounding)
+	if err != nil {
+		return 0, err
+	}
+	if v < al.lo || v > al.hi {
+		return 0, faultf(ErrOutOfRange, "%s is outside [min, max] = [%v, %v]", raw, *a.Min, *a.Max)
+	}
+	return v, nil
+}
+
+// Check reports the error [Layout.Contribute] would give for a record of
+// party, without computing its contributions: a loader checks every
+// record's values with it before anything is sent.
+func (l *Layout) Check(party int, get func(field string) string) error {
+	for i := range l.aggs {
+		al := &l.aggs[i]
+		switch al.a.Kind {
+		case KindCount, KindCountIf:
+			continue // any value counts
+		}
+		if !al.from[party] {
+			continue
+		}
+		raw := get(al.a.Field)
+		if raw == "" {
+			continue
+		}
+		if _, err := al.value(raw); err != nil {
+			return &ValueError{Aggregate: al.a.Name, Field: al.a.Field, Err: err}
+		}
+	}
+	return nil
 }
 
 // hasCode reports whether code is one of the CodeSeparator-separated codes

@@ -146,6 +146,31 @@ func TestContribute(t *testing.T) {
 	require.Equal(t, []uint64{1, 0, 0, 0, 0, 0, 0, 0, 0, 0}, v)
 }
 
+// Check refuses exactly what Contribute refuses, with the same error, for
+// every party and a grid of good, bad and empty values.
+func TestCheckAgreesWithContribute(t *testing.T) {
+	l := designLayout(t)
+	values := []string{"", "0", "12", "130", "131", "-1", "12.5", "old", "10000", "10001", "1" + session.CodeSeparator + "44054006"}
+	for _, visits := range values {
+		for _, age := range values {
+			for _, codes := range []string{"", "44054006", "x"} {
+				rec := map[string]string{"visits": visits, "age": age, "condition_codes": codes}
+				get := func(f string) string { return rec[f] }
+				for party := range 3 {
+					want := l.Contribute(party, get, make([]uint64, l.Len()))
+					got := l.Check(party, get)
+					if want == nil {
+						require.NoError(t, got, "%v party %d", rec, party)
+						continue
+					}
+					require.EqualError(t, got, want.Error(), "%v party %d", rec, party)
+					require.ErrorIs(t, got, session.ErrValue)
+				}
+			}
+		}
+	}
+}
+
 // An aggregate whose every contributing party is missing (left out under
 // leave_out) is released as unavailable with a reason, never as the zero
 // its slots hold; the others are released as usual.
