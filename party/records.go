@@ -499,6 +499,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		return ""
 	}
 	var key, val, one []byte
+	var attrText textBlock // normalised attribute values, until they are packed
 	var clkRow []string
 	norm := make([][]byte, len(match)) // this row's normal form of each match field
 	present := make([]bool, len(match))
@@ -729,7 +730,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 			clear(vals)
 			for i := range attrs {
 				c := &attrs[i]
-				v, err := normalizeAttr(c, row[c.col], &val)
+				v, err := normalizeAttr(c, row[c.col], &val, &attrText)
 				if err != nil {
 					if e := fail(pos, c.field, err); e != nil {
 						return e
@@ -881,8 +882,9 @@ func (b *keyBatchRows) reset() {
 }
 
 // normalizeAttr normalises an attribute value; buf is scratch space kept
-// between calls.
-func normalizeAttr(c *colSpec, raw string, buf *[]byte) (string, error) {
+// between calls, and a value that is not raw's text is made a string in
+// blk.
+func normalizeAttr(c *colSpec, raw string, buf *[]byte, blk *textBlock) (string, error) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
 		return "", nil
@@ -909,7 +911,7 @@ func normalizeAttr(c *colSpec, raw string, buf *[]byte) (string, error) {
 		if len(b) == len(raw) && string(b) == raw {
 			return raw, nil // one code: no copy
 		}
-		return string(b), nil
+		return blk.text(b), nil
 	case ident.TypeNumber:
 		return raw, nil
 	default:
@@ -918,6 +920,6 @@ func normalizeAttr(c *colSpec, raw string, buf *[]byte) (string, error) {
 			return "", err
 		}
 		*buf = b
-		return string(b), nil
+		return blk.text(b), nil
 	}
 }

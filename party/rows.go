@@ -100,8 +100,8 @@ type csvSource struct {
 	// their unescaped text.
 	starts, ends []int
 	buf          []byte
-	block        strings.Builder // row text, see text
-	valid        bool            // the row returned last is valid UTF-8 throughout
+	block        textBlock // the rows' text
+	valid        bool      // the row returned last is valid UTF-8 throughout
 }
 
 // csvBufferSize is the buffered reader's size: lines up to this long take
@@ -168,7 +168,7 @@ func (s *csvSource) Next() ([]string, error) {
 }
 
 // split splits one line (without its newline) into fields as encoding/csv
-// does: it returns their text in one string ([csvSource.text]), where
+// does: it returns their text in one string (from s.block), where
 // field i is [s.starts[i], s.ends[i]), and their
 // number; false when encoding/csv must read the line: a quoted field that
 // does not end on it, or a quote out of place (a fault encoding/csv
@@ -182,7 +182,7 @@ func (s *csvSource) split(line []byte) (string, int, bool) {
 			i := bytes.IndexByte(line[start:], ',')
 			if i < 0 {
 				s.starts, s.ends = append(s.starts, start), append(s.ends, len(line))
-				return s.text(line), len(s.ends), true
+				return s.block.text(line), len(s.ends), true
 			}
 			s.starts, s.ends = append(s.starts, start), append(s.ends, start+i)
 			start += i + 1
@@ -234,23 +234,29 @@ func (s *csvSource) split(line []byte) (string, int, bool) {
 		}
 	}
 	s.buf = buf
-	return s.text(buf), len(s.ends), true
+	return s.block.text(buf), len(s.ends), true
 }
 
-// rowBlock is the size of the blocks row text is copied into.
-const rowBlock = 64 << 10
+// textBlockSize is the size of a textBlock's blocks.
+const textBlockSize = 64 << 10
 
-// text returns b as a string copied into the current block of row text:
-// one allocation for many rows rather than one a row. A full block is left
-// to the strings that use it (they never change) and a new one begun.
-func (s *csvSource) text(b []byte) string {
-	if s.block.Cap()-s.block.Len() < len(b) {
-		s.block = strings.Builder{}
-		s.block.Grow(max(rowBlock, len(b)))
+// A textBlock turns bytes into strings by copying them into a block
+// shared by many strings: one allocation for many rows rather than one a
+// string. A full block is left to the strings that use it (they never
+// change) and a new one begun. The zero value is ready to use.
+type textBlock struct {
+	b strings.Builder
+}
+
+// text returns b as a string.
+func (t *textBlock) text(b []byte) string {
+	if t.b.Cap()-t.b.Len() < len(b) {
+		t.b = strings.Builder{}
+		t.b.Grow(max(textBlockSize, len(b)))
 	}
-	start := s.block.Len()
-	s.block.Write(b)
-	return s.block.String()[start:]
+	start := t.b.Len()
+	t.b.Write(b)
+	return t.b.String()[start:]
 }
 
 var comma = []byte{','}

@@ -47,6 +47,13 @@ type part struct {
 type Layout struct {
 	parts [maxLayoutLen]part
 	n     uint8 // 0: DefaultLayout
+	// A layout without M or D has one width: fixed is it (0 otherwise),
+	// shape[i] the separator at byte i (0 for a digit), and year, month
+	// and day the offsets of the numbers. Derived from parts by
+	// ParseLayout, so Layouts still compare with ==.
+	fixed            uint8
+	shape            [maxLayoutLen]byte
+	year, month, day uint8
 }
 
 // ParseLayout parses a date layout. Each of YYYY, MM (or M) and DD (or D)
@@ -129,7 +136,34 @@ func ParseLayout(s string) (Layout, error) {
 	if l.isISO() {
 		return Layout{}, nil
 	}
+	l.setShape()
 	return l, nil
+}
+
+// setShape sets l's fixed-width shape when it has no M or D.
+func (l *Layout) setShape() {
+	off := uint8(0)
+	for _, p := range l.parts[:l.n] {
+		switch p.elem {
+		case elemLit:
+			l.shape[off] = p.lit
+			off++
+			continue
+		case elemYear:
+			l.year = off
+			off += 4
+		case elemMonth2:
+			l.month = off
+			off += 2
+		case elemDay2:
+			l.day = off
+			off += 2
+		default:
+			*l = Layout{parts: l.parts, n: l.n} // a variable width
+			return
+		}
+	}
+	l.fixed = off
 }
 
 // isISO reports whether l spells YYYY-MM-DD explicitly.
@@ -218,6 +252,24 @@ func (l Layout) parse(s string) (in string, year, month, day int, err error) {
 		if !ok1 || !ok2 || !ok3 {
 			return "", 0, 0, 0, badDate(s, l)
 		}
+		if err := checkDate(s, year, month, day); err != nil {
+			return "", 0, 0, 0, err
+		}
+		return in, year, month, day, nil
+	}
+	if l.fixed != 0 {
+		// One width: check the shape, then read the numbers.
+		if len(in) != int(l.fixed) {
+			return "", 0, 0, 0, badDate(s, l)
+		}
+		for i := range len(in) {
+			if sep := l.shape[i]; (sep == 0 && !isDigit(in[i])) || (sep != 0 && in[i] != sep) {
+				return "", 0, 0, 0, badDate(s, l)
+			}
+		}
+		year, _ = digits(in[l.year : l.year+4])
+		month, _ = digits(in[l.month : l.month+2])
+		day, _ = digits(in[l.day : l.day+2])
 		if err := checkDate(s, year, month, day); err != nil {
 			return "", 0, 0, 0, err
 		}

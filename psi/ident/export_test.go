@@ -19,6 +19,13 @@ var (
 	AmbiguousSex  = ambiguousSex
 )
 
+// VariableWidth returns l without its fixed-width shape: Normalize then
+// takes the general path, against which the shape's fast path is tested.
+func VariableWidth(l Layout) Layout {
+	l.fixed = 0
+	return l
+}
+
 // referenceName is the straightforward NormalizeName pipeline of the
 // package documentation (NFKC, fold, NFKD of the whole string, classify,
 // NFC), against which the optimised generalName is tested.

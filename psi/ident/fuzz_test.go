@@ -3,6 +3,7 @@ package ident_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"unicode"
@@ -118,6 +119,9 @@ func FuzzLayoutNormalize(f *testing.F) {
 		{"YYYY-MM-DD", "1989-05-25"}, {"MM/DD/YYYY", "05/25/1989"},
 		{"DD.MM.YYYY", "29.02.2000"}, {"YYYYMMDD", "20230229"},
 		{"DD-MM-YYYY", "22-12-2972"}, {"M/D/YYYY", "5/3/2020"}, {"DD/MM/YY", "01/01/01"},
+		{"MM/DD/YYYY", "13/25/1989"}, {"MM/DD/YYYY", " 05/25/1989\t"}, {"MM/DD/YYYY", "05-25-1989"},
+		{"YYYYMMDD", "2023022"}, {"YYYYMMDD", "202302281"}, {"DD.MM.YYYY", "29.02.2001"},
+		{"YYYY MM DD", "1989 05 2x"}, {"MM/DD/YYYY", "05/25/1799"}, {"DD/MM/YYYY", "００/01/2000"},
 	} {
 		f.Add(s[0], s[1])
 	}
@@ -134,6 +138,11 @@ func FuzzLayoutNormalize(f *testing.F) {
 		}
 		got, err := l.Normalize(s)
 		checkAppend(t, "Layout.Append", l.Append, s, got, err)
+		// A fixed-width layout's fast path agrees with the general one.
+		want, werr := ident.VariableWidth(l).Normalize(s)
+		if got != want || fmt.Sprint(err) != fmt.Sprint(werr) {
+			t.Fatalf("Normalize(%q) with %s = %q, %v; the general path gives %q, %v", s, l, got, err, want, werr)
+		}
 		if err != nil {
 			if got != "" || !(errors.Is(err, ident.ErrBadDate) || errors.Is(err, ident.ErrEmpty)) {
 				t.Fatalf("Normalize(%q) with %s = %q, %v", s, l, got, err)
