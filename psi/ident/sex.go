@@ -148,6 +148,15 @@ func (c *SexCodes) Normalize(s string) (string, error) {
 			return v, nil
 		}
 	}
+	if c == nil || len(c.codes) == 0 {
+		// A short ASCII code, no hospital codes: the table's entry by the
+		// code's lower-case bytes packed in a word ("male", "female").
+		if w, ok := packASCII(s); ok {
+			if v, ok := sexWord[w]; ok {
+				return v, nil
+			}
+		}
+	}
 	if !utf8.ValidString(s) {
 		return "", ErrInvalidUTF8
 	}
@@ -253,6 +262,37 @@ var sexByte = func() (t [128]string) {
 	}
 	return t
 }()
+
+// sexWord is sexTable's entries whose codes are ASCII and at most 8 bytes
+// long, by packASCII of the code; built from sexTable.
+var sexWord = func() map[uint64]string {
+	m := make(map[uint64]string)
+	for k, v := range sexTable {
+		if w, ok := packASCII(k); ok {
+			m[w] = v
+		}
+	}
+	return m
+}()
+
+// packASCII packs s, lowered, into a word (first byte lowest), or reports
+// false when s is longer than 8 bytes, empty or not ASCII. Distinct codes
+// give distinct words (no code holds a NUL byte: the packing pads with
+// them, and sexTable has none).
+func packASCII(s string) (uint64, bool) {
+	if len(s) == 0 || len(s) > 8 {
+		return 0, false
+	}
+	var w uint64
+	for i := len(s) - 1; i >= 0; i-- {
+		c := s[i]
+		if c >= utf8.RuneSelf || c == 0 {
+			return 0, false
+		}
+		w = w<<8 | uint64(lowerASCII(c))
+	}
+	return w, true
+}
 
 func lowerASCII(c byte) byte {
 	if 'A' <= c && c <= 'Z' {

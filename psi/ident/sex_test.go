@@ -285,13 +285,22 @@ func fold(code string) string {
 	return strings.NewReplacer("ä", "a", "é", "e", "ó", "o").Replace(strings.ToLower(code))
 }
 
-// The one-character fast path gives what the general path gives (forced
-// here by hospital codes that list another code), for every ASCII byte.
+// The fast paths (one character, short ASCII words) give what the general
+// path gives (forced here by hospital codes that list another code), for
+// every ASCII byte and every code of the table.
 func TestNormalizeSexFastPathAgrees(t *testing.T) {
 	other, err := ident.NewSexCodes(map[string]string{"zz": "M"})
 	require.NoError(t, err)
+	inputs := []string{"femalex", "MALE\x00", "unknown1", "Mannlich", "12345678", "123456789"}
 	for b := 0; b < 0x80; b++ {
-		s := string(rune(b))
+		inputs = append(inputs, string(rune(b)))
+	}
+	// The short-word fast path, on every code of the table as written, in
+	// capitals and with a letter changed.
+	for code := range ident.SexTable {
+		inputs = append(inputs, code, strings.ToUpper(code), code+"x", "x"+code[1:])
+	}
+	for _, s := range inputs {
 		got, gerr := ident.NormalizeSex(s)
 		want, werr := other.Normalize(s)
 		require.Equal(t, want, got, "%q", s)
