@@ -16,6 +16,7 @@ import (
 
 	"github.com/mpsi-dev/mpsi/coordinator"
 	"github.com/mpsi-dev/mpsi/coordinator/store"
+	"github.com/mpsi-dev/mpsi/internal/devcert"
 	"github.com/mpsi-dev/mpsi/internal/tcpproxy"
 	"github.com/mpsi-dev/mpsi/party"
 	"github.com/mpsi-dev/mpsi/psi/protocol"
@@ -227,6 +228,33 @@ func TestResume(t *testing.T) {
 		a.stream = stream
 		m := a.recv()
 		require.Equal(t, protocol.TypeWelcome, m.Type(), "the Welcome is resent")
+		for _, a := range advs {
+			a.send(a.readyMsg(h, uint64(a.p.SetSize())))
+		}
+		for _, a := range advs {
+			a.readRoster()
+		}
+	})
+	t.Run("another certificate of the same name", func(t *testing.T) {
+		// A second certificate for hospital-a from the session's own CA
+		// (a stolen issuance, a re-keyed machine) cannot take over the
+		// stream hospital-a joined with: the resume is refused and the
+		// session goes on over the original stream.
+		id := h.create(t, specJSON(t, c, newSessionID("other-cert"), nil))
+		var advs []*adversary
+		for _, n := range partyNames {
+			advs = append(advs, h.join(ctx, t, c, n, id))
+		}
+		leaf, err := h.pki.ca.Issue("hospital-a")
+		require.NoError(t, err)
+		cfg, err := devcert.ClientConfig(h.pki.ca, leaf)
+		require.NoError(t, err)
+		stream, err := h.clientTLS(t, cfg).Run(ctx)
+		require.NoError(t, err)
+		f := frame(t, hello(id))
+		f.Seq, f.Resume, f.Ack = 0, true, 1
+		require.NoError(t, stream.Send(f))
+		requireStatus(t, recvStatus(stream), codes.PermissionDenied, "resumed with a certificate other than the one it joined with")
 		for _, a := range advs {
 			a.send(a.readyMsg(h, uint64(a.p.SetSize())))
 		}
