@@ -134,8 +134,13 @@ func (m Mapping) check(s *session.Spec) error {
 // appendNormalized is [ident.AppendNormalized] for the field c, reading a
 // sex field with the mapping's sex_codes when it has them.
 func (c *colSpec) appendNormalized(dst []byte, raw string) ([]byte, error) {
-	if c.sex != nil {
-		return c.sex.Append(dst, raw)
+	switch {
+	case c.sex != nil || c.typ == ident.TypeSex:
+		return c.sex.Append(dst, raw) // nil: the built-in table
+	case c.typ == ident.TypeName:
+		return ident.AppendName(dst, raw)
+	case c.typ == ident.TypeDate:
+		return c.layout.Append(dst, raw)
 	}
 	return ident.AppendNormalized(dst, c.typ, c.layout, raw)
 }

@@ -665,21 +665,21 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 						continue
 					}
 					var err error
-					norm[f], err = c.appendNormalized(norm[f][:0], raw)
+					if norm[f], err = c.appendNormalized(norm[f][:0], raw); err == nil {
+						present[f] = true
+						continue
+					}
 					if errors.Is(err, ident.ErrEmpty) {
 						if !multi {
 							break
 						}
 						continue
 					}
-					if err != nil {
-						if e := fail(pos, c.field, err); e != nil {
-							return e
-						}
-						bad = true
-						break
+					if e := fail(pos, c.field, err); e != nil {
+						return e
 					}
-					present[f] = true
+					bad = true
+					break
 				}
 				if bad {
 					continue

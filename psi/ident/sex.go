@@ -180,7 +180,8 @@ func (c *SexCodes) Normalize(s string) (string, error) {
 }
 
 // Append appends the normal form of the sex code s ([SexCodes.Normalize])
-// to dst; on error dst is returned unchanged.
+// to dst; on error dst is returned unchanged. A nil *SexCodes reads with
+// the built-in table alone, as [NormalizeSex].
 func (c *SexCodes) Append(dst []byte, s string) ([]byte, error) {
 	v, err := c.Normalize(s)
 	if err != nil {
