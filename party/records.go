@@ -657,7 +657,10 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 				clear(present)
 				for f := range match {
 					c := &match[f] // not a copy: a colSpec holds a date layout
-					raw := strings.TrimSpace(row[c.col])
+					raw := row[c.col]
+					if !trimmed(raw) {
+						raw = strings.TrimSpace(raw)
+					}
 					if raw == "" {
 						if !multi {
 							break // one key: the row is an empty identifier, whatever follows
@@ -755,7 +758,11 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 			batch.keys = append(batch.keys, key...)
 			p.id = len(batch.ids)
 			if idCol.col >= 0 {
-				batch.ids = append(batch.ids, strings.TrimSpace(row[idCol.col])...)
+				id := row[idCol.col]
+				if !trimmed(id) {
+					id = strings.TrimSpace(id)
+				}
+				batch.ids = append(batch.ids, id...)
 			} else {
 				batch.ids = strconv.AppendInt(batch.ids, int64(pos.Line), 10)
 			}
@@ -881,11 +888,22 @@ func (b *keyBatchRows) reset() {
 	b.rows, b.keys, b.ids, b.values = b.rows[:0], b.keys[:0], b.ids[:0], b.values[:0]
 }
 
+// trimmed reports whether s starts and ends with an ASCII byte above ' '
+// (most values): such a byte is never white space, and a string ending with
+// one does not end with a multi-byte rune, so strings.TrimSpace would
+// return s. Callers test it first, inlined, to skip that call.
+func trimmed(s string) bool {
+	n := len(s)
+	return n > 0 && s[0]-'!' < 0x80-'!' && s[n-1]-'!' < 0x80-'!'
+}
+
 // normalizeAttr normalises an attribute value; buf is scratch space kept
 // between calls, and a value that is not raw's text is made a string in
 // blk.
 func normalizeAttr(c *colSpec, raw string, buf *[]byte, blk *textBlock) (string, error) {
-	raw = strings.TrimSpace(raw)
+	if !trimmed(raw) {
+		raw = strings.TrimSpace(raw)
+	}
 	if raw == "" {
 		return "", nil
 	}
@@ -895,7 +913,9 @@ func normalizeAttr(c *colSpec, raw string, buf *[]byte, blk *textBlock) (string,
 		// session.CodeSeparator.
 		b := (*buf)[:0]
 		for code := range strings.SplitSeq(raw, c.sep) {
-			code = strings.TrimSpace(code)
+			if !trimmed(code) {
+				code = strings.TrimSpace(code)
+			}
 			if strings.Contains(code, session.CodeSeparator) {
 				return "", fmt.Errorf("code contains a control character")
 			}

@@ -2,6 +2,7 @@ package ident_test
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -195,6 +196,31 @@ func TestDaysIn(t *testing.T) {
 			if got := ident.DaysIn(y, m); got != want {
 				t.Fatalf("daysIn(%d, %d) = %d, want %d", y, m, got, want)
 			}
+		}
+	}
+}
+
+// trimmed never claims a string is trimmed when strings.TrimSpace would
+// change it, for every first and last byte (with and without a middle, and
+// multi-byte white space at either end), and says so for plain values.
+func TestTrimmedAgreesWithTrimSpace(t *testing.T) {
+	for a := range 256 {
+		for b := range 256 {
+			for _, s := range []string{string([]byte{byte(a)}), string([]byte{byte(a), byte(b)}), string([]byte{byte(a)}) + "x\u00a0y" + string([]byte{byte(b)})} {
+				if ident.Trimmed(s) && strings.TrimSpace(s) != s {
+					t.Fatalf("trimmed(%q) but TrimSpace changes it", s)
+				}
+			}
+		}
+	}
+	for _, s := range []string{"\u00a0x", "x\u00a0", "\u2003x", "x\u3000", " x", "x\t", ""} {
+		if ident.Trimmed(s) {
+			t.Fatalf("trimmed(%q)", s)
+		}
+	}
+	for _, s := range []string{"x", "Müller", "05/25/1989", "a b"} {
+		if !ident.Trimmed(s) {
+			t.Fatalf("!trimmed(%q)", s)
 		}
 	}
 }

@@ -17,6 +17,7 @@ var (
 	DaysIn        = daysIn
 	SexTable      = sexTable
 	AmbiguousSex  = ambiguousSex
+	Trimmed       = trimmed
 )
 
 // VariableWidth returns l without its fixed-width shape: Normalize then

@@ -137,7 +137,9 @@ func NormalizeSex(s string) (string, error) {
 // quotes the value. Normalize does not allocate for ASCII input and is
 // safe for concurrent use.
 func (c *SexCodes) Normalize(s string) (string, error) {
-	s = strings.TrimSpace(s)
+	if !trimmed(s) {
+		s = strings.TrimSpace(s)
+	}
 	if s == "" {
 		return "", ErrEmpty
 	}
@@ -196,7 +198,9 @@ func (c *SexCodes) Append(dst []byte, s string) ([]byte, error) {
 // longer than maxSexCode bytes. Callers index maps with string(key), which
 // does not allocate.
 func sexCodeKey(buf []byte, s string) ([]byte, bool) {
-	s = strings.TrimSpace(s)
+	if !trimmed(s) {
+		s = strings.TrimSpace(s)
+	}
 	if isASCII(s) {
 		if len(s) > maxSexCode {
 			return nil, false
