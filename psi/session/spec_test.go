@@ -329,7 +329,11 @@ func FuzzParseFixed(f *testing.F) {
 			return
 		}
 		// Accepted values re-parse identically from their exact rendering.
-		back := strings.TrimRight(strings.TrimRight(formatAt(v, scale), "0"), ".")
+		back := formatAt(v, scale)
+		if strings.Contains(back, ".") {
+			// Trailing zeros of the fraction only ("10" at scale 0 stays).
+			back = strings.TrimRight(strings.TrimRight(back, "0"), ".")
+		}
 		if back == "" || back == "-" {
 			back = "0"
 		}
