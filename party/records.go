@@ -527,11 +527,12 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 	flush := func() error {
 		defer batch.reset()
 		var near uint64
-		for _, p := range batch.rows {
-			near += seen.near(p.tag)
+		for i := range batch.rows {
+			near += seen.near(batch.rows[i].tag)
 		}
 		seen.sink = near
-		for i, p := range batch.rows {
+		for i := range batch.rows {
+			p := &batch.rows[i]
 			key := batch.keys[p.key:batch.end(i, func(q pendingRow) int { return q.key }, len(batch.keys))]
 			first := seen.findTag(&recs.keys, key, p.tag)
 			if first >= 0 {
@@ -693,6 +694,9 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 				key = key[:0]
 				complete := 0
 				for _, kfs := range keyFields {
+					if !multi {
+						one, key = key, one // one key: built where it is read
+					}
 					one = append(one[:0], ident.KeyVersion)
 					ok := true
 					for _, kf := range kfs {
@@ -713,8 +717,9 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 					}
 					switch {
 					case !multi && ok:
-						key = append(key, one...)
+						one, key = key, one
 					case !multi:
+						one, key = key, one[:0]
 					case ok:
 						key = binary.AppendUvarint(key, uint64(len(one)))
 						key = append(key, one...)
