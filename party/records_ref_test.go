@@ -137,7 +137,9 @@ func refReadCSV(in io.Reader, spec *session.Spec, partyName string, opt LoadOpti
 		if len(rep.Errors) < opt.MaxErrors {
 			rep.Errors = append(rep.Errors, re)
 		}
-		if !opt.SkipBadRows {
+		// Since issue 13 part 6 (a deliberate change, ported here): an
+		// ambiguous sex code stops the load even when skipping bad rows.
+		if !opt.SkipBadRows || errors.Is(err, ident.ErrAmbiguousSex) {
 			return &re
 		}
 		return nil
