@@ -168,26 +168,65 @@ func (s *csvSource) Next() ([]string, error) {
 }
 
 // split splits one line (without its newline) into fields as encoding/csv
-// does: it returns their text in one string (from s.block), where
-// field i is [s.starts[i], s.ends[i]), and their
-// number; false when encoding/csv must read the line: a quoted field that
-// does not end on it, or a quote out of place (a fault encoding/csv
-// reports).
+// does: it returns their text in one string (from s.block), where field i
+// is [s.starts[i], s.ends[i]), and their number; false when encoding/csv
+// must read the line: a quoted field that does not end on it, or a quote
+// out of place (a fault encoding/csv reports). Fields are slices of the
+// line's own text, quoted ones without their quotes, unless a quoted field
+// holds an escaped quote ("").
 func (s *csvSource) split(line []byte) (string, int, bool) {
 	s.starts, s.ends = s.starts[:0], s.ends[:0]
-	if bytes.IndexByte(line, '"') < 0 {
-		// No quotes: the fields are the text between commas.
-		start := 0
-		for {
-			i := bytes.IndexByte(line[start:], ',')
-			if i < 0 {
-				s.starts, s.ends = append(s.starts, start), append(s.ends, len(line))
-				return s.block.text(line), len(s.ends), true
-			}
-			s.starts, s.ends = append(s.starts, start), append(s.ends, start+i)
-			start += i + 1
+	// nextQuote is the index of the first quote at or after from, or
+	// len(line).
+	nextQuote := func(from int) int {
+		if i := bytes.IndexByte(line[from:], '"'); i >= 0 {
+			return from + i
 		}
+		return len(line)
 	}
+	q := nextQuote(0) // never before pos
+	for pos := 0; ; {
+		if q == pos && pos < len(line) {
+			// A quoted field: its text runs to the next quote.
+			end := nextQuote(pos + 1)
+			if end == len(line) {
+				return "", 0, false // the field goes on past the line, or never ends
+			}
+			if end+1 < len(line) && line[end+1] == '"' {
+				return s.splitEscaped(line) // "" is one quote: unescape
+			}
+			s.starts, s.ends = append(s.starts, pos+1), append(s.ends, end)
+			pos = end + 1
+			if pos == len(line) {
+				break
+			}
+			if line[pos] != ',' {
+				return "", 0, false // text after the closing quote
+			}
+			pos++
+			q = nextQuote(pos)
+			continue
+		}
+		end := len(line)
+		if i := bytes.IndexByte(line[pos:], ','); i >= 0 {
+			end = pos + i
+		}
+		if q < end {
+			return "", 0, false // a bare quote
+		}
+		s.starts, s.ends = append(s.starts, pos), append(s.ends, end)
+		if end == len(line) {
+			break
+		}
+		pos = end + 1
+	}
+	return s.block.text(line), len(s.ends), true
+}
+
+// splitEscaped is split for a line with an escaped quote: the fields'
+// text, unescaped, back to back in s.buf.
+func (s *csvSource) splitEscaped(line []byte) (string, int, bool) {
+	s.starts, s.ends = s.starts[:0], s.ends[:0]
 	// Quoted fields: their text, unescaped, back to back in s.buf.
 	buf := s.buf[:0]
 	for {
