@@ -516,7 +516,9 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		}
 		return nil
 	}
-	fail := func(pos Pos, field string, err error) error {
+	// fail rejects the row the source returned last.
+	fail := func(field string, err error) error {
+		pos := src.Pos()
 		return reject(RowError{Line: pos.Line, File: pos.File, Unit: pos.Unit, Ref: pos.Ref, Field: field, Err: err})
 	}
 	// Rows whose keys are looked up are batched, so that the table's
@@ -570,7 +572,6 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 				}
 				continue
 			}
-			pos := src.Pos()
 			rep.Rows++
 			if est != nil && rep.Rows == estimateAfter {
 				// Size the key table once for the whole input, so that it
@@ -581,7 +582,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 				return fmt.Errorf("%w: more than max_set_size = %d rows", ErrRecords, spec.MaxSetSize)
 			}
 			if len(row) != len(header) {
-				return fmt.Errorf("%w: %s: %d columns, want %d", ErrRecords, pos, len(row), len(header))
+				return fmt.Errorf("%w: %s: %d columns, want %d", ErrRecords, src.Pos(), len(row), len(header))
 			}
 			bad := false
 			for _, i := range used {
@@ -589,7 +590,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 					break // the whole row is
 				}
 				if c := row[i]; !utf8.ValidString(c) {
-					if e := fail(pos, "", valueFree(fmt.Sprintf("column %d (%s) is not valid UTF-8", i+1, header[i]))); e != nil {
+					if e := fail("", valueFree(fmt.Sprintf("column %d (%s) is not valid UTF-8", i+1, header[i]))); e != nil {
 						return e
 					}
 					bad = true
@@ -618,7 +619,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 						case strings.TrimSpace(v) == "" || errors.Is(err, ident.ErrEmpty):
 							v = ""
 						case err != nil:
-							if e := fail(pos, c.field, err); e != nil {
+							if e := fail(c.field, err); e != nil {
 								return e
 							}
 							bad = true
@@ -647,7 +648,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 					if errors.As(err, &re) {
 						field = re.Feature
 					}
-					if e := fail(pos, field, err); e != nil {
+					if e := fail(field, err); e != nil {
 						return e
 					}
 					continue
@@ -679,7 +680,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 						}
 						continue
 					}
-					if e := fail(pos, c.field, err); e != nil {
+					if e := fail(c.field, err); e != nil {
 						return e
 					}
 					bad = true
@@ -699,7 +700,8 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 					}
 					one = append(one[:0], ident.KeyVersion)
 					ok := true
-					for _, kf := range kfs {
+					for j := range kfs {
+						kf := &kfs[j]
 						if !present[kf.field] {
 							ok = false
 							break
@@ -740,7 +742,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 				c := &attrs[i]
 				v, err := normalizeAttr(c, row[c.col], &val, &attrText)
 				if err != nil {
-					if e := fail(pos, c.field, err); e != nil {
+					if e := fail(c.field, err); e != nil {
 						return e
 					}
 					bad = true
@@ -752,14 +754,17 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 				continue
 			}
 			if err := layout.Check(pi, get); err != nil {
-				if e := fail(pos, "", err); e != nil {
+				if e := fail("", err); e != nil {
 					return e
 				}
 				continue
 			}
 			// The row is good: it waits in the batch for its key to be looked
 			// up.
-			p := pendingRow{pos: pos, tag: seen.tag(key), key: len(batch.keys)}
+			p := pendingRow{tag: seen.tag(key), key: len(batch.keys)}
+			if opt.Duplicates == DuplicatesReject {
+				p.pos = src.Pos() // to name the rows of a repeated key
+			}
 			batch.keys = append(batch.keys, key...)
 			p.id = len(batch.ids)
 			if idCol.col >= 0 {
@@ -769,7 +774,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 				}
 				batch.ids = append(batch.ids, id...)
 			} else {
-				batch.ids = strconv.AppendInt(batch.ids, int64(pos.Line), 10)
+				batch.ids = strconv.AppendInt(batch.ids, int64(src.Pos().Line), 10)
 			}
 			p.value = len(batch.values)
 			for _, v := range vals {
@@ -873,7 +878,8 @@ type keyBatchRows struct {
 	keys, ids, values []byte
 }
 
-// pendingRow is a row of a keyBatchRows: where its parts start.
+// pendingRow is a row of a keyBatchRows: where its parts start (and its
+// position, when duplicates are refused).
 type pendingRow struct {
 	pos            Pos
 	tag            uint32

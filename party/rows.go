@@ -144,7 +144,7 @@ func (s *csvSource) Next() ([]string, error) {
 		if n := len(rec); n > 0 && rec[n-1] == '\r' {
 			rec = rec[:n-1]
 		}
-		str, fields, ok := s.split(rec)
+		fields, ok := s.split(rec)
 		if !ok {
 			return s.nextCSV() // a field continues on the next line, or a quote fault
 		}
@@ -159,23 +159,19 @@ func (s *csvSource) Next() ([]string, error) {
 			return nil, &RowError{Line: s.line, Err: csv.ErrFieldCount}
 		}
 		s.valid = utf8.Valid(rec)
-		s.row = s.row[:0]
-		for i, end := range s.ends {
-			s.row = append(s.row, str[s.starts[i]:end])
-		}
 		return s.row, nil
 	}
 }
 
 // split splits one line (without its newline) into fields as encoding/csv
-// does: it returns their text in one string (from s.block), where field i
-// is [s.starts[i], s.ends[i]), and their number; false when encoding/csv
-// must read the line: a quoted field that does not end on it, or a quote
-// out of place (a fault encoding/csv reports). Fields are slices of the
-// line's own text, quoted ones without their quotes, unless a quoted field
-// holds an escaped quote ("").
-func (s *csvSource) split(line []byte) (string, int, bool) {
-	s.starts, s.ends = s.starts[:0], s.ends[:0]
+// does, into s.row, and returns their number; false when encoding/csv must
+// read the line: a quoted field that does not end on it, or a quote out of
+// place (a fault encoding/csv reports). Fields are slices of the line's
+// text copied once into s.block, quoted ones without their quotes, unless a
+// quoted field holds an escaped quote ("").
+func (s *csvSource) split(line []byte) (int, bool) {
+	s.row = s.row[:0]
+	str := s.block.text(line) // a line encoding/csv reads leaves it unused
 	// nextQuote is the index of the first quote at or after from, or
 	// len(line).
 	nextQuote := func(from int) int {
@@ -190,18 +186,18 @@ func (s *csvSource) split(line []byte) (string, int, bool) {
 			// A quoted field: its text runs to the next quote.
 			end := nextQuote(pos + 1)
 			if end == len(line) {
-				return "", 0, false // the field goes on past the line, or never ends
+				return 0, false // the field goes on past the line, or never ends
 			}
 			if end+1 < len(line) && line[end+1] == '"' {
 				return s.splitEscaped(line) // "" is one quote: unescape
 			}
-			s.starts, s.ends = append(s.starts, pos+1), append(s.ends, end)
+			s.row = append(s.row, str[pos+1:end])
 			pos = end + 1
 			if pos == len(line) {
 				break
 			}
 			if line[pos] != ',' {
-				return "", 0, false // text after the closing quote
+				return 0, false // text after the closing quote
 			}
 			pos++
 			q = nextQuote(pos)
@@ -212,20 +208,20 @@ func (s *csvSource) split(line []byte) (string, int, bool) {
 			end = pos + i
 		}
 		if q < end {
-			return "", 0, false // a bare quote
+			return 0, false // a bare quote
 		}
-		s.starts, s.ends = append(s.starts, pos), append(s.ends, end)
+		s.row = append(s.row, str[pos:end])
 		if end == len(line) {
 			break
 		}
 		pos = end + 1
 	}
-	return s.block.text(line), len(s.ends), true
+	return len(s.row), true
 }
 
 // splitEscaped is split for a line with an escaped quote: the fields'
-// text, unescaped, back to back in s.buf.
-func (s *csvSource) splitEscaped(line []byte) (string, int, bool) {
+// text, unescaped, back to back in s.buf, then in s.block.
+func (s *csvSource) splitEscaped(line []byte) (int, bool) {
 	s.starts, s.ends = s.starts[:0], s.ends[:0]
 	// Quoted fields: their text, unescaped, back to back in s.buf.
 	buf := s.buf[:0]
@@ -234,7 +230,7 @@ func (s *csvSource) splitEscaped(line []byte) (string, int, bool) {
 		if len(line) == 0 || line[0] != '"' {
 			f, rest, more := bytes.Cut(line, comma)
 			if bytes.IndexByte(f, '"') >= 0 {
-				return "", 0, false // a bare quote
+				return 0, false // a bare quote
 			}
 			buf = append(buf, f...)
 			s.starts, s.ends = append(s.starts, start), append(s.ends, len(buf))
@@ -248,7 +244,7 @@ func (s *csvSource) splitEscaped(line []byte) (string, int, bool) {
 		for {
 			i := bytes.IndexByte(line, '"')
 			if i < 0 {
-				return "", 0, false // the field goes on past the line, or never ends
+				return 0, false // the field goes on past the line, or never ends
 			}
 			buf = append(buf, line[:i]...)
 			line = line[i+1:]
@@ -263,7 +259,7 @@ func (s *csvSource) splitEscaped(line []byte) (string, int, bool) {
 			break
 		}
 		if line[0] != ',' {
-			return "", 0, false // text after the closing quote
+			return 0, false // text after the closing quote
 		}
 		line = line[1:]
 		if len(line) == 0 {
@@ -273,7 +269,12 @@ func (s *csvSource) splitEscaped(line []byte) (string, int, bool) {
 		}
 	}
 	s.buf = buf
-	return s.block.text(buf), len(s.ends), true
+	str := s.block.text(buf)
+	s.row = s.row[:0]
+	for i, end := range s.ends {
+		s.row = append(s.row, str[s.starts[i]:end])
+	}
+	return len(s.row), true
 }
 
 // textBlockSize is the size of a textBlock's blocks.
