@@ -492,12 +492,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 	// same key; kept only while loading, and only if duplicates fail it.
 	var poss []Pos
 	vals := make([]string, len(attrs))
-	get := func(field string) string {
-		if f := slices.Index(recs.fields, field); f >= 0 {
-			return vals[f]
-		}
-		return ""
-	}
+	checker := layout.Checker(pi, recs.fields)
 	var key, val, one []byte
 	var attrText textBlock // normalised attribute values, until they are packed
 	var clkRow []string
@@ -753,7 +748,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 			if bad {
 				continue
 			}
-			if err := layout.Check(pi, get); err != nil {
+			if err := checker.Check(vals); err != nil {
 				if e := fail("", err); e != nil {
 					return e
 				}
@@ -923,7 +918,9 @@ func normalizeAttr(c *colSpec, raw string, buf *[]byte, blk *textBlock) (string,
 		// The non-empty trimmed codes split at c.sep, joined with
 		// session.CodeSeparator.
 		b := (*buf)[:0]
-		for code := range strings.SplitSeq(raw, c.sep) {
+		for rest, more := raw, true; more; {
+			var code string
+			code, rest, more = strings.Cut(rest, c.sep) // c.sep is never empty
 			if !trimmed(code) {
 				code = strings.TrimSpace(code)
 			}

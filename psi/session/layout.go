@@ -256,6 +256,54 @@ func (l *Layout) Check(party int, get func(field string) string) error {
 	return nil
 }
 
+// A ValueChecker is [Layout.Check] for one party's records whose values
+// come as a slice in an order fixed when it is made: a loader checks every
+// row with it without looking fields up by name.
+type ValueChecker struct {
+	aggs []*aggLayout // the numeric aggregates the party feeds
+	at   []int        // for each, its field's index in the values (-1: none)
+}
+
+// Checker returns the ValueChecker of party for values given in the order
+// of fields (the party's attribute fields).
+func (l *Layout) Checker(party int, fields []string) *ValueChecker {
+	c := &ValueChecker{}
+	for i := range l.aggs {
+		al := &l.aggs[i]
+		switch al.a.Kind {
+		case KindCount, KindCountIf:
+			continue
+		}
+		if !al.from[party] {
+			continue
+		}
+		at := -1
+		for j, f := range fields {
+			if f == al.a.Field {
+				at = j
+				break
+			}
+		}
+		c.aggs, c.at = append(c.aggs, al), append(c.at, at)
+	}
+	return c
+}
+
+// Check reports the error [Layout.Check] gives for the record whose field
+// fields[i] (the Checker's) has the value values[i].
+func (c *ValueChecker) Check(values []string) error {
+	for i, al := range c.aggs {
+		j := c.at[i]
+		if j < 0 || values[j] == "" {
+			continue
+		}
+		if _, err := al.value(values[j]); err != nil {
+			return &ValueError{Aggregate: al.a.Name, Field: al.a.Field, Err: err}
+		}
+	}
+	return nil
+}
+
 // hasCode reports whether code is one of the CodeSeparator-separated codes
 // of list, without allocating.
 func hasCode(list, code string) bool {
