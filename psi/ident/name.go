@@ -80,6 +80,28 @@ var latin1Fold = [64]string{
 	"d", "n", "o", "o", "o", "o", "o", "", "o", "u", "u", "u", "u", "y", "th", "y", // ð..ÿ
 }
 
+// What asciiNameClass holds for an ASCII byte that a name does not keep.
+const (
+	nameDrop = 0 // punctuation, symbols, controls: dropped
+	nameSep  = 1 // White_Space and the ASCII dash: they separate words
+)
+
+// asciiNameClass is, for each ASCII byte, what a name keeps of it: the
+// letter lowered, the digit, or nameSep or nameDrop.
+var asciiNameClass = func() (t [utf8.RuneSelf]byte) {
+	for c := range byte(utf8.RuneSelf) {
+		switch {
+		case 'A' <= c && c <= 'Z':
+			t[c] = c + 'a' - 'A'
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+			t[c] = c
+		case c == ' ', c == '-', '\t' <= c && c <= '\r':
+			t[c] = nameSep
+		}
+	}
+	return t
+}()
+
 // appendLatinName is the fast path of AppendName: it appends the normal
 // form of s to dst if s consists of ASCII and the letters of latin1Fold,
 // and reports false (returning dst unchanged in length) for any other
@@ -92,15 +114,19 @@ func appendLatinName(dst []byte, s string) ([]byte, bool) {
 		c := s[i]
 		var t string
 		switch {
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
-		case c == ' ', c == '-', '\t' <= c && c <= '\r':
-			// White_Space and the ASCII dash separate words.
-			pending = len(dst) > start
-			continue
 		case c < utf8.RuneSelf:
-			continue // other ASCII punctuation, symbols, controls: dropped
+			switch k := asciiNameClass[c]; k {
+			case nameDrop:
+			case nameSep:
+				pending = len(dst) > start
+			default:
+				if pending {
+					dst = append(dst, ' ')
+					pending = false
+				}
+				dst = append(dst, k)
+			}
+			continue
 		case c == 0xC3 && i+1 < len(s) && s[i+1]&0xC0 == 0x80:
 			i++
 			if t = latin1Fold[s[i]-0x80]; t == "" {
