@@ -172,19 +172,11 @@ func (s *csvSource) Next() ([]string, error) {
 func (s *csvSource) split(line []byte) (int, bool) {
 	s.row = s.row[:0]
 	str := s.block.text(line) // a line encoding/csv reads leaves it unused
-	// nextQuote is the index of the first quote at or after from, or
-	// len(line).
-	nextQuote := func(from int) int {
-		if i := bytes.IndexByte(line[from:], '"'); i >= 0 {
-			return from + i
-		}
-		return len(line)
-	}
-	q := nextQuote(0) // never before pos
+	q := nextQuote(line, 0)   // never before pos
 	for pos := 0; ; {
 		if q == pos && pos < len(line) {
 			// A quoted field: its text runs to the next quote.
-			end := nextQuote(pos + 1)
+			end := nextQuote(line, pos+1)
 			if end == len(line) {
 				return 0, false // the field goes on past the line, or never ends
 			}
@@ -200,7 +192,7 @@ func (s *csvSource) split(line []byte) (int, bool) {
 				return 0, false // text after the closing quote
 			}
 			pos++
-			q = nextQuote(pos)
+			q = nextQuote(line, pos)
 			continue
 		}
 		end := len(line)
@@ -217,6 +209,15 @@ func (s *csvSource) split(line []byte) (int, bool) {
 		pos = end + 1
 	}
 	return len(s.row), true
+}
+
+// nextQuote is the index of the first quote in line at or after from, or
+// len(line).
+func nextQuote(line []byte, from int) int {
+	if i := bytes.IndexByte(line[from:], '"'); i >= 0 {
+		return from + i
+	}
+	return len(line)
 }
 
 // splitEscaped is split for a line with an escaped quote: the fields'
