@@ -580,20 +580,19 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 				return fmt.Errorf("%w: %s: %d columns, want %d", ErrRecords, src.Pos(), len(row), len(header))
 			}
 			bad := false
-			for _, i := range used {
-				if checked != nil && checked.validUTF8() {
-					break // the whole row is
-				}
-				if c := row[i]; !utf8.ValidString(c) {
-					if e := fail("", valueFree(fmt.Sprintf("column %d (%s) is not valid UTF-8", i+1, header[i]))); e != nil {
-						return e
+			if checked == nil || !checked.validUTF8() { // else the whole row is
+				for _, i := range used {
+					if c := row[i]; !utf8.ValidString(c) {
+						if e := fail("", valueFree(fmt.Sprintf("column %d (%s) is not valid UTF-8", i+1, header[i]))); e != nil {
+							return e
+						}
+						bad = true
+						break
 					}
-					bad = true
-					break
 				}
-			}
-			if bad {
-				continue
+				if bad {
+					continue
+				}
 			}
 			if clkCols != nil {
 				// Mode clk: the features' values for the encoder: as read,
@@ -732,8 +731,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 					continue
 				}
 			}
-			clear(vals)
-			for i := range attrs {
+			for i := range attrs { // sets every vals[i]
 				c := &attrs[i]
 				v, err := normalizeAttr(c, row[c.col], &val, &attrText)
 				if err != nil {

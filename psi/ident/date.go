@@ -217,9 +217,17 @@ func (l Layout) Normalize(s string) (string, error) {
 // error dst is returned unchanged. It does not allocate when dst has room.
 // Append is safe for concurrent use.
 func (l Layout) Append(dst []byte, s string) ([]byte, error) {
-	_, year, month, day, err := l.parse(s)
-	if err != nil {
+	in, year, month, day, err := l.parse(s)
+	switch {
+	case err != nil:
 		return dst, err
+	case l.n == 0:
+		return append(dst, in...), nil // already YYYY-MM-DD
+	case l.fixed != 0:
+		// Fixed widths: the date's digits as written.
+		dst = append(dst, in[l.year:l.year+4]...)
+		dst = append(append(dst, '-'), in[l.month:l.month+2]...)
+		return append(append(dst, '-'), in[l.day:l.day+2]...), nil
 	}
 	return appendISO(dst, year, month, day), nil
 }
