@@ -534,7 +534,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 			first := seen.findTag(&recs.keys, key, p.tag)
 			if first >= 0 {
 				if opt.Duplicates == DuplicatesReject {
-					return fmt.Errorf("%w: %s repeats the match key of %s", ErrDuplicateKey, p.pos, poss[first])
+					return fmt.Errorf("%w: %s repeats the match key of %s", ErrDuplicateKey, batch.poss[i], poss[first])
 				}
 				rep.Duplicates++
 				continue
@@ -542,7 +542,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 			recs.keys.add(key)
 			seen.insert(recs.keys.len()-1, p.tag)
 			if opt.Duplicates == DuplicatesReject {
-				poss = append(poss, p.pos)
+				poss = append(poss, batch.poss[i])
 			}
 			recs.ids.add(batch.ids[p.id:batch.end(i, func(q pendingRow) int { return q.id }, len(batch.ids))])
 			recs.values.add(batch.values[p.value:batch.end(i, func(q pendingRow) int { return q.value }, len(batch.values))])
@@ -756,7 +756,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 			// up.
 			p := pendingRow{tag: seen.tag(key), key: len(batch.keys)}
 			if opt.Duplicates == DuplicatesReject {
-				p.pos = src.Pos() // to name the rows of a repeated key
+				batch.poss = append(batch.poss, src.Pos()) // to name the rows of a repeated key
 			}
 			batch.keys = append(batch.keys, key...)
 			p.id = len(batch.ids)
@@ -868,13 +868,12 @@ const keyBatch = 32
 // keys, record ids and packed attribute values back to back.
 type keyBatchRows struct {
 	rows              []pendingRow
+	poss              []Pos // the rows' positions, when duplicates are refused
 	keys, ids, values []byte
 }
 
-// pendingRow is a row of a keyBatchRows: where its parts start (and its
-// position, when duplicates are refused).
+// pendingRow is a row of a keyBatchRows: where its parts start.
 type pendingRow struct {
-	pos            Pos
 	tag            uint32
 	key, id, value int
 }
@@ -889,7 +888,7 @@ func (b *keyBatchRows) end(i int, off func(pendingRow) int, n int) int {
 }
 
 func (b *keyBatchRows) reset() {
-	b.rows, b.keys, b.ids, b.values = b.rows[:0], b.keys[:0], b.ids[:0], b.values[:0]
+	b.rows, b.poss, b.keys, b.ids, b.values = b.rows[:0], b.poss[:0], b.keys[:0], b.ids[:0], b.values[:0]
 }
 
 // trimmed reports whether s starts and ends with an ASCII byte above ' '
