@@ -110,11 +110,10 @@ type Records struct {
 	clk   bool // mode clk: keys hold the features' values (CLKRecord)
 	// ambiguous[k] marks the records whose key k another record shares.
 	ambiguous [][]uint64
-	ids       arena[string]
 	fields    []string // attribute fields carried, in order
-	// values holds record i's attribute values in fields order, each
-	// preceded by its length as a uvarint.
-	values arena[string]
+	// rest holds record i's record_id, then its attribute values in fields
+	// order, each preceded by its length as a uvarint.
+	rest   arena[string]
 	Report Report
 }
 
@@ -182,7 +181,11 @@ func keyPart(b []byte, k int) []byte {
 }
 
 // ID returns record i's record_id.
-func (r *Records) ID(i int) string { return r.ids.item(i) }
+func (r *Records) ID(i int) string {
+	v := r.rest.item(i)
+	n, w := uvarintString(v)
+	return v[w : w+n]
+}
 
 // Value returns record i's normalised value of a logical attribute field.
 func (r *Records) Value(i int, field string) string {
@@ -190,7 +193,8 @@ func (r *Records) Value(i int, field string) string {
 	if f < 0 {
 		return ""
 	}
-	v := r.values.item(i)
+	v := r.rest.item(i)
+	f++ // the record_id comes first
 	for {
 		n, w := uvarintString(v)
 		if f == 0 {
@@ -493,7 +497,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 	var poss []Pos
 	vals := make([]string, len(attrs))
 	checker := layout.Checker(pi, recs.fields)
-	var key, val, one []byte
+	var key, val, one, line []byte
 	var attrText textBlock // normalised attribute values, until they are packed
 	var clkRow []string
 	norm := make([][]byte, len(match)) // this row's normal form of each match field
@@ -544,8 +548,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 			if opt.Duplicates == DuplicatesReject {
 				poss = append(poss, batch.poss[i])
 			}
-			recs.ids.add(batch.ids[p.id:batch.end(i, func(q pendingRow) int { return q.id }, len(batch.ids))])
-			recs.values.add(batch.values[p.value:batch.end(i, func(q pendingRow) int { return q.value }, len(batch.values))])
+			recs.rest.add(batch.rest[p.rest:batch.end(i, func(q pendingRow) int { return q.rest }, len(batch.rest))])
 			rep.Loaded++
 		}
 		return nil
@@ -759,20 +762,22 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 				batch.poss = append(batch.poss, src.Pos()) // to name the rows of a repeated key
 			}
 			batch.keys = append(batch.keys, key...)
-			p.id = len(batch.ids)
+			p.rest = len(batch.rest)
 			if idCol.col >= 0 {
 				id := row[idCol.col]
 				if !trimmed(id) {
 					id = strings.TrimSpace(id)
 				}
-				batch.ids = append(batch.ids, id...)
+				batch.rest = binary.AppendUvarint(batch.rest, uint64(len(id)))
+				batch.rest = append(batch.rest, id...)
 			} else {
-				batch.ids = strconv.AppendInt(batch.ids, int64(src.Pos().Line), 10)
+				line = strconv.AppendInt(line[:0], int64(src.Pos().Line), 10)
+				batch.rest = binary.AppendUvarint(batch.rest, uint64(len(line)))
+				batch.rest = append(batch.rest, line...)
 			}
-			p.value = len(batch.values)
 			for _, v := range vals {
-				batch.values = binary.AppendUvarint(batch.values, uint64(len(v)))
-				batch.values = append(batch.values, v...)
+				batch.rest = binary.AppendUvarint(batch.rest, uint64(len(v)))
+				batch.rest = append(batch.rest, v...)
 			}
 			batch.rows = append(batch.rows, p)
 			if len(batch.rows) == keyBatch {
@@ -796,8 +801,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 		return nil, fmt.Errorf("%w: no data rows", ErrRecords)
 	}
 	recs.keys.seal()
-	recs.ids.seal()
-	recs.values.seal()
+	recs.rest.seal()
 	if multi {
 		recs.markAmbiguous()
 	}
@@ -865,17 +869,18 @@ func (r *Records) markAmbiguous() {
 const keyBatch = 32
 
 // keyBatchRows are rows waiting for their keys to be looked up: their
-// keys, record ids and packed attribute values back to back.
+// keys, and their record ids and attribute values packed as in
+// Records.rest, back to back.
 type keyBatchRows struct {
-	rows              []pendingRow
-	poss              []Pos // the rows' positions, when duplicates are refused
-	keys, ids, values []byte
+	rows       []pendingRow
+	poss       []Pos // the rows' positions, when duplicates are refused
+	keys, rest []byte
 }
 
 // pendingRow is a row of a keyBatchRows: where its parts start.
 type pendingRow struct {
-	tag            uint32
-	key, id, value int
+	tag       uint32
+	key, rest int
 }
 
 // end returns where row i's part ends: the start of row i+1's (off), or n
@@ -888,7 +893,7 @@ func (b *keyBatchRows) end(i int, off func(pendingRow) int, n int) int {
 }
 
 func (b *keyBatchRows) reset() {
-	b.rows, b.poss, b.keys, b.ids, b.values = b.rows[:0], b.poss[:0], b.keys[:0], b.ids[:0], b.values[:0]
+	b.rows, b.poss, b.keys, b.rest = b.rows[:0], b.poss[:0], b.keys[:0], b.rest[:0]
 }
 
 // trimmed reports whether s starts and ends with an ASCII byte above ' '
