@@ -78,10 +78,11 @@ func (p Pos) String() string {
 
 // csvSource reads CSV with a header line, as encoding/csv does with its
 // defaults (comma separator, no comments, strict quotes, the header's field
-// count for every row). A line without a quote character, wholly in the
-// buffer, is split here: the common case of an export, at a fraction of
-// encoding/csv's cost per row. Any other line (a quote, a line longer than
-// the buffer, the last line without a newline) is read by encoding/csv from
+// count for every row). A line wholly in the buffer whose fields all end on
+// it, quoted or not, is split here (the common case of an export), its
+// fields slices of one copy of its text. Any other line (a quoted field
+// running over lines, a quote fault, a line longer than the buffer, the
+// last line without a newline, a read error) is read by encoding/csv from
 // the same buffered reader, so quoting, its errors and line numbers stay
 // encoding/csv's; FuzzCSVSourceMatchesEncodingCSV holds the two to the
 // same rows, lines and errors.
@@ -96,8 +97,7 @@ type csvSource struct {
 	fastBytes int64
 	csvLines  int // lines the csv reader consumed through its last record
 	row       []string
-	// The fields of the line split last: their bounds and, when quoted,
-	// their unescaped text.
+	// splitEscaped's field bounds and unescaped text.
 	starts, ends []int
 	buf          []byte
 	block        textBlock // the rows' text
