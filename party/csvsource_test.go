@@ -175,20 +175,3 @@ func FuzzCSVSourceMatchesEncodingCSV(f *testing.F) {
 		require.Equal(t, want, got)
 	})
 }
-
-// trimmed never claims a value is trimmed when strings.TrimSpace would
-// change it, for every first and last byte.
-func TestTrimmed(t *testing.T) {
-	for a := range 256 {
-		for b := range 256 {
-			for _, s := range []string{string([]byte{byte(a)}), string([]byte{byte(a), byte(b)}), string([]byte{byte(a)}) + "x\u00a0" + string([]byte{byte(b)})} {
-				if trimmed(s) && strings.TrimSpace(s) != s {
-					t.Fatalf("trimmed(%q) but TrimSpace changes it", s)
-				}
-			}
-		}
-	}
-	require.True(t, trimmed("Müller"))
-	require.False(t, trimmed("x\u00a0"))
-	require.False(t, trimmed(""))
-}

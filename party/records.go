@@ -657,7 +657,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 				for f := range match {
 					c := &match[f] // not a copy: a colSpec holds a date layout
 					raw := row[c.col]
-					if !trimmed(raw) {
+					if !ident.Trimmed(raw) {
 						raw = strings.TrimSpace(raw)
 					}
 					if raw == "" {
@@ -765,7 +765,7 @@ func ReadRows(src RowSource, spec *session.Spec, partyName string, opt LoadOptio
 			p.rest = len(batch.rest)
 			if idCol.col >= 0 {
 				id := row[idCol.col]
-				if !trimmed(id) {
+				if !ident.Trimmed(id) {
 					id = strings.TrimSpace(id)
 				}
 				batch.rest = binary.AppendUvarint(batch.rest, uint64(len(id)))
@@ -896,20 +896,11 @@ func (b *keyBatchRows) reset() {
 	b.rows, b.poss, b.keys, b.rest = b.rows[:0], b.poss[:0], b.keys[:0], b.rest[:0]
 }
 
-// trimmed reports whether s starts and ends with an ASCII byte above ' '
-// (most values): such a byte is never white space, and a string ending with
-// one does not end with a multi-byte rune, so strings.TrimSpace would
-// return s. Callers test it first, inlined, to skip that call.
-func trimmed(s string) bool {
-	n := len(s)
-	return n > 0 && s[0]-'!' < 0x80-'!' && s[n-1]-'!' < 0x80-'!'
-}
-
 // normalizeAttr normalises an attribute value; buf is scratch space kept
 // between calls, and a value that is not raw's text is made a string in
 // blk.
 func normalizeAttr(c *colSpec, raw string, buf *[]byte, blk *textBlock) (string, error) {
-	if !trimmed(raw) {
+	if !ident.Trimmed(raw) {
 		raw = strings.TrimSpace(raw)
 	}
 	if raw == "" {
@@ -923,7 +914,7 @@ func normalizeAttr(c *colSpec, raw string, buf *[]byte, blk *textBlock) (string,
 		for rest, more := raw, true; more; {
 			var code string
 			code, rest, more = strings.Cut(rest, c.sep) // c.sep is never empty
-			if !trimmed(code) {
+			if !ident.Trimmed(code) {
 				code = strings.TrimSpace(code)
 			}
 			if strings.Contains(code, session.CodeSeparator) {

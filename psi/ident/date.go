@@ -245,7 +245,7 @@ func appendISO(dst []byte, year, month, day int) []byte {
 // parse parses s with l: the trimmed input and the date, or the error of
 // [Layout.Normalize].
 func (l Layout) parse(s string) (in string, year, month, day int, err error) {
-	if in = s; !trimmed(in) {
+	if in = s; !Trimmed(in) {
 		in = strings.TrimSpace(in)
 	}
 	if in == "" {
@@ -408,11 +408,12 @@ func upper(c byte) byte {
 	return c
 }
 
-// trimmed reports whether s starts and ends with an ASCII byte above ' '
+// Trimmed reports whether s starts and ends with an ASCII byte above ' '
 // (most values): such a byte is never white space, and a string ending with
 // one does not end with a multi-byte rune, so strings.TrimSpace would
-// return s. Callers test it first, inlined, to skip that call.
-func trimmed(s string) bool {
+// return s. It is inlined: loaders test it first to skip that call. False
+// does not mean s has white space around it.
+func Trimmed(s string) bool {
 	n := len(s)
 	return n > 0 && s[0]-'!' < 0x80-'!' && s[n-1]-'!' < 0x80-'!'
 }

@@ -17,7 +17,6 @@ var (
 	DaysIn        = daysIn
 	SexTable      = sexTable
 	AmbiguousSex  = ambiguousSex
-	Trimmed       = trimmed
 )
 
 // VariableWidth returns l without its fixed-width shape: Normalize then

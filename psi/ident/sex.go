@@ -137,22 +137,16 @@ func NormalizeSex(s string) (string, error) {
 // quotes the value. Normalize does not allocate for ASCII input and is
 // safe for concurrent use.
 func (c *SexCodes) Normalize(s string) (string, error) {
-	if !trimmed(s) {
+	if !Trimmed(s) {
 		s = strings.TrimSpace(s)
 	}
 	if s == "" {
 		return "", ErrEmpty
 	}
-	if len(s) == 1 && s[0] < 0x80 && (c == nil || len(c.codes) == 0) {
-		// One ASCII character, no hospital codes: the table's entry (the
-		// common case, "M" or "F", without the general path's lookups).
-		if v := sexByte[lowerASCII(s[0])]; v != "" {
-			return v, nil
-		}
-	}
 	if c == nil || len(c.codes) == 0 {
 		// A short ASCII code, no hospital codes: the table's entry by the
-		// code's lower-case bytes packed in a word ("male", "female").
+		// code's lower-case bytes packed in a word ("M", "male", "female"),
+		// without the general path's normalisation.
 		if w, ok := packASCII(s); ok {
 			if v, ok := sexWord[w]; ok {
 				return v, nil
@@ -198,7 +192,7 @@ func (c *SexCodes) Append(dst []byte, s string) ([]byte, error) {
 // longer than maxSexCode bytes. Callers index maps with string(key), which
 // does not allocate.
 func sexCodeKey(buf []byte, s string) ([]byte, bool) {
-	if !trimmed(s) {
+	if !Trimmed(s) {
 		s = strings.TrimSpace(s)
 	}
 	if isASCII(s) {
@@ -256,17 +250,6 @@ func isASCII(s string) bool {
 	}
 	return true
 }
-
-// sexByte is sexTable's entry for each one-character ASCII code ("" when
-// there is none), for Normalize's fast path; built from sexTable.
-var sexByte = func() (t [128]string) {
-	for k, v := range sexTable {
-		if len(k) == 1 && k[0] < 0x80 {
-			t[k[0]] = v
-		}
-	}
-	return t
-}()
 
 // sexWord is sexTable's entries whose codes are ASCII and at most 8 bytes
 // long, by packASCII of the code; built from sexTable.

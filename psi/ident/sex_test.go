@@ -285,8 +285,8 @@ func fold(code string) string {
 	return strings.NewReplacer("ä", "a", "é", "e", "ó", "o").Replace(strings.ToLower(code))
 }
 
-// The fast paths (one character, short ASCII words) give what the general
-// path gives (forced here by hospital codes that list another code), for
+// The fast path (short ASCII codes, one character or words) gives what the
+// general path gives (forced here by hospital codes that list another code), for
 // every ASCII byte and every code of the table.
 func TestNormalizeSexFastPathAgrees(t *testing.T) {
 	other, err := ident.NewSexCodes(map[string]string{"zz": "M"})

@@ -232,33 +232,11 @@ func (al *aggLayout) value(raw string) (int64, error) {
 	return v, nil
 }
 
-// Check reports the error [Layout.Contribute] would give for a record of
-// party, without computing its contributions: a loader checks every
-// record's values with it before anything is sent.
-func (l *Layout) Check(party int, get func(field string) string) error {
-	for i := range l.aggs {
-		al := &l.aggs[i]
-		switch al.a.Kind {
-		case KindCount, KindCountIf:
-			continue // any value counts
-		}
-		if !al.from[party] {
-			continue
-		}
-		raw := get(al.a.Field)
-		if raw == "" {
-			continue
-		}
-		if _, err := al.value(raw); err != nil {
-			return &ValueError{Aggregate: al.a.Name, Field: al.a.Field, Err: err}
-		}
-	}
-	return nil
-}
-
-// A ValueChecker is [Layout.Check] for one party's records whose values
-// come as a slice in an order fixed when it is made: a loader checks every
-// row with it without looking fields up by name.
+// A ValueChecker checks one party's records' values as [Layout.Contribute]
+// does (the parse and range of each numeric aggregate the party feeds),
+// without computing contributions, for values given as a slice in an order
+// fixed when it is made: a loader checks every row with it, before
+// anything is sent, without looking fields up by name.
 type ValueChecker struct {
 	aggs []*aggLayout // the numeric aggregates the party feeds
 	at   []int        // for each, its field's index in the values (-1: none)
@@ -289,8 +267,8 @@ func (l *Layout) Checker(party int, fields []string) *ValueChecker {
 	return c
 }
 
-// Check reports the error [Layout.Check] gives for the record whose field
-// fields[i] (the Checker's) has the value values[i].
+// Check reports the error [Layout.Contribute] gives for the record whose
+// field fields[i] (the Checker's) has the value values[i], nil if none.
 func (c *ValueChecker) Check(values []string) error {
 	for i, al := range c.aggs {
 		j := c.at[i]
