@@ -177,6 +177,24 @@ func TestResume(t *testing.T) {
 		return recvStatus(stream)
 	}
 
+	// joinAll joins every party to session id; readyAll has them all
+	// declare their sizes and read the roster (the session went on).
+	joinAll := func(id string) []*adversary {
+		var advs []*adversary
+		for _, n := range partyNames {
+			advs = append(advs, h.join(ctx, t, c, n, id))
+		}
+		return advs
+	}
+	readyAll := func(advs []*adversary) {
+		for _, a := range advs {
+			a.send(a.readyMsg(h, uint64(a.p.SetSize())))
+		}
+		for _, a := range advs {
+			a.readRoster()
+		}
+	}
+
 	t.Run("unknown session", func(t *testing.T) {
 		requireStatus(t, resume("hospital-a", "no-such-session", 1), codes.NotFound, "unknown session")
 	})
@@ -208,10 +226,7 @@ func TestResume(t *testing.T) {
 	})
 	t.Run("resume replaces a stream still open", func(t *testing.T) {
 		id := h.create(t, specJSON(t, c, newSessionID("takeover"), nil))
-		var advs []*adversary
-		for _, n := range partyNames {
-			advs = append(advs, h.join(ctx, t, c, n, id))
-		}
+		advs := joinAll(id)
 		a := advs[0]
 		// hospital-a resumes as if its stream had broken before the
 		// Welcome arrived (ack 0), while the coordinator still holds it.
@@ -228,12 +243,7 @@ func TestResume(t *testing.T) {
 		a.stream = stream
 		m := a.recv()
 		require.Equal(t, protocol.TypeWelcome, m.Type(), "the Welcome is resent")
-		for _, a := range advs {
-			a.send(a.readyMsg(h, uint64(a.p.SetSize())))
-		}
-		for _, a := range advs {
-			a.readRoster()
-		}
+		readyAll(advs)
 	})
 	t.Run("another certificate of the same name", func(t *testing.T) {
 		// A second certificate for hospital-a from the session's own CA
@@ -241,10 +251,7 @@ func TestResume(t *testing.T) {
 		// stream hospital-a joined with: the resume is refused and the
 		// session goes on over the original stream.
 		id := h.create(t, specJSON(t, c, newSessionID("other-cert"), nil))
-		var advs []*adversary
-		for _, n := range partyNames {
-			advs = append(advs, h.join(ctx, t, c, n, id))
-		}
+		advs := joinAll(id)
 		leaf, err := h.pki.ca.Issue("hospital-a")
 		require.NoError(t, err)
 		cfg, err := devcert.ClientConfig(h.pki.ca, leaf)
@@ -255,27 +262,14 @@ func TestResume(t *testing.T) {
 		f.Seq, f.Resume, f.Ack = 0, true, 1
 		require.NoError(t, stream.Send(f))
 		requireStatus(t, recvStatus(stream), codes.PermissionDenied, "resumed with a certificate other than the one it joined with")
-		for _, a := range advs {
-			a.send(a.readyMsg(h, uint64(a.p.SetSize())))
-		}
-		for _, a := range advs {
-			a.readRoster()
-		}
+		readyAll(advs)
 	})
 	t.Run("duplicate dropped", func(t *testing.T) {
 		id := h.create(t, specJSON(t, c, newSessionID("dup"), nil))
-		var advs []*adversary
-		for _, n := range partyNames {
-			advs = append(advs, h.join(ctx, t, c, n, id))
-		}
+		advs := joinAll(id)
 		// hospital-a's Hello again, as frame 1: a resent duplicate, not a
 		// second Hello (which would abort the session).
 		require.NoError(t, advs[0].stream.Send(frame(t, hello(id))))
-		for _, a := range advs {
-			a.send(a.readyMsg(h, uint64(a.p.SetSize())))
-		}
-		for _, a := range advs {
-			a.readRoster()
-		}
+		readyAll(advs)
 	})
 }

@@ -89,20 +89,13 @@ func TestParseFixedRounding(t *testing.T) {
 // roundRat is the math/big reference for ParseFixedRounding: s·10^scale
 // as a rational, rounded by the definition of each mode.
 func roundRat(s string, scale int, rounding string) (int64, bool) {
-	body := strings.TrimLeft(s, "+-")
-	if len(s)-len(body) > 1 || body == "" || strings.Count(body, ".") > 1 || body[0] == '.' || body[len(body)-1] == '.' || len(s) > 40 {
+	if len(s) > 40 {
 		return 0, false
 	}
-	for _, c := range body {
-		if (c < '0' || c > '9') && c != '.' {
-			return 0, false
-		}
-	}
-	r, ok := new(big.Rat).SetString(s)
+	r, ok := scaledRat(s, scale)
 	if !ok {
 		return 0, false
 	}
-	r.Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)))
 	neg := r.Sign() < 0
 	r.Abs(r)
 	q := new(big.Int).Quo(r.Num(), r.Denom()) // truncated magnitude

@@ -362,23 +362,30 @@ func formatAt(v int64, scale int) string {
 
 func itoa(v int64) string { b, _ := json.Marshal(v); return string(b) }
 
-// parseFixedRat is the straightforward math/big reference for ParseFixed.
-func parseFixedRat(s string, scale int) (int64, bool) {
+// scaledRat is s·10^scale as a rational, when s is a decimal as the
+// record values are written (one optional sign, digits, at most one point
+// between digits); the references below round or refuse it.
+func scaledRat(s string, scale int) (*big.Rat, bool) {
 	body := strings.TrimLeft(s, "+-")
-	if s == "" || len(s)-len(body) > 1 || body == "" || strings.Count(body, ".") > 1 || body[0] == '.' || body[len(body)-1] == '.' {
-		return 0, false
+	if len(s)-len(body) > 1 || body == "" || strings.Count(body, ".") > 1 || body[0] == '.' || body[len(body)-1] == '.' {
+		return nil, false
 	}
 	for _, c := range body {
 		if (c < '0' || c > '9') && c != '.' {
-			return 0, false
+			return nil, false
 		}
 	}
 	r, ok := new(big.Rat).SetString(s)
 	if !ok {
-		return 0, false
+		return nil, false
 	}
-	r.Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)))
-	if !r.IsInt() || r.Num().CmpAbs(new(big.Int).Lsh(big.NewInt(1), 62)) > 0 {
+	return r.Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil))), true
+}
+
+// parseFixedRat is the straightforward math/big reference for ParseFixed.
+func parseFixedRat(s string, scale int) (int64, bool) {
+	r, ok := scaledRat(s, scale)
+	if !ok || !r.IsInt() || r.Num().CmpAbs(new(big.Int).Lsh(big.NewInt(1), 62)) > 0 {
 		return 0, false
 	}
 	return r.Num().Int64(), true
